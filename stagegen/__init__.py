@@ -1,0 +1,125 @@
+"""stagegen: readable, staged gradient code from a math expression.
+
+The public API composes the passes of DESIGN.md, top to bottom:
+parse -> lower -> differentiate -> name -> emit (-> verify). Nothing else
+lives here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+import types
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .differentiate import Backward, differentiate
+from .emit import emit
+from .errors import ParseError, StagegenError, UnsupportedError, UsageError
+from .gates import REGISTRY
+from .ir import Graph, Input
+from .lower import lower
+from .names import Names, assign
+from .options import Options
+from .parse import Program, from_sympy, parse
+from .verify import Report, verify
+
+__all__ = ["generate", "load", "build", "verify", "Options", "StagegenError", "ParseError",
+           "UnsupportedError", "UsageError", "sigmoid", "softplus", "relu"]
+__version__ = "0.1.0"
+
+# SymPy functions for gates SymPy lacks, for building inputs as SymPy objects.
+sigmoid = REGISTRY["sigmoid"].function
+softplus = REGISTRY["softplus"].function
+relu = REGISTRY["relu"].function
+
+
+@dataclass(frozen=True)
+class Build:
+    """Everything one generation produced, pass by pass."""
+
+    program: Program
+    graph: Graph
+    backward: Backward
+    names: Names
+    options: Options
+    text: str
+
+
+def build(source, *, inputs=None, wrt=None, backend: str = "math", style: str = "seed",
+          gates: str = "grouped", filename: str | None = None) -> Build:
+    """Run every pass on `source` (input-language text or a SymPy expression)."""
+    wrt = _names(wrt, "wrt")
+    options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
+    if isinstance(source, str):
+        program = _reorder(parse(source, filename or "<input>"), _names(inputs, "inputs"))
+    elif isinstance(source, sp.Basic):
+        program = from_sympy(source, inputs, filename or "<sympy>")
+    else:
+        raise UsageError(f"expected source text or a SymPy expression, got {type(source).__name__}")
+    graph = lower(program, gates)
+    backward = differentiate(graph, _wrt_ids(graph, wrt), style)
+    names = assign(graph, backward)
+    return Build(program, graph, backward, names, options, emit(program, graph, backward, names, options))
+
+
+def generate(source, *, inputs=None, wrt=None, backend: str = "math", style: str = "seed",
+             gates: str = "grouped", filename: str | None = None) -> str:
+    """The generated module's source text for `source`."""
+    return build(source, inputs=inputs, wrt=wrt, backend=backend, style=style, gates=gates,
+                 filename=filename).text
+
+
+def load(source, **options) -> types.ModuleType:
+    """Generate a module for `source` and import it (for notebooks and tests)."""
+    return module_from_text(generate(source, **options), options.get("filename") or "<stagegen>")
+
+
+def module_from_text(text: str, filename: str) -> types.ModuleType:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    module = types.ModuleType(f"stagegen_generated_{digest}")
+    module.__file__ = f"<stagegen {filename} {digest}>"
+    linecache.cache[module.__file__] = (len(text), None, text.splitlines(True), module.__file__)
+    exec(compile(text, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def _names(value, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    names = tuple(v.name if isinstance(v, sp.Symbol) else str(v) for v in value)
+    if not names:
+        raise UsageError(f"{what} names no input")
+    if len(set(names)) != len(names):
+        raise UsageError(f"{what} names an input twice")
+    return names
+
+
+def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
+    if order is None:
+        return program
+    known = {i.name: i for i in program.inputs}
+    missing = [n for n in known if n not in order]
+    if missing:
+        raise UsageError(f"inputs= misses {', '.join(missing)}; list every input of the program")
+    stages = {s.name for s in program.statements}
+    bad = [n for n in order if n in stages or not n.isidentifier()]
+    if bad:
+        raise UsageError(f"inputs= names {', '.join(bad)}, which cannot be an input")
+    inputs = tuple(known.get(n, Input(n)) for n in order)
+    return Program(program.filename, program.text, inputs, program.statements, program.spans)
+
+
+def _wrt_ids(graph: Graph, wrt: tuple[str, ...] | None) -> tuple[int, ...] | None:
+    if wrt is None:
+        return None
+    index = {i.name: k for k, i in enumerate(graph.inputs)}
+    unknown = [n for n in wrt if n not in index]
+    if unknown:
+        raise UsageError(f"--wrt names {', '.join(repr(n) for n in unknown)}, which "
+                         f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; "
+                         f"the inputs are {', '.join(index)}")
+    return tuple(index[n] for n in wrt)

@@ -1,0 +1,167 @@
+"""The ``stagegen`` command: read a file, generate, report.
+
+Exit status: 0 ok, 1 a failed ``--check``, 2 bad input or usage (one located
+message on stderr, no traceback), 3 an internal error (a stagegen bug).
+Output files are written atomically; on any error the target is not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+
+from . import __version__, build
+from .errors import ParseError, StagegenError, UsageError
+from .options import add_arguments
+from .parse import MAX_SOURCE_CHARS
+
+EPILOG = """\
+examples:
+  stagegen examples/notes.txt                 print the generated module
+  stagegen examples/notes.txt -o notes_grad.py
+  stagegen examples/neuron.txt --wrt w0,w1,w2 gradients of the weights only
+  stagegen examples/notes.txt --style compact fold (1) * dv and plain adjoint copies
+  stagegen examples/neuron.txt --gates fine   keep the sigmoid's primitive circuit
+  stagegen examples/notes.txt --check         compare with SymPy and finite differences
+  echo 'f = x * exp(-y)' | stagegen -         read the expression from standard input
+
+exit status: 0 ok, 1 --check found a mismatch, 2 bad input or usage, 3 internal error
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: one line, exit 2
+        self.exit(2, f"stagegen: error: {message}\n  (see stagegen --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="stagegen", description="Generate a Python module with a staged forward pass and a "
+                "hand-style reverse pass (backprop) for the expression in FILE.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE", help="expression file ('-' reads standard input)")
+    p.add_argument("-o", "--output", metavar="OUT.py", help="write the module to this file (atomically) "
+                   "instead of standard output")
+    add_arguments(p)
+    p.add_argument("--check", action="store_true", help="check values, gradients and every stage's "
+                   "adjoint against SymPy (mpmath, 50 digits) and finite differences; print a table")
+    p.add_argument("--points", type=int, default=20, metavar="N", help="random points for --check (20)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed for --check (0)")
+    p.add_argument("--dump", choices=("lower",), help="print an intermediate form instead of the module")
+    p.add_argument("--version", action="version", version=f"stagegen {__version__}")
+    return p
+
+
+def read_source(path: str) -> str:
+    """The text of `path` ('-': standard input), or a located error."""
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_SOURCE_CHARS * 4 + 1)
+        name = "<stdin>"
+    else:
+        name = path
+        try:
+            if os.path.isdir(path):
+                raise ParseError("is a directory, not an expression file", file=name)
+            size = os.path.getsize(path)
+            if size > MAX_SOURCE_CHARS * 4:
+                raise ParseError(f"the file has {size:,} bytes; the limit is {MAX_SOURCE_CHARS:,} characters",
+                                 file=name)
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            raise ParseError("no such file", file=name) from None
+        except PermissionError:
+            raise ParseError("permission denied: cannot read the file", file=name) from None
+        except OSError as exc:
+            raise ParseError(f"cannot read the file: {exc.strerror or exc}", file=name) from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ParseError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, byte {col}",
+                         file=name, hint="save the file as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.points < 1:
+        raise UsageError("--points must be at least 1")
+    if args.output and args.file != "-" and os.path.exists(args.file) and os.path.exists(args.output) and \
+            os.path.samefile(args.file, args.output):
+        raise UsageError("the output file is the input file; choose another -o")
+    text = read_source(args.file)
+    filename = "<stdin>" if args.file == "-" else args.file
+    result = build(text, filename=filename, wrt=args.wrt, backend=args.backend, style=args.style,
+                   gates=args.gates)
+    for name in result.graph.dropped:
+        print(f"{filename}: warning: stage '{name}' does not reach the output and is not emitted",
+              file=sys.stderr)
+    if args.dump == "lower":
+        print(result.graph.dump())
+        return 0
+    status = 0
+    if args.check:
+        from .verify import verify
+
+        report = verify(text, points=args.points, seed=args.seed, filename=filename, wrt=args.wrt,
+                        backend=args.backend, style=args.style, gates=args.gates)
+        print(report.table())
+        status = 0 if report.ok else 1
+    if args.output:
+        write_atomically(args.output, result.text)
+    elif not args.check:
+        sys.stdout.write(result.text)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except StagegenError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a stagegen bug, not the user's
+        print(f"stagegen: internal error: {type(exc).__name__}: {exc}\n"
+              "  this is a bug in stagegen; please report it with the input file", file=sys.stderr)
+        if os.environ.get("STAGEGEN_DEBUG"):
+            traceback.print_exc()
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Errors stagegen reports to its users, and how they are rendered.
+
+Owns `Span` (a place in an input file), the error hierarchy and the one
+rendering of a diagnostic: ``FILE:LINE:COL: error: ...`` followed by at most
+three indented lines (the source line, a caret, a hint). Lines and columns are
+counted in characters from 1. Nothing here knows about gates or passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range of characters on one line of an input file (1-based)."""
+
+    file: str
+    line: int
+    col: int
+    end_col: int
+    text: str = ""  # the whole source line, for the caret display
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class StagegenError(Exception):
+    """Base class of every error stagegen reports to a user (exit status 2)."""
+
+    def __init__(self, message: str, span: Span | None = None, hint: str = "", file: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.file = file
+
+    def render(self) -> str:
+        """The diagnostic as printed on stderr, without a trailing newline."""
+        if self.span is None:
+            lines = [f"{self.file or 'stagegen'}: error: {self.message}"]
+        else:
+            lines = [f"{self.span}: error: {self.message}"]
+            if self.span.text:
+                source = self.span.text.rstrip("\n")
+                width = max(1, min(self.span.end_col, len(source) + 1) - self.span.col)
+                lines.append("  " + source)
+                lines.append("  " + " " * (self.span.col - 1) + "^" * width)
+        if self.hint:
+            lines.append("  " + self.hint)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ParseError(StagegenError):
+    """The input is not a program of stagegen's input language."""
+
+
+class UnsupportedError(StagegenError):
+    """The input is well formed but uses something stagegen has no gate for."""
+
+
+class UsageError(StagegenError):
+    """An option or argument of the CLI or the API is not valid."""
+
+
+class ShapeError(StagegenError):
+    """Array shapes that do not fit together."""
+
+
+class GateDefinitionError(Exception):
+    """A gate record in the registry is inconsistent (a stagegen bug)."""

@@ -1,0 +1,94 @@
+"""stagegen's intermediate representation: the stage DAG.
+
+A `Graph` is a list of frozen `Stage` records in SSA form over integer value
+ids: ids ``0 .. len(inputs) - 1`` are the inputs, and stage ``k`` (0-based)
+defines value ``len(inputs) + k``. Stages are listed in evaluation order, so
+every operand is defined before it is used. Readable names and the printed
+stage numbers ``(1), (2), ...`` are assigned later by `names.py`; this module
+only offers a stable, line-per-stage dump for tests and ``--dump``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .errors import Span
+
+
+@dataclass(frozen=True)
+class Const:
+    """A numeric constant operand (a SymPy number, ``pi`` or ``E``)."""
+
+    value: sp.Expr
+
+    def __str__(self) -> str:
+        return repr(float(self.value)) if isinstance(self.value, sp.Float) else str(self.value)
+
+
+Operand = int | Const
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    gate: str                      # key into the gate registry
+    operands: tuple[Operand, ...]  # value ids or constants, in written order
+    params: tuple[sp.Expr, ...]    # constant parameters of the gate (an exponent)
+    out: int                       # the value this stage defines
+    name: str | None = None        # the name the user gave this stage, if any
+    span: Span | None = None
+    role: str | None = None        # a name its place suggests ("num", "den"), if free
+
+    def values(self) -> tuple[int, ...]:
+        """The value ids among the operands, in order (repeats kept)."""
+        return tuple(op for op in self.operands if isinstance(op, int))
+
+
+@dataclass(frozen=True)
+class Graph:
+    inputs: tuple[Input, ...]
+    stages: tuple[Stage, ...]
+    output: int
+    rewrites: tuple[tuple[str, Span | None], ...] = field(default=())  # grouped gates recognised
+    dropped: tuple[str, ...] = field(default=())  # named stages the output does not depend on
+
+    def stage_of(self, value: int) -> Stage | None:
+        """The stage defining `value`, or None for an input."""
+        k = value - len(self.inputs)
+        return self.stages[k] if k >= 0 else None
+
+    def check(self) -> None:
+        """Assert the SSA invariants (a failure is a stagegen bug)."""
+        n = len(self.inputs)
+        for k, stage in enumerate(self.stages):
+            assert stage.out == n + k, f"stage {k} defines {stage.out}, expected {n + k}"
+            for op in stage.values():
+                assert 0 <= op < stage.out, f"stage {k} reads {op} before it is defined"
+        assert 0 <= self.output < n + len(self.stages), f"output {self.output} is undefined"
+
+    def dump(self) -> str:
+        """One line per stage: ``%5 = mul x %4    ; 2:5``, inputs by name."""
+
+        def ref(op: Operand) -> str:
+            if isinstance(op, Const):
+                return str(op)
+            return self.inputs[op].name if op < len(self.inputs) else f"%{op}"
+
+        lines = ["in  " + " ".join(i.name for i in self.inputs)]
+        for stage in self.stages:
+            words = [stage.gate, *map(ref, stage.operands), *map(str, stage.params)]
+            text = f"{ref(stage.out)} = {' '.join(words)}"
+            if stage.name:
+                text += f"  [{stage.name}]"
+            if stage.span:
+                text = f"{text:<28}; {stage.span.line}:{stage.span.col}"
+            lines.append(text)
+        lines.append(f"out {ref(self.output)}")
+        return "\n".join(lines)

@@ -1,0 +1,410 @@
+"""SymPy -> stage DAG. The only pass that reads SymPy's structure.
+
+Three steps per statement, each an explicit-stack traversal:
+
+1. `decode` turns SymPy's encoding into gate applications (`Gate.function`
+   trees): ``x - y`` arrives as ``Add(x, Mul(-1, y))``, ``x/y`` as
+   ``Mul(x, Pow(y, -1))`` and n-ary sums and products come back re-sorted, so
+   they are split left to right with positive terms first; a quotient becomes
+   ``num * (1.0 / den)`` as in the backprop notes; ``x**(1/2)`` is sqrt, a
+   negative constant power is the reciprocal of a power. Trees from the parser
+   are already gate applications and keep their written order; only their
+   ``/`` and ``**`` get the same treatment.
+2. grouped gates (sigmoid, softplus) are recognised from their circuits
+   (``--gates grouped``), or expanded into them (``--gates fine``).
+3. gate applications become stages; structurally equal applications are one
+   stage, so every fork is explicit in the DAG. A statement's own stage is
+   always new and carries the user's name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import sympy as sp
+
+from .errors import Span, UnsupportedError
+from .gates import BY_FUNCTION, REGISTRY, Gate, slot
+from .ir import Const, Graph, Input, Stage
+from .parse import Program
+
+_G = REGISTRY
+
+
+def _app(name: str, *args) -> sp.Expr:
+    return _G[name].function(*args)
+
+
+def _leaf(e: sp.Expr) -> bool:
+    """In a decoded tree: an input or stage name, or a constant."""
+    return isinstance(e, sp.Symbol) or e.func not in BY_FUNCTION
+
+
+def _const(e: sp.Expr) -> bool:
+    """In a decoded tree: a constant (SymPy number or constant expression)."""
+    return not isinstance(e, sp.Symbol) and e.func not in BY_FUNCTION
+
+
+def _children(e: sp.Expr) -> list:
+    return [] if _leaf(e) else list(e.args)
+
+
+def _heads() -> dict[type, Gate]:
+    """SymPy function classes that are one gate each (exp, sin, Abs, Max, ...)."""
+    heads = {}
+    for gate in _G.values():
+        for arity in ((2, 3) if gate.variadic else (len(gate.operands),)):
+            if gate.params:
+                continue
+            form = gate.instance(arity).forward
+            if not isinstance(form, sp.Symbol) and form.args == tuple(slot(i) for i in range(arity)):
+                if not isinstance(form, (sp.Add, sp.Mul, sp.Pow)):
+                    heads[form.func] = gate
+    return heads
+
+
+_HEADS = _heads()
+
+
+class _Walk:
+    """Post-order evaluation over a DAG whose node rules may ask for new nodes.
+
+    `deps(node)` lists the nodes whose results `combine(node, results)` needs; it
+    is called once per node and may build new SymPy objects (kept alive here).
+    """
+
+    def __init__(self, deps: Callable, combine: Callable):
+        self.deps, self.combine = deps, combine
+        self.memo: dict[int, tuple[sp.Basic, object]] = {}
+
+    def __call__(self, root):
+        pending: dict[int, list] = {}
+        stack = [root]
+        while stack:
+            node = stack[-1]
+            key = id(node)
+            if key in self.memo:
+                stack.pop()
+                continue
+            if key not in pending:
+                pending[key] = self.deps(node)
+                stack.extend(d for d in reversed(pending[key]) if id(d) not in self.memo)
+                continue
+            deps = pending.pop(key)
+            self.memo[key] = (node, self.combine(node, [self.memo[id(d)][1] for d in deps]))
+            stack.pop()
+        return self.memo[id(root)][1]
+
+
+# -- step 1: decode SymPy's encoding ---------------------------------------------
+
+def _power(base: sp.Expr, exp: sp.Expr) -> sp.Expr:
+    if not _const(exp):
+        return _app("exp", exp) if base is sp.E else _app("pow", base, exp)
+    if exp.is_negative:
+        return _app("reciprocal", base if exp == -1 else _power(base, -exp))
+    if exp == sp.S.Half or (isinstance(exp, sp.Float) and exp == 0.5):
+        return _app("sqrt", base)
+    return _app("powc", base, exp)
+
+
+def _divide(num: sp.Expr | None, den: sp.Expr, roles: dict[int, str]) -> sp.Expr:
+    if _const(den):
+        return _app("div", num if num is not None else sp.Integer(1), den)
+    # The notes name the parts of a quotient num, den and invden = 1.0 / den.
+    roles.setdefault(id(den), "den")
+    if num is None or (_const(num) and num.is_Number and float(num) == 1.0):
+        return _app("reciprocal", den)
+    roles.setdefault(id(num), "num")
+    return _app("mul", num, _app("reciprocal", den))
+
+
+def _chain(name: str, items: list[sp.Expr]) -> sp.Expr:
+    acc = items[0]
+    for item in items[1:]:
+        acc = _app(name, acc, item)
+    return acc
+
+
+class _Decoder:
+    def __init__(self, fine: bool, spans: dict[int, Span], roles: dict[int, str]):
+        self.fine = fine
+        self.spans = spans
+        self.roles = roles  # id(tree node) -> a name the node's role suggests
+        self.walk = _Walk(self.deps, self.combine)
+        self.plan: dict[int, tuple] = {}
+
+    def __call__(self, expr: sp.Expr) -> sp.Expr:
+        return self.walk(expr)
+
+    def deps(self, node) -> list:
+        if isinstance(node, (sp.Symbol, sp.Number, sp.NumberSymbol)):
+            plan = ("leaf",)
+        elif isinstance(node, sp.Add):
+            terms = list(node.args)
+            neg = [t.could_extract_minus_sign() for t in terms]
+            if all(neg):
+                plan = ("neg", [-node])
+            else:
+                order = sorted(range(len(terms)), key=lambda i: (neg[i], terms[i].is_number))
+                plan = ("add", [terms[i] if not neg[i] else -terms[i] for i in order],
+                        [neg[i] for i in order])
+        elif isinstance(node, sp.Mul):
+            coeff, rest = node.as_coeff_Mul()
+            if coeff == -1:
+                plan = ("neg", [rest])
+            else:
+                num, den = [], []
+                if coeff != 1:
+                    if isinstance(coeff, sp.Rational) and coeff.q != 1:
+                        num += [sp.Integer(coeff.p)] if coeff.p != 1 else []
+                        den.append(sp.Integer(coeff.q))
+                    else:
+                        num.append(coeff)
+                for f in sp.Mul.make_args(rest):
+                    if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp.is_negative:
+                        den.append(f.base if f.exp == -1 else sp.Pow(f.base, -f.exp))
+                    else:
+                        num.append(f)
+                plan = ("mul", num + den, len(num))
+        elif isinstance(node, sp.Pow):
+            plan = ("pow", list(node.args))
+        elif node.func in BY_FUNCTION:
+            gate = BY_FUNCTION[node.func]
+            if self.fine and gate.grouped:
+                # --gates fine: the gate's own circuit, as SymPy writes its meaning
+                n = gate.arity(len(node.args))
+                plan = ("same", [gate.forward(*node.args[:n], **dict(zip(gate.params, node.args[n:])))])
+            else:
+                plan = ("gate", list(node.args), gate)
+        elif node.func in _HEADS:
+            plan = ("gate", list(node.args), _HEADS[node.func])
+        else:
+            raise UnsupportedError(f"stagegen has no gate for {type(node).__name__} (in {node})",
+                                   self.spans.get(id(node)),
+                                   "supported functions: " + ", ".join(sorted(g.source for g in _G.values()
+                                                                              if g.source)))
+        self.plan[id(node)] = plan
+        return plan[1] if len(plan) > 1 else []
+
+    def combine(self, node, args: list) -> sp.Expr:
+        plan = self.plan.pop(id(node))
+        kind = plan[0]
+        if kind == "leaf":
+            out = node if isinstance(node, sp.Symbol) else _constant(node, self.spans.get(id(node)))
+        elif kind != "same" and all(_const(a) for a in args):
+            # a constant subexpression: one number, with its meaning evaluated
+            value = node if kind != "gate" else plan[2].forward(
+                *args[:plan[2].arity(len(args))],
+                **dict(zip(plan[2].params, args[plan[2].arity(len(args)):])))
+            out = _constant(value, self.spans.get(id(node)))
+        elif kind == "same":
+            out = args[0]
+        elif kind == "neg":
+            out = _app("neg", args[0])
+        elif kind == "add":
+            out = args[0]
+            for arg, negative in zip(args[1:], plan[2][1:], strict=True):
+                out = _app("sub" if negative else "add", out, arg)
+        elif kind == "mul":
+            n_num = plan[2]
+            num = _chain("mul", args[:n_num]) if n_num else None
+            out = _divide(num, _chain("mul", args[n_num:]), self.roles) if n_num < len(args) else num
+        elif kind == "pow":
+            out = _power(*args)
+        else:
+            out = self.gate(plan[2], args)
+        span = self.spans.get(id(node))
+        if span is not None:
+            self.spans.setdefault(id(out), span)
+        return out
+
+    def gate(self, gate: Gate, args: list) -> sp.Expr:
+        if gate is _G["div"]:
+            return _divide(args[0], args[1], self.roles)
+        if gate is _G["pow"]:
+            return _power(args[0], args[1])
+        return gate.function(*args)
+
+
+def _constant(value: sp.Expr, span: Span | None) -> sp.Expr:
+    try:
+        approx = complex(sp.N(value, 20))
+    except (TypeError, ValueError):
+        approx = complex("nan")
+    if approx.imag != 0 or not math.isfinite(approx.real):
+        raise UnsupportedError(f"the constant {value} is not a finite real number", span)
+    return value
+
+
+# -- step 2: grouped gates -------------------------------------------------------
+
+def _variants(pattern: sp.Expr) -> list[sp.Expr]:
+    """The pattern with the operands of add and mul in either order."""
+    commutative = {_G["add"].function, _G["mul"].function}
+    results = _Walk(_children, lambda n, kids: [n] if not kids else [
+                        n.func(*combo) for combo in itertools.product(*kids)
+                        for combo in ([combo, combo[::-1]] if n.func in commutative else [combo])])(pattern)
+    unique: list[sp.Expr] = []
+    for r in results:
+        if r not in unique:
+            unique.append(r)
+    return unique
+
+
+def _patterns() -> list[tuple[Gate, sp.Expr, tuple[sp.Symbol, ...]]]:
+    """Every circuit a grouped gate is recognised from, decoded, in priority order."""
+    found = []
+    for gate in _G.values():
+        if not gate.grouped:
+            continue
+        n = len(gate.operands)
+        xs = tuple(slot(i) for i in range(n))
+        for form in (gate.forward, *gate.patterns):
+            circuit = _Decoder(fine=True, spans={}, roles={})(form(*xs))
+            found.extend((gate, variant, xs) for variant in _variants(circuit))
+    return found
+
+
+_PATTERNS = _patterns()
+
+
+def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Symbol, ...]) -> dict | None:
+    bound: dict[sp.Symbol, sp.Expr] = {}
+    stack = [(pattern, node)]
+    while stack:
+        p, n = stack.pop()
+        if p in wild:
+            if p in bound and not (bound[p] is n or bound[p] == n):
+                return None
+            bound[p] = n
+        elif _const(p):
+            if not _const(n) or float(p) != float(sp.N(n, 20)):
+                return None
+        elif _leaf(n) or p.func != n.func or len(p.args) != len(n.args):
+            return None
+        else:
+            stack.extend(zip(p.args, n.args))
+    return bound
+
+
+class _Grouper:
+    def __init__(self, spans: dict[int, Span]):
+        self.spans = spans
+        self.rewrites: list[tuple[str, Span | None]] = []
+        self.walk = _Walk(_children, self.combine)
+
+    def __call__(self, tree: sp.Expr) -> sp.Expr:
+        return self.walk(tree)
+
+    def combine(self, node, args):
+        if not args:
+            return node
+        for gate, pattern, wild in _PATTERNS:
+            bound = _match(pattern, node, wild)
+            if bound is not None:
+                memo = self.walk.memo
+                out = gate.function(*[memo[id(bound[w])][1] for w in wild])
+                self.rewrites.append((gate.name, self.spans.get(id(node))))
+                break
+        else:
+            out = node if all(a is b for a, b in zip(args, node.args)) else node.func(*args)
+        span = self.spans.get(id(node))
+        if span is not None:
+            self.spans.setdefault(id(out), span)
+        return out
+
+
+# -- step 3: stages --------------------------------------------------------------
+
+class _Builder:
+    def __init__(self, inputs: tuple[Input, ...], spans: dict[int, Span], roles: dict[int, str]):
+        self.inputs = inputs
+        self.spans = spans
+        self.roles = roles
+        self.values = {i.name: k for k, i in enumerate(inputs)}
+        self.stages: list[Stage] = []
+        self.shared: dict[tuple, int] = {}
+
+    def statement(self, name: str, tree: sp.Expr, span: Span | None) -> None:
+        walk = _Walk(_children, lambda n, args: self.value(n, args, root=n is tree, name=name, span=span))
+        self.values[name] = walk(tree)
+
+    def value(self, node, args, root: bool, name: str, span: Span | None):
+        if isinstance(node, sp.Symbol):
+            return self.values[node.name]
+        if _const(node):
+            return Const(node)
+        gate = BY_FUNCTION[node.func]
+        n = gate.arity(len(args))
+        params = tuple(a.value for a in args[n:])
+        key = (gate.name, tuple(args[:n]), params)
+        if not root and key in self.shared:
+            return self.shared[key]
+        out = len(self.inputs) + len(self.stages)
+        self.stages.append(Stage(gate.name, tuple(args[:n]), params, out,
+                                 name if root else None, span if root else self.spans.get(id(node), span),
+                                 None if root else self.roles.get(id(node))))
+        self.shared.setdefault(key, out)
+        return out
+
+
+def lower(program: Program, gates: str = "grouped") -> Graph:
+    """The stage DAG of `program`; ``gates`` is "grouped" or "fine"."""
+    spans, roles = dict(program.spans), {}
+    builder = _Builder(program.inputs, spans, roles)
+    grouper = _Grouper(spans)
+    decode = _Decoder(fine=gates == "fine", spans=spans, roles=roles)
+    for statement in program.statements:
+        tree = decode(statement.expr)
+        if gates == "grouped":
+            tree = grouper(tree)
+        if _leaf(tree):
+            raise UnsupportedError(f"the output {statement.name} is not a computation", statement.span)
+        builder.statement(statement.name, tree, statement.span)
+    return _prune(Graph(program.inputs, tuple(builder.stages), builder.values[program.output],
+                        tuple(grouper.rewrites)))
+
+
+def _prune(graph: Graph) -> Graph:
+    """Drop stages the output does not depend on; renumber the rest."""
+    n = len(graph.inputs)
+    live = [False] * (n + len(graph.stages))
+    live[graph.output] = True
+    for stage in reversed(graph.stages):
+        if live[stage.out]:
+            for op in stage.values():
+                live[op] = True
+    renumber = {k: k for k in range(n)}
+    stages = []
+    for stage in graph.stages:
+        if live[stage.out]:
+            renumber[stage.out] = n + len(stages)
+            ops = tuple(renumber[op] if isinstance(op, int) else op for op in stage.operands)
+            stages.append(Stage(stage.gate, ops, stage.params, renumber[stage.out], stage.name, stage.span,
+                                stage.role))
+    dropped = tuple(s.name for s in graph.stages if not live[s.out] and s.name)
+    pruned = Graph(graph.inputs, tuple(stages), renumber[graph.output], graph.rewrites, dropped)
+    pruned.check()
+    return pruned
+
+
+# -- meaning: the reference the generated code is checked against ---------------
+
+def meaning(expr: sp.Expr, stages: dict[str, sp.Expr] | None = None) -> sp.Expr:
+    """`expr` as plain, evaluated SymPy: every gate application replaced by its
+    `forward` meaning, every stage name in `stages` by its expression."""
+    stages = stages or {}
+
+    def combine(node, args):
+        if isinstance(node, sp.Symbol):
+            return stages.get(node.name, node)
+        if node.func in BY_FUNCTION:
+            gate = BY_FUNCTION[node.func]
+            n = gate.arity(len(args))
+            return gate.forward(*args[:n], **dict(zip(gate.params, args[n:])))
+        return node.func(*args) if args else node
+
+    return _Walk(lambda n: [] if isinstance(n, sp.Symbol) or not n.args else list(n.args), combine)(expr)

@@ -1,0 +1,88 @@
+"""Generation options: their one definition, validation, and command-line form.
+
+The CLI adds these arguments to its parser, the emitter writes the command
+that regenerates a module into its docstring, and `verify` reads that command
+back from a module it is given; all three use the functions here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+BACKENDS = ("math",)
+STYLES = ("seed", "compact")
+GATES = ("grouped", "fine")
+
+
+@dataclass(frozen=True)
+class Options:
+    backend: str = "math"
+    style: str = "seed"
+    gates: str = "grouped"
+    wrt: tuple[str, ...] | None = None  # None: every input
+
+    def __post_init__(self):
+        for field, allowed in (("backend", BACKENDS), ("style", STYLES), ("gates", GATES)):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise UsageError(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
+
+    def command(self, filename: str) -> str:
+        """The stagegen command line that generates the same module from `filename`."""
+        # sources without a file (standard input, API strings, SymPy objects) read as "-"
+        words = ["stagegen", "-" if filename.startswith("<") else filename]
+        if self.wrt is not None:
+            words += ["--wrt", ",".join(self.wrt)]
+        if self.backend != "math":
+            words += ["--backend", self.backend]
+        if self.style != "seed":
+            words += ["--style", self.style]
+        if self.gates != "grouped":
+            words += ["--gates", self.gates]
+        return " ".join(shlex.quote(w) for w in words)
+
+    @classmethod
+    def from_command(cls, command: str) -> tuple[str, Options]:
+        """(filename, options) of a command written by `command`."""
+        parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+        parser.add_argument("file")
+        add_arguments(parser)
+        words = shlex.split(command)
+        if not words or words[0] != "stagegen":
+            raise UsageError(f"not a stagegen command: {command!r}")
+        try:
+            args = parser.parse_args(words[1:])
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise UsageError(f"cannot read the command {command!r}: {exc}") from None
+        return args.file, from_arguments(args)
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise UsageError("--wrt needs at least one input name, e.g. --wrt x,y")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wrt", metavar="A,B", type=split_names,
+                        help="return only these gradients (comma-separated input names); "
+                             "backward computes nothing that does not lead to them")
+    parser.add_argument("--backend", choices=BACKENDS, default="math",
+                        help="target of the emitted code (default: math, Python floats)")
+    parser.add_argument("--style", choices=STYLES, default="seed",
+                        help="seed: every local factor written out, (1) * dv included, as in the "
+                             "backprop notes; compact: multiplications by 1 and plain copies of an "
+                             "adjoint folded away, for speed (default: seed)")
+    parser.add_argument("--gates", choices=GATES, default="grouped",
+                        help="grouped: recognise sigmoid and softplus circuits as one gate with a "
+                             "simple local gradient; fine: keep (and expand to) the primitive "
+                             "circuit (default: grouped)")
+
+
+def from_arguments(args: argparse.Namespace) -> Options:
+    return Options(backend=args.backend, style=args.style, gates=args.gates, wrt=args.wrt)

@@ -1,0 +1,364 @@
+"""A generated module checked against SymPy (mpmath, 50 digits) and finite differences.
+
+What is compared, at random points where the reference is finite and real:
+
+- the value, and every requested gradient from `value_and_grad`,
+  `backward(1.0, cache)` and `backward(c, cache)` for a random c, against
+  ``sympy.diff`` of the source expression (every stage substituted), evaluated
+  with mpmath at 50 digits;
+- every gradient against central finite differences of the module's own
+  `forward` (skipped where two step sizes disagree: the point is near a kink);
+- every intermediate adjoint ``dv`` of an instrumented rendering of the same
+  statements against d output / d v, obtained by composing the stage formulas
+  downstream of v with v as a free symbol and differentiating that with SymPy.
+
+No reference reads the gate registry's gradient rules: references come from
+the gates' `forward` meanings and SymPy's own derivatives. The tolerance is
+``|g - r| <= RTOL * (|r| + s)`` with s the sum over all paths from v to the
+output of the magnitudes of the local derivatives (the terms that make r).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mpmath
+import sympy as sp
+
+from .errors import UsageError
+from .gates import REGISTRY, slot
+from .ir import Const
+
+RTOL = 1e-9                 # against the 50-digit reference
+FD_RTOL = 1e-6              # against finite differences of the float64 forward
+FD_STEP = 1e-3              # relative step of the finite differences
+DPS = 50                    # mpmath digits of the reference
+SAMPLE_HALF_WIDTH = 3.0     # inputs are sampled uniformly in [-3, 3]
+TRIES_PER_POINT = 50        # samples drawn per accepted point before giving up
+PER_STAGE_LIMIT = 200       # larger programs skip the per-stage adjoint check
+FLOAT_MAX = 1e300           # larger magnitudes would overflow float64 on the way
+
+
+@dataclass
+class Row:
+    quantity: str
+    reference: str
+    error: float = 0.0      # max over points of |g - r| / (|r| + s)
+    points: int = 0
+    tolerance: float = RTOL
+    failure: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure and self.error <= self.tolerance
+
+    def add(self, got, ref, scale, where: str) -> None:
+        self.points += 1
+        if got is None or isinstance(got, complex) or not math.isfinite(got):
+            self.failure = self.failure or f"{got!r} at {where}"
+            self.error = math.inf
+            return
+        err = float(abs(got - ref) / (abs(ref) + scale) if abs(ref) + scale > 0 else abs(got - ref))
+        if err > self.error:
+            self.error = err
+            if err > self.tolerance:
+                self.failure = f"got {got!r}, expected {float(ref)!r} at {where}"
+
+
+@dataclass
+class Report:
+    rows: list[Row]
+    points: int
+    discarded: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.points > 0 and all(row.ok for row in self.rows)
+
+    def table(self) -> str:
+        width = max([len(r.quantity) for r in self.rows] + [8])
+        lines = [f"{'quantity':<{width}}  {'reference':<18}  {'max error':>9}  {'points':>6}  status"]
+        for r in self.rows:
+            status = "ok" if r.ok else "MISMATCH: " + (r.failure or "")
+            lines.append(f"{r.quantity:<{width}}  {r.reference:<18}  {r.error:9.1e}  {r.points:6d}  {status}")
+        lines.append(f"{self.points} points ({self.discarded} discarded: reference not finite or not real); "
+                     f"error = |g - r| / (|r| + s), tolerance {RTOL:g} (finite differences {FD_RTOL:g})")
+        lines += self.notes
+        if self.points == 0:
+            lines.append("no point found where the expression is finite and real")
+        return "\n".join(lines)
+
+
+def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
+    """Check `target`: source text or a SymPy expression (generated with `options`),
+    a generated module object, or the path of a generated module file."""
+    from . import build as _build, module_from_text
+    from .emit import emit
+
+    notes: list[str] = []
+    if isinstance(target, types.ModuleType) or (isinstance(target, (str, Path)) and str(target).endswith(".py")
+                                                and Path(target).is_file()):
+        module, text = _module_and_text(target)
+        source, filename, opts = _read_docstring(module)
+        build = _build(source, filename=filename, backend=opts.backend, style=opts.style, gates=opts.gates,
+                       wrt=opts.wrt)
+        same = text is not None and build.text == text
+        if not same:
+            notes.append("the module's text differs from what its source generates now (edited, or made "
+                         "from a SymPy object); the per-stage adjoint check is skipped")
+    else:
+        build = _build(target, **options)
+        module = module_from_text(build.text, build.program.filename)
+        same = True
+    instrumented = None
+    if same and len(build.graph.stages) <= PER_STAGE_LIMIT:
+        instrumented = module_from_text(
+            emit(build.program, build.graph, build.backward, build.names, build.options, instrument=True),
+            build.program.filename)
+    elif same:
+        notes.append(f"more than {PER_STAGE_LIMIT} stages: the per-stage adjoint check is skipped")
+    return _Checker(build, module, instrumented, notes).run(points, seed)
+
+
+def _module_and_text(target) -> tuple[types.ModuleType, str | None]:
+    from . import module_from_text
+
+    if isinstance(target, types.ModuleType):
+        import inspect
+        import linecache
+
+        lines = linecache.getlines(getattr(target, "__file__", "") or "")
+        if lines:
+            return target, "".join(lines)
+        try:
+            return target, inspect.getsource(target)
+        except (OSError, TypeError):
+            return target, None
+    text = Path(target).read_text(encoding="utf-8")
+    return module_from_text(text, str(target)), text
+
+
+def _read_docstring(module: types.ModuleType):
+    from .options import Options
+
+    doc = module.__doc__ or ""
+    command = next((line.split(":", 1)[1].strip() for line in doc.splitlines()
+                    if line.startswith("Generated by:")), None)
+    lines = doc.splitlines()
+    start = next((k for k, line in enumerate(lines) if line.startswith("Source (")), None)
+    if command is None or start is None:
+        raise UsageError("this module was not generated by stagegen (no 'Generated by:' and 'Source' "
+                         "in its docstring)")
+    filename, options = Options.from_command(command)
+    body = lines[start + 1:]
+    source = "\n".join(line[4:] if line.startswith("    ") else line for line in body).strip("\n") + "\n"
+    return source, filename, options
+
+
+class _Checker:
+    def __init__(self, build, module, instrumented, notes):
+        self.build, self.module, self.instrumented, self.notes = build, module, instrumented, notes
+        graph = build.graph
+        self.names = [i.name for i in graph.inputs]
+        self.wrt = [graph.inputs[k].name for k in build.backward.wrt]
+        self.stage_fns = [_stage_fn(stage) for stage in graph.stages]
+        self.partials = [_partials(stage) for stage in graph.stages]
+        self.reference = self._reference()
+        self.adjoint_refs = self._adjoint_refs() if instrumented is not None else []
+
+    # -- references (SymPy, independent of the gradient rules) ----------------
+    def _reference(self):
+        from .lower import meaning
+
+        program = self.build.program
+        stages: dict[str, sp.Expr] = {}
+        for statement in program.statements:
+            stages[statement.name] = meaning(statement.expr, stages)
+        f = stages[program.output]
+        symbols = {s.name: s for s in f.free_symbols if isinstance(s, sp.Symbol)}
+        args = [symbols.get(n, sp.Symbol(n, real=True)) for n in self.names]
+        exprs = [f] + [sp.diff(f, args[self.names.index(w)]) for w in self.wrt]
+        return sp.lambdify(args, exprs, modules="mpmath")
+
+    def _adjoint_refs(self):
+        """(stage index, adjoint name, d output / d stage as a function of the values it needs)."""
+        graph, backward, names = self.build.graph, self.build.backward, self.build.names
+        refs = []
+        for k, stage in enumerate(graph.stages):
+            v = stage.out
+            if v == graph.output or (v not in names.adjoints and v not in backward.alias):
+                continue
+            V = sp.Symbol("_V", real=True)
+            expr: dict[int, sp.Expr] = {v: V}
+            frozen: dict[int, sp.Symbol] = {}
+            for later in graph.stages[k + 1:]:
+                if not any(op in expr for op in later.values()):
+                    continue
+                args = []
+                for op in later.operands:
+                    if isinstance(op, Const):
+                        args.append(op.value)
+                    elif op in expr:
+                        args.append(expr[op])
+                    else:
+                        args.append(frozen.setdefault(op, sp.Symbol(f"_u{op}", real=True)))
+                gate = REGISTRY[later.gate]
+                expr[later.out] = gate.forward(*args, **dict(zip(gate.params, later.params)))
+            d = sp.diff(expr[graph.output], V)
+            fn = sp.lambdify([V, *frozen.values()], d, modules="mpmath")
+            label = f"d{names.values[v]} ({k + 1})"
+            refs.append((k, label, names.adjoint(backward, v), fn, list(frozen)))
+        return refs
+
+    # -- sampling -----------------------------------------------------------
+    def _sample(self, rng: random.Random):
+        graph = self.build.graph
+        point = [rng.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for _ in self.names]
+        with mpmath.workdps(DPS):
+            try:
+                ref = [_real(r) for r in self.reference(*map(mpmath.mpf, point))]
+                values = list(map(mpmath.mpf, point))
+                for stage, fn in zip(graph.stages, self.stage_fns, strict=True):
+                    values.append(_real(fn(*[_mp(op, values) for op in stage.operands])))
+            except (ValueError, ZeroDivisionError, TypeError, OverflowError):
+                return None
+        return point, ref, values
+
+    def _scales(self, values) -> list[float]:
+        """Sum over paths to the output of |local derivative| products, per value."""
+        graph = self.build.graph
+        scale = [mpmath.mpf(0)] * len(values)
+        scale[graph.output] = mpmath.mpf(1)
+        with mpmath.workdps(DPS):
+            for stage, partials in zip(reversed(graph.stages), reversed(self.partials), strict=True):
+                if scale[stage.out] == 0:
+                    continue
+                args = [_mp(op, values) for op in stage.operands]
+                for op, d in zip(stage.operands, partials, strict=True):
+                    if isinstance(op, int):
+                        try:
+                            scale[op] += abs(d(*args)) * scale[stage.out]
+                        except (ValueError, ZeroDivisionError, TypeError):
+                            scale[op] = mpmath.inf
+        return [float(s) if mpmath.isfinite(s) else math.inf for s in scale]
+
+    # -- the run --------------------------------------------------------------
+    def run(self, points: int, seed: int) -> Report:
+        rng = random.Random(seed)
+        out = self.build.names.values[self.build.graph.output]
+        value_row = Row(out, "sympy/mpmath")
+        grad_rows = {w: Row(f"d{w}" if f"d{w}" not in self.names else f"gradient of {w}", "sympy/mpmath")
+                     for w in self.wrt}
+        fd_rows = {w: Row(grad_rows[w].quantity, "finite differences", tolerance=FD_RTOL) for w in self.wrt}
+        adj_rows = {k: Row(label, "sympy, per stage") for k, label, _, _, _ in self.adjoint_refs}
+        accepted = discarded = 0
+        while accepted < points and discarded < points * TRIES_PER_POINT:
+            sample = self._sample(rng)
+            if sample is None or not _usable(sample[1]) or not _usable(sample[2]):
+                discarded += 1
+                continue
+            accepted += 1
+            point, ref, values = sample
+            where = "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point)) + ")"
+            scales = self._scales(values)
+            value_scale = sum(s * abs(float(v)) for s, v in zip(scales, values))
+            try:
+                results = self._evaluate(point, rng)
+            except Exception as exc:  # the module failed at a point where the maths is finite
+                value_row.failure = f"raised {type(exc).__name__}: {exc} at {where}"
+                value_row.error = math.inf
+                continue
+            for value, grads, label in results:
+                if value is not None:
+                    value_row.add(value, ref[0], value_scale, f"{where} [{label}]")
+                for w, g, r, s in zip(self.wrt, grads, ref[1:], self._wrt_scales(scales), strict=True):
+                    grad_rows[w].add(g, r, s, f"{where} [{label}]")
+            self._finite_differences(point, results[0][1], scales, fd_rows, where)
+            if self.adjoint_refs:
+                self._adjoints(point, values, scales, adj_rows, where)
+        rows = [value_row, *grad_rows.values(), *fd_rows.values(), *adj_rows.values()]
+        return Report(rows, accepted, discarded, self.notes)
+
+    def _wrt_scales(self, scales):
+        return [scales[self.names.index(w)] for w in self.wrt]
+
+    def _evaluate(self, point, rng):
+        m = self.module
+        value, grads = m.value_and_grad(*point)
+        v2, cache = m.forward(*point)
+        g1 = m.backward(1.0, cache)
+        c = rng.uniform(0.5, 2.0)
+        gc = m.backward(c, cache)
+        return [(value, list(grads), "value_and_grad"), (v2, list(g1), "backward(1.0)"),
+                (None, [g / c for g in gc], f"backward({c!r}) / {c!r}")]
+
+    def _finite_differences(self, point, grads, scales, rows, where):
+        fwd = self.module.forward
+        for w, g, s in zip(self.wrt, grads, self._wrt_scales(scales), strict=True):
+            i = self.names.index(w)
+            h = FD_STEP * max(1.0, abs(point[i]))
+            try:
+                estimates = [_central(fwd, point, i, step) for step in (h, h / 2)]
+            except (ValueError, ZeroDivisionError, OverflowError):
+                continue
+            coarse, fine = estimates
+            if abs(coarse - fine) > FD_RTOL * (abs(fine) + s):
+                continue  # not smooth within the stencil (a kink nearby)
+            rows[w].add(g, fine, s, where)
+
+    def _adjoints(self, point, values, scales, rows, where):
+        got = self.instrumented.value_and_grad(*point)
+        with mpmath.workdps(DPS):
+            for k, _, name, fn, frozen in self.adjoint_refs:
+                v = self.build.graph.stages[k].out
+                try:
+                    ref = _real(fn(values[v], *[values[u] for u in frozen]))
+                except (ValueError, ZeroDivisionError, TypeError):
+                    continue
+                rows[k].add(got.get(name), ref, scales[v], where)
+
+
+def _stage_fn(stage):
+    gate = REGISTRY[stage.gate]
+    xs = [slot(i) for i in range(len(stage.operands))]
+    return sp.lambdify(xs, gate.forward(*xs, **dict(zip(gate.params, stage.params))), modules="mpmath")
+
+
+def _partials(stage):
+    """d stage / d operand_i, from SymPy's derivative of the gate's meaning."""
+    gate = REGISTRY[stage.gate]
+    xs = [slot(i) for i in range(len(stage.operands))]
+    f = gate.forward(*xs, **dict(zip(gate.params, stage.params)))
+    return [sp.lambdify(xs, sp.diff(f, x), modules="mpmath") for x in xs]
+
+
+def _mp(op, values):
+    return mpmath.mpf(sp.N(op.value, DPS)) if isinstance(op, Const) else values[op]
+
+
+def _real(x):
+    if isinstance(x, mpmath.mpc):
+        if x.imag != 0:
+            raise ValueError("complex")
+        x = x.real
+    if isinstance(x, (int, float)) or hasattr(x, "_mpf_"):
+        return mpmath.mpf(x)
+    return mpmath.mpf(sp.N(x, DPS))
+
+
+def _usable(xs) -> bool:
+    return all(mpmath.isfinite(x) and abs(x) < FLOAT_MAX for x in xs)
+
+
+def _central(f, point, i, h):
+    def at(dx):
+        p = list(point)
+        p[i] += dx
+        return f(*p)[0]
+
+    return (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
