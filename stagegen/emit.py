@@ -78,8 +78,10 @@ class _Module:
             text = f"({local}) * {up}"
         elif unit_dout and upstream == graph.output:
             text = {"1": "1.0", "-1": "-1.0"}.get(local, local)
-        elif local in ("1", "-1"):
-            text = up if local == "1" else f"-{up}"
+        elif local == "1":
+            text = up
+        elif local == "-1":
+            op, text = ("-=", up) if line.accumulate else (op, f"-{up}")
         else:
             text = f"({local}) * {up}" if prec < MUL else f"{local} * {up}"
         return f"{target} {op} {text}  # ({line.stage + 1})"

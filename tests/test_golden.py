@@ -1,0 +1,53 @@
+"""Generated text equals tests/golden/<name>.py byte for byte.
+
+The emitted source is the product: review every diff to a golden file as code.
+Regenerate on purpose with ``pytest tests/test_golden.py --update-goldens``.
+"""
+
+import difflib
+from pathlib import Path
+
+import black
+import pytest
+
+import stagegen
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+
+CASES = {
+    "circuit": ("circuit.txt", {}),
+    "notes": ("notes.txt", {}),
+    "notes_compact": ("notes.txt", {"style": "compact"}),
+    "notes_expr": ("notes_expr.txt", {}),
+    "neuron": ("neuron.txt", {}),
+    "neuron_fine": ("neuron.txt", {"gates": "fine"}),
+    "neuron_wrt_w": ("neuron.txt", {"wrt": "w0,w1,w2"}),
+    "gates": ("gates.txt", {}),
+    "gates_compact": ("gates.txt", {"style": "compact"}),
+}
+
+
+def generated(name: str) -> str:
+    example, options = CASES[name]
+    text = (ROOT / "examples" / example).read_text(encoding="utf-8")
+    return stagegen.generate(text, filename=f"examples/{example}", **options)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name, update_goldens):
+    path = GOLDEN / f"{name}.py"
+    text = generated(name)
+    if update_goldens or not path.exists():
+        path.write_text(text, encoding="utf-8")
+    expected = path.read_text(encoding="utf-8")
+    if text != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                            f"golden/{name}.py", "generated"))
+        pytest.fail(f"generated code differs from tests/golden/{name}.py:\n{diff}")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_is_black_formatted(name):
+    text = (GOLDEN / f"{name}.py").read_text(encoding="utf-8")
+    assert black.format_str(text, mode=black.Mode()) == text
