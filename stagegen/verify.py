@@ -51,13 +51,15 @@ class Row:
     points: int = 0
     tolerance: float = RTOL
     failure: str = ""
+    seen: set = field(default_factory=set, repr=False)  # points compared
 
     @property
     def ok(self) -> bool:
         return not self.failure and self.error <= self.tolerance
 
     def add(self, got, ref, scale, where: str) -> None:
-        self.points += 1
+        self.seen.add(where.split(" [", 1)[0])
+        self.points = len(self.seen)
         if got is None or isinstance(got, complex) or not math.isfinite(got):
             self.failure = self.failure or f"{got!r} at {where}"
             self.error = math.inf
@@ -282,7 +284,23 @@ class _Checker:
             if self.adjoint_refs:
                 self._adjoints(point, values, scales, adj_rows, where)
         rows = [value_row, *grad_rows.values(), *fd_rows.values(), *adj_rows.values()]
-        return Report(rows, accepted, discarded, self.notes)
+        return Report(rows, accepted, discarded, self.notes + self._culprits(adj_rows))
+
+    def _culprits(self, adj_rows: dict[int, Row]) -> list[str]:
+        """Backward lines that turn correct adjoints into a wrong one."""
+        graph, names = self.build.graph, self.build.names
+        wrong = {graph.stages[k].out for k, row in adj_rows.items() if not row.ok}
+        notes = []
+        for k, row in adj_rows.items():
+            v = graph.stages[k].out
+            if v not in wrong:
+                continue
+            users = [j for j, s in enumerate(graph.stages) if v in s.values()]
+            if all(graph.stages[j].out not in wrong for j in users):
+                lines = ", ".join(f"({j + 1})" for j in users)
+                notes.append(f"{row.quantity.split(' ')[0]} is wrong while every adjoint it is made from is "
+                             f"right: check the backward lines marked {lines}")
+        return notes
 
     def _wrt_scales(self, scales):
         return [scales[self.names.index(w)] for w in self.wrt]
@@ -313,6 +331,9 @@ class _Checker:
 
     def _adjoints(self, point, values, scales, rows, where):
         got = self.instrumented.value_and_grad(*point)
+        # value_and_grad seeds the output's adjoint with 1.0 (in the compact
+        # style an alias of it is that literal, not a variable)
+        got.setdefault(self.build.names.dout, 1.0)
         with mpmath.workdps(DPS):
             for k, _, name, fn, frozen in self.adjoint_refs:
                 v = self.build.graph.stages[k].out

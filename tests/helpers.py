@@ -1,0 +1,41 @@
+"""Small helpers shared by tests: examples on disk, instrumented runs, listings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import stagegen
+from stagegen.emit import emit
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+LINE = re.compile(r"^\s+(?P<target>\w+) (?P<op>\+?=|-=) (?P<rhs>.*?)  # \((?P<stage>\d+)\)$")
+
+
+def example(name: str) -> str:
+    return (EXAMPLES / name).read_text(encoding="utf-8")
+
+
+def instrumented(source: str, **options):
+    """A module whose value_and_grad returns locals(): every value and adjoint by name."""
+    b = stagegen.build(source, **options)
+    text = emit(b.program, b.graph, b.backward, b.names, b.options, instrument=True)
+    return stagegen.module_from_text(text, "<instrumented>")
+
+
+def function_lines(text: str, function: str) -> list[str]:
+    """The statement lines (comments dropped) of one function of a generated module."""
+    body = text.split(f"\ndef {function}(", 1)[1].split("\n\n\n", 1)[0]
+    return [line for line in body.splitlines()[1:] if line.strip() and not line.strip().startswith("#")]
+
+
+def adjoint_lines(text: str, function: str = "backward") -> list[tuple[str, str, str, int]]:
+    """(target, operator, right-hand side, stage number) of each adjoint line."""
+    found = []
+    for line in function_lines(text, function):
+        m = LINE.match(line)
+        if m:
+            found.append((m["target"], m["op"], m["rhs"], int(m["stage"])))
+    return found

@@ -1,0 +1,45 @@
+"""Every shipped example generates, imports, and passes two independent checks:
+stagegen.verify (the code behind --check) and the tests' own finite differences."""
+
+import random
+
+import pytest
+
+import stagegen
+from gradcheck import FD_RTOL, central_difference, close
+from helpers import EXAMPLES
+
+FILES = sorted(p.name for p in EXAMPLES.glob("*.txt"))
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize("gates", ["grouped", "fine"])
+@pytest.mark.parametrize("name", FILES)
+def test_example_matches_sympy(name, style, gates):
+    report = stagegen.verify((EXAMPLES / name).read_text(), points=10, style=style, gates=gates)
+    assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_example_matches_finite_differences(name):
+    module = stagegen.load((EXAMPLES / name).read_text())
+    rng = random.Random(name)
+    value = lambda *p: module.forward(*p)[0]  # noqa: E731
+    checked = 0
+    for _ in range(20):
+        point = [rng.uniform(-2.0, 2.0) for _ in module.INPUTS]
+        f, grads = module.value_and_grad(*point)
+        for i, g in enumerate(grads):
+            fd = central_difference(value, point, i)
+            fd_half = central_difference(value, point, i, step=5e-4)
+            if not close(fd, fd_half, FD_RTOL, scale=1.0):
+                continue  # a kink within the stencil
+            assert close(g, fd, FD_RTOL, scale=1.0), (name, point, i, g, fd)
+            checked += 1
+    assert checked >= 10 * len(module.INPUTS)
+
+
+def test_every_example_has_a_golden_file():
+    from test_golden import CASES
+
+    assert {example for example, _ in CASES.values()} == set(FILES)

@@ -1,0 +1,47 @@
+"""README stays in step with the code: its listings, gate table and commands."""
+
+import re
+
+from helpers import ROOT
+from stagegen.gates import REGISTRY
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def blocks(language: str = "") -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_listing_is_the_generated_module():
+    golden = (ROOT / "tests" / "golden" / "notes.py").read_text()
+    listing = next(b for b in blocks("python") if "def backward(dout, cache):" in b)
+    for part in listing.split("\n\n\n"):
+        part = part.split("...\n", 1)[-1] if part.startswith('"""') else part
+        if "value_and_grad" in part:
+            continue
+        assert part.strip() in golden, part
+
+
+def test_compact_listing_is_generated():
+    golden = (ROOT / "tests" / "golden" / "notes_compact.py").read_text()
+    compact = next(b for b in blocks("python") if "dnum = invden  # (8)" in b)
+    for line in compact.strip().splitlines():
+        assert line in golden, line
+
+
+def test_input_file_is_shown():
+    assert (ROOT / "examples" / "notes.txt").read_text().split("\n", 1)[1] in README
+
+
+def test_gate_table_names_every_gate():
+    table = README.split("## Gates", 1)[1].split("##", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| ")]
+    listed = {name.strip() for row in rows for name in row.split(",")}
+    assert set(REGISTRY) <= listed, set(REGISTRY) - listed
+
+
+def test_commands():
+    assert "pip install . && stagegen examples/notes.txt" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "grep -m1 '^python -m pytest' README.md" in ci
+    assert re.search(r"^python -m pytest", README, flags=re.M)
