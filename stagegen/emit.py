@@ -132,7 +132,8 @@ class _Module:
         graph, names, backward = self.graph, self.names, self.backward
         inputs = [i.name for i in graph.inputs]
         cached = [names.values[v] for v in backward.cache]
-        grads = _tuple([names.adjoints[k] for k in backward.wrt])
+        grads = [names.adjoints[k] for k in backward.wrt]
+        out = names.values[graph.output]
         forward = self.forward()
         back = self.backward_lines(unit_dout=False)
         if backward.style == "seed":
@@ -142,15 +143,40 @@ class _Module:
         n_lines = sum(1 for line in back if not line.startswith("#"))
         uses_math = self.printer.code.uses_module
         imports = ("import math" if names.module == "math" else f"import math as {names.module}") if uses_math else ""
+        unpack = ""
+        if cached:
+            unpack = _bracketed("(", cached, f") = {names.cache}", 4,
+                                one_line=f"{_tuple(cached) if len(cached) == 1 else ', '.join(cached)} = "
+                                         f"{names.cache}")
         return _ENV.get_template("module.py.j2").render(
             docstring=self.docstring(n_lines), imports=imports,
-            inputs=_tuple([f'"{n}"' for n in inputs]),
-            wrt=_tuple([f'"{graph.inputs[k].name}"' for k in backward.wrt]),
-            output=f'"{names.values[graph.output]}"',
-            params=", ".join(inputs), forward=forward, out=names.values[graph.output],
-            cache_tuple=_tuple(cached) if cached else "()", dout=names.dout, cache=names.cache,
-            cache_unpack=_tuple(cached) if len(cached) == 1 else ", ".join(cached), backward=back,
-            grads=grads, fused=fused, instrument=instrument)
+            inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
+            wrt=_bracketed("WRT = (", [f'"{graph.inputs[k].name}"' for k in backward.wrt], ")", 0, tuple_=True),
+            output=f'"{out}"',
+            forward_def=_bracketed("def forward(", inputs, "):", 0),
+            forward=forward,
+            forward_return=_bracketed(f"return {out}, (", cached, ")", 4, tuple_=True) if cached
+            else f"    return {out}, ()",
+            backward_def=_bracketed("def backward(", [names.dout, names.cache], "):", 0),
+            cache_unpack=unpack, backward=back,
+            backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
+            fused_def=_bracketed("def value_and_grad(", inputs, "):", 0),
+            fused=fused,
+            fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
+            instrument=instrument)
+
+
+def _bracketed(head: str, items: list[str], tail: str, indent: int, tuple_: bool = False,
+               one_line: str | None = None) -> str:
+    """``head items tail`` as black writes it: on one line if that fits, else one
+    item per line with a trailing comma (when even the items alone would not fit
+    on one line; the case in between is left to black)."""
+    pad = " " * indent
+    body = ", ".join(items) + ("," if tuple_ and len(items) == 1 else "")
+    line = pad + (one_line if one_line is not None else head + body + tail)
+    if len(line) <= LINE_LENGTH or len(pad) + 4 + len(body) <= LINE_LENGTH:
+        return line
+    return "\n".join([pad + head, *(f"{pad}    {item}," for item in items), pad + tail])
 
 
 def _source_lines(program: Program, graph: Graph, names: Names) -> list[str]:
@@ -185,8 +211,34 @@ def emit(program: Program, graph: Graph, backward: Backward, names: Names, optio
     except SyntaxError as exc:  # a stagegen bug: show the numbered text
         numbered = "\n".join(f"{k + 1:5d}  {line}" for k, line in enumerate(text.splitlines()))
         raise AssertionError(f"generated code does not compile: {exc}\n{numbered}") from exc
-    if any(len(line) > LINE_LENGTH for line in text.splitlines()):
-        import black
+    return _format_long_lines(text)
 
-        text = black.format_str(text, mode=black.Mode(line_length=LINE_LENGTH))
-    return text
+
+def _format_long_lines(text: str) -> str:
+    """Let black format the few statements longer than its limit, one at a time.
+
+    Every other line is already in black's style, so formatting statements one
+    by one gives black's output for the module at a cost that grows with the
+    number of long lines, not the size of the module.
+    """
+    lines = text.split("\n")
+    body = text.index('"""', 3) + 3  # black leaves the docstring alone
+    start = text.count("\n", 0, body) + 1
+    if all(len(line) <= LINE_LENGTH for line in lines[start:]):
+        return text
+    import black
+
+    mode = black.Mode(line_length=LINE_LENGTH)
+    out = lines[:start]
+    for line in lines[start:]:
+        if len(line) <= LINE_LENGTH:
+            out.append(line)
+        elif line.startswith("def "):
+            formatted = black.format_str(line + "\n    pass\n", mode=mode)
+            out.extend(formatted.split("\n")[:-3])
+        elif line.startswith("    "):
+            formatted = black.format_str("def _():\n" + line + "\n", mode=mode)
+            out.extend(formatted.split("\n")[1:-1])
+        else:
+            out.extend(black.format_str(line + "\n", mode=mode).split("\n")[:-1])
+    return "\n".join(out)
