@@ -14,7 +14,7 @@ import tempfile
 import traceback
 
 from . import __version__, build
-from .errors import ParseError, StagegenError, UsageError
+from .errors import ParseError, Span, StagegenError, UsageError
 from .options import add_arguments
 from .parse import MAX_SOURCE_CHARS
 
@@ -78,13 +78,18 @@ def read_source(path: str) -> str:
             raise ParseError(f"cannot read the file: {exc.strerror or exc}", file=name) from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if b"\0" in data:
+        raise ParseError("this is a binary file (it contains NUL bytes), not an expression file", file=name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ParseError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, byte {col}",
-                         file=name, hint="save the file as UTF-8") from None
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        line_text = data[start:end if end >= 0 else len(data)].decode("utf-8", "replace")
+        col = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+        span = Span(name, data.count(b"\n", 0, exc.start) + 1, col, col + 1, line_text)
+        raise ParseError(f"not UTF-8 text: byte 0x{data[exc.start]:02x}", span,
+                         hint="save the file as UTF-8") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -99,18 +104,22 @@ def write_atomically(path: str, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {path}: it is a directory")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def run(argv: list[str] | None = None) -> int:

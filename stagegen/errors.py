@@ -45,7 +45,9 @@ class StagegenError(Exception):
                 source = self.span.text.rstrip("\n")
                 width = max(1, min(self.span.end_col, len(source) + 1) - self.span.col)
                 lines.append("  " + source)
-                lines.append("  " + " " * (self.span.col - 1) + "^" * width)
+                # the caret lines up under tabs too
+                pad = "".join(c if c == "\t" else " " for c in source[:self.span.col - 1])
+                lines.append("  " + pad + "^" * width)
         if self.hint:
             lines.append("  " + self.hint)
         return "\n".join(lines)

@@ -17,6 +17,7 @@ import difflib
 import io
 import keyword
 import math
+import sys
 import tokenize
 from dataclasses import dataclass, field
 
@@ -137,7 +138,8 @@ def _ast_parse(text: str, source: _Source) -> ast.Module:
         span = source.at(lineno, max(1, exc.offset or 1))
         msg = exc.msg
         hint = _HINT_STAGING if "too many" in msg or "too complex" in msg else ""
-        raise ParseError(f"invalid syntax: {msg}", span, hint) from None
+        raise ParseError(msg if msg.startswith("invalid syntax") else f"invalid syntax: {msg}", span,
+                         hint) from None
     except (RecursionError, MemoryError):
         lineno = _deepest_statement(text)
         raise ParseError("this statement is nested too deeply for Python's parser",
@@ -240,7 +242,7 @@ class _Converter:
             raise self.error(kind, "unknown input kind", "declare a scalar input as name: scalar")
         if name in self.declared:
             raise self.error(stmt.target, f"input '{name}' is declared twice")
-        if name in self.stages or name in self.later:
+        if name in self.stages:
             raise self.error(stmt.target, f"'{name}' is a stage, not an input")
         if name in first_use:
             raise self.error(stmt.target, f"'{name}' is declared after its first use on line {first_use[name].line}",
@@ -357,7 +359,7 @@ class _Converter:
                 return args[0]
             if not isinstance(node.op, ast.USub):
                 raise self.error(node, f"the operator '{'not' if isinstance(node.op, ast.Not) else '~'}' "
-                                 "is not allowed")
+                                 "is not allowed", "operators are + - * / ** and unary -")
             return self.apply(node, BY_OPERATOR["u-"], args)
         if isinstance(node, ast.BinOp):
             symbol = _OPERATORS.get(type(node.op), "?")
@@ -375,10 +377,10 @@ class _Converter:
         if all(constant for _, constant in args):
             return self.fold(node, gate, exprs), True
         if gate is BY_OPERATOR["**"] and args[1][1] and abs(float(exprs[1])) > MAX_EXPONENT:
-            raise self.error(node, f"the exponent {float(exprs[1]):g} is too large",
-                             f"constant exponents are limited to ±{MAX_EXPONENT:g}; beyond that "
+            raise self.error(node, f"the exponent {_number_text(exprs[1])} is too large",
+                             f"constant exponents are limited to ±{MAX_EXPONENT:,}; beyond that "
                              "x**n is 0 or inf for almost every x")
-        if gate is BY_OPERATOR["/"] and args[1][1] and exprs[1] == 0:
+        if gate is BY_OPERATOR["/"] and args[1][1] and float(exprs[1]) == 0.0:
             raise self.error(node, "division by zero")
         return gate.function(*exprs), False
 
@@ -390,13 +392,14 @@ class _Converter:
             if abs(exp) > MAX_EXPONENT or size > 308:
                 raise self.error(node, "this constant is too large to compute",
                                  "constants must fit in a float (about 1.8e308)")
-        try:
-            value = gate.forward(*args)
-            approx = complex(sp.N(value, 20))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-            approx = complex("nan")
-        if approx.imag != 0 or not math.isfinite(approx.real):
-            raise self.error(node, "this constant is not a finite real number")
+        value = gate.forward(*args)
+        approx = sp.N(value, 20)
+        if approx.is_real and approx.is_finite and abs(approx) > sys.float_info.max:
+            raise self.error(node, "this constant is too large for a float",
+                             "constants must fit in a float (about 1.8e308)")
+        if not (approx.is_real and approx.is_finite):
+            raise self.error(node, "this constant is not a finite real number",
+                             "the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)")
         return value
 
     def constant(self, node: ast.Constant) -> sp.Expr:
@@ -429,6 +432,12 @@ class _Converter:
             first_use[name] = span
         self.inputs.setdefault(name, span)
         return sp.Symbol(name, real=True), False
+
+
+def _number_text(value: sp.Expr) -> str:
+    if isinstance(value, sp.Integer) and abs(value) < 10**15:
+        return str(int(value))
+    return f"{float(value):.6g}"
 
 
 def _describe_statement(stmt: ast.stmt) -> str:
