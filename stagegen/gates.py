@@ -141,7 +141,7 @@ _GATES = [
          doc="sqrt(x) = x**(1/2); d/dx = 0.5/sqrt(x)"),
     Gate("powc", ("x",), lambda x, n: x**n, lambda x, out, n: (n * x ** (n - 1),),
          params=("n",), name_hint=_power_hint, symbol="**n", domain=(0.2, 3.0),
-         test_params=((2,), (3,), (sp.Float(2.5),), (-2,)),
+         test_params=((2,), (3,), (sp.Float(2.5),), (sp.Float(0.25),)),
          doc="x**n for a constant n; d/dx = n * x**(n-1)"),
     Gate("pow", ("a", "b"), lambda a, b: a**b, lambda a, b, out: (b * a ** (b - 1), sp.log(a) * out),
          operator="**", name_hint="{0}pow{1}", symbol="**", domain=(0.2, 3.0),
