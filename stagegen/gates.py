@@ -72,7 +72,7 @@ class Gate:
     domain: tuple[float, float] = (-3.0, 3.0)  # where tests sample its operands
     special: tuple[float, ...] = ()      # operand values tests always try
     test_params: tuple[tuple, ...] = ((),)
-    smooth: bool = True                  # False: a subgradient convention applies at kinks
+    kink: Callable[..., sp.Expr] | None = None  # zero exactly where the gate is not differentiable
     doc: str = ""
     function: type = field(init=False)
 
@@ -80,6 +80,11 @@ class Gate:
         # The SymPy function that stands for one application of this gate in a
         # parsed program: unevaluated, order preserving, one class per gate.
         object.__setattr__(self, "function", sp.Function(self.name))
+
+    @property
+    def smooth(self) -> bool:
+        """Differentiable everywhere; else a subgradient convention applies at `kink`."""
+        return self.kink is None
 
     def arity(self, n_args: int) -> int:
         """Operands in an application with `n_args` SymPy arguments."""
@@ -113,6 +118,11 @@ def _heaviside_route(xs, ties_first: bool):
         sp.Mul(*[sp.Heaviside(sign * (xi - xj), 0 if j < i else 1) for j, xj in enumerate(xs) if j != i])
         for i, xi in enumerate(xs)
     )
+
+
+def _ties(*xs):
+    """Zero exactly where two operands are equal (a tie of max or min)."""
+    return sp.Mul(*[a - b for i, a in enumerate(xs) for b in xs[i + 1:]])
 
 
 _GATES = [
@@ -203,18 +213,18 @@ _GATES = [
     # -- non-smooth gates: subgradient conventions of DESIGN.md --------------
     Gate("relu", ("x",), lambda x: sp.Max(x, 0), lambda x, out: (sp.Heaviside(x, 0),),
          source="relu", emit={"math": lambda x: ordered_max(x, 0.0)},
-         name_hint="relu{0}", symbol="relu", special=(0.0,), smooth=False,
+         name_hint="relu{0}", symbol="relu", special=(0.0,), kink=lambda x: x,
          doc="relu(x) = max(x, 0); d/dx = 1 if x > 0 else 0 (0 at the kink)"),
     Gate("abs", ("x",), sp.Abs, lambda x, out: (sp.sign(x),),
-         source="abs", name_hint="abs{0}", symbol="abs", special=(0.0,), smooth=False,
+         source="abs", name_hint="abs{0}", symbol="abs", special=(0.0,), kink=lambda x: x,
          doc="|x|; d/dx = sign(x) (0 at the kink)"),
     Gate("max", ("x",), lambda *xs: sp.Max(*xs), lambda *xs, out: _heaviside_route(xs, True),
          variadic=True, source="max", emit={"math": lambda *xs: ordered_max(*xs)},
-         name_hint="max{args}", symbol="max", special=(0.0,), smooth=False,
+         name_hint="max{args}", symbol="max", special=(0.0,), kink=_ties,
          doc="max(x1, ..., xn); the whole gradient goes to the first operand that attains the maximum"),
     Gate("min", ("x",), lambda *xs: sp.Min(*xs), lambda *xs, out: _heaviside_route(xs, False),
          variadic=True, source="min", emit={"math": lambda *xs: ordered_min(*xs)},
-         name_hint="min{args}", symbol="min", special=(0.0,), smooth=False,
+         name_hint="min{args}", symbol="min", special=(0.0,), kink=_ties,
          doc="min(x1, ..., xn); the whole gradient goes to the first operand that attains the minimum"),
 ]
 
