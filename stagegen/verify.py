@@ -10,7 +10,8 @@ What is compared, at random points where the reference is finite and real:
   `forward` (skipped where two step sizes disagree: the point is near a kink);
 - every intermediate adjoint ``dv`` of an instrumented rendering of the same
   statements against d output / d v, obtained by composing the stage formulas
-  downstream of v with v as a free symbol and differentiating that with SymPy.
+  (the gates' SymPy meanings) downstream of v with v as a free variable and
+  differentiating that composition with mpmath at 100 digits.
 
 No reference reads the gate registry's gradient rules: references come from
 the gates' `forward` meanings and SymPy's own derivatives. The tolerance is
@@ -192,37 +193,41 @@ class _Checker:
         symbols = {s.name: s for s in f.free_symbols if isinstance(s, sp.Symbol)}
         args = [symbols.get(n, sp.Symbol(n, real=True)) for n in self.names]
         exprs = [f] + [sp.diff(f, args[self.names.index(w)]) for w in self.wrt]
-        return sp.lambdify(args, exprs, modules="mpmath")
+        return sp.lambdify(args, exprs, modules=_MODULES)
 
     def _adjoint_refs(self):
-        """(stage index, adjoint name, d output / d stage as a function of the values it needs)."""
+        """(stage index, label, adjoint name, the stages downstream of it, in order)."""
         graph, backward, names = self.build.graph, self.build.backward, self.build.names
         refs = []
         for k, stage in enumerate(graph.stages):
             v = stage.out
             if v == graph.output or (v not in names.adjoints and v not in backward.alias):
                 continue
-            V = sp.Symbol("_V", real=True)
-            expr: dict[int, sp.Expr] = {v: V}
-            frozen: dict[int, sp.Symbol] = {}
-            for later in graph.stages[k + 1:]:
-                if not any(op in expr for op in later.values()):
-                    continue
-                args = []
-                for op in later.operands:
-                    if isinstance(op, Const):
-                        args.append(op.value)
-                    elif op in expr:
-                        args.append(expr[op])
-                    else:
-                        args.append(frozen.setdefault(op, sp.Symbol(f"_u{op}", real=True)))
-                gate = REGISTRY[later.gate]
-                expr[later.out] = gate.forward(*args, **dict(zip(gate.params, later.params)))
-            d = sp.diff(expr[graph.output], V)
-            fn = sp.lambdify([V, *frozen.values()], d, modules="mpmath")
-            label = f"d{names.values[v]} ({k + 1})"
-            refs.append((k, label, names.adjoint(backward, v), fn, list(frozen)))
+            tainted, downstream = {v}, []
+            for j in range(k + 1, len(graph.stages)):
+                if any(op in tainted for op in graph.stages[j].values()):
+                    tainted.add(graph.stages[j].out)
+                    downstream.append(j)
+            refs.append((k, f"d{names.values[v]} ({k + 1})", names.adjoint(backward, v), downstream))
         return refs
+
+    def _composed(self, k: int, downstream: list[int], values):
+        """The output as a function of stage k's value: the stage formulas
+        downstream of it composed, everything else held at `values`."""
+        graph = self.build.graph
+        v = graph.stages[k].out
+
+        def output(V):
+            vals = dict.fromkeys(())
+            vals[v] = V
+            for j in downstream:
+                stage = graph.stages[j]
+                args = [vals.get(op, values[op]) if isinstance(op, int) else _mp(op, values)
+                        for op in stage.operands]
+                vals[stage.out] = self.rules[j].forward(*args)
+            return vals[graph.output]
+
+        return output
 
     # -- sampling -----------------------------------------------------------
     def _sample(self, rng: random.Random):
@@ -279,7 +284,7 @@ class _Checker:
         grad_rows = {w: Row(f"d{w}" if f"d{w}" not in self.names else f"gradient of {w}", "sympy/mpmath")
                      for w in self.wrt}
         fd_rows = {w: Row(grad_rows[w].quantity, "finite differences", tolerance=FD_RTOL) for w in self.wrt}
-        adj_rows = {k: Row(label, "sympy, per stage") for k, label, _, _, _ in self.adjoint_refs}
+        adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _, _ in self.adjoint_refs}
         accepted = discarded = kinks = 0
         while accepted < points and discarded < points * TRIES_PER_POINT:
             sample = self._sample(rng)
@@ -368,13 +373,26 @@ class _Checker:
         # style an alias of it is that literal, not a variable)
         got.setdefault(self.build.names.dout, 1.0)
         with mpmath.workdps(DPS):
-            for k, _, name, fn, frozen in self.adjoint_refs:
+            for k, _, name, downstream in self.adjoint_refs:
                 v = self.build.graph.stages[k].out
                 try:
-                    ref = _real(fn(values[v], *[values[u] for u in frozen]))
+                    # d output / d v of the composition, differentiated by mpmath
+                    # at twice the working precision (50 correct digits)
+                    with mpmath.workdps(2 * DPS):
+                        ref = _real(mpmath.diff(self._composed(k, downstream, values), values[v]))
                 except (ValueError, ZeroDivisionError, TypeError):
                     continue
                 rows[k].add(got.get(name), ref, scales[v], where)
+
+
+def _heaviside(x, at_zero=mpmath.mpf(0.5)):
+    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else at_zero
+
+
+# SymPy writes derivatives of max, min and relu with Heaviside; printed as a
+# function it avoids the (slow) rewrite to Piecewise. Its value at 0 is never
+# used: points on a kink compare the value only.
+_MODULES = [{"Heaviside": _heaviside}, "mpmath"]
 
 
 @dataclass(frozen=True)
@@ -399,16 +417,16 @@ def _instance_rules(gate_name: str, arity: int, params: tuple) -> _Rules:
 
     def fn(expr):
         expr = expr.replace(sp.DiracDelta, lambda *a: sp.Integer(0))  # kinks: measure zero
-        return sp.lambdify(reads, expr, modules="mpmath")
+        return sp.lambdify(reads, expr, modules=_MODULES)
 
     local = gate.instance(arity, params).local
     return _Rules(
-        forward=sp.lambdify(xs, f, modules="mpmath"),
-        partials=[sp.lambdify(xs, sp.diff(f, x), modules="mpmath") for x in xs],
+        forward=sp.lambdify(xs, f, modules=_MODULES),
+        partials=[sp.lambdify(xs, sp.diff(f, x), modules=_MODULES) for x in xs],
         local=[fn(rule) for rule in local],
         local_partials=[[fn(sp.diff(rule, r)) if r in rule.free_symbols else None for r in reads]
                         for rule in local],
-        kink=None if gate.smooth else sp.lambdify(xs, gate.kink(*xs), modules="mpmath"))
+        kink=None if gate.smooth else sp.lambdify(xs, gate.kink(*xs), modules=_MODULES))
 
 
 def _rules(stage) -> _Rules:

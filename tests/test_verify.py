@@ -50,7 +50,7 @@ def wrong_square_rule():
 def test_wrong_rule_is_pinned_to_its_numbered_line(wrong_square_rule):
     report = stagegen.verify(example("notes.txt"), points=5)
     assert not report.ok
-    status = {row.quantity: row.ok for row in report.rows if row.reference == "sympy, per stage"}
+    status = {row.quantity: row.ok for row in report.rows if row.reference == "mpmath, per stage"}
     # dxpy is made by the backward line of stage (5), xpysqr = xpy**2: it and
     # nothing downstream of it is wrong.
     assert status["dxpy (4)"] is False
