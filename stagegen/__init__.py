@@ -25,7 +25,7 @@ from .options import Options
 from .parse import Program, from_sympy, parse
 from .verify import Report, verify
 
-__all__ = ["generate", "load", "build", "verify", "Options", "StagegenError", "ParseError",
+__all__ = ["generate", "load", "build", "verify", "Report", "Options", "StagegenError", "ParseError",
            "UnsupportedError", "UsageError", "sigmoid", "softplus", "relu"]
 __version__ = "0.1.0"
 

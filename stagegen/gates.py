@@ -90,12 +90,17 @@ class Gate:
         """Operands in an application with `n_args` SymPy arguments."""
         return n_args - len(self.params)
 
+    def meaning(self, *args) -> sp.Expr:
+        """`forward` of one application: its operands, then its parameters."""
+        n = self.arity(len(args))
+        return self.forward(*args[:n], **dict(zip(self.params, args[n:], strict=True)))
+
     def hint(self, operand_texts: tuple[str, ...], params: tuple) -> str:
         if callable(self.name_hint):
             return self.name_hint(*operand_texts, *params)
         return self.name_hint.format(*operand_texts, args="".join(operand_texts))
 
-    @functools.lru_cache(maxsize=None)
+    @functools.lru_cache(maxsize=None)  # noqa: B019 -- gates live as long as the process
     def instance(self, arity: int, params: tuple = ()) -> Instance:
         """Rules at this arity and these parameters, on `slot(i)` and `OUT`."""
         xs = tuple(slot(i) for i in range(arity))

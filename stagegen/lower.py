@@ -175,8 +175,7 @@ class _Decoder:
             gate = BY_FUNCTION[node.func]
             if self.fine and gate.grouped:
                 # --gates fine: the gate's own circuit, as SymPy writes its meaning
-                n = gate.arity(len(node.args))
-                plan = ("same", [gate.forward(*node.args[:n], **dict(zip(gate.params, node.args[n:])))])
+                plan = ("same", [gate.meaning(*node.args)])
             else:
                 plan = ("gate", list(node.args), gate)
         elif node.func in _HEADS:
@@ -196,9 +195,7 @@ class _Decoder:
             out = node if isinstance(node, sp.Symbol) else _constant(node, self.spans.get(id(node)))
         elif kind != "same" and all(_const(a) for a in args):
             # a constant subexpression: one number, with its meaning evaluated
-            value = node if kind != "gate" else plan[2].forward(
-                *args[:plan[2].arity(len(args))],
-                **dict(zip(plan[2].params, args[plan[2].arity(len(args)):])))
+            value = node if kind != "gate" else plan[2].meaning(*args)
             out = _constant(value, self.spans.get(id(node)))
         elif kind == "same":
             out = args[0]
@@ -286,7 +283,7 @@ def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Symbol, ...]) -> dict
         elif _leaf(n) or p.func != n.func or len(p.args) != len(n.args):
             return None
         else:
-            stack.extend(zip(p.args, n.args))
+            stack.extend(zip(p.args, n.args, strict=True))
     return bound
 
 
@@ -310,7 +307,7 @@ class _Grouper:
                 self.rewrites.append((gate.name, self.spans.get(id(node))))
                 break
         else:
-            out = node if all(a is b for a, b in zip(args, node.args)) else node.func(*args)
+            out = node if all(a is b for a, b in zip(args, node.args, strict=True)) else node.func(*args)
         span = self.spans.get(id(node))
         if span is not None:
             self.spans.setdefault(id(out), span)
@@ -402,9 +399,7 @@ def meaning(expr: sp.Expr, stages: dict[str, sp.Expr] | None = None) -> sp.Expr:
         if isinstance(node, sp.Symbol):
             return stages.get(node.name, node)
         if node.func in BY_FUNCTION:
-            gate = BY_FUNCTION[node.func]
-            n = gate.arity(len(args))
-            return gate.forward(*args[:n], **dict(zip(gate.params, args[n:])))
+            return BY_FUNCTION[node.func].meaning(*args)
         return node.func(*args) if args else node
 
     return _Walk(lambda n: [] if isinstance(n, sp.Symbol) or not n.args else list(n.args), combine)(expr)

@@ -56,7 +56,6 @@ def _hint_text(op, names: list[str]) -> str | None:
 
 def assign(graph: Graph, backward: Backward) -> Names:
     """Names for every value and adjoint of `graph` and `backward`."""
-    n = len(graph.inputs)
     user = {i.name for i in graph.inputs} | {s.name for s in graph.stages if s.name}
     taken = set(user)
 

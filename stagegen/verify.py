@@ -36,8 +36,8 @@ from pathlib import Path
 import mpmath
 import sympy as sp
 
-from .errors import UsageError
 from .differentiate import differentiate
+from .errors import UsageError
 from .gates import OUT, REGISTRY, slot
 from .ir import Const
 
@@ -107,7 +107,8 @@ class Report:
 def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
     """Check `target`: source text or a SymPy expression (generated with `options`),
     a generated module object, or the path of a generated module file."""
-    from . import build as _build, module_from_text
+    from . import build as _build
+    from . import module_from_text
     from .emit import emit
 
     notes: list[str] = []
@@ -293,7 +294,7 @@ class _Checker:
                 continue
             accepted += 1
             point, ref, values, kink = sample
-            where = "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point)) + ")"
+            where = "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True)) + ")"
             value_scale, scales = self._scales(values)
             try:
                 results = self._evaluate(point, rng)
@@ -326,7 +327,7 @@ class _Checker:
 
     def _culprits(self, adj_rows: dict[int, Row]) -> list[str]:
         """Backward lines that turn correct adjoints into a wrong one."""
-        graph, names = self.build.graph, self.build.names
+        graph = self.build.graph
         wrong = {graph.stages[k].out for k, row in adj_rows.items() if not row.ok}
         notes = []
         for k, row in adj_rows.items():
@@ -385,8 +386,8 @@ class _Checker:
                 rows[k].add(got.get(name), ref, scales[v], where)
 
 
-def _heaviside(x, at_zero=mpmath.mpf(0.5)):
-    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else at_zero
+def _heaviside(x, at_zero=0.5):
+    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(at_zero)
 
 
 # SymPy writes derivatives of max, min and relu with Heaviside; printed as a
@@ -412,7 +413,7 @@ class _Rules:
 def _instance_rules(gate_name: str, arity: int, params: tuple) -> _Rules:
     gate = REGISTRY[gate_name]
     xs = [slot(i) for i in range(arity)]
-    f = gate.forward(*xs, **dict(zip(gate.params, params)))
+    f = gate.meaning(*xs, *params)
     reads = [*xs, OUT]
 
     def fn(expr):

@@ -38,7 +38,7 @@ def close(got, expected, rtol, scale=0.0) -> bool:
 
 def reference(expr: sp.Expr, symbols, point):
     """(value, gradient) of a SymPy expression at `point`, at 50 digits."""
-    subs = {s: sp.Float(repr(float(v)), DPS) for s, v in zip(symbols, point)}
+    subs = {s: sp.Float(repr(float(v)), DPS) for s, v in zip(symbols, point, strict=True)}
     with mpmath.workdps(DPS):
         value = float(expr.evalf(DPS, subs=subs))
         grads = [float(sp.diff(expr, s).evalf(DPS, subs=subs)) for s in symbols]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import stagegen
@@ -39,3 +42,25 @@ def adjoint_lines(text: str, function: str = "backward") -> list[tuple[str, str,
         if m:
             found.append((m["target"], m["op"], m["rhs"], int(m["stage"])))
     return found
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of ``stagegen argv`` run in this process."""
+    from stagegen.__main__ import main
+
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_subprocess(argv, folder: Path, stdin: bytes | None = None):
+    """(exit status, stdout, stderr) of ``python -m stagegen argv`` in a new process."""
+    env = dict(os.environ)
+    env.pop("STAGEGEN_DEBUG", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-m", "stagegen", *argv], cwd=folder, input=stdin,
+                          capture_output=True, timeout=120, env=env)
+    return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")

@@ -13,8 +13,6 @@ import errno
 import os
 import re
 import shlex
-import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -22,6 +20,8 @@ import pytest
 
 import stagegen
 import stagegen.__main__ as cli
+from helpers import run_cli as run
+from helpers import run_subprocess
 from stagegen.gates import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,22 +40,8 @@ def folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run(argv, capsys):
-    try:
-        status = cli.main(argv)
-    except SystemExit as exc:  # argparse: --help, --version, usage errors
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
-def run_subprocess(argv, folder: Path, stdin: bytes | None = None):
-    env = dict(os.environ)
-    env.pop("STAGEGEN_DEBUG", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-m", "stagegen", *argv], cwd=folder, input=stdin,
-                          capture_output=True, timeout=120, env=env)
-    return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
 
 
 def load(text: str) -> types.ModuleType:

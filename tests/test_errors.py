@@ -16,14 +16,13 @@ DESIGN.md asks for where stagegen prints something else today (a reported bug).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from stagegen.__main__ import main
+from helpers import run_cli as run_in_process
+from helpers import run_subprocess
 from stagegen.gates import BY_SOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,12 +382,12 @@ in.txt:1:5: error: the exponent 1000001 is too large
       ^^^^^^^^^^^^^^^^
   constant exponents are limited to ±1,000,000; beyond that x**n is 0 or inf for almost every x""",
          "exponent-just-over-limit"),
-    case("f = 10**10**10 * x\n", f"""\
+    case("f = 10**10**10 * x\n", """\
 in.txt:1:5: error: this constant is too large to compute
   f = 10**10**10 * x
       ^^^^^^^^^^
   constants must fit in a float (about 1.8e308)""", "power-tower"),
-    case("f = 10**308 * 10 * x\n", f"""\
+    case("f = 10**308 * 10 * x\n", """\
 in.txt:1:5: error: this constant is too large for a float
   f = 10**308 * 10 * x
       ^^^^^^^^^^^^
@@ -467,22 +466,8 @@ def write_input(folder: Path, content) -> None:
         path.write_text(content, encoding="utf-8")
 
 
-def run_in_process(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as exc:  # argparse's usage errors
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
-def run_subprocess(argv, folder: Path, stdin: bytes | None = None):
-    env = dict(os.environ)
-    env.pop("STAGEGEN_DEBUG", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-m", "stagegen", *argv], cwd=folder, input=stdin,
-                          capture_output=True, timeout=120, env=env)
-    return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
 
 
 def assert_reported(result, expected: str, folder: Path) -> None:

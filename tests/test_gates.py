@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import mpmath
 import pytest
 import sympy as sp
-from gradcheck import DPS, FD_RTOL, FD_STEP, RTOL, central_difference, close, reference
 
 import stagegen
+from gradcheck import DPS, FD_RTOL, FD_STEP, RTOL, central_difference, close, reference
 from stagegen.gates import OUT, REGISTRY, Gate, slot
 from stagegen.ir import Const, Stage
 from stagegen.lower import lower

@@ -115,7 +115,7 @@ def test_staged_function_structure(source):
     assert [int(line.rsplit("# (", 1)[1].rstrip(")")) for line in forward] == list(range(1, 9))
     found = adjoint_lines(text)
     assert len(found) == len(BACKWARD)
-    for (target, op, rhs, stage), (e_target, e_op, e_local, e_up, e_stage) in zip(found, BACKWARD):
+    for (target, op, rhs, stage), (e_target, e_op, e_local, e_up, e_stage) in zip(found, BACKWARD, strict=True):
         local, upstream = _split(rhs)
         assert (target, op, upstream, stage) == (e_target, e_op, e_up, e_stage)
         assert sp.sympify(local) == sp.sympify(e_local), (local, e_local)
@@ -141,6 +141,7 @@ def test_staged_function_values():
 def test_sigmoid_stage_does_not_overflow_where_the_notes_line_would():
     module = stagegen.load(example("notes.txt"))
     with pytest.raises(OverflowError):
-        1.0 / (1 + math.exp(-(-1000.0)))  # the notes' sigmoid line
+        y = -1000.0
+        1.0 / (1 + math.exp(-y))  # the notes' sigmoid line
     f, (dx, dy) = module.value_and_grad(3.0, -1000.0)
     assert math.isfinite(f) and math.isfinite(dx) and math.isfinite(dy)
