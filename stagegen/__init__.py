@@ -25,8 +25,21 @@ from .options import Options
 from .parse import Program, from_sympy, parse
 from .verify import Report, verify
 
-__all__ = ["generate", "load", "build", "verify", "Report", "Options", "StagegenError", "ParseError",
-           "UnsupportedError", "UsageError", "sigmoid", "softplus", "relu"]
+__all__ = [
+    "generate",
+    "load",
+    "build",
+    "verify",
+    "Report",
+    "Options",
+    "StagegenError",
+    "ParseError",
+    "UnsupportedError",
+    "UsageError",
+    "sigmoid",
+    "softplus",
+    "relu",
+]
 __version__ = "0.1.0"
 
 # SymPy functions for gates SymPy lacks, for building inputs as SymPy objects.
@@ -47,8 +60,16 @@ class Build:
     text: str
 
 
-def build(source, *, inputs=None, wrt=None, backend: str = "math", style: str = "seed",
-          gates: str = "grouped", filename: str | None = None) -> Build:
+def build(
+    source,
+    *,
+    inputs=None,
+    wrt=None,
+    backend: str = "math",
+    style: str = "seed",
+    gates: str = "grouped",
+    filename: str | None = None,
+) -> Build:
     """Run every pass on `source` (input-language text or a SymPy expression)."""
     wrt = _names(wrt, "wrt")
     options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
@@ -64,11 +85,20 @@ def build(source, *, inputs=None, wrt=None, backend: str = "math", style: str = 
     return Build(program, graph, backward, names, options, emit(program, graph, backward, names, options))
 
 
-def generate(source, *, inputs=None, wrt=None, backend: str = "math", style: str = "seed",
-             gates: str = "grouped", filename: str | None = None) -> str:
+def generate(
+    source,
+    *,
+    inputs=None,
+    wrt=None,
+    backend: str = "math",
+    style: str = "seed",
+    gates: str = "grouped",
+    filename: str | None = None,
+) -> str:
     """The generated module's source text for `source`."""
-    return build(source, inputs=inputs, wrt=wrt, backend=backend, style=style, gates=gates,
-                 filename=filename).text
+    return build(
+        source, inputs=inputs, wrt=wrt, backend=backend, style=style, gates=gates, filename=filename
+    ).text
 
 
 def load(source, **options) -> types.ModuleType:
@@ -119,7 +149,9 @@ def _wrt_ids(graph: Graph, wrt: tuple[str, ...] | None) -> tuple[int, ...] | Non
     index = {i.name: k for k, i in enumerate(graph.inputs)}
     unknown = [n for n in wrt if n not in index]
     if unknown:
-        raise UsageError(f"--wrt names {', '.join(repr(n) for n in unknown)}, which "
-                         f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; "
-                         f"the inputs are {', '.join(index)}")
+        raise UsageError(
+            f"--wrt names {', '.join(repr(n) for n in unknown)}, which "
+            f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; "
+            f"the inputs are {', '.join(index)}"
+        )
     return tuple(index[n] for n in wrt)

@@ -38,15 +38,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stagegen", description="Generate a Python module with a staged forward pass and a "
-                "hand-style reverse pass (backprop) for the expression in FILE.",
-                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="stagegen",
+        description="Generate a Python module with a staged forward pass and a "
+        "hand-style reverse pass (backprop) for the expression in FILE.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("file", metavar="FILE", help="expression file ('-' reads standard input)")
-    p.add_argument("-o", "--output", metavar="OUT.py", help="write the module to this file (atomically) "
-                   "instead of standard output")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.py",
+        help="write the module to this file (atomically) " "instead of standard output",
+    )
     add_arguments(p)
-    p.add_argument("--check", action="store_true", help="check values, gradients and every stage's "
-                   "adjoint against SymPy (mpmath, 50 digits) and finite differences; print a table")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check values, gradients and every stage's "
+        "adjoint against SymPy (mpmath, 50 digits) and finite differences; print a table",
+    )
     p.add_argument("--points", type=int, default=20, metavar="N", help="random points for --check (20)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed for --check (0)")
     p.add_argument("--dump", choices=("lower",), help="print an intermediate form instead of the module")
@@ -66,8 +78,9 @@ def read_source(path: str) -> str:
                 raise ParseError("is a directory, not an expression file", file=name)
             size = os.path.getsize(path)
             if size > MAX_SOURCE_CHARS * 4:
-                raise ParseError(f"the file has {size:,} bytes; the limit is {MAX_SOURCE_CHARS:,} characters",
-                                 file=name)
+                raise ParseError(
+                    f"the file has {size:,} bytes; the limit is {MAX_SOURCE_CHARS:,} characters", file=name
+                )
             with open(path, "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
@@ -85,11 +98,12 @@ def read_source(path: str) -> str:
     except UnicodeDecodeError as exc:
         start = data.rfind(b"\n", 0, exc.start) + 1
         end = data.find(b"\n", exc.start)
-        line_text = data[start:end if end >= 0 else len(data)].decode("utf-8", "replace")
-        col = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+        line_text = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace")
+        col = len(data[start : exc.start].decode("utf-8", "replace")) + 1
         span = Span(name, data.count(b"\n", 0, exc.start) + 1, col, col + 1, line_text)
-        raise ParseError(f"not UTF-8 text: byte 0x{data[exc.start]:02x}", span,
-                         hint="save the file as UTF-8") from None
+        raise ParseError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x}", span, hint="save the file as UTF-8"
+        ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -126,16 +140,24 @@ def run(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.points < 1:
         raise UsageError("--points must be at least 1")
-    if args.output and args.file != "-" and os.path.exists(args.file) and os.path.exists(args.output) and \
-            os.path.samefile(args.file, args.output):
+    if (
+        args.output
+        and args.file != "-"
+        and os.path.exists(args.file)
+        and os.path.exists(args.output)
+        and os.path.samefile(args.file, args.output)
+    ):
         raise UsageError("the output file is the input file; choose another -o")
     text = read_source(args.file)
     filename = "<stdin>" if args.file == "-" else args.file
-    result = build(text, filename=filename, wrt=args.wrt, backend=args.backend, style=args.style,
-                   gates=args.gates)
+    result = build(
+        text, filename=filename, wrt=args.wrt, backend=args.backend, style=args.style, gates=args.gates
+    )
     for name in result.graph.dropped:
-        print(f"{filename}: warning: stage '{name}' does not reach the output and is not emitted",
-              file=sys.stderr)
+        print(
+            f"{filename}: warning: stage '{name}' does not reach the output and is not emitted",
+            file=sys.stderr,
+        )
     if args.dump == "lower":
         print(result.graph.dump())
         return 0
@@ -143,8 +165,16 @@ def run(argv: list[str] | None = None) -> int:
     if args.check:
         from .verify import verify
 
-        report = verify(text, points=args.points, seed=args.seed, filename=filename, wrt=args.wrt,
-                        backend=args.backend, style=args.style, gates=args.gates)
+        report = verify(
+            text,
+            points=args.points,
+            seed=args.seed,
+            filename=filename,
+            wrt=args.wrt,
+            backend=args.backend,
+            style=args.style,
+            gates=args.gates,
+        )
         print(report.table())
         status = 0 if report.ok else 1
     if args.output:
@@ -165,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a stagegen bug, not the user's
-        print(f"stagegen: internal error: {type(exc).__name__}: {exc}\n"
-              "  this is a bug in stagegen; please report it with the input file", file=sys.stderr)
+        print(
+            f"stagegen: internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in stagegen; please report it with the input file",
+            file=sys.stderr,
+        )
         if os.environ.get("STAGEGEN_DEBUG"):
             traceback.print_exc()
         return 3

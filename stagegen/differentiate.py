@@ -22,19 +22,19 @@ from .options import STYLES
 
 @dataclass(frozen=True)
 class Line:
-    stage: int          # index of the forward stage in graph.stages
-    operand: int        # position of the operand within that stage
-    target: int         # the value whose adjoint receives the contribution
-    accumulate: bool    # += (a later contribution at a fork) rather than =
+    stage: int  # index of the forward stage in graph.stages
+    operand: int  # position of the operand within that stage
+    target: int  # the value whose adjoint receives the contribution
+    accumulate: bool  # += (a later contribution at a fork) rather than =
 
 
 @dataclass(frozen=True)
 class Backward:
-    lines: tuple[Line, ...]      # in emission order: reverse stage order, operands in order
-    wrt: tuple[int, ...]         # inputs whose gradients backward returns, in input order
-    zero: tuple[int, ...]        # those of them the output does not depend on
-    cache: tuple[int, ...]       # the values the lines read, ascending
-    alias: dict[int, int]        # compact style: the adjoint of key is the adjoint of value
+    lines: tuple[Line, ...]  # in emission order: reverse stage order, operands in order
+    wrt: tuple[int, ...]  # inputs whose gradients backward returns, in input order
+    zero: tuple[int, ...]  # those of them the output does not depend on
+    cache: tuple[int, ...]  # the values the lines read, ascending
+    alias: dict[int, int]  # compact style: the adjoint of key is the adjoint of value
     style: str
 
     def upstream(self, graph: Graph, line: Line) -> int:
@@ -88,8 +88,11 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
     if style == "compact":
         for line in lines:  # reverse stage order: an upstream alias is known first
             target, out = line.target, graph.stages[line.stage].out
-            if target >= n and len(contributions[target]) == 1 and local(graph, graph.stages[line.stage],
-                                                                         line.operand) == 1:
+            if (
+                target >= n
+                and len(contributions[target]) == 1
+                and local(graph, graph.stages[line.stage], line.operand) == 1
+            ):
                 alias[target] = alias.get(out, out)
         lines = [line for line in lines if line.target not in alias]
 

@@ -31,9 +31,14 @@ def _environment() -> jinja2.Environment:
     folder = Path(str(packaged))
     if not (folder / "module.py.j2").is_file():  # a source checkout or editable install
         folder = Path(__file__).resolve().parent.parent / "templates"
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
 
 
 _ENV = _environment()
@@ -50,16 +55,25 @@ class _Module:
 
     def __init__(self, program: Program, graph: Graph, backward: Backward, names: Names, options: Options):
         self.program, self.graph, self.backward, self.names, self.options = (
-            program, graph, backward, names, options)
+            program,
+            graph,
+            backward,
+            names,
+            options,
+        )
         self.printer = StagePrinter(options.backend, names.module)
 
     def operands(self, stage, source: bool = False) -> list[str]:
-        return [self.names.values[op] if isinstance(op, int) else self.printer.constant(op.value, source)
-                for op in stage.operands]
+        return [
+            self.names.values[op] if isinstance(op, int) else self.printer.constant(op.value, source)
+            for op in stage.operands
+        ]
 
     def forward(self) -> list[str]:
-        return [f"{self.names.values[s.out]} = {self.printer.forward(s, self.operands(s))}  # ({k + 1})"
-                for k, s in enumerate(self.graph.stages)]
+        return [
+            f"{self.names.values[s.out]} = {self.printer.forward(s, self.operands(s))}  # ({k + 1})"
+            for k, s in enumerate(self.graph.stages)
+        ]
 
     def display(self, k: int) -> str:
         stage = self.graph.stages[k]
@@ -94,8 +108,10 @@ class _Module:
                 lines.append(f"# backprop {self.display(current)}")
             lines.append(self.line(line, unit_dout))
         for k in self.backward.zero:
-            lines.append(f"{self.names.adjoints[k]} = 0.0  # {self.graph.inputs[k].name} does not reach "
-                         f"{self.names.values[self.graph.output]}")
+            lines.append(
+                f"{self.names.adjoints[k]} = 0.0  # {self.graph.inputs[k].name} does not reach "
+                f"{self.names.values[self.graph.output]}"
+            )
         return lines
 
     def docstring(self, n_lines: int) -> str:
@@ -112,18 +128,30 @@ class _Module:
                 f"Cost: {len(graph.stages)} forward stages, {n_lines} backward lines "
                 f"({n_lines / max(1, len(graph.stages)):.2f} per stage); the cache holds "
                 f"{len(cached)} value{'s' if len(cached) != 1 else ''}"
-                + (f": {', '.join(cached)}." if cached else "."), LINE_LENGTH - 4),
+                + (f": {', '.join(cached)}." if cached else "."),
+                LINE_LENGTH - 4,
+            ),
         ]
         if graph.rewrites:
-            found = ", ".join(f"{gate} at {span.line}:{span.col}" if span else gate
-                              for gate, span in graph.rewrites)
-            parts += ["", *textwrap.wrap(
-                f"Grouped gates recognised in their circuits ({found}); --gates fine keeps the "
-                "circuits.", LINE_LENGTH - 4)]
+            found = ", ".join(
+                f"{gate} at {span.line}:{span.col}" if span else gate for gate, span in graph.rewrites
+            )
+            parts += [
+                "",
+                *textwrap.wrap(
+                    f"Grouped gates recognised in their circuits ({found}); --gates fine keeps the "
+                    "circuits.",
+                    LINE_LENGTH - 4,
+                ),
+            ]
         if graph.dropped:
-            parts += ["", *textwrap.wrap(
-                f"Not emitted, the output does not depend on them: {', '.join(graph.dropped)}.",
-                LINE_LENGTH - 4)]
+            parts += [
+                "",
+                *textwrap.wrap(
+                    f"Not emitted, the output does not depend on them: {', '.join(graph.dropped)}.",
+                    LINE_LENGTH - 4,
+                ),
+            ]
         parts += ["", f"Source ({program.filename}):", ""]
         parts += ["    " + line if line else "" for line in _source_lines(program, graph, names)]
         return "\n".join(_escape(p) for p in parts)
@@ -142,32 +170,49 @@ class _Module:
             fused = self.backward_lines(unit_dout=True)
         n_lines = sum(1 for line in back if not line.startswith("#"))
         uses_math = self.printer.code.uses_module
-        imports = ("import math" if names.module == "math" else f"import math as {names.module}") if uses_math else ""
+        imports = (
+            ("import math" if names.module == "math" else f"import math as {names.module}")
+            if uses_math
+            else ""
+        )
         unpack = ""
         if cached:
-            unpack = _bracketed("(", cached, f") = {names.cache}", 4,
-                                one_line=f"{_tuple(cached) if len(cached) == 1 else ', '.join(cached)} = "
-                                         f"{names.cache}")
+            unpack = _bracketed(
+                "(",
+                cached,
+                f") = {names.cache}",
+                4,
+                one_line=f"{_tuple(cached) if len(cached) == 1 else ', '.join(cached)} = " f"{names.cache}",
+            )
         return _ENV.get_template("module.py.j2").render(
-            docstring=self.docstring(n_lines), imports=imports,
+            docstring=self.docstring(n_lines),
+            imports=imports,
             inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
-            wrt=_bracketed("WRT = (", [f'"{graph.inputs[k].name}"' for k in backward.wrt], ")", 0, tuple_=True),
+            wrt=_bracketed(
+                "WRT = (", [f'"{graph.inputs[k].name}"' for k in backward.wrt], ")", 0, tuple_=True
+            ),
             output=f'"{out}"',
             forward_def=_bracketed("def forward(", inputs, "):", 0),
             forward=forward,
-            forward_return=_bracketed(f"return {out}, (", cached, ")", 4, tuple_=True) if cached
-            else f"    return {out}, ()",
+            forward_return=(
+                _bracketed(f"return {out}, (", cached, ")", 4, tuple_=True)
+                if cached
+                else f"    return {out}, ()"
+            ),
             backward_def=_bracketed("def backward(", [names.dout, names.cache], "):", 0),
-            cache_unpack=unpack, backward=back,
+            cache_unpack=unpack,
+            backward=back,
             backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
             fused_def=_bracketed("def value_and_grad(", inputs, "):", 0),
             fused=fused,
             fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
-            instrument=instrument)
+            instrument=instrument,
+        )
 
 
-def _bracketed(head: str, items: list[str], tail: str, indent: int, tuple_: bool = False,
-               one_line: str | None = None) -> str:
+def _bracketed(
+    head: str, items: list[str], tail: str, indent: int, tuple_: bool = False, one_line: str | None = None
+) -> str:
     """``head items tail`` as black writes it: on one line if that fits, else one
     item per line with a trailing comma (when even the items alone would not fit
     on one line; the case in between is left to black)."""
@@ -198,8 +243,14 @@ def _escape(text: str) -> str:
     return "".join(c if c >= " " or c == "\n" else f"\\x{ord(c):02x}" for c in text)
 
 
-def emit(program: Program, graph: Graph, backward: Backward, names: Names, options: Options,
-         instrument: bool = False) -> str:
+def emit(
+    program: Program,
+    graph: Graph,
+    backward: Backward,
+    names: Names,
+    options: Options,
+    instrument: bool = False,
+) -> str:
     """The generated module's source text, black-formatted.
 
     `instrument`: the same statements, but value_and_grad returns ``locals()``,

@@ -46,7 +46,7 @@ class StagegenError(Exception):
                 width = max(1, min(self.span.end_col, len(source) + 1) - self.span.col)
                 lines.append("  " + source)
                 # the caret lines up under tabs too
-                pad = "".join(c if c == "\t" else " " for c in source[:self.span.col - 1])
+                pad = "".join(c if c == "\t" else " " for c in source[: self.span.col - 1])
                 lines.append("  " + pad + "^" * width)
         if self.hint:
             lines.append("  " + self.hint)

@@ -38,13 +38,13 @@ class Input:
 
 @dataclass(frozen=True)
 class Stage:
-    gate: str                      # key into the gate registry
+    gate: str  # key into the gate registry
     operands: tuple[Operand, ...]  # value ids or constants, in written order
-    params: tuple[sp.Expr, ...]    # constant parameters of the gate (an exponent)
-    out: int                       # the value this stage defines
-    name: str | None = None        # the name the user gave this stage, if any
+    params: tuple[sp.Expr, ...]  # constant parameters of the gate (an exponent)
+    out: int  # the value this stage defines
+    name: str | None = None  # the name the user gave this stage, if any
     span: Span | None = None
-    role: str | None = None        # a name its place suggests ("num", "den"), if free
+    role: str | None = None  # a name its place suggests ("num", "den"), if free
 
     def values(self) -> tuple[int, ...]:
         """The value ids among the operands, in order (repeats kept)."""

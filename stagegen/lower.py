@@ -100,6 +100,7 @@ class _Walk:
 
 # -- step 1: decode SymPy's encoding ---------------------------------------------
 
+
 def _power(base: sp.Expr, exp: sp.Expr) -> sp.Expr:
     if not _const(exp):
         return _app("exp", exp) if base is sp.E else _app("pow", base, exp)
@@ -149,8 +150,11 @@ class _Decoder:
                 plan = ("neg", [-node])
             else:
                 order = sorted(range(len(terms)), key=lambda i: (neg[i], terms[i].is_number))
-                plan = ("add", [terms[i] if not neg[i] else -terms[i] for i in order],
-                        [neg[i] for i in order])
+                plan = (
+                    "add",
+                    [terms[i] if not neg[i] else -terms[i] for i in order],
+                    [neg[i] for i in order],
+                )
         elif isinstance(node, sp.Mul):
             coeff, rest = node.as_coeff_Mul()
             if coeff == -1:
@@ -181,10 +185,11 @@ class _Decoder:
         elif node.func in _HEADS:
             plan = ("gate", list(node.args), _HEADS[node.func])
         else:
-            raise UnsupportedError(f"stagegen has no gate for {type(node).__name__} (in {node})",
-                                   self.spans.get(id(node)),
-                                   "supported functions: " + ", ".join(sorted(g.source for g in _G.values()
-                                                                              if g.source)))
+            raise UnsupportedError(
+                f"stagegen has no gate for {type(node).__name__} (in {node})",
+                self.spans.get(id(node)),
+                "supported functions: " + ", ".join(sorted(g.source for g in _G.values() if g.source)),
+            )
         self.plan[id(node)] = plan
         return plan[1] if len(plan) > 1 else []
 
@@ -238,12 +243,22 @@ def _constant(value: sp.Expr, span: Span | None) -> sp.Expr:
 
 # -- step 2: grouped gates -------------------------------------------------------
 
+
 def _variants(pattern: sp.Expr) -> list[sp.Expr]:
     """The pattern with the operands of add and mul in either order."""
     commutative = {_G["add"].function, _G["mul"].function}
-    results = _Walk(_children, lambda n, kids: [n] if not kids else [
-                        n.func(*combo) for combo in itertools.product(*kids)
-                        for combo in ([combo, combo[::-1]] if n.func in commutative else [combo])])(pattern)
+    results = _Walk(
+        _children,
+        lambda n, kids: (
+            [n]
+            if not kids
+            else [
+                n.func(*combo)
+                for combo in itertools.product(*kids)
+                for combo in ([combo, combo[::-1]] if n.func in commutative else [combo])
+            ]
+        ),
+    )(pattern)
     unique: list[sp.Expr] = []
     for r in results:
         if r not in unique:
@@ -316,6 +331,7 @@ class _Grouper:
 
 # -- step 3: stages --------------------------------------------------------------
 
+
 class _Builder:
     def __init__(self, inputs: tuple[Input, ...], spans: dict[int, Span], roles: dict[int, str]):
         self.inputs = inputs
@@ -341,9 +357,17 @@ class _Builder:
         if not root and key in self.shared:
             return self.shared[key]
         out = len(self.inputs) + len(self.stages)
-        self.stages.append(Stage(gate.name, tuple(args[:n]), params, out,
-                                 name if root else None, span if root else self.spans.get(id(node), span),
-                                 None if root else self.roles.get(id(node))))
+        self.stages.append(
+            Stage(
+                gate.name,
+                tuple(args[:n]),
+                params,
+                out,
+                name if root else None,
+                span if root else self.spans.get(id(node), span),
+                None if root else self.roles.get(id(node)),
+            )
+        )
         self.shared.setdefault(key, out)
         return out
 
@@ -361,8 +385,9 @@ def lower(program: Program, gates: str = "grouped") -> Graph:
         if _leaf(tree):
             raise UnsupportedError(f"the output {statement.name} is not a computation", statement.span)
         builder.statement(statement.name, tree, statement.span)
-    return _prune(Graph(program.inputs, tuple(builder.stages), builder.values[program.output],
-                        tuple(grouper.rewrites)))
+    return _prune(
+        Graph(program.inputs, tuple(builder.stages), builder.values[program.output], tuple(grouper.rewrites))
+    )
 
 
 def _prune(graph: Graph) -> Graph:
@@ -380,8 +405,9 @@ def _prune(graph: Graph) -> Graph:
         if live[stage.out]:
             renumber[stage.out] = n + len(stages)
             ops = tuple(renumber[op] if isinstance(op, int) else op for op in stage.operands)
-            stages.append(Stage(stage.gate, ops, stage.params, renumber[stage.out], stage.name, stage.span,
-                                stage.role))
+            stages.append(
+                Stage(stage.gate, ops, stage.params, renumber[stage.out], stage.name, stage.span, stage.role)
+            )
     dropped = tuple(s.name for s in graph.stages if not live[s.out] and s.name)
     pruned = Graph(graph.inputs, tuple(stages), renumber[graph.output], graph.rewrites, dropped)
     pruned.check()
@@ -389,6 +415,7 @@ def _prune(graph: Graph) -> Graph:
 
 
 # -- meaning: the reference the generated code is checked against ---------------
+
 
 def meaning(expr: sp.Expr, stages: dict[str, sp.Expr] | None = None) -> sp.Expr:
     """`expr` as plain, evaluated SymPy: every gate application replaced by its

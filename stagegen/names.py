@@ -23,18 +23,33 @@ from .ir import Const, Graph
 MAX_HINT = 12  # longer structural names are harder to read than t<k>
 
 # Names a generated identifier must never take, so it shadows nothing.
-_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | {
-    "math", "np", "numpy", "dout", "cache", "forward", "backward", "value_and_grad",
-    "INPUTS", "WRT", "OUTPUT"}
+_RESERVED = (
+    frozenset(keyword.kwlist)
+    | frozenset(keyword.softkwlist)
+    | frozenset(dir(builtins))
+    | {
+        "math",
+        "np",
+        "numpy",
+        "dout",
+        "cache",
+        "forward",
+        "backward",
+        "value_and_grad",
+        "INPUTS",
+        "WRT",
+        "OUTPUT",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Names:
-    values: tuple[str, ...]     # by value id
-    adjoints: dict[int, str]    # by value id; the output's adjoint is `dout`
+    values: tuple[str, ...]  # by value id
+    adjoints: dict[int, str]  # by value id; the output's adjoint is `dout`
     dout: str
     cache: str
-    module: str                 # the name the math module is imported as
+    module: str  # the name the math module is imported as
 
     def adjoint(self, backward: Backward, value: int) -> str:
         return self.adjoints[backward.alias.get(value, value)]
@@ -94,7 +109,12 @@ def assign(graph: Graph, backward: Backward) -> Names:
 
 
 def _good(hint: str | None, taken: set[str]) -> bool:
-    return (bool(hint) and hint.isidentifier() and len(hint) <= MAX_HINT and hint not in taken
-            and hint not in _RESERVED
-            # dx must read as "the adjoint of x", never as a forward value
-            and not (hint.startswith("d") and hint[1:] in taken))
+    return (
+        bool(hint)
+        and hint.isidentifier()
+        and len(hint) <= MAX_HINT
+        and hint not in taken
+        and hint not in _RESERVED
+        # dx must read as "the adjoint of x", never as a forward value
+        and not (hint.startswith("d") and hint[1:] in taken)
+    )

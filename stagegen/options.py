@@ -69,19 +69,35 @@ def split_names(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wrt", metavar="A,B", type=split_names,
-                        help="return only these gradients (comma-separated input names); "
-                             "backward computes nothing that does not lead to them")
-    parser.add_argument("--backend", choices=BACKENDS, default="math",
-                        help="target of the emitted code (default: math, Python floats)")
-    parser.add_argument("--style", choices=STYLES, default="seed",
-                        help="seed: every local factor written out, (1) * dv included, as in the "
-                             "backprop notes; compact: multiplications by 1 and plain copies of an "
-                             "adjoint folded away, for speed (default: seed)")
-    parser.add_argument("--gates", choices=GATES, default="grouped",
-                        help="grouped: recognise sigmoid and softplus circuits as one gate with a "
-                             "simple local gradient; fine: keep (and expand to) the primitive "
-                             "circuit (default: grouped)")
+    parser.add_argument(
+        "--wrt",
+        metavar="A,B",
+        type=split_names,
+        help="return only these gradients (comma-separated input names); "
+        "backward computes nothing that does not lead to them",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="math",
+        help="target of the emitted code (default: math, Python floats)",
+    )
+    parser.add_argument(
+        "--style",
+        choices=STYLES,
+        default="seed",
+        help="seed: every local factor written out, (1) * dv included, as in the "
+        "backprop notes; compact: multiplications by 1 and plain copies of an "
+        "adjoint folded away, for speed (default: seed)",
+    )
+    parser.add_argument(
+        "--gates",
+        choices=GATES,
+        default="grouped",
+        help="grouped: recognise sigmoid and softplus circuits as one gate with a "
+        "simple local gradient; fine: keep (and expand to) the primitive "
+        "circuit (default: grouped)",
+    )
 
 
 def from_arguments(args: argparse.Namespace) -> Options:

@@ -27,21 +27,21 @@ from .errors import ParseError, Span, UnsupportedError
 from .gates import BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
 from .ir import Input
 
-MAX_EXPONENT = 10**6          # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
+MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
 MAX_SOURCE_CHARS = 50_000_000  # a larger file is refused before it is parsed
 
 
 @dataclass(frozen=True)
 class Statement:
     name: str
-    expr: sp.Expr           # gate-function tree over input and stage Symbols and constants
-    span: Span | None       # the expression's place in the file
+    expr: sp.Expr  # gate-function tree over input and stage Symbols and constants
+    span: Span | None  # the expression's place in the file
 
 
 @dataclass(frozen=True)
 class Program:
     filename: str
-    text: str | None                 # the source text; None for a SymPy object
+    text: str | None  # the source text; None for a SymPy object
     inputs: tuple[Input, ...]
     statements: tuple[Statement, ...]
     spans: dict = field(default_factory=dict, compare=False)  # id(tree node) -> Span
@@ -55,18 +55,40 @@ class Program:
 
 
 _CONSTRUCTS = {
-    ast.Lambda: "a lambda expression", ast.IfExp: "a conditional expression",
-    ast.Compare: "a comparison", ast.BoolOp: "a boolean operation ('and', 'or')",
-    ast.List: "a list", ast.Tuple: "a tuple", ast.Dict: "a dict", ast.Set: "a set",
-    ast.ListComp: "a comprehension", ast.SetComp: "a comprehension", ast.DictComp: "a comprehension",
-    ast.GeneratorExp: "a generator expression", ast.JoinedStr: "an f-string",
-    ast.NamedExpr: "an assignment expression ':='", ast.Starred: "a starred expression",
-    ast.Await: "'await'", ast.Yield: "'yield'", ast.YieldFrom: "'yield from'", ast.Slice: "a slice",
+    ast.Lambda: "a lambda expression",
+    ast.IfExp: "a conditional expression",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "a boolean operation ('and', 'or')",
+    ast.List: "a list",
+    ast.Tuple: "a tuple",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a generator expression",
+    ast.JoinedStr: "an f-string",
+    ast.NamedExpr: "an assignment expression ':='",
+    ast.Starred: "a starred expression",
+    ast.Await: "'await'",
+    ast.Yield: "'yield'",
+    ast.YieldFrom: "'yield from'",
+    ast.Slice: "a slice",
 }
 _OPERATORS = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
-    ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
-    ast.BitAnd: "&", ast.BitXor: "^",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.MatMult: "@",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitOr: "|",
+    ast.BitAnd: "&",
+    ast.BitXor: "^",
 }
 _HINT_STAGING = "split it into named stages, one per line (t1 = ..., t2 = ...)"
 
@@ -110,22 +132,27 @@ def _close(name: str, choices) -> str:
 
 def _check_name(name: str, span: Span) -> None:
     if name.startswith("__") and name.endswith("__"):
-        raise ParseError(f"the name '{name}' is reserved (double underscores)", span,
-                         "choose a plain name such as x or w1")
+        raise ParseError(
+            f"the name '{name}' is reserved (double underscores)", span, "choose a plain name such as x or w1"
+        )
 
 
 def parse(text: str, filename: str = "<input>") -> Program:
     """Parse stagegen's input language (see DESIGN.md) into a `Program`."""
     if len(text) > MAX_SOURCE_CHARS:
-        raise ParseError(f"the input has {len(text):,} characters; the limit is {MAX_SOURCE_CHARS:,}",
-                         file=filename)
+        raise ParseError(
+            f"the input has {len(text):,} characters; the limit is {MAX_SOURCE_CHARS:,}", file=filename
+        )
     if "\0" in text:
         raise ParseError("the input contains NUL bytes; it is not a text file", file=filename)
     source = _Source(text, filename)
     module = _ast_parse(text, source)
     if not module.body:
-        raise ParseError("the input is empty: there is nothing to differentiate", file=filename,
-                         hint="write an expression, e.g. f = (x + y) * z")
+        raise ParseError(
+            "the input is empty: there is nothing to differentiate",
+            file=filename,
+            hint="write an expression, e.g. f = (x + y) * z",
+        )
     return _Converter(source, text).program(module.body)
 
 
@@ -138,12 +165,14 @@ def _ast_parse(text: str, source: _Source) -> ast.Module:
         span = source.at(lineno, max(1, exc.offset or 1))
         msg = exc.msg
         hint = _HINT_STAGING if "too many" in msg or "too complex" in msg else ""
-        raise ParseError(msg if msg.startswith("invalid syntax") else f"invalid syntax: {msg}", span,
-                         hint) from None
+        raise ParseError(
+            msg if msg.startswith("invalid syntax") else f"invalid syntax: {msg}", span, hint
+        ) from None
     except (RecursionError, MemoryError):
         lineno = _deepest_statement(text)
-        raise ParseError("this statement is nested too deeply for Python's parser",
-                         source.at(lineno, 1), _HINT_STAGING) from None
+        raise ParseError(
+            "this statement is nested too deeply for Python's parser", source.at(lineno, 1), _HINT_STAGING
+        ) from None
 
 
 def _deepest_statement(text: str) -> int:
@@ -153,7 +182,7 @@ def _deepest_statement(text: str) -> int:
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.NEWLINE:
-                chunk = "".join(lines[start - 1:tok.end[0]])
+                chunk = "".join(lines[start - 1 : tok.end[0]])
                 try:
                     ast.parse(chunk)
                 except (RecursionError, MemoryError, SyntaxError):
@@ -170,10 +199,10 @@ class _Converter:
     def __init__(self, source: _Source, text: str):
         self.source = source
         self.text = text
-        self.declared: dict[str, Span] = {}   # declared inputs, in order
-        self.inputs: dict[str, Span] = {}      # all inputs, in argument order once finished
+        self.declared: dict[str, Span] = {}  # declared inputs, in order
+        self.inputs: dict[str, Span] = {}  # all inputs, in argument order once finished
         self.stages: dict[str, Span] = {}
-        self.later: dict[str, int] = {}        # stage name -> line that defines it
+        self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans: dict[int, Span] = {}
 
     def error(self, node: ast.AST, message: str, hint: str = "", cls=ParseError):
@@ -182,7 +211,11 @@ class _Converter:
     # -- statements -------------------------------------------------------
     def program(self, body: list[ast.stmt]) -> Program:
         for stmt in body:
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
                 self.later.setdefault(stmt.targets[0].id, stmt.lineno)
         statements: list[Statement] = []
         first_use: dict[str, Span] = {}
@@ -197,32 +230,45 @@ class _Converter:
                 self.stages[name] = self.source.span(stmt.targets[0])
             elif isinstance(stmt, ast.Expr):
                 if not last:
-                    raise self.error(stmt, "a bare expression must be the last statement",
-                                     "name it (t = ...) or move it to the end")
+                    raise self.error(
+                        stmt,
+                        "a bare expression must be the last statement",
+                        "name it (t = ...) or move it to the end",
+                    )
                 expr = self.expression(stmt.value, first_use, defining=None)
                 name = "f"
                 while name in self.inputs or name in self.stages or name in first_use:
                     name += "_"
                 statements.append(Statement(name, expr, self.source.span(stmt.value)))
             elif isinstance(stmt, ast.AugAssign):
-                raise self.error(stmt, "augmented assignment is not allowed",
-                                 "every stage gets a new name: t2 = t1 + x")
+                raise self.error(
+                    stmt, "augmented assignment is not allowed", "every stage gets a new name: t2 = t1 + x"
+                )
             else:
-                raise self.error(stmt, f"{_describe_statement(stmt)} is not allowed",
-                                 "a file holds declarations (x: scalar), stages (name = expression) "
-                                 "and a final expression")
+                raise self.error(
+                    stmt,
+                    f"{_describe_statement(stmt)} is not allowed",
+                    "a file holds declarations (x: scalar), stages (name = expression) "
+                    "and a final expression",
+                )
         if not statements:
-            raise ParseError("the input declares inputs but computes nothing", file=self.source.filename,
-                             hint="add an expression, e.g. f = x * y")
+            raise ParseError(
+                "the input declares inputs but computes nothing",
+                file=self.source.filename,
+                hint="add an expression, e.g. f = x * y",
+            )
         last = body[-1]
         if isinstance(last, ast.AnnAssign):
             raise self.error(last, "the last statement must compute the output, not declare an input")
         inputs = dict(self.declared)
         inputs.update((n, s) for n, s in first_use.items() if n not in inputs)
         return Program(
-            self.source.filename, self.text,
+            self.source.filename,
+            self.text,
             tuple(Input(name, span) for name, span in inputs.items()),
-            tuple(statements), self.spans)
+            tuple(statements),
+            self.spans,
+        )
 
     def declaration(self, stmt: ast.AnnAssign, first_use: dict[str, Span]) -> None:
         if not isinstance(stmt.target, ast.Name):
@@ -231,13 +277,23 @@ class _Converter:
         span = self.source.span(stmt.target)
         _check_name(name, span)
         if stmt.value is not None:
-            raise self.error(stmt.value, f"a declaration cannot give '{name}' a value",
-                             f"inputs are arguments of the generated functions; write {name}: scalar")
+            raise self.error(
+                stmt.value,
+                f"a declaration cannot give '{name}' a value",
+                f"inputs are arguments of the generated functions; write {name}: scalar",
+            )
         kind = stmt.annotation
-        if isinstance(kind, ast.Call) and isinstance(kind.func, ast.Name) and kind.func.id in ("matrix", "vector"):
-            raise self.error(kind, f"{kind.func.id} inputs need the array backend",
-                             "this version generates scalar code only; declare scalars: name: scalar",
-                             cls=UnsupportedError)
+        if (
+            isinstance(kind, ast.Call)
+            and isinstance(kind.func, ast.Name)
+            and kind.func.id in ("matrix", "vector")
+        ):
+            raise self.error(
+                kind,
+                f"{kind.func.id} inputs need the array backend",
+                "this version generates scalar code only; declare scalars: name: scalar",
+                cls=UnsupportedError,
+            )
         if not (isinstance(kind, ast.Name) and kind.id == "scalar"):
             raise self.error(kind, "unknown input kind", "declare a scalar input as name: scalar")
         if name in self.declared:
@@ -245,29 +301,43 @@ class _Converter:
         if name in self.stages:
             raise self.error(stmt.target, f"'{name}' is a stage, not an input")
         if name in first_use:
-            raise self.error(stmt.target, f"'{name}' is declared after its first use on line {first_use[name].line}",
-                             "put declarations at the top of the file")
+            raise self.error(
+                stmt.target,
+                f"'{name}' is declared after its first use on line {first_use[name].line}",
+                "put declarations at the top of the file",
+            )
         self.reserved(name, stmt.target)
         self.declared[name] = span
         self.inputs[name] = span
 
     def target(self, stmt: ast.Assign) -> str:
         if len(stmt.targets) != 1:
-            raise self.error(stmt, "assign one stage at a time", "write a = ... and b = ... on separate lines")
+            raise self.error(
+                stmt, "assign one stage at a time", "write a = ... and b = ... on separate lines"
+            )
         target = stmt.targets[0]
         if not isinstance(target, ast.Name):
-            raise self.error(target, "a stage is named by a plain name",
-                             "write name = expression; attributes, subscripts and tuples are not allowed")
+            raise self.error(
+                target,
+                "a stage is named by a plain name",
+                "write name = expression; attributes, subscripts and tuples are not allowed",
+            )
         name = target.id
         _check_name(name, self.source.span(target))
         self.reserved(name, target)
         if name in self.inputs:
-            raise self.error(target, f"assignment to input '{name}'",
-                             f"'{name}' is an input (a free name); give this stage another name")
+            raise self.error(
+                target,
+                f"assignment to input '{name}'",
+                f"'{name}' is an input (a free name); give this stage another name",
+            )
         if name in self.stages:
-            raise self.error(target, f"duplicate stage name '{name}'",
-                             f"'{name}' is already defined on line {self.stages[name].line}; "
-                             "each stage needs its own name")
+            raise self.error(
+                target,
+                f"duplicate stage name '{name}'",
+                f"'{name}' is already defined on line {self.stages[name].line}; "
+                "each stage needs its own name",
+            )
         return name
 
     def reserved(self, name: str, node: ast.AST) -> None:
@@ -294,11 +364,17 @@ class _Converter:
         expr, constant = done[id(root)]
         if isinstance(expr, sp.Symbol):
             what = "an input" if expr.name in self.inputs else "a stage"
-            raise self.error(root, f"'{expr.name}' alone is {what}, not a computation",
-                             f"use '{expr.name}' directly instead of a new name for it")
+            raise self.error(
+                root,
+                f"'{expr.name}' alone is {what}, not a computation",
+                f"use '{expr.name}' directly instead of a new name for it",
+            )
         if constant:
-            raise self.error(root, "this stage is a constant; it does not depend on any input",
-                             "write the number where it is used")
+            raise self.error(
+                root,
+                "this stage is a constant; it does not depend on any input",
+                "write the number where it is used",
+            )
         return expr
 
     def children(self, node: ast.expr) -> list[ast.expr]:
@@ -318,27 +394,45 @@ class _Converter:
             if node.attr == "T":
                 return self.error(node, "transpose '.T' needs the array backend", cls=UnsupportedError)
             if isinstance(node.value, ast.Name) and node.value.id in ("math", "np", "numpy", "sympy", "sp"):
-                return self.error(node, f"attribute access is not allowed: '{node.value.id}.{node.attr}'",
-                                  f"write the function by itself, e.g. {node.attr}(x)")
-            return self.error(node, "attribute access is not allowed", "only plain names, numbers and calls "
-                              "of known functions are allowed")
+                return self.error(
+                    node,
+                    f"attribute access is not allowed: '{node.value.id}.{node.attr}'",
+                    f"write the function by itself, e.g. {node.attr}(x)",
+                )
+            return self.error(
+                node,
+                "attribute access is not allowed",
+                "only plain names, numbers and calls " "of known functions are allowed",
+            )
         if isinstance(node, ast.Subscript):
             return self.error(node, "subscripts are not allowed", "give each value its own name: w0, w1, ...")
-        return self.error(node, f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed",
-                          "an expression is made of names, numbers, + - * / ** and known functions")
+        return self.error(
+            node,
+            f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed",
+            "an expression is made of names, numbers, + - * / ** and known functions",
+        )
 
     def check_call(self, node: ast.Call) -> None:
         if not isinstance(node.func, ast.Name):
-            raise self.unsupported(node.func) if isinstance(node.func, ast.Attribute) else self.error(
-                node.func, "only known functions can be called")
+            raise (
+                self.unsupported(node.func)
+                if isinstance(node.func, ast.Attribute)
+                else self.error(node.func, "only known functions can be called")
+            )
         name = node.func.id
         gate = BY_SOURCE.get(name)
         if gate is None:
-            raise self.error(node.func, f"unknown function '{name}'",
-                             f"known: {_known_functions()}{_close(name, BY_SOURCE)}", cls=UnsupportedError)
+            raise self.error(
+                node.func,
+                f"unknown function '{name}'",
+                f"known: {_known_functions()}{_close(name, BY_SOURCE)}",
+                cls=UnsupportedError,
+            )
         if node.keywords:
-            raise self.error(node.keywords[0].value if node.keywords[0].arg is None else node,
-                             f"{name}() takes no keyword arguments")
+            raise self.error(
+                node.keywords[0].value if node.keywords[0].arg is None else node,
+                f"{name}() takes no keyword arguments",
+            )
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.error(arg, "starred arguments are not allowed")
@@ -346,8 +440,11 @@ class _Converter:
         if gate.variadic and n < 2:
             raise self.error(node, f"{name}() needs at least 2 arguments, got {n}")
         if not gate.variadic and n != len(gate.operands):
-            raise self.error(node, f"{name}() takes {len(gate.operands)} argument"
-                             f"{'s' if len(gate.operands) != 1 else ''}, got {n}")
+            raise self.error(
+                node,
+                f"{name}() takes {len(gate.operands)} argument"
+                f"{'s' if len(gate.operands) != 1 else ''}, got {n}",
+            )
 
     def build(self, node: ast.expr, args: list[tuple[sp.Expr, bool]], first_use) -> tuple[sp.Expr, bool]:
         if isinstance(node, ast.Constant):
@@ -358,8 +455,11 @@ class _Converter:
             if isinstance(node.op, ast.UAdd):
                 return args[0]
             if not isinstance(node.op, ast.USub):
-                raise self.error(node, f"the operator '{'not' if isinstance(node.op, ast.Not) else '~'}' "
-                                 "is not allowed", "operators are + - * / ** and unary -")
+                raise self.error(
+                    node,
+                    f"the operator '{'not' if isinstance(node.op, ast.Not) else '~'}' " "is not allowed",
+                    "operators are + - * / ** and unary -",
+                )
             return self.apply(node, BY_OPERATOR["u-"], args)
         if isinstance(node, ast.BinOp):
             symbol = _OPERATORS.get(type(node.op), "?")
@@ -367,8 +467,9 @@ class _Converter:
             if gate is None:
                 if symbol == "@":
                     raise self.error(node, "matrix product '@' needs the array backend", cls=UnsupportedError)
-                raise self.error(node, f"the operator '{symbol}' is not allowed",
-                                 "operators are + - * / ** and unary -")
+                raise self.error(
+                    node, f"the operator '{symbol}' is not allowed", "operators are + - * / ** and unary -"
+                )
             return self.apply(node, gate, args)
         return self.apply(node, BY_SOURCE[node.func.id], args)
 
@@ -377,9 +478,12 @@ class _Converter:
         if all(constant for _, constant in args):
             return self.fold(node, gate, exprs), True
         if gate is BY_OPERATOR["**"] and args[1][1] and abs(float(exprs[1])) > MAX_EXPONENT:
-            raise self.error(node, f"the exponent {_number_text(exprs[1])} is too large",
-                             f"constant exponents are limited to ±{MAX_EXPONENT:,}; beyond that "
-                             "x**n is 0 or inf for almost every x")
+            raise self.error(
+                node,
+                f"the exponent {_number_text(exprs[1])} is too large",
+                f"constant exponents are limited to ±{MAX_EXPONENT:,}; beyond that "
+                "x**n is 0 or inf for almost every x",
+            )
         if gate is BY_OPERATOR["/"] and args[1][1] and float(exprs[1]) == 0.0:
             raise self.error(node, "division by zero")
         return gate.function(*exprs), False
@@ -390,29 +494,44 @@ class _Converter:
             base, exp = (float(sp.N(a, 20)) for a in args)
             size = abs(exp) * math.log10(abs(base)) if base not in (0.0, 1.0, -1.0) else 0.0
             if abs(exp) > MAX_EXPONENT or size > 308:
-                raise self.error(node, "this constant is too large to compute",
-                                 "constants must fit in a float (about 1.8e308)")
+                raise self.error(
+                    node,
+                    "this constant is too large to compute",
+                    "constants must fit in a float (about 1.8e308)",
+                )
         value = gate.forward(*args)
         approx = sp.N(value, 20)
         if approx.is_real and approx.is_finite and abs(approx) > sys.float_info.max:
-            raise self.error(node, "this constant is too large for a float",
-                             "constants must fit in a float (about 1.8e308)")
+            raise self.error(
+                node,
+                "this constant is too large for a float",
+                "constants must fit in a float (about 1.8e308)",
+            )
         if not (approx.is_real and approx.is_finite):
-            raise self.error(node, "this constant is not a finite real number",
-                             "the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)")
+            raise self.error(
+                node,
+                "this constant is not a finite real number",
+                "the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)",
+            )
         return value
 
     def constant(self, node: ast.Constant) -> sp.Expr:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            what = {str: "a string", bytes: "bytes", complex: "a complex number"}.get(type(value), repr(value))
+            what = {str: "a string", bytes: "bytes", complex: "a complex number"}.get(
+                type(value), repr(value)
+            )
             raise self.error(node, f"{what} is not allowed here", "only real numbers are allowed")
         if isinstance(value, int):
             if value.bit_length() > 1023:
-                raise self.error(node, "this integer is too large", "numbers must fit in a float (about 1.8e308)")
+                raise self.error(
+                    node, "this integer is too large", "numbers must fit in a float (about 1.8e308)"
+                )
             return sp.Integer(value)
         if not math.isfinite(value):
-            raise self.error(node, "this number overflows to infinity", "numbers must fit in a float (about 1.8e308)")
+            raise self.error(
+                node, "this number overflows to infinity", "numbers must fit in a float (about 1.8e308)"
+            )
         return sp.Float(value)
 
     def name(self, node: ast.Name, first_use: dict[str, Span]) -> sp.Expr:
@@ -426,8 +545,11 @@ class _Converter:
         if name in self.stages or name in self.inputs:
             return sp.Symbol(name, real=True), False
         if name in self.later:
-            raise self.error(node, f"'{name}' is used before it is defined (line {self.later[name]})",
-                             "stages must be defined before they are used")
+            raise self.error(
+                node,
+                f"'{name}' is used before it is defined (line {self.later[name]})",
+                "stages must be defined before they are used",
+            )
         if name not in first_use:
             first_use[name] = span
         self.inputs.setdefault(name, span)
@@ -442,28 +564,48 @@ def _number_text(value: sp.Expr) -> str:
 
 def _describe_statement(stmt: ast.stmt) -> str:
     kinds = {
-        ast.Import: "an import", ast.ImportFrom: "an import", ast.FunctionDef: "a function definition",
-        ast.AsyncFunctionDef: "a function definition", ast.ClassDef: "a class definition",
-        ast.For: "a loop", ast.While: "a loop", ast.If: "an if statement", ast.With: "a with statement",
-        ast.Return: "return", ast.Delete: "del", ast.Global: "global", ast.Nonlocal: "nonlocal",
-        ast.Pass: "pass", ast.Raise: "raise", ast.Try: "try", ast.Assert: "assert",
+        ast.Import: "an import",
+        ast.ImportFrom: "an import",
+        ast.FunctionDef: "a function definition",
+        ast.AsyncFunctionDef: "a function definition",
+        ast.ClassDef: "a class definition",
+        ast.For: "a loop",
+        ast.While: "a loop",
+        ast.If: "an if statement",
+        ast.With: "a with statement",
+        ast.Return: "return",
+        ast.Delete: "del",
+        ast.Global: "global",
+        ast.Nonlocal: "nonlocal",
+        ast.Pass: "pass",
+        ast.Raise: "raise",
+        ast.Try: "try",
+        ast.Assert: "assert",
     }
     return kinds.get(type(stmt), f"a {type(stmt).__name__} statement")
 
 
 # -- SymPy objects ---------------------------------------------------------------
 
+
 def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
     """A `Program` with one statement f = expr, for a SymPy expression."""
     if not isinstance(expr, sp.Expr):
-        raise UnsupportedError(f"expected a SymPy expression or source text, got {type(expr).__name__}",
-                               file=filename)
+        raise UnsupportedError(
+            f"expected a SymPy expression or source text, got {type(expr).__name__}", file=filename
+        )
     found = _symbols_in_order(expr)
     for s in found:
-        if not s.name.isidentifier() or keyword.iskeyword(s.name) or (
-                s.name.startswith("__") and s.name.endswith("__")):
-            raise UnsupportedError(f"the symbol '{s}' cannot be an argument name of a Python function",
-                                   file=filename, hint="use SymPy symbols named like Python identifiers")
+        if (
+            not s.name.isidentifier()
+            or keyword.iskeyword(s.name)
+            or (s.name.startswith("__") and s.name.endswith("__"))
+        ):
+            raise UnsupportedError(
+                f"the symbol '{s}' cannot be an argument name of a Python function",
+                file=filename,
+                hint="use SymPy symbols named like Python identifiers",
+            )
         if s.name in BY_SOURCE or s.name in CONSTANTS:
             raise UnsupportedError(f"the symbol '{s}' has the name of a function or constant", file=filename)
     names = [s.name for s in found]
@@ -473,8 +615,11 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         order = [i.name if isinstance(i, sp.Symbol) else str(i) for i in inputs]
         missing = [n for n in names if n not in order]
         if missing:
-            raise UnsupportedError(f"inputs= misses {', '.join(missing)}", file=filename,
-                                   hint="list every free symbol of the expression")
+            raise UnsupportedError(
+                f"inputs= misses {', '.join(missing)}",
+                file=filename,
+                hint="list every free symbol of the expression",
+            )
         if len(set(order)) != len(order):
             raise UnsupportedError("inputs= names an input twice", file=filename)
         names = order

@@ -174,7 +174,9 @@ class _Printer(Printer):
             raise UnsupportedError("a Piecewise without a default branch")
         text = self.paren(last, COND)
         for value, cond in reversed(pieces):
-            text = f"{self.paren(value, COND, strict=True)} if {self.paren(cond, COND, strict=True)} else {text}"
+            text = (
+                f"{self.paren(value, COND, strict=True)} if {self.paren(cond, COND, strict=True)} else {text}"
+            )
         return text, COND
 
     def _print_MinMaxBase(self, expr):
@@ -189,7 +191,8 @@ class _Printer(Printer):
 
     def _print_sign(self, expr):
         lhs, rhs = self._split(expr.args[0])
-        return f"({self.paren(lhs, ADD)} > {self.paren(rhs, ADD)}) - ({self.paren(lhs, ADD)} < {self.paren(rhs, ADD)})", ADD
+        lhs, rhs = self.paren(lhs, ADD), self.paren(rhs, ADD)
+        return f"({lhs} > {rhs}) - ({lhs} < {rhs})", ADD
 
     @staticmethod
     def _split(arg):
@@ -198,7 +201,8 @@ class _Printer(Printer):
         pos = [t for t in terms if not t.could_extract_minus_sign()]
         neg = [-t for t in terms if t.could_extract_minus_sign()]
         return sp.Add(*pos, evaluate=False) if pos else sp.Integer(0), (
-            sp.Add(*neg, evaluate=False) if neg else sp.Integer(0))
+            sp.Add(*neg, evaluate=False) if neg else sp.Integer(0)
+        )
 
 
 class MathPrinter(_Printer):
@@ -210,8 +214,27 @@ class MathPrinter(_Printer):
         super().__init__(slots)
         self.module = module
         self.uses_module = False
-        mathfuncs = ["exp", "log", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
-                     "tanh", "asinh", "acosh", "atanh", "erf", "expm1", "log1p", "pow"]
+        mathfuncs = [
+            "exp",
+            "log",
+            "sqrt",
+            "sin",
+            "cos",
+            "tan",
+            "asin",
+            "acos",
+            "atan",
+            "sinh",
+            "cosh",
+            "tanh",
+            "asinh",
+            "acosh",
+            "atanh",
+            "erf",
+            "expm1",
+            "log1p",
+            "pow",
+        ]
         self.functions = {name: f"{module}.{name}" for name in mathfuncs}
         self.functions.update({"Abs": "abs", "ordered_max": "max", "ordered_min": "min"})
 
@@ -238,10 +261,28 @@ class MathPrinter(_Printer):
 class SourcePrinter(_Printer):
     """stagegen's input language: exp(x), sigmoid(y), x**2.5, max(a, b)."""
 
-    functions = {"Abs": "abs", "Max": "max", "Min": "min", "ordered_max": "max", "ordered_min": "min",
-                 "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin",
-                 "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
-                 "asinh": "asinh", "acosh": "acosh", "atanh": "atanh", "erf": "erf"}
+    functions = {
+        "Abs": "abs",
+        "Max": "max",
+        "Min": "min",
+        "ordered_max": "max",
+        "ordered_min": "min",
+        "exp": "exp",
+        "log": "log",
+        "sin": "sin",
+        "cos": "cos",
+        "tan": "tan",
+        "asin": "asin",
+        "acos": "acos",
+        "atan": "atan",
+        "sinh": "sinh",
+        "cosh": "cosh",
+        "tanh": "tanh",
+        "asinh": "asinh",
+        "acosh": "acosh",
+        "atanh": "atanh",
+        "erf": "erf",
+    }
     # a gate's own function class prints as the name the input language calls it by
     functions.update({gate.name: gate.source for gate in REGISTRY.values() if gate.source})
 
@@ -283,8 +324,11 @@ class StagePrinter:
             if which == "forward":
                 self._cache[key] = template(self.code, inst.emitted(self.backend), kinds)
             elif which == "source":
-                expr = inst.forward if gate.source is None else gate.function(
-                    *[slot(i) for i in range(len(stage.operands))], *stage.params)
+                expr = (
+                    inst.forward
+                    if gate.source is None
+                    else gate.function(*[slot(i) for i in range(len(stage.operands))], *stage.params)
+                )
                 self._cache[key] = template(self.source, expr, kinds)
             else:
                 self._cache[key] = template(self.code, inst.local[which], kinds)

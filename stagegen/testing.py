@@ -1,9 +1,9 @@
 """pytest-friendly checks of generated modules (see `stagegen.verify`).
 
-    from stagegen.testing import assert_matches_sympy
+from stagegen.testing import assert_matches_sympy
 
-    def test_my_gradient():
-        assert_matches_sympy("generated/loss_grad.py", points=50)
+def test_my_gradient():
+    assert_matches_sympy("generated/loss_grad.py", points=50)
 """
 
 from __future__ import annotations

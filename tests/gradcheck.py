@@ -11,9 +11,9 @@ import math
 import mpmath
 import sympy as sp
 
-RTOL = 1e-9        # generated gradient vs 50-digit reference
-FD_RTOL = 1e-6     # generated gradient vs finite differences
-FD_STEP = 1e-3     # relative step of the 4th-order central difference
+RTOL = 1e-9  # generated gradient vs 50-digit reference
+FD_RTOL = 1e-6  # generated gradient vs finite differences
+FD_STEP = 1e-3  # relative step of the 4th-order central difference
 DPS = 50
 
 

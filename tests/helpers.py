@@ -61,6 +61,12 @@ def run_subprocess(argv, folder: Path, stdin: bytes | None = None):
     env = dict(os.environ)
     env.pop("STAGEGEN_DEBUG", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-m", "stagegen", *argv], cwd=folder, input=stdin,
-                          capture_output=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "stagegen", *argv],
+        cwd=folder,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
     return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")

@@ -31,8 +31,7 @@ IN = "in.txt"  # every input file of the tables is called this, in the test's fo
 KNOWN = ", ".join(sorted(BY_SOURCE))  # the function list of the unknown-function hint
 HINT_ANY = "an expression is made of names, numbers, + - * / ** and known functions"
 HINT_OPS = "operators are + - * / ** and unary -"
-HINT_FILE = ("a file holds declarations (x: scalar), stages (name = expression) "
-             "and a final expression")
+HINT_FILE = "a file holds declarations (x: scalar), stages (name = expression) " "and a final expression"
 HINT_NUMBER = "only real numbers are allowed"
 HINT_FLOAT = "numbers must fit in a float (about 1.8e308)"
 HINT_STAGING = "split it into named stages, one per line (t1 = ..., t2 = ...)"
@@ -50,405 +49,723 @@ def case(content, expected: str, id: str, *marks):
 # -- the tables ------------------------------------------------------------------
 
 SAFETY = [
-    case("f = __import__('os').system('touch canary')\n", """\
+    case(
+        "f = __import__('os').system('touch canary')\n",
+        """\
 in.txt:1:5: error: attribute access is not allowed
   f = __import__('os').system('touch canary')
       ^^^^^^^^^^^^^^^^^^^^^^^
-  only plain names, numbers and calls of known functions are allowed""", "import-system-call"),
-    case("f = __import__('os')\n", f"""\
+  only plain names, numbers and calls of known functions are allowed""",
+        "import-system-call",
+    ),
+    case(
+        "f = __import__('os')\n",
+        f"""\
 in.txt:1:5: error: unknown function '__import__'
   f = __import__('os')
       ^^^^^^^^^^
-  known: {KNOWN}""", "dunder-import-call"),
-    case("f = math.exp(x)\n", """\
+  known: {KNOWN}""",
+        "dunder-import-call",
+    ),
+    case(
+        "f = math.exp(x)\n",
+        """\
 in.txt:1:5: error: attribute access is not allowed: 'math.exp'
   f = math.exp(x)
       ^^^^^^^^
-  write the function by itself, e.g. exp(x)""", "math-dot-exp"),
-    case("f = x.__class__\n", """\
+  write the function by itself, e.g. exp(x)""",
+        "math-dot-exp",
+    ),
+    case(
+        "f = x.__class__\n",
+        """\
 in.txt:1:5: error: attribute access is not allowed
   f = x.__class__
       ^^^^^^^^^^^
-  only plain names, numbers and calls of known functions are allowed""", "attribute-dunder"),
-    case("f = x.T + 1\n", """\
+  only plain names, numbers and calls of known functions are allowed""",
+        "attribute-dunder",
+    ),
+    case(
+        "f = x.T + 1\n",
+        """\
 in.txt:1:5: error: transpose '.T' needs the array backend
   f = x.T + 1
-      ^^^""", "attribute-transpose"),
-    case("f = __x__ + 1\n", """\
+      ^^^""",
+        "attribute-transpose",
+    ),
+    case(
+        "f = __x__ + 1\n",
+        """\
 in.txt:1:5: error: the name '__x__' is reserved (double underscores)
   f = __x__ + 1
       ^^^^^
-  choose a plain name such as x or w1""", "dunder-name"),
-    case("__f__ = x + 1\n", """\
+  choose a plain name such as x or w1""",
+        "dunder-name",
+    ),
+    case(
+        "__f__ = x + 1\n",
+        """\
 in.txt:1:1: error: the name '__f__' is reserved (double underscores)
   __f__ = x + 1
   ^^^^^
-  choose a plain name such as x or w1""", "dunder-stage-name"),
-    case("f = lambda x: x\n", f"""\
+  choose a plain name such as x or w1""",
+        "dunder-stage-name",
+    ),
+    case(
+        "f = lambda x: x\n",
+        f"""\
 in.txt:1:5: error: a lambda expression is not allowed
   f = lambda x: x
       ^^^^^^^^^^^
-  {HINT_ANY}""", "lambda"),
-    case("f = x[0] + 1\n", """\
+  {HINT_ANY}""",
+        "lambda",
+    ),
+    case(
+        "f = x[0] + 1\n",
+        """\
 in.txt:1:5: error: subscripts are not allowed
   f = x[0] + 1
       ^^^^
-  give each value its own name: w0, w1, ...""", "subscript"),
-    case("f = x if y else z\n", f"""\
+  give each value its own name: w0, w1, ...""",
+        "subscript",
+    ),
+    case(
+        "f = x if y else z\n",
+        f"""\
 in.txt:1:5: error: a conditional expression is not allowed
   f = x if y else z
       ^^^^^^^^^^^^^
-  {HINT_ANY}""", "conditional"),
-    case("f = x < y\n", f"""\
+  {HINT_ANY}""",
+        "conditional",
+    ),
+    case(
+        "f = x < y\n",
+        f"""\
 in.txt:1:5: error: a comparison is not allowed
   f = x < y
       ^^^^^
-  {HINT_ANY}""", "comparison"),
-    case("f = x and y\n", f"""\
+  {HINT_ANY}""",
+        "comparison",
+    ),
+    case(
+        "f = x and y\n",
+        f"""\
 in.txt:1:5: error: a boolean operation ('and', 'or') is not allowed
   f = x and y
       ^^^^^^^
-  {HINT_ANY}""", "and"),
-    case("f = f'{x}'\n", f"""\
+  {HINT_ANY}""",
+        "and",
+    ),
+    case(
+        "f = f'{x}'\n",
+        f"""\
 in.txt:1:5: error: an f-string is not allowed
   f = f'{{x}}'
       ^^^^^^
-  {HINT_ANY}""", "f-string"),
-    case("f = (y := x) + 1\n", f"""\
+  {HINT_ANY}""",
+        "f-string",
+    ),
+    case(
+        "f = (y := x) + 1\n",
+        f"""\
 in.txt:1:6: error: an assignment expression ':=' is not allowed
   f = (y := x) + 1
        ^^^^^^
-  {HINT_ANY}""", "walrus"),
-    case("f = [x]\n", f"""\
+  {HINT_ANY}""",
+        "walrus",
+    ),
+    case(
+        "f = [x]\n",
+        f"""\
 in.txt:1:5: error: a list is not allowed
   f = [x]
       ^^^
-  {HINT_ANY}""", "list"),
+  {HINT_ANY}""",
+        "list",
+    ),
 ]
 
 LITERALS = [
-    case("f = 'abc' * x\n", f"""\
+    case(
+        "f = 'abc' * x\n",
+        f"""\
 in.txt:1:5: error: a string is not allowed here
   f = 'abc' * x
       ^^^^^
-  {HINT_NUMBER}""", "string"),
-    case("f = b'abc' * x\n", f"""\
+  {HINT_NUMBER}""",
+        "string",
+    ),
+    case(
+        "f = b'abc' * x\n",
+        f"""\
 in.txt:1:5: error: bytes is not allowed here
   f = b'abc' * x
       ^^^^^^
-  {HINT_NUMBER}""", "bytes"),
-    case("f = 2j * x\n", f"""\
+  {HINT_NUMBER}""",
+        "bytes",
+    ),
+    case(
+        "f = 2j * x\n",
+        f"""\
 in.txt:1:5: error: a complex number is not allowed here
   f = 2j * x
       ^^
-  {HINT_NUMBER}""", "complex"),
-    case("f = True * x\n", f"""\
+  {HINT_NUMBER}""",
+        "complex",
+    ),
+    case(
+        "f = True * x\n",
+        f"""\
 in.txt:1:5: error: True is not allowed here
   f = True * x
       ^^^^
-  {HINT_NUMBER}""", "true"),
-    case("f = x + None\n", f"""\
+  {HINT_NUMBER}""",
+        "true",
+    ),
+    case(
+        "f = x + None\n",
+        f"""\
 in.txt:1:9: error: None is not allowed here
   f = x + None
           ^^^^
-  {HINT_NUMBER}""", "none"),
+  {HINT_NUMBER}""",
+        "none",
+    ),
 ]
 
-OPERATORS = [
-    case(f"f = x {op} y\n", f"""\
+OPERATORS = (
+    [
+        case(
+            f"f = x {op} y\n",
+            f"""\
 in.txt:1:5: error: the operator '{op}' is not allowed
   f = x {op} y
       {"^" * (4 + len(op))}
-  {HINT_OPS}""", f"operator-{name}")
-    for op, name in (("//", "floordiv"), ("%", "mod"), ("|", "or"), ("&", "and"), ("^", "xor"),
-                     ("<<", "lshift"), (">>", "rshift"))
-] + [
-    case("f = x @ y\n", """\
+  {HINT_OPS}""",
+            f"operator-{name}",
+        )
+        for op, name in (
+            ("//", "floordiv"),
+            ("%", "mod"),
+            ("|", "or"),
+            ("&", "and"),
+            ("^", "xor"),
+            ("<<", "lshift"),
+            (">>", "rshift"),
+        )
+    ]
+    + [
+        case(
+            "f = x @ y\n",
+            """\
 in.txt:1:5: error: matrix product '@' needs the array backend
   f = x @ y
-      ^^^^^""", "operator-matmul"),
-    case("f = not x\n", f"""\
+      ^^^^^""",
+            "operator-matmul",
+        ),
+        case(
+            "f = not x\n",
+            f"""\
 in.txt:1:5: error: the operator 'not' is not allowed
   f = not x
       ^^^^^
-  {HINT_OPS}""", "not"),
-    case("f = ~x\n", f"""\
+  {HINT_OPS}""",
+            "not",
+        ),
+        case(
+            "f = ~x\n",
+            f"""\
 in.txt:1:5: error: the operator '~' is not allowed
   f = ~x
       ^^
-  {HINT_OPS}""", "invert"),
-]
+  {HINT_OPS}""",
+            "invert",
+        ),
+    ]
+)
 
 CALLS = [
-    case("f = sigmod(w*x + b)\n", f"""\
+    case(
+        "f = sigmod(w*x + b)\n",
+        f"""\
 in.txt:1:5: error: unknown function 'sigmod'
   f = sigmod(w*x + b)
       ^^^^^^
-  known: {KNOWN} (did you mean 'sigmoid'?)""", "unknown-function-close-match"),
-    case("f = exp(x, y)\n", """\
+  known: {KNOWN} (did you mean 'sigmoid'?)""",
+        "unknown-function-close-match",
+    ),
+    case(
+        "f = exp(x, y)\n",
+        """\
 in.txt:1:5: error: exp() takes 1 argument, got 2
   f = exp(x, y)
-      ^^^^^^^^^""", "arity-exp"),
-    case("f = max(x)\n", """\
+      ^^^^^^^^^""",
+        "arity-exp",
+    ),
+    case(
+        "f = max(x)\n",
+        """\
 in.txt:1:5: error: max() needs at least 2 arguments, got 1
   f = max(x)
-      ^^^^^^""", "arity-max"),
-    case("f = exp(x=1)\n", """\
+      ^^^^^^""",
+        "arity-max",
+    ),
+    case(
+        "f = exp(x=1)\n",
+        """\
 in.txt:1:5: error: exp() takes no keyword arguments
   f = exp(x=1)
-      ^^^^^^^^""", "keyword-argument"),
-    case("f = max(*xs)\n", """\
+      ^^^^^^^^""",
+        "keyword-argument",
+    ),
+    case(
+        "f = max(*xs)\n",
+        """\
 in.txt:1:9: error: starred arguments are not allowed
   f = max(*xs)
-          ^^^""", "starred-argument"),
-    case("f = exp + x\n", """\
+          ^^^""",
+        "starred-argument",
+    ),
+    case(
+        "f = exp + x\n",
+        """\
 in.txt:1:5: error: 'exp' is a function
   f = exp + x
       ^^^
-  call it: exp(...)""", "function-not-called"),
-    case("f = exp(x)(y)\n", """\
+  call it: exp(...)""",
+        "function-not-called",
+    ),
+    case(
+        "f = exp(x)(y)\n",
+        """\
 in.txt:1:5: error: only known functions can be called
   f = exp(x)(y)
-      ^^^^^^""", "call-of-call"),
+      ^^^^^^""",
+        "call-of-call",
+    ),
 ]
 
 SYNTAX = [
-    case("f = x +\n", """\
+    case(
+        "f = x +\n",
+        """\
 in.txt:1:8: error: invalid syntax
   f = x +
-         ^""", "syntax-error"),
-    case("a = (x + y\nf = a * 2\n", """\
+         ^""",
+        "syntax-error",
+    ),
+    case(
+        "a = (x + y\nf = a * 2\n",
+        """\
 in.txt:1:5: error: invalid syntax: '(' was never closed
   a = (x + y
-      ^""", "unclosed-parenthesis"),
-    case("f = θθθ + (x\n", """\
+      ^""",
+        "unclosed-parenthesis",
+    ),
+    case(
+        "f = θθθ + (x\n",
+        """\
 in.txt:1:11: error: invalid syntax: '(' was never closed
   f = θθθ + (x
-            ^""", "syntax-column-after-non-ascii"),
-    case("", """\
+            ^""",
+        "syntax-column-after-non-ascii",
+    ),
+    case(
+        "",
+        """\
 in.txt: error: the input is empty: there is nothing to differentiate
-  write an expression, e.g. f = (x + y) * z""", "empty-file"),
-    case("# only a comment\n\n# and another\n", """\
+  write an expression, e.g. f = (x + y) * z""",
+        "empty-file",
+    ),
+    case(
+        "# only a comment\n\n# and another\n",
+        """\
 in.txt: error: the input is empty: there is nothing to differentiate
-  write an expression, e.g. f = (x + y) * z""", "only-comments"),
-    case("x: scalar\ny: scalar\n", """\
+  write an expression, e.g. f = (x + y) * z""",
+        "only-comments",
+    ),
+    case(
+        "x: scalar\ny: scalar\n",
+        """\
 in.txt: error: the input declares inputs but computes nothing
-  add an expression, e.g. f = x * y""", "only-declarations"),
+  add an expression, e.g. f = x * y""",
+        "only-declarations",
+    ),
 ]
 
 NAMES = [
-    case("a = b * x\nb = x + 1\nf = a + b\n", """\
+    case(
+        "a = b * x\nb = x + 1\nf = a + b\n",
+        """\
 in.txt:1:5: error: 'b' is used before it is defined (line 2)
   a = b * x
       ^
-  stages must be defined before they are used""", "stage-used-before-definition"),
-    case("a = x + 1\nx = a * 2\n", """\
+  stages must be defined before they are used""",
+        "stage-used-before-definition",
+    ),
+    case(
+        "a = x + 1\nx = a * 2\n",
+        """\
 in.txt:1:5: error: 'x' is used before it is defined (line 2)
   a = x + 1
       ^
-  stages must be defined before they are used""", "free-name-assigned-later"),
-    case("x: scalar\nx = 2 * y\n", """\
+  stages must be defined before they are used""",
+        "free-name-assigned-later",
+    ),
+    case(
+        "x: scalar\nx = 2 * y\n",
+        """\
 in.txt:2:1: error: assignment to input 'x'
   x = 2 * y
   ^
-  'x' is an input (a free name); give this stage another name""", "assignment-to-declared-input"),
-    case("a = x + 1\na = x * 2\nf = a + 1\n", """\
+  'x' is an input (a free name); give this stage another name""",
+        "assignment-to-declared-input",
+    ),
+    case(
+        "a = x + 1\na = x * 2\nf = a + 1\n",
+        """\
 in.txt:2:1: error: duplicate stage name 'a'
   a = x * 2
   ^
-  'a' is already defined on line 1; each stage needs its own name""", "duplicate-stage"),
-    case("f = x * y\ng = f\n", """\
+  'a' is already defined on line 1; each stage needs its own name""",
+        "duplicate-stage",
+    ),
+    case(
+        "f = x * y\ng = f\n",
+        """\
 in.txt:2:5: error: 'f' alone is a stage, not a computation
   g = f
       ^
-  use 'f' directly instead of a new name for it""", "alias-of-stage"),
-    case("g = x\n", """\
+  use 'f' directly instead of a new name for it""",
+        "alias-of-stage",
+    ),
+    case(
+        "g = x\n",
+        """\
 in.txt:1:5: error: 'x' alone is an input, not a computation
   g = x
       ^
-  use 'x' directly instead of a new name for it""", "alias-of-input"),
-    case("a = 2 * 3\nf = a * x\n", """\
+  use 'x' directly instead of a new name for it""",
+        "alias-of-input",
+    ),
+    case(
+        "a = 2 * 3\nf = a * x\n",
+        """\
 in.txt:1:5: error: this stage is a constant; it does not depend on any input
   a = 2 * 3
       ^^^^^
-  write the number where it is used""", "constant-stage"),
-    case("exp = x + 1\n", """\
+  write the number where it is used""",
+        "constant-stage",
+    ),
+    case(
+        "exp = x + 1\n",
+        """\
 in.txt:1:1: error: 'exp' is a function name
   exp = x + 1
   ^^^
-  choose another name""", "stage-named-like-function"),
-    case("pi = x + 1\n", """\
+  choose another name""",
+        "stage-named-like-function",
+    ),
+    case(
+        "pi = x + 1\n",
+        """\
 in.txt:1:1: error: 'pi' is a constant
   pi = x + 1
   ^^
-  choose another name""", "stage-named-like-constant"),
+  choose another name""",
+        "stage-named-like-constant",
+    ),
 ]
 
 STATEMENTS = [
-    case("f = x + 1\nf += 1\n", """\
+    case(
+        "f = x + 1\nf += 1\n",
+        """\
 in.txt:2:1: error: augmented assignment is not allowed
   f += 1
   ^^^^^^
-  every stage gets a new name: t2 = t1 + x""", "augmented-assignment"),
-    case("a, b = x, y\n", """\
+  every stage gets a new name: t2 = t1 + x""",
+        "augmented-assignment",
+    ),
+    case(
+        "a, b = x, y\n",
+        """\
 in.txt:1:1: error: a stage is named by a plain name
   a, b = x, y
   ^^^^
-  write name = expression; attributes, subscripts and tuples are not allowed""", "tuple-target"),
-    case("a = b = x + 1\n", """\
+  write name = expression; attributes, subscripts and tuples are not allowed""",
+        "tuple-target",
+    ),
+    case(
+        "a = b = x + 1\n",
+        """\
 in.txt:1:1: error: assign one stage at a time
   a = b = x + 1
   ^^^^^^^^^^^^^
-  write a = ... and b = ... on separate lines""", "multiple-targets"),
-    case("import math\nf = x + 1\n", f"""\
+  write a = ... and b = ... on separate lines""",
+        "multiple-targets",
+    ),
+    case(
+        "import math\nf = x + 1\n",
+        f"""\
 in.txt:1:1: error: an import is not allowed
   import math
   ^^^^^^^^^^^
-  {HINT_FILE}""", "import"),
-    case("from os import system\nf = x + 1\n", f"""\
+  {HINT_FILE}""",
+        "import",
+    ),
+    case(
+        "from os import system\nf = x + 1\n",
+        f"""\
 in.txt:1:1: error: an import is not allowed
   from os import system
   ^^^^^^^^^^^^^^^^^^^^^
-  {HINT_FILE}""", "from-import"),
-    case("def f(x):\n    return x\n", f"""\
+  {HINT_FILE}""",
+        "from-import",
+    ),
+    case(
+        "def f(x):\n    return x\n",
+        f"""\
 in.txt:1:1: error: a function definition is not allowed
   def f(x):
   ^^^^^^^^^
-  {HINT_FILE}""", "def"),
-    case("for i in x:\n    pass\n", f"""\
+  {HINT_FILE}""",
+        "def",
+    ),
+    case(
+        "for i in x:\n    pass\n",
+        f"""\
 in.txt:1:1: error: a loop is not allowed
   for i in x:
   ^^^^^^^^^^^
-  {HINT_FILE}""", "for"),
-    case("x + 1\nf = x * 2\n", """\
+  {HINT_FILE}""",
+        "for",
+    ),
+    case(
+        "x + 1\nf = x * 2\n",
+        """\
 in.txt:1:1: error: a bare expression must be the last statement
   x + 1
   ^^^^^
-  name it (t = ...) or move it to the end""", "bare-expression-not-last"),
+  name it (t = ...) or move it to the end""",
+        "bare-expression-not-last",
+    ),
 ]
 
 DECLARATIONS = [
-    case("f1 = x + 1\nx: scalar\nf = f1 * 2\n", """\
+    case(
+        "f1 = x + 1\nx: scalar\nf = f1 * 2\n",
+        """\
 in.txt:2:1: error: 'x' is declared after its first use on line 1
   x: scalar
   ^
-  put declarations at the top of the file""", "declaration-after-use"),
-    case("x: scalar\nx: scalar\nf = x + 1\n", """\
+  put declarations at the top of the file""",
+        "declaration-after-use",
+    ),
+    case(
+        "x: scalar\nx: scalar\nf = x + 1\n",
+        """\
 in.txt:2:1: error: input 'x' is declared twice
   x: scalar
-  ^""", "declared-twice"),
-    case("x: matrix(3, 3)\nf = x + 1\n", """\
+  ^""",
+        "declared-twice",
+    ),
+    case(
+        "x: matrix(3, 3)\nf = x + 1\n",
+        """\
 in.txt:1:4: error: matrix inputs need the array backend
   x: matrix(3, 3)
      ^^^^^^^^^^^^
-  this version generates scalar code only; declare scalars: name: scalar""", "matrix-declaration"),
-    case("x: tensor\nf = x + 1\n", """\
+  this version generates scalar code only; declare scalars: name: scalar""",
+        "matrix-declaration",
+    ),
+    case(
+        "x: tensor\nf = x + 1\n",
+        """\
 in.txt:1:4: error: unknown input kind
   x: tensor
      ^^^^^^
-  declare a scalar input as name: scalar""", "unknown-declaration-kind"),
-    case("x: scalar = 3\nf = x + 1\n", """\
+  declare a scalar input as name: scalar""",
+        "unknown-declaration-kind",
+    ),
+    case(
+        "x: scalar = 3\nf = x + 1\n",
+        """\
 in.txt:1:13: error: a declaration cannot give 'x' a value
   x: scalar = 3
               ^
-  inputs are arguments of the generated functions; write x: scalar""", "declaration-with-value"),
-    case("f = x + 1\ny: scalar\n", """\
+  inputs are arguments of the generated functions; write x: scalar""",
+        "declaration-with-value",
+    ),
+    case(
+        "f = x + 1\ny: scalar\n",
+        """\
 in.txt:2:1: error: the last statement must compute the output, not declare an input
   y: scalar
-  ^^^^^^^^^""", "declaration-last"),
+  ^^^^^^^^^""",
+        "declaration-last",
+    ),
 ]
 
 _BIG = "9" * 400
 NUMBERS = [
-    case("f = 1e999 * x\n", f"""\
+    case(
+        "f = 1e999 * x\n",
+        f"""\
 in.txt:1:5: error: this number overflows to infinity
   f = 1e999 * x
       ^^^^^
-  {HINT_FLOAT}""", "float-literal-overflows"),
-    case(f"f = {_BIG} * x\n", f"""\
+  {HINT_FLOAT}""",
+        "float-literal-overflows",
+    ),
+    case(
+        f"f = {_BIG} * x\n",
+        f"""\
 in.txt:1:5: error: this integer is too large
   f = {_BIG} * x
       {"^" * 400}
-  {HINT_FLOAT}""", "integer-400-digits"),
-    case("f = x ** 10**100\n", """\
+  {HINT_FLOAT}""",
+        "integer-400-digits",
+    ),
+    case(
+        "f = x ** 10**100\n",
+        """\
 in.txt:1:5: error: the exponent 1e+100 is too large
   f = x ** 10**100
       ^^^^^^^^^^^^
   constant exponents are limited to ±1,000,000; beyond that x**n is 0 or inf for almost every x""",
-         "exponent-googol"),
-    case("f = x ** (10**6 + 1)\n", """\
+        "exponent-googol",
+    ),
+    case(
+        "f = x ** (10**6 + 1)\n",
+        """\
 in.txt:1:5: error: the exponent 1000001 is too large
   f = x ** (10**6 + 1)
       ^^^^^^^^^^^^^^^^
   constant exponents are limited to ±1,000,000; beyond that x**n is 0 or inf for almost every x""",
-         "exponent-just-over-limit"),
-    case("f = 10**10**10 * x\n", """\
+        "exponent-just-over-limit",
+    ),
+    case(
+        "f = 10**10**10 * x\n",
+        """\
 in.txt:1:5: error: this constant is too large to compute
   f = 10**10**10 * x
       ^^^^^^^^^^
-  constants must fit in a float (about 1.8e308)""", "power-tower"),
-    case("f = 10**308 * 10 * x\n", """\
+  constants must fit in a float (about 1.8e308)""",
+        "power-tower",
+    ),
+    case(
+        "f = 10**308 * 10 * x\n",
+        """\
 in.txt:1:5: error: this constant is too large for a float
   f = 10**308 * 10 * x
       ^^^^^^^^^^^^
-  constants must fit in a float (about 1.8e308)""", "constant-product-overflows"),
-    case("f = x / 0\n", """\
+  constants must fit in a float (about 1.8e308)""",
+        "constant-product-overflows",
+    ),
+    case(
+        "f = x / 0\n",
+        """\
 in.txt:1:5: error: division by zero
   f = x / 0
-      ^^^^^""", "divide-by-zero"),
-    case("f = x / 0.0\n", """\
+      ^^^^^""",
+        "divide-by-zero",
+    ),
+    case(
+        "f = x / 0.0\n",
+        """\
 in.txt:1:5: error: division by zero
   f = x / 0.0
-      ^^^^^^^""", "divide-by-float-zero"),
-    case("f = log(0) * x\n", """\
+      ^^^^^^^""",
+        "divide-by-float-zero",
+    ),
+    case(
+        "f = log(0) * x\n",
+        """\
 in.txt:1:5: error: this constant is not a finite real number
   f = log(0) * x
       ^^^^^^
-  the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)""", "log-zero"),
-    case("f = sqrt(-1) * x\n", """\
+  the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)""",
+        "log-zero",
+    ),
+    case(
+        "f = sqrt(-1) * x\n",
+        """\
 in.txt:1:5: error: this constant is not a finite real number
   f = sqrt(-1) * x
       ^^^^^^^^
-  the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)""", "sqrt-minus-one"),
+  the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)""",
+        "sqrt-minus-one",
+    ),
 ]
 
 ENCODING = [
-    case(b"x: scalar\nf = x + \xff\xfe y\n", """\
+    case(
+        b"x: scalar\nf = x + \xff\xfe y\n",
+        """\
 in.txt:2:9: error: not UTF-8 text: byte 0xff
   f = x + \ufffd\ufffd y
           ^
-  save the file as UTF-8""", "not-utf8"),
-    case("f = θ + ".encode() + b"\xe9 * y\n", """\
+  save the file as UTF-8""",
+        "not-utf8",
+    ),
+    case(
+        "f = θ + ".encode() + b"\xe9 * y\n",
+        """\
 in.txt:1:9: error: not UTF-8 text: byte 0xe9
   f = θ + \ufffd * y
           ^
-  save the file as UTF-8""", "not-utf8-after-non-ascii"),
-    case(b"f = x\x00 + 1\n", """\
-in.txt: error: this is a binary file (it contains NUL bytes), not an expression file""", "nul-bytes"),
-    case(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", """\
-in.txt: error: this is a binary file (it contains NUL bytes), not an expression file""", "binary-file"),
-    case("θ: scalar\nf = θ + sigmod(θ)\n", f"""\
+  save the file as UTF-8""",
+        "not-utf8-after-non-ascii",
+    ),
+    case(
+        b"f = x\x00 + 1\n",
+        """\
+in.txt: error: this is a binary file (it contains NUL bytes), not an expression file""",
+        "nul-bytes",
+    ),
+    case(
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00",
+        """\
+in.txt: error: this is a binary file (it contains NUL bytes), not an expression file""",
+        "binary-file",
+    ),
+    case(
+        "θ: scalar\nf = θ + sigmod(θ)\n",
+        f"""\
 in.txt:2:9: error: unknown function 'sigmod'
   f = θ + sigmod(θ)
           ^^^^^^
-  known: {KNOWN} (did you mean 'sigmoid'?)""", "column-after-theta"),
-    case("f = θ * x.y\n", """\
+  known: {KNOWN} (did you mean 'sigmoid'?)""",
+        "column-after-theta",
+    ),
+    case(
+        "f = θ * x.y\n",
+        """\
 in.txt:1:9: error: attribute access is not allowed
   f = θ * x.y
           ^^^
-  only plain names, numbers and calls of known functions are allowed""", "attribute-after-theta"),
-    case("# ünïcödé comment\nf = 'θ' + 1 * x\n", f"""\
+  only plain names, numbers and calls of known functions are allowed""",
+        "attribute-after-theta",
+    ),
+    case(
+        "# ünïcödé comment\nf = 'θ' + 1 * x\n",
+        f"""\
 in.txt:2:5: error: a string is not allowed here
   f = 'θ' + 1 * x
       ^^^
-  {HINT_NUMBER}""", "non-ascii-string"),
+  {HINT_NUMBER}""",
+        "non-ascii-string",
+    ),
 ]
 
-TABLE = (SAFETY + LITERALS + OPERATORS + CALLS + SYNTAX + NAMES + STATEMENTS + DECLARATIONS + NUMBERS
-         + ENCODING)
+TABLE = (
+    SAFETY + LITERALS + OPERATORS + CALLS + SYNTAX + NAMES + STATEMENTS + DECLARATIONS + NUMBERS + ENCODING
+)
 
 
 # -- running stagegen --------------------------------------------------------------
+
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
@@ -466,10 +783,6 @@ def write_input(folder: Path, content) -> None:
         path.write_text(content, encoding="utf-8")
 
 
-
-
-
-
 def assert_reported(result, expected: str, folder: Path) -> None:
     """The whole message, status 2, empty stdout; OUT.py as it was and no temporary file."""
     status, out, err = result
@@ -484,6 +797,7 @@ def assert_reported(result, expected: str, folder: Path) -> None:
 
 
 # -- the tests -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("content, expected", TABLE)
 def test_input_error(folder, capsys, content, expected):
@@ -513,32 +827,49 @@ def test_error_in_standard_input(folder):
 
 # -- statements too deep for Python's parser: located at the statement, and fast ---
 
+
 def _deep_cases():
     parens = "f = " + "(" * 1000 + "x" + ")" * 1000
     negations = "f = " + "-(" * 5000 + "x" + ")" * 5000 + " + a"
     minuses = "b = " + "-" * 5000 + "x"
     chain = "b = " + "+".join(["x"] * 5000)
     return [
-        pytest.param(f"{parens}\n", f"""\
+        pytest.param(
+            f"{parens}\n",
+            f"""\
 in.txt:1:205: error: invalid syntax: too many nested parentheses
   {parens}
   {" " * 204}^
-  {HINT_STAGING}""", id="1000-parentheses"),
-        pytest.param(f"a = x * 2\n{negations}\n", f"""\
+  {HINT_STAGING}""",
+            id="1000-parentheses",
+        ),
+        pytest.param(
+            f"a = x * 2\n{negations}\n",
+            f"""\
 in.txt:2:406: error: invalid syntax: too many nested parentheses
   {negations}
   {" " * 405}^
-  {HINT_STAGING}""", id="5000-negations-in-parentheses"),
-        pytest.param(f"a = x * 2\n{minuses}\nf = a + b\n", f"""\
+  {HINT_STAGING}""",
+            id="5000-negations-in-parentheses",
+        ),
+        pytest.param(
+            f"a = x * 2\n{minuses}\nf = a + b\n",
+            f"""\
 in.txt:2:1: error: this statement is nested too deeply for Python's parser
   {minuses}
   ^
-  {HINT_STAGING}""", id="5000-unary-minus"),
-        pytest.param(f"a = x * 2\n{chain}\nf = a + b\n", f"""\
+  {HINT_STAGING}""",
+            id="5000-unary-minus",
+        ),
+        pytest.param(
+            f"a = x * 2\n{chain}\nf = a + b\n",
+            f"""\
 in.txt:2:1: error: this statement is nested too deeply for Python's parser
   {chain}
   ^
-  {HINT_STAGING}""", id="5000-term-sum"),
+  {HINT_STAGING}""",
+            id="5000-term-sum",
+        ),
     ]
 
 
@@ -569,36 +900,66 @@ def test_statement_too_deep_in_a_subprocess(folder):
 USAGE = [
     pytest.param(["nope.txt"], "nope.txt: error: no such file", id="missing-file"),
     pytest.param(["adir"], "adir: error: is a directory, not an expression file", id="directory"),
-    pytest.param(["in.txt/x"], "in.txt/x: error: cannot read the file: Not a directory",
-                 id="path-under-a-file"),
-    pytest.param([IN, "--wrt", "z"],
-                 "stagegen: error: --wrt names 'z', which is not an input; the inputs are x, y",
-                 id="wrt-not-an-input"),
-    pytest.param([IN, "--wrt", "f"],
-                 "stagegen: error: --wrt names 'f', which is not an input; the inputs are x, y",
-                 id="wrt-names-the-output"),
-    pytest.param([IN, "--wrt", "x,z,w"],
-                 "stagegen: error: --wrt names 'z', 'w', which are not inputs; the inputs are x, y",
-                 id="wrt-two-non-inputs"),
-    pytest.param([IN, "--wrt", ","],
-                 "stagegen: error: --wrt needs at least one input name, e.g. --wrt x,y", id="wrt-empty"),
-    pytest.param([IN, "--frobnicate"], """\
+    pytest.param(
+        ["in.txt/x"], "in.txt/x: error: cannot read the file: Not a directory", id="path-under-a-file"
+    ),
+    pytest.param(
+        [IN, "--wrt", "z"],
+        "stagegen: error: --wrt names 'z', which is not an input; the inputs are x, y",
+        id="wrt-not-an-input",
+    ),
+    pytest.param(
+        [IN, "--wrt", "f"],
+        "stagegen: error: --wrt names 'f', which is not an input; the inputs are x, y",
+        id="wrt-names-the-output",
+    ),
+    pytest.param(
+        [IN, "--wrt", "x,z,w"],
+        "stagegen: error: --wrt names 'z', 'w', which are not inputs; the inputs are x, y",
+        id="wrt-two-non-inputs",
+    ),
+    pytest.param(
+        [IN, "--wrt", ","],
+        "stagegen: error: --wrt needs at least one input name, e.g. --wrt x,y",
+        id="wrt-empty",
+    ),
+    pytest.param(
+        [IN, "--frobnicate"],
+        """\
 stagegen: error: unrecognized arguments: --frobnicate
-  (see stagegen --help)""", id="unknown-option"),
-    pytest.param([IN, "--style", "fancy"], """\
+  (see stagegen --help)""",
+        id="unknown-option",
+    ),
+    pytest.param(
+        [IN, "--style", "fancy"],
+        """\
 stagegen: error: argument --style: invalid choice: 'fancy' (choose from 'seed', 'compact')
-  (see stagegen --help)""", id="bad-choice"),
-    pytest.param([], """\
+  (see stagegen --help)""",
+        id="bad-choice",
+    ),
+    pytest.param(
+        [],
+        """\
 stagegen: error: the following arguments are required: FILE
-  (see stagegen --help)""", id="no-file"),
+  (see stagegen --help)""",
+        id="no-file",
+    ),
     pytest.param([IN, "--points", "0"], "stagegen: error: --points must be at least 1", id="points-zero"),
-    pytest.param([IN, "-o", IN], "stagegen: error: the output file is the input file; choose another -o",
-                 id="output-is-input"),
-    pytest.param([IN, "-o", "nodir/out.py"],
-                 "stagegen: error: cannot write nodir/out.py: the folder {folder}/nodir does not exist",
-                 id="output-folder-missing"),
-    pytest.param([IN, "-o", "adir"], "stagegen: error: cannot write adir: it is a directory",
-                 id="output-is-a-directory"),
+    pytest.param(
+        [IN, "-o", IN],
+        "stagegen: error: the output file is the input file; choose another -o",
+        id="output-is-input",
+    ),
+    pytest.param(
+        [IN, "-o", "nodir/out.py"],
+        "stagegen: error: cannot write nodir/out.py: the folder {folder}/nodir does not exist",
+        id="output-folder-missing",
+    ),
+    pytest.param(
+        [IN, "-o", "adir"],
+        "stagegen: error: cannot write adir: it is a directory",
+        id="output-is-a-directory",
+    ),
 ]
 
 
@@ -612,25 +973,28 @@ def test_usage_error(folder, capsys, argv, expected):
     assert not (folder / "nodir").exists()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root reads a file whatever its mode")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads a file whatever its mode"
+)
 def test_unreadable_file(folder, capsys):
     write_input(folder, "f = x * y\n")
     (folder / IN).chmod(0)
     try:
-        assert_reported(run_in_process([IN, "-o", "OUT.py"], capsys),
-                        "in.txt: error: permission denied: cannot read the file", folder)
+        assert_reported(
+            run_in_process([IN, "-o", "OUT.py"], capsys),
+            "in.txt: error: permission denied: cannot read the file",
+            folder,
+        )
     finally:
         (folder / IN).chmod(0o644)
 
 
 def test_missing_file_in_a_subprocess(folder):
-    assert_reported(run_subprocess(["nope.txt", "-o", "OUT.py"], folder), "nope.txt: error: no such file",
-                    folder)
+    assert_reported(
+        run_subprocess(["nope.txt", "-o", "OUT.py"], folder), "nope.txt: error: no such file", folder
+    )
 
 
 def test_unknown_option_in_a_subprocess(folder):
     write_input(folder, "f = x * y\n")
-    assert_reported(run_subprocess([IN, "--frobnicate", "-o", "OUT.py"], folder), USAGE[7].values[1],
-                    folder)
-
+    assert_reported(run_subprocess([IN, "--frobnicate", "-o", "OUT.py"], folder), USAGE[7].values[1], folder)

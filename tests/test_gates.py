@@ -40,9 +40,9 @@ from stagegen.lower import lower
 from stagegen.parse import from_sympy, parse
 from stagegen.printer import MathPrinter, SourcePrinter, StagePrinter, template
 
-N_POINTS = 20                           # seeded random points per gate and check
+N_POINTS = 20  # seeded random points per gate and check
 NAMES = ("x", "y", "z", "u", "v", "w")  # input names of the one-line programs
-KINK_GRID = (-1.0, -0.0, 0.0, 1.0)      # operand values that make every tie and zero crossing
+KINK_GRID = (-1.0, -0.0, 0.0, 1.0)  # operand values that make every tie and zero crossing
 
 # DESIGN.md, "Conventions users can rely on": the gradient a non-smooth gate must
 # give everywhere, kinks included (there the oracle is this, not SymPy's Heaviside(0) = 1/2).
@@ -66,13 +66,16 @@ CONVENTIONS = {
 
 # Bugs found by these tests, each marking exactly one test (strict: a fix makes it fail).
 KNOWN_BUGS = {
-    ("special_gradient", "sigmoid@40.0"):
-        "sigmoid's local gradient (1 - out) * out cancels to 0.0 once sigmoid(x) rounds to 1.0 "
-        "(x > ~36.7): at x = 40 the generated gradient is 0.0, the 50-digit reference 4.25e-18",
+    (
+        "special_gradient",
+        "sigmoid@40.0",
+    ): "sigmoid's local gradient (1 - out) * out cancels to 0.0 once sigmoid(x) rounds to 1.0 "
+    "(x > ~36.7): at x = 40 the generated gradient is 0.0, the 50-digit reference 4.25e-18",
 }
 
 
 # -- the cases: one per gate, arity and parameter tuple ------------------------------------
+
 
 @dataclass(frozen=True)
 class Case:
@@ -138,11 +141,12 @@ def special_cases(test: str) -> list:
 
 # -- the one-line program that applies a gate ------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Application:
-    text: str                 # "f = x / 3"
-    inputs: tuple[str, ...]   # the program's inputs, in order
-    operands: tuple           # per operand: an input index (int) or a constant (SymPy number)
+    text: str  # "f = x / 3"
+    inputs: tuple[str, ...]  # the program's inputs, in order
+    operands: tuple  # per operand: an input index (int) or a constant (SymPy number)
 
     def operand_values(self, point) -> list:
         return [point[op] if isinstance(op, int) else float(op) for op in self.operands]
@@ -193,8 +197,9 @@ def application(case: Case) -> Application:
                 else:
                     operands.append(len(names))
                     names.append(NAMES[len(names)])
-            texts = [names[op] if isinstance(op, int) else printer.constant(op, source=True)
-                     for op in operands]
+            texts = [
+                names[op] if isinstance(op, int) else printer.constant(op, source=True) for op in operands
+            ]
             app = Application(f"f = {printer.display(stage, texts)}", tuple(names), tuple(operands))
             found.append(app)
             if [(s.gate, s.params) for s in lower(parse(app.text)).stages] == [(case.gate.name, case.params)]:
@@ -208,6 +213,7 @@ def module(text: str):
 
 
 # -- 50-digit evaluation ------------------------------------------------------------------
+
 
 def _mp(value) -> mpmath.mpf:
     """A real SymPy/mpmath/Python number as an mpf (fails on anything else)."""
@@ -255,11 +261,15 @@ def _finite64(value: mpmath.mpf) -> bool:
 def _operand_points(case: Case, special: float, n: int, rng: random.Random) -> list[tuple]:
     """Every mix of `special` and seeded domain values over n operands, `special` at least once."""
     others = case.sample(rng, n)
-    return [tuple(special if s else o for s, o in zip(mask, others, strict=True))
-            for mask in itertools.product((True, False), repeat=n) if any(mask)]
+    return [
+        tuple(special if s else o for s, o in zip(mask, others, strict=True))
+        for mask in itertools.product((True, False), repeat=n)
+        if any(mask)
+    ]
 
 
 # -- 1. the local-gradient rule equals sympy.diff of forward --------------------------------
+
 
 @pytest.mark.parametrize("case", cases("rule_numeric"))
 def test_local_rule_matches_sympy_diff_numerically(case):
@@ -295,8 +305,9 @@ def test_local_rule_equals_sympy_diff_symbolically(case):
     inst = case.instance
     for i, (rule, x) in enumerate(zip(inst.local, case.slots, strict=True)):
         difference = sp.sympify(rule).subs(OUT, inst.forward) - sp.diff(inst.forward, x)
-        assert _vanishes_on_domain(difference, case), (
-            f"d/d operand {i}: rule - sympy.diff = {sp.simplify(difference)}")
+        assert _vanishes_on_domain(
+            difference, case
+        ), f"d/d operand {i}: rule - sympy.diff = {sp.simplify(difference)}"
 
 
 @pytest.mark.parametrize("case", cases("kink", NONSMOOTH))
@@ -304,7 +315,8 @@ def test_kink_convention(case):
     """DESIGN.md: max/min give the whole gradient to the first extreme operand; abs, relu 0 at 0."""
     assert case.gate.name in CONVENTIONS, (
         f"{case.gate.name} is not smooth, but DESIGN.md states no convention for its kinks: "
-        "state one there and add it to CONVENTIONS")
+        "state one there and add it to CONVENTIONS"
+    )
     convention = CONVENTIONS[case.gate.name]
     inst, xs = case.instance, case.slots
     app = application(case)
@@ -319,8 +331,9 @@ def test_kink_convention(case):
         subs = {x: sp.Float(v) for x, v in zip(xs, operands, strict=True)}
         for i, rule in enumerate(inst.local):
             local = sp.sympify(rule).subs(OUT, inst.forward).subs(subs)
-            assert local.is_Number and float(local) == expected[i], (
-                f"rule d/d operand {i} at {operands} is {local}, the convention says {expected[i]}")
+            assert (
+                local.is_Number and float(local) == expected[i]
+            ), f"rule d/d operand {i} at {operands} is {local}, the convention says {expected[i]}"
         # the generated code
         value, grads = mod.value_and_grad(*point)
         assert value == float(_forward50(case, operands)), f"{app.text} at {point}: value {value}"
@@ -330,6 +343,7 @@ def test_kink_convention(case):
 
 
 # -- 2. the generated gradient against central finite differences --------------------------
+
 
 @pytest.mark.parametrize("case", cases("finite_differences"))
 def test_generated_gradient_matches_finite_differences(case):
@@ -354,16 +368,19 @@ def test_generated_gradient_matches_finite_differences(case):
             assert close(gc, c * g, RTOL), f"backward({c}) gives {gc}, expected {c} * {g}"
             # The stencil's rounding error is about eps * |f| / step: |f| is its scale.
             fd = central_difference(f, point, i)
-            if not case.gate.smooth and not close(fd, central_difference(f, point, i, FD_STEP / 2), FD_RTOL,
-                                                  abs(value)):
+            if not case.gate.smooth and not close(
+                fd, central_difference(f, point, i, FD_STEP / 2), FD_RTOL, abs(value)
+            ):
                 continue  # a kink inside the stencil
-            assert close(g, fd, FD_RTOL, abs(value)), (
-                f"{app.text}: d/d{app.inputs[i]} at {point} is {g}, finite differences {fd}")
+            assert close(
+                g, fd, FD_RTOL, abs(value)
+            ), f"{app.text}: d/d{app.inputs[i]} at {point} is {g}, finite differences {fd}"
             compared += 1
     assert compared >= N_POINTS * len(app.inputs) // 2
 
 
 # -- 3. special values ----------------------------------------------------------------------
+
 
 def _special_points(case: Case, special: float) -> tuple[Application, list[tuple]]:
     app = application(case)
@@ -383,8 +400,9 @@ def test_special_value(case, special):
             continue
         if _finite64(ref):
             assert isinstance(value, float) and math.isfinite(value), f"{app.text} at {point}: {value!r}"
-            assert close(value, float(ref), RTOL), (
-                f"{app.text} at {point}: {value!r}, reference {float(ref)!r}")
+            assert close(
+                value, float(ref), RTOL
+            ), f"{app.text} at {point}: {value!r}, reference {float(ref)!r}"
         else:
             assert not math.isfinite(value), f"{app.text} at {point}: {value!r}, reference {ref}"
 
@@ -408,18 +426,20 @@ def test_special_gradient(case, special):
             want = reference(expr, symbols, point)[1]
         for name, g, r in zip(app.inputs, grads, want, strict=True):
             if math.isfinite(r):
-                assert isinstance(g, float) and close(g, r, RTOL), (
-                    f"{app.text}: d/d{name} at {point} is {g!r}, reference {r!r}")
+                assert isinstance(g, float) and close(
+                    g, r, RTOL
+                ), f"{app.text}: d/d{name} at {point} is {g!r}, reference {r!r}"
 
 
 # -- 4. the emitted form agrees with forward ------------------------------------------------
+
 
 @pytest.mark.parametrize("case", cases("emitted"))
 def test_emitted_math_form_matches_forward(case):
     inst = case.instance
     printer = MathPrinter()
     text, _ = template(printer, inst.emitted("math"), "v" * case.arity)
-    names = NAMES[:case.arity]
+    names = NAMES[: case.arity]
     fn = eval(f"lambda {', '.join(names)}: {text.format(*names)}", {"math": math})
     rng = case.rng("emitted")
     points = [case.sample(rng, case.arity) for _ in range(N_POINTS)]
@@ -437,6 +457,7 @@ def test_emitted_math_form_matches_forward(case):
 
 
 # -- 5. forward lowers back to exactly this gate --------------------------------------------
+
 
 def _one_stage(graph, what: str):
     assert len(graph.stages) == 1, f"{what} lowers to {len(graph.stages)} stages:\n{graph.dump()}"
@@ -466,8 +487,13 @@ def test_forward_lowers_back_to_the_gate(case):
         for origin, program in programs:
             what = f"{expr} ({origin})"
             stage = _one_stage(lower(program, gates="grouped"), what)
-            if (stage.gate != gate.name and origin == "SymPy" and gate.source is not None and not gate.grouped
-                    and any(isinstance(op, Const) for op in stage.operands)):
+            if (
+                stage.gate != gate.name
+                and origin == "SymPy"
+                and gate.source is not None
+                and not gate.grouped
+                and any(isinstance(op, Const) for op in stage.operands)
+            ):
                 # SymPy cannot tell a named gate from another gate with a constant operand
                 # (relu(x) is Max(x, 0)); its source name (checked above) is the way to write it.
                 other = REGISTRY[stage.gate]
@@ -487,6 +513,7 @@ def test_grouped_gate_expands_under_fine_gates(case):
 
 
 # -- 6. end to end: stagegen.verify ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", cases("verify"))
 def test_verify_accepts_the_gate(case):

@@ -42,8 +42,11 @@ def test_golden(name, update_goldens):
         path.write_text(text, encoding="utf-8")
     expected = path.read_text(encoding="utf-8")
     if text != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
-                                            f"golden/{name}.py", "generated"))
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True), text.splitlines(True), f"golden/{name}.py", "generated"
+            )
+        )
         pytest.fail(f"generated code differs from tests/golden/{name}.py:\n{diff}")
 
 

@@ -75,18 +75,26 @@ def test_powers_quotients_and_constants():
     ]
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda x, y: x - y, ["%2 = sub x y  [f]"]),
-    (lambda x, y: -x - y, ["%2 = add x y", "%3 = neg %2  [f]"]),
-    (lambda x, y: 2 * x / (3 * y), ["%2 = mul 2 x", "%3 = mul 3 y", "%4 = reciprocal %3", "%5 = mul %2 %4  [f]"]),
-    (lambda x, y: x / 3, ["%2 = div x 3  [f]"]),
-    (lambda x, y: 1 / sp.sqrt(x), ["%2 = sqrt x", "%3 = reciprocal %2  [f]"]),
-    (lambda x, y: x**-3, ["%2 = powc x 3", "%3 = reciprocal %2  [f]"]),
-    (lambda x, y: sp.exp(x) / (1 + sp.exp(x)), ["%2 = sigmoid x  [f]"]),
-    (lambda x, y: x * sp.log(1 + sp.exp(y)), ["%2 = softplus y", "%3 = mul x %2  [f]"]),
-    (lambda x, y: 1 / (1 + sp.exp(-2 * x - 3 * y)), ["%2 = mul 2 x", "%3 = mul 3 y", "%4 = add %2 %3",
-                                                     "%5 = sigmoid %4  [f]"]),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda x, y: x - y, ["%2 = sub x y  [f]"]),
+        (lambda x, y: -x - y, ["%2 = add x y", "%3 = neg %2  [f]"]),
+        (
+            lambda x, y: 2 * x / (3 * y),
+            ["%2 = mul 2 x", "%3 = mul 3 y", "%4 = reciprocal %3", "%5 = mul %2 %4  [f]"],
+        ),
+        (lambda x, y: x / 3, ["%2 = div x 3  [f]"]),
+        (lambda x, y: 1 / sp.sqrt(x), ["%2 = sqrt x", "%3 = reciprocal %2  [f]"]),
+        (lambda x, y: x**-3, ["%2 = powc x 3", "%3 = reciprocal %2  [f]"]),
+        (lambda x, y: sp.exp(x) / (1 + sp.exp(x)), ["%2 = sigmoid x  [f]"]),
+        (lambda x, y: x * sp.log(1 + sp.exp(y)), ["%2 = softplus y", "%3 = mul x %2  [f]"]),
+        (
+            lambda x, y: 1 / (1 + sp.exp(-2 * x - 3 * y)),
+            ["%2 = mul 2 x", "%3 = mul 3 y", "%4 = add %2 %3", "%5 = sigmoid %4  [f]"],
+        ),
+    ],
+)
 def test_sympy_encodings(make, expected):
     x, y = sp.symbols("x y")
     assert sympy_dump(make(x, y), [x, y]).splitlines()[1:-1] == expected
@@ -94,14 +102,24 @@ def test_sympy_encodings(make, expected):
 
 def test_fine_gates_expand_named_grouped_gates():
     assert [line.split("=")[1].split()[0] for line in dump("f = sigmoid(x)", "fine").splitlines()[1:-1]] == [
-        "neg", "exp", "add", "reciprocal"]
+        "neg",
+        "exp",
+        "add",
+        "reciprocal",
+    ]
     assert [line.split("=")[1].split()[0] for line in dump("f = softplus(x)", "fine").splitlines()[1:-1]] == [
-        "exp", "add", "log"]
+        "exp",
+        "add",
+        "log",
+    ]
 
 
 def test_rewrites_are_recorded():
     graph = lower(parse("s = 1/(1 + exp(-x))\nf = s + log(1 + exp(y))", "t.txt"))
-    assert [(gate, span.line, span.col) for gate, span in graph.rewrites] == [("sigmoid", 1, 5), ("softplus", 2, 9)]
+    assert [(gate, span.line, span.col) for gate, span in graph.rewrites] == [
+        ("sigmoid", 1, 5),
+        ("softplus", 2, 9),
+    ]
     assert lower(parse("f = 1/(1 + exp(-x))", "t.txt"), "fine").rewrites == ()
 
 

@@ -28,8 +28,27 @@ def test_stage_dnum_beside_num():
     assert {"dnum_", "ddnum"} <= targets
 
 
-@pytest.mark.parametrize("name", ["math", "np", "cache", "dout", "forward", "backward", "value_and_grad",
-                                  "INPUTS", "WRT", "OUTPUT", "print", "float", "match", "case", "type", "_"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "math",
+        "np",
+        "cache",
+        "dout",
+        "forward",
+        "backward",
+        "value_and_grad",
+        "INPUTS",
+        "WRT",
+        "OUTPUT",
+        "print",
+        "float",
+        "match",
+        "case",
+        "type",
+        "_",
+    ],
+)
 def test_module_names_as_inputs(name):
     source = f"f = {name} * exp(y) + sin({name})"
     text = check(source)

@@ -82,8 +82,14 @@ def test_neuron_fine_gates_is_the_notes_circuit():
 # -- (c) the staged function (x + sigmoid(y)) / (sigmoid(x) + (x + y)**2) --------
 
 FORWARD = [  # name, the notes' formula (stage k is line k)
-    ("sigy", "sigmoid(y)"), ("num", "x + sigy"), ("sigx", "sigmoid(x)"), ("xpy", "x + y"),
-    ("xpysqr", "xpy**2"), ("den", "sigx + xpysqr"), ("invden", "1.0 / den"), ("f", "num * invden"),
+    ("sigy", "sigmoid(y)"),
+    ("num", "x + sigy"),
+    ("sigx", "sigmoid(x)"),
+    ("xpy", "x + y"),
+    ("xpysqr", "xpy**2"),
+    ("den", "sigx + xpysqr"),
+    ("invden", "1.0 / den"),
+    ("f", "num * invden"),
 ]
 
 BACKWARD = [  # target, op, local gradient, upstream, forward stage: the notes' listing
@@ -115,7 +121,9 @@ def test_staged_function_structure(source):
     assert [int(line.rsplit("# (", 1)[1].rstrip(")")) for line in forward] == list(range(1, 9))
     found = adjoint_lines(text)
     assert len(found) == len(BACKWARD)
-    for (target, op, rhs, stage), (e_target, e_op, e_local, e_up, e_stage) in zip(found, BACKWARD, strict=True):
+    for (target, op, rhs, stage), (e_target, e_op, e_local, e_up, e_stage) in zip(
+        found, BACKWARD, strict=True
+    ):
         local, upstream = _split(rhs)
         assert (target, op, upstream, stage) == (e_target, e_op, e_up, e_stage)
         assert sp.sympify(local) == sp.sympify(e_local), (local, e_local)
@@ -124,7 +132,9 @@ def test_staged_function_structure(source):
 def test_staged_function_display_formulas():
     text = stagegen.generate(example("notes.txt"))
     for name, formula in FORWARD:
-        assert f"# backprop {name} = {formula}\n" in text or name == "f" and f"# backprop f = {formula}" in text
+        assert (
+            f"# backprop {name} = {formula}\n" in text or name == "f" and f"# backprop f = {formula}" in text
+        )
 
 
 def test_staged_function_values():
