@@ -91,7 +91,13 @@ class _Module:
         if self.backward.style == "seed":
             text = f"({local}) * {up}"
         elif unit_dout and upstream == graph.output:
-            text = {"1": "1.0", "-1": "-1.0"}.get(local, local)
+            # dout is the literal 1.0 here; the gradient must still be a float
+            if local.lstrip("-").isdigit():
+                text = f"{local}.0"
+            elif self.printer.floating(stage, line.operand):
+                text = local
+            else:
+                text = f"({local}) * 1.0" if prec < MUL else f"{local} * 1.0"
         elif local == "1":
             text = up
         elif local == "-1":

@@ -72,7 +72,7 @@ class Gate:
     domain: tuple[float, float] = (-3.0, 3.0)  # where tests sample its operands
     special: tuple[float, ...] = ()  # operand values tests always try
     test_params: tuple[tuple, ...] = ((),)
-    kink: Callable[..., sp.Expr] | None = None  # zero exactly where the gate is not differentiable
+    kink: Callable[..., tuple] | None = None  # expressions; the gate has a kink where one is zero
     doc: str = ""
     function: type = field(init=False)
 
@@ -126,8 +126,8 @@ def _heaviside_route(xs, ties_first: bool):
 
 
 def _ties(*xs):
-    """Zero exactly where two operands are equal (a tie of max or min)."""
-    return sp.Mul(*[a - b for i, a in enumerate(xs) for b in xs[i + 1 :]])
+    """The differences of the operands: a tie of max or min is where one is zero."""
+    return tuple(a - b for i, a in enumerate(xs) for b in xs[i + 1 :])
 
 
 _GATES = [
@@ -427,7 +427,7 @@ _GATES = [
         name_hint="relu{0}",
         symbol="relu",
         special=(0.0,),
-        kink=lambda x: x,
+        kink=lambda x: (x,),
         doc="relu(x) = max(x, 0); d/dx = 1 if x > 0 else 0 (0 at the kink)",
     ),
     Gate(
@@ -439,7 +439,7 @@ _GATES = [
         name_hint="abs{0}",
         symbol="abs",
         special=(0.0,),
-        kink=lambda x: x,
+        kink=lambda x: (x,),
         doc="|x|; d/dx = sign(x) (0 at the kink)",
     ),
     Gate(

@@ -350,5 +350,12 @@ class StagePrinter:
         """The local gradient of `stage` for operand `operand`, with its precedence."""
         return self._text(stage, operand, operands, out)
 
+    @staticmethod
+    def floating(stage, operand: int) -> bool:
+        """Whether the local gradient's text evaluates to a float by itself: a
+        comparison such as (x > 0) is a bool, sign(x) and integer literals are ints."""
+        rule = REGISTRY[stage.gate].instance(len(stage.operands), stage.params).local[operand]
+        return not (rule.is_Integer or rule.has(sp.Heaviside, sp.sign))
+
 
 __all__ = ["MathPrinter", "SourcePrinter", "StagePrinter", "template", "number", "ordered_max", "ordered_min"]

@@ -43,10 +43,13 @@ from .ir import Const
 
 RTOL = 1e-9  # against the 50-digit reference
 FD_RTOL = 1e-6  # against finite differences of the float64 forward
-FD_STEP = 1e-3  # relative step of the finite differences
+FD_STEP = 1e-3  # relative step of the finite differences, shrunk by 4 until they settle
+FD_REFINEMENTS = 8  # smaller steps tried
+FD_NOISE = 1e-15  # rounding of a difference quotient: about eps * |f| / h
 DPS = 50  # mpmath digits of the reference
 SAMPLE_HALF_WIDTH = 3.0  # inputs are sampled uniformly in [-3, 3]
 TRIES_PER_POINT = 50  # samples drawn per accepted point before giving up
+PER_STAGE_FLOOR = 1e-60  # mpmath.diff's own noise where a per-stage adjoint is exactly 0
 PER_STAGE_LIMIT = 200  # larger programs skip the per-stage adjoint check
 FLOAT_MAX = 1e300  # larger magnitudes would overflow float64 on the way
 
@@ -249,21 +252,40 @@ class _Checker:
             try:
                 ref = [_real(r) for r in self.reference(*map(mpmath.mpf, point))]
                 values = list(map(mpmath.mpf, point))
-                kink = False
                 for stage, rules in zip(graph.stages, self.rules, strict=True):
-                    args = [_mp(op, values) for op in stage.operands]
-                    values.append(_real(rules.forward(*args)))
-                    kink = kink or (rules.kink is not None and rules.kink(*args) == 0)
+                    values.append(_real(rules.forward(*[_mp(op, values) for op in stage.operands])))
             except (ValueError, ZeroDivisionError, TypeError, OverflowError):
                 return None
-        return point, ref, values, kink
+        return point, ref, values
 
-    def _scales(self, values) -> tuple[float, list[float]]:
-        """Rounding-error magnitudes: of the output value, and of every adjoint."""
+    def _at_kink(self, values, mag) -> bool:
+        """Some non-smooth gate is at a kink, or closer to one than float64 can tell
+        (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
+        graph = self.build.graph
+        with mpmath.workdps(DPS):
+            for stage, rules in zip(graph.stages, self.rules, strict=True):
+                if rules.kink is None:
+                    continue
+                args = [_mp(op, values) for op in stage.operands]
+                mags = [
+                    mag[op] if isinstance(op, int) else abs(a)
+                    for op, a in zip(stage.operands, args, strict=True)
+                ]
+                for distance, slopes in rules.kink:
+                    spread = sum(
+                        (abs(d(*args)) * m for d, m in zip(slopes, mags, strict=True)), mpmath.mpf(0)
+                    )
+                    if abs(distance(*args)) <= RTOL * spread:
+                        return True
+        return False
+
+    def _scales(self, values):
+        """Rounding-error magnitudes: of the output value, of every adjoint, of every value."""
         graph = self.build.graph
         zero = mpmath.mpf(0)
         with mpmath.workdps(DPS):
-            mag = [abs(v) for v in values]  # of each value
+            n = len(self.names)
+            mag = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
             for stage, rules in zip(graph.stages, self.rules, strict=True):
                 args = [_mp(op, values) for op in stage.operands]
                 for op, d in zip(stage.operands, rules.partials, strict=True):
@@ -292,7 +314,7 @@ class _Checker:
                 adjoint[line.target] += local * adjoint[up]
                 adjoint_mag[line.target] += abs(local) * adjoint_mag[up] + local_mag * abs(adjoint[up])
         finite = lambda x: float(x) if mpmath.isfinite(x) else math.inf  # noqa: E731
-        return finite(mag[graph.output]), [finite(m) for m in adjoint_mag]
+        return finite(mag[graph.output]), [finite(m) for m in adjoint_mag], mag
 
     # -- the run --------------------------------------------------------------
     def run(self, points: int, seed: int) -> Report:
@@ -312,9 +334,10 @@ class _Checker:
                 discarded += 1
                 continue
             accepted += 1
-            point, ref, values, kink = sample
+            point, ref, values = sample
             where = "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True)) + ")"
-            value_scale, scales = self._scales(values)
+            value_scale, scales, mag = self._scales(values)
+            kink = self._at_kink(values, mag)
             try:
                 results = self._evaluate(point, rng)
             except Exception as exc:  # the module failed at a point where the maths is finite
@@ -333,7 +356,7 @@ class _Checker:
                     value_row.add(value, ref[0], value_scale, f"{where} [{label}]")
                 for w, g, r, s in zip(self.wrt, grads, ref[1:], self._wrt_scales(scales), strict=True):
                     grad_rows[w].add(g, r, s, f"{where} [{label}]")
-            self._finite_differences(point, results[0][1], scales, fd_rows, where)
+            self._finite_differences(point, results[0][1], scales, value_scale, fd_rows, where)
             if self.adjoint_refs:
                 self._adjoints(point, values, scales, adj_rows, where)
         rows = [value_row, *grad_rows.values(), *fd_rows.values(), *adj_rows.values()]
@@ -380,19 +403,32 @@ class _Checker:
             (None, [g / c for g in gc], f"backward({c!r}) / {c!r}"),
         ]
 
-    def _finite_differences(self, point, grads, scales, rows, where):
+    def _finite_differences(self, point, grads, scales, value_scale, rows, where):
+        """Each gradient against central differences of the module's forward.
+
+        Steps shrink by 4 until three consecutive estimates agree (the function
+        is smooth on that scale; two can agree by chance where it oscillates); a
+        quotient's own rounding, about eps * |f| / h, is part of the allowance.
+        No agreement: nothing is compared at this point.
+        """
         fwd = self.module.forward
         for w, g, s in zip(self.wrt, grads, self._wrt_scales(scales), strict=True):
             i = self.names.index(w)
             h = FD_STEP * max(1.0, abs(point[i]))
             try:
-                estimates = [_central(fwd, point, i, step) for step in (h, h / 2)]
+                estimates = [_central(fwd, point, i, h)]
+                agreed = 0
+                for _ in range(FD_REFINEMENTS):
+                    h /= 4
+                    estimates.append(_central(fwd, point, i, h))
+                    noise = FD_NOISE * value_scale / h
+                    close = abs(estimates[-1] - estimates[-2]) <= FD_RTOL * abs(estimates[-1]) + noise
+                    agreed = agreed + 1 if close else 0
+                    if agreed == 2:
+                        rows[w].add(g, estimates[-1], s + noise / FD_RTOL, where)
+                        break
             except (ValueError, ZeroDivisionError, OverflowError):
                 continue
-            coarse, fine = estimates
-            if abs(coarse - fine) > FD_RTOL * (abs(fine) + s):
-                continue  # not smooth within the stencil (a kink nearby)
-            rows[w].add(g, fine, s, where)
 
     def _adjoints(self, point, values, scales, rows, where):
         got = self.instrumented.value_and_grad(*point)
@@ -409,7 +445,7 @@ class _Checker:
                         ref = _real(mpmath.diff(self._composed(k, downstream, values), values[v]))
                 except (ValueError, ZeroDivisionError, TypeError):
                     continue
-                rows[k].add(got.get(name), ref, scales[v], where)
+                rows[k].add(got.get(name), ref, scales[v] + PER_STAGE_FLOOR / RTOL, where)
 
 
 def _heaviside(x, at_zero=0.5):
@@ -432,7 +468,7 @@ class _Rules:
     partials: list
     local: list
     local_partials: list  # [operand][symbol read: operands..., out] -> function or None
-    kink: object  # zero at the gate's kinks; None for a smooth gate
+    kink: list | None  # (distance to a kink, its slopes per operand); None: smooth
 
 
 @functools.lru_cache(maxsize=None)
@@ -454,7 +490,17 @@ def _instance_rules(gate_name: str, arity: int, params: tuple) -> _Rules:
         local_partials=[
             [fn(sp.diff(rule, r)) if r in rule.free_symbols else None for r in reads] for rule in local
         ],
-        kink=None if gate.smooth else sp.lambdify(xs, gate.kink(*xs), modules=_MODULES),
+        kink=(
+            None
+            if gate.smooth
+            else [
+                (
+                    sp.lambdify(xs, e, modules=_MODULES),
+                    [sp.lambdify(xs, sp.diff(e, x), modules=_MODULES) for x in xs],
+                )
+                for e in gate.kink(*xs)
+            ]
+        ),
     )
 
 
