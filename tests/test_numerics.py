@@ -11,7 +11,7 @@ import sympy as sp
 from scipy.optimize import minimize
 
 import stagegen
-from gradcheck import DPS, RTOL, central_difference, close
+from gradcheck import RTOL, central_difference, close
 from helpers import EXAMPLES, adjoint_lines, example
 from stagegen.gates import REGISTRY
 
