@@ -73,6 +73,8 @@ class Gate:
     special: tuple[float, ...] = ()  # operand values tests always try
     test_params: tuple[tuple, ...] = ((),)
     kink: Callable[..., tuple] | None = None  # expressions; the gate has a kink where one is zero
+    convention: str = ""  # the subgradient at a kink, as the backward line's comment states it
+    why: str = ""  # why a grouped gate replaces its circuit (listed in the module's docstring)
     doc: str = ""
     function: type = field(init=False)
 
@@ -398,6 +400,7 @@ _GATES = [
         emit={"math": lambda x: sp.Piecewise((1.0 / (1.0 + sp.exp(-x)), x > -700.0), (sp.exp(x), True))},
         name_hint="sig{0}",
         symbol="σ",
+        why="no overflow for any float; local gradient (1 - s) * s",
         special=(0.0, -1000.0, 1000.0, -745.0, 40.0, -40.0),
         doc="sigmoid(x) = 1/(1 + exp(-x)); d/dx = (1 - sigmoid(x)) * sigmoid(x)",
     ),
@@ -414,7 +417,37 @@ _GATES = [
         name_hint="sp{0}",
         symbol="softplus",
         special=(0.0, -1000.0, 1000.0, -40.0, 40.0),
+        why="no overflow for any float",
         doc="softplus(x) = log(1 + exp(x)); d/dx = sigmoid(x) = 1 - exp(-softplus(x))",
+    ),
+    Gate(
+        "log1p",
+        operands=("x",),
+        forward=lambda x: sp.log(1 + x),
+        local=lambda x, out: (1 / (1 + x),),
+        source="log1p",
+        grouped=True,
+        emit={"math": lambda x: log1p(x)},
+        name_hint="log1p{0}",
+        symbol="log1p",
+        domain=(-0.9, 3.0),
+        special=(0.0, 1e-20, -1e-20, 1e-300, 5e-324),
+        why="accurate when the argument is small (log(1 + t) loses the digits of t)",
+        doc="log1p(x) = log(1 + x), x > -1; d/dx = 1/(1 + x)",
+    ),
+    Gate(
+        "expm1",
+        operands=("x",),
+        forward=lambda x: sp.exp(x) - 1,
+        local=lambda x, out: (out + 1,),
+        source="expm1",
+        grouped=True,
+        emit={"math": lambda x: expm1(x)},
+        name_hint="expm1{0}",
+        symbol="expm1",
+        special=(0.0, 1e-20, -1e-20, 1e-300, 5e-324, -1000.0, 700.0),
+        why="accurate when the argument is small (exp(t) - 1 loses the digits of t)",
+        doc="expm1(x) = exp(x) - 1; d/dx = exp(x) = expm1(x) + 1",
     ),
     # -- non-smooth gates: subgradient conventions of DESIGN.md --------------
     Gate(
@@ -428,6 +461,7 @@ _GATES = [
         symbol="relu",
         special=(0.0,),
         kink=lambda x: (x,),
+        convention="0 at x = 0",
         doc="relu(x) = max(x, 0); d/dx = 1 if x > 0 else 0 (0 at the kink)",
     ),
     Gate(
@@ -440,6 +474,7 @@ _GATES = [
         symbol="abs",
         special=(0.0,),
         kink=lambda x: (x,),
+        convention="0 at x = 0",
         doc="|x|; d/dx = sign(x) (0 at the kink)",
     ),
     Gate(
@@ -454,6 +489,7 @@ _GATES = [
         symbol="max",
         special=(0.0,),
         kink=_ties,
+        convention="a tie goes to the first operand",
         doc="max(x1, ..., xn); the whole gradient goes to the first operand that attains the maximum",
     ),
     Gate(
@@ -468,6 +504,7 @@ _GATES = [
         symbol="min",
         special=(0.0,),
         kink=_ties,
+        convention="a tie goes to the first operand",
         doc="min(x1, ..., xn); the whole gradient goes to the first operand that attains the minimum",
     ),
 ]

@@ -14,7 +14,7 @@ from stagegen.emit import emit
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
-LINE = re.compile(r"^\s+(?P<target>\w+) (?P<op>\+?=|-=) (?P<rhs>.*?)  # \((?P<stage>\d+)\)$")
+LINE = re.compile(r"^\s+(?P<target>\w+) (?P<op>\+?=|-=) (?P<rhs>.*?)  # \((?P<stage>\d+)\)(; .*)?$")
 
 
 def example(name: str) -> str:
@@ -29,9 +29,9 @@ def instrumented(source: str, **options):
 
 
 def function_lines(text: str, function: str) -> list[str]:
-    """The statement lines (comments dropped) of one function of a generated module."""
+    """The numbered stage lines (``... # (k)``) of one function of a generated module."""
     body = text.split(f"\ndef {function}(", 1)[1].split("\n\n\n", 1)[0]
-    return [line for line in body.splitlines()[1:] if line.strip() and not line.strip().startswith("#")]
+    return [line for line in body.splitlines()[1:] if re.search(r"  # \(\d+\)", line)]
 
 
 def adjoint_lines(text: str, function: str = "backward") -> list[tuple[str, str, str, int]]:

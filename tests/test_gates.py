@@ -233,8 +233,12 @@ def _forward_fn(case: Case):
 
 
 def _forward50(case: Case, operands) -> mpmath.mpf:
+    # Evaluated with enough bits for cancellations down to the smallest float
+    # (exp(5e-324) - 1, log(1 + 1e-300)), then rounded to 50 digits.
+    with mpmath.workprec(2200):
+        value = _mp(_forward_fn(case)(*map(mpmath.mpf, operands)))
     with mpmath.workdps(DPS):
-        return _mp(_forward_fn(case)(*map(mpmath.mpf, operands)))
+        return +value
 
 
 def _at_kink(case: Case, operands) -> bool:

@@ -17,8 +17,8 @@ def test_listing_is_the_generated_module():
     listing = next(b for b in blocks("python") if "def backward(dout, cache):" in b)
     for part in listing.split("\n\n\n"):
         part = part.split("...\n", 1)[-1] if part.startswith('"""') else part
-        if "value_and_grad" in part:
-            continue
+        if "value_and_grad" in part or "def _locate" in part:
+            continue  # abridged in the README
         assert part.strip() in golden, part
 
 

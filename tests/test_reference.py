@@ -116,7 +116,7 @@ def _split(rhs: str) -> tuple[str, str]:
 @pytest.mark.parametrize("source", ["notes.txt", "notes_expr.txt"])
 def test_staged_function_structure(source):
     text = stagegen.generate(example(source))
-    forward = function_lines(text, "forward")[:-1]
+    forward = function_lines(text, "forward")
     assert [line.split(" = ")[0].strip() for line in forward] == [name for name, _ in FORWARD]
     assert [int(line.rsplit("# (", 1)[1].rstrip(")")) for line in forward] == list(range(1, 9))
     found = adjoint_lines(text)

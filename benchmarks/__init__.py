@@ -1,0 +1,1 @@
+"""Benchmarks of stagegen's generated code (run: python -m benchmarks)."""

@@ -1,0 +1,187 @@
+"""Numerics: grouped gates at extreme inputs, stage-located errors, subgradient
+comments, visible rewrites, and a generated gradient inside scipy's optimiser."""
+
+import math
+import runpy
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from scipy.optimize import minimize
+
+import stagegen
+from gradcheck import RTOL, central_difference, close
+from helpers import EXAMPLES, adjoint_lines, example
+from stagegen.gates import REGISTRY
+
+GROUPED = sorted(name for name, gate in REGISTRY.items() if gate.grouped)
+EXTREMES = [1e3, -1e3, 1e308, -1e308, 5e-324, -5e-324, 2.2250738585072014e-308, 0.0, -0.0, -745.0]
+FLOAT_MAX = 1.7976931348623157e308
+
+
+def reference(gate, x: float):
+    """(value, derivative) of the gate's meaning at x, evaluated by mpmath with
+    2,200 bits, enough for cancellations such as exp(5e-324) - 1 near the
+    smallest float; None where the meaning is not real."""
+    t = sp.Symbol("t", real=True)
+    f = gate.forward(t)
+    with mpmath.workprec(2200):
+        value, slope = (sp.lambdify(t, e, "mpmath")(mpmath.mpf(x)) for e in (f, sp.diff(f, t)))
+        if isinstance(value, mpmath.mpc) or isinstance(slope, mpmath.mpc):
+            return None
+        return +value, +slope
+
+
+def same(got: float, ref) -> bool:
+    """got equals the reference rounded to float64, to RTOL or within one ulp."""
+    r = float(ref)
+    return abs(got - r) <= max(RTOL * abs(r), math.ulp(r))
+
+
+def representable(x) -> bool:
+    return mpmath.isfinite(x) and abs(x) <= FLOAT_MAX
+
+
+@pytest.mark.parametrize("x", EXTREMES, ids=repr)
+@pytest.mark.parametrize("name", GROUPED)
+def test_grouped_gates_at_extreme_inputs(name, x):
+    gate = REGISTRY[name]
+    module = stagegen.load(f"f = {gate.source}(x)")
+    ref = reference(gate, x)
+    if ref is None:  # no real value: the module reports a located domain error
+        with pytest.raises(ValueError, match=r"^stage \(1\) f = "):
+            module.value_and_grad(x)
+        return
+    value, slope = ref
+    if not representable(value):  # the true value overflows float64: a located error
+        with pytest.raises(OverflowError, match=r"^stage \(1\) f = "):
+            module.value_and_grad(x)
+        return
+    got, (grad,) = module.value_and_grad(x)
+    assert math.isfinite(got) and math.isfinite(grad)
+    assert same(got, value), (got, float(value))
+    if representable(slope):
+        assert same(grad, slope), (grad, float(slope))
+
+
+LOCATED = [
+    (
+        "lnx = log(x)\nf = lnx * y",
+        (-1.0, 2.0),
+        ValueError,
+        "stage (1) lnx = math.log(x): math domain error (x = -1.0)",
+    ),
+    (
+        "f = sqrt(x) + y",
+        (-1.0, 2.0),
+        ValueError,
+        "stage (1) sqrtx = math.sqrt(x): math domain error (x = -1.0)",
+    ),
+    (
+        "f = y / x",
+        (2.0, 0.0),
+        ZeroDivisionError,
+        "stage (1) invx = 1.0 / x: float division by zero (x = 0.0)",
+    ),
+    (
+        "f = acos(x) * y",
+        (2.0, 1.0),
+        ValueError,
+        "stage (1) acosx = math.acos(x): math domain error (x = 2.0)",
+    ),
+    (
+        "f = exp(x) * y",
+        (1000.0, 1.0),
+        OverflowError,
+        "stage (1) expx = math.exp(x): math range error (x = 1000.0)",
+    ),
+    (
+        "f = sqrt(x)",
+        (0.0,),
+        ZeroDivisionError,
+        "backprop of stage (1) dx = (0.5 / f) * dout: float division by zero (f = 0.0, dout = 1.0)",
+    ),
+]
+
+
+@pytest.mark.parametrize("source, point, error, message", LOCATED, ids=[m.split(":")[0] for *_, m in LOCATED])
+def test_domain_errors_name_the_stage(source, point, error, message):
+    module = stagegen.load(source)
+    with pytest.raises(error) as caught:
+        module.value_and_grad(*point)
+    assert str(caught.value) == message
+    original = caught.value.__cause__
+    assert type(original) is error and str(original) == message.split(": ", 1)[1].split(" (")[0]
+    if not message.startswith("backprop"):
+        with pytest.raises(error, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+            module.forward(*point)
+
+
+def test_backward_errors_name_the_stage():
+    module = stagegen.load("f = sqrt(x) * y")
+    _, cache = module.forward(0.0, 1.0)
+    with pytest.raises(ZeroDivisionError, match=r"^backprop of stage \(1\) dx = \(0\.5 / sqrtx\) \* dsqrtx"):
+        module.backward(1.0, cache)
+
+
+def test_located_error_in_a_line_black_wrapped():
+    module = stagegen.load("f = softplus(1 / (x * y))")
+    with pytest.raises(ZeroDivisionError, match=r"^stage \(2\) "):
+        module.value_and_grad(0.0, 1.0)
+
+
+def test_non_smooth_backward_lines_state_their_convention():
+    text = stagegen.generate("f = max(x, y) + relu(x) + abs(y) + min(x, y, 0)")
+    lines = {line.split("  # ")[1] for line in text.splitlines() if "# (" in line and " * " in line}
+    conventions = {line.split("; ", 1)[1] for line in lines if "; " in line}
+    assert conventions == {"a tie goes to the first operand", "0 at x = 0"}
+    # max(x, y) and min(x, y, 0) each send two lines to inputs, in backward and value_and_grad
+    assert sum("tie goes to the first operand" in line for line in text.splitlines()) == 8
+
+
+def test_rewrites_are_listed_in_the_docstring():
+    text = stagegen.generate(example("neuron.txt"), filename="examples/neuron.txt")
+    assert "    10:5 1 / (1 + exp(-dot)) -> sigmoid: no overflow for any float" in text
+    text = stagegen.generate("f = log(1 + x**2) + (exp(y) - 1) + log(1 + exp(x))")
+    assert "1:5 log(1 + x**2) -> log1p" in text
+    assert "-> expm1" in text and "-> softplus" in text and text.count("-> log1p") == 1
+    assert "Rewrites" not in stagegen.generate(example("neuron.txt"), gates="fine")
+    assert "Rewrites" not in stagegen.generate("f = sigmoid(x) * log1p(y)")  # written as such: no rewrite
+
+
+@pytest.mark.parametrize("source, fine", [("f = log(1 + x)", 0.0), ("f = exp(x) - 1", 0.0)])
+def test_log1p_and_expm1_keep_small_arguments(source, fine):
+    grouped = stagegen.load(source).value_and_grad(1e-20)
+    assert grouped == (1e-20, (1.0,))
+    assert stagegen.load(source, gates="fine").value_and_grad(1e-20)[0] == fine
+
+
+def test_constants_of_the_notes_are_parameters():
+    """The notes' f_c and f_a gates: translate by c, scale by a; both get gradients."""
+    module = stagegen.load("c: scalar\na: scalar\nf = a * (x + c)")
+    assert module.value_and_grad(2.0, 3.0, 5.0) == (21.0, (3.0, 7.0, 3.0))
+
+
+def test_wrt_removes_lines():
+    full = adjoint_lines(stagegen.generate(example("notes.txt")))
+    only_x = adjoint_lines(stagegen.generate(example("notes.txt"), wrt="x"))
+    assert len(full) == 12 and len(only_x) == 9  # dy = ..., dy += ... and dsigy = ... go
+    assert {t for t, *_ in only_x} == {t for t, *_ in full} - {"dy", "dsigy"}
+
+
+def test_generated_gradient_drives_scipy_minimize():
+    fit = runpy.run_path(str(EXAMPLES / "cooling_fit.py"))
+    result = fit["fit"]()
+    assert result.success
+    # the same fit with scipy's own finite-difference gradient
+    module = stagegen.load(fit["loss_source"](fit["TIMES"], fit["TEMPS"]))
+    plain = minimize(lambda p: module.forward(*p)[0], x0=[0.05, 80.0, 15.0], method="BFGS")
+    assert np.allclose(result.x, plain.x, rtol=1e-4)
+    assert result.njev <= plain.nfev / 3  # one gradient call replaces 1 + 3 evaluations
+    k, T0, Tenv = result.x
+    assert 0.05 < k < 0.12 and 85 < T0 < 95 and 20 < Tenv < 30
+    value = lambda *p: module.forward(*p)[0]  # noqa: E731
+    _, grads = module.value_and_grad(*result.x)
+    for i, g in enumerate(grads):
+        assert close(g, central_difference(value, list(result.x), i, step=1e-6), 1e-4, scale=1e-3)
