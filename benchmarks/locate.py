@@ -37,8 +37,11 @@ def without_try(text: str) -> str:
 
 def run(quick: bool = False) -> list[str]:
     source = (ROOT / "examples" / "notes.txt").read_text()
-    number, repeats = (2_000, 5) if quick else (50_000, 25)
-    lines = ["| style | with try / without (median) | min–max over repeats |", "| --- | --- | --- |"]
+    number, repeats = (2_000, 5) if quick else (20_000, 61)
+    lines = [
+        "| style | without try (µs/call) | with try (µs/call) | with / without, median | min–max over repeats |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for style in ("seed", "compact"):
         text = stagegen.generate(source, style=style)
         plain = stagegen.module_from_text(without_try(text), "plain")
@@ -48,5 +51,6 @@ def run(quick: bool = False) -> list[str]:
             {"without": plain.value_and_grad, "with": located.value_and_grad}, POINT, number, repeats
         )
         median, low, high = ratios(results, "without")["with"]
-        lines.append(f"| {style} | {median:.3f} | {low:.3f}–{high:.3f} |")
+        plain_us, located_us = (results[k].median * 1e6 for k in ("without", "with"))
+        lines.append(f"| {style} | {plain_us:.2f} | {located_us:.2f} | {median:.3f} | {low:.3f}–{high:.3f} |")
     return lines
