@@ -25,8 +25,9 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from .errors import GateDefinitionError
+from .shapes import drop_axis, text
 
-__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "slot", "ordered_max", "ordered_min"]
+__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "slot", "ordered_max", "ordered_min"]
 
 
 def slot(i: int) -> sp.Symbol:
@@ -35,11 +36,28 @@ def slot(i: int) -> sp.Symbol:
 
 
 OUT = sp.Symbol("_out", real=True)  # placeholder for the gate's own output
+DOUT = sp.Symbol("_dout", real=True)  # placeholder for the output's adjoint, in a structural rule
 
 # Order-preserving max/min for emitted forms: SymPy's Max sorts its arguments,
 # but which operand wins a tie is part of the contract (the first one).
 ordered_max = sp.Function("ordered_max")
 ordered_min = sp.Function("ordered_min")
+
+# Array operations the numpy backend's rules are written with. Each prints as
+# the NumPy it names (printer.NumpyPrinter); matmul, transpose and the
+# reductions are also the function classes of their own gates below.
+matmul = sp.Function("matmul")  # a @ b
+transpose = sp.Function("transpose")  # a.T
+ones_like = sp.Function("ones_like")  # np.ones_like(a)
+expand_dims = sp.Function("expand_dims")  # np.expand_dims(a, axis)
+axis_size = sp.Function("axis_size")  # a.size, or a.shape[axis]
+amax = sp.Function("amax")  # np.max(a); (a, axis): np.max(a, axis=axis); (a, axis, 1): keepdims=True
+array_sum = sp.Function("sum")  # np.sum(a)
+sum_axis = sp.Function("sum_axis")  # np.sum(a, axis=axis)
+array_mean = sp.Function("mean")
+mean_axis = sp.Function("mean_axis")
+logsumexp = sp.Function("logsumexp")
+logsumexp_axis = sp.Function("logsumexp_axis")
 
 
 @dataclass(frozen=True)
@@ -48,7 +66,8 @@ class Instance:
 
     forward: sp.Expr  # the meaning
     emit: Mapping[str, sp.Expr]  # backend -> emitted form (defaults to forward)
-    local: tuple[sp.Expr, ...]  # d out / d operand_i
+    local: tuple[sp.Expr, ...] | None  # d out / d operand_i (elementwise gates)
+    vjp: tuple[sp.Expr, ...] | None  # contribution to operand_i's adjoint (structural gates)
 
     def emitted(self, backend: str) -> sp.Expr:
         return self.emit.get(backend, self.forward)
@@ -59,7 +78,11 @@ class Gate:
     name: str
     operands: tuple[str, ...]
     forward: Callable[..., sp.Expr]
-    local: Callable[..., tuple]
+    local: Callable[..., tuple] | None = None  # elementwise: d out / d operand_i, from operands and out
+    vjp: Callable[..., tuple] | None = None  # structural: the whole contribution per operand (also dout)
+    shape: Callable[..., tuple] | None = None  # structural: output shape from operand shapes; else broadcast
+    backends: tuple[str, ...] = ("math", "numpy")
+    keywords: tuple[str, ...] = ()  # parameters written as keywords in the input language (axis=)
     params: tuple[str, ...] = ()
     variadic: bool = False  # operands is a pattern for 2 or more operands
     operator: str | None = None  # how the input language writes it: "+", "u-", ...
@@ -82,6 +105,11 @@ class Gate:
         # The SymPy function that stands for one application of this gate in a
         # parsed program: unevaluated, order preserving, one class per gate.
         object.__setattr__(self, "function", sp.Function(self.name))
+
+    @property
+    def structural(self) -> bool:
+        """Its backward contributions are whole vector-Jacobian products, not local * upstream."""
+        return self.vjp is not None
 
     @property
     def smooth(self) -> bool:
@@ -107,11 +135,31 @@ class Gate:
         """Rules at this arity and these parameters, on `slot(i)` and `OUT`."""
         xs = tuple(slot(i) for i in range(arity))
         kw = dict(zip(self.params, params, strict=True))
-        local = tuple(sp.sympify(g) for g in self.local(*xs, out=OUT, **kw))
-        if len(local) != arity:
-            raise GateDefinitionError(f"gate {self.name}: {len(local)} local gradients for {arity} operands")
+        local = vjp = None
+        if self.structural:
+            vjp = tuple(sp.sympify(g) for g in self.vjp(*xs, out=OUT, dout=DOUT, **kw))
+        else:
+            local = tuple(sp.sympify(g) for g in self.local(*xs, out=OUT, **kw))
+        if len(local or vjp) != arity:
+            raise GateDefinitionError(f"gate {self.name}: {len(local or vjp)} rules for {arity} operands")
         emit = {backend: sp.sympify(form(*xs, **kw)) for backend, form in self.emit.items()}
-        return Instance(sp.sympify(self.forward(*xs, **kw)), MappingProxyType(emit), local)
+        return Instance(sp.sympify(self.forward(*xs, **kw)), MappingProxyType(emit), local, vjp)
+
+
+def _matmul_shape(a, b):
+    if a is None or b is None:
+        return None
+    if len(a) != 2 or len(b) != 2:
+        raise ValueError(f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))")
+    if a[1] != b[0]:
+        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[1]} columns against {b[0]} rows")
+    return (a[0], b[1])
+
+
+def _transpose_shape(a):
+    if a is not None and len(a) != 2:
+        raise ValueError(f".T transposes a matrix; got shape {text(a)}")
+    return None if a is None else (a[1], a[0])
 
 
 def _power_hint(x: str, n) -> str:
@@ -509,12 +557,125 @@ _GATES = [
     ),
 ]
 
+_GATES += [
+    # -- arrays (numpy backend): the notes' matrix product, transpose, reductions --
+    Gate(
+        "matmul",
+        operands=("a", "b"),
+        forward=lambda a, b: matmul(a, b),
+        vjp=lambda a, b, out, dout: (matmul(dout, transpose(b)), matmul(transpose(a), dout)),
+        shape=_matmul_shape,
+        backends=("numpy",),
+        operator="@",
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for matrices a (n, k), b (k, m); by dimension analysis da = dout @ b.T, db = a.T @ dout",
+    ),
+    Gate(
+        "transpose",
+        operands=("a",),
+        forward=lambda a: transpose(a),
+        vjp=lambda a, out, dout: (transpose(dout),),
+        shape=_transpose_shape,
+        backends=("numpy",),
+        operator=".T",
+        name_hint="{0}T",
+        symbol="T",
+        doc="a.T, the transpose of a matrix; da = dout.T",
+    ),
+    Gate(
+        "sum",
+        operands=("a",),
+        forward=lambda a: array_sum(a),
+        vjp=lambda a, out, dout: (ones_like(a) * dout,),
+        shape=lambda a: (),
+        backends=("numpy",),
+        source="sum",
+        name_hint="sum{0}",
+        symbol="Σ",
+        doc="sum(a), of every element; da = ones_like(a) * dout",
+    ),
+    Gate(
+        "sum_axis",
+        operands=("a",),
+        params=("axis",),
+        forward=lambda a, axis: sum_axis(a, axis),
+        vjp=lambda a, out, dout, axis: (ones_like(a) * expand_dims(dout, axis),),
+        shape=drop_axis,
+        backends=("numpy",),
+        source="sum",
+        keywords=("axis",),
+        name_hint=lambda a, axis: f"sum{a}{axis}",
+        symbol="Σ",
+        doc="sum(a, axis=k); da = ones_like(a) * dout with axis k restored",
+    ),
+    Gate(
+        "mean",
+        operands=("a",),
+        forward=lambda a: array_mean(a),
+        vjp=lambda a, out, dout: (ones_like(a) * dout / axis_size(a),),
+        shape=lambda a: (),
+        backends=("numpy",),
+        source="mean",
+        name_hint="mean{0}",
+        symbol="mean",
+        doc="mean(a), of every element; da = ones_like(a) * dout / a.size",
+    ),
+    Gate(
+        "mean_axis",
+        operands=("a",),
+        params=("axis",),
+        forward=lambda a, axis: mean_axis(a, axis),
+        vjp=lambda a, out, dout, axis: (ones_like(a) * expand_dims(dout, axis) / axis_size(a, axis),),
+        shape=drop_axis,
+        backends=("numpy",),
+        source="mean",
+        keywords=("axis",),
+        name_hint=lambda a, axis: f"mean{a}{axis}",
+        symbol="mean",
+        doc="mean(a, axis=k); da = ones_like(a) * dout / a.shape[k], axis k restored",
+    ),
+    Gate(
+        "logsumexp",
+        operands=("a",),
+        forward=lambda a: logsumexp(a),
+        vjp=lambda a, out, dout: (sp.exp(a - out) * dout,),
+        # max(a) + log(sum(exp(a - max(a)))): no exp of a large number overflows
+        emit={"numpy": lambda a: amax(a) + sp.log(array_sum(sp.exp(a - amax(a))))},
+        shape=lambda a: (),
+        backends=("numpy",),
+        source="logsumexp",
+        name_hint="lse{0}",
+        symbol="logΣexp",
+        doc="logsumexp(a) = log(sum(exp(a))), stable; da = softmax(a) * dout = exp(a - out) * dout",
+    ),
+    Gate(
+        "logsumexp_axis",
+        operands=("a",),
+        params=("axis",),
+        forward=lambda a, axis: logsumexp_axis(a, axis),
+        vjp=lambda a, out, dout, axis: (sp.exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
+        emit={
+            "numpy": lambda a, axis: amax(a, axis)
+            + sp.log(sum_axis(sp.exp(a - amax(a, axis, 1)), axis))
+        },
+        shape=drop_axis,
+        backends=("numpy",),
+        source="logsumexp",
+        keywords=("axis",),
+        name_hint=lambda a, axis: f"lse{a}{axis}",
+        symbol="logΣexp",
+        doc="logsumexp(a, axis=k), stable; da = softmax(a, axis=k) * dout",
+    ),
+]
+
 REGISTRY: Mapping[str, Gate] = MappingProxyType({gate.name: gate for gate in _GATES})
 if len(REGISTRY) != len(_GATES):
     raise GateDefinitionError("two gates share a name")
 
 BY_FUNCTION: Mapping[type, Gate] = MappingProxyType({gate.function: gate for gate in _GATES})
 BY_OPERATOR: Mapping[str, Gate] = MappingProxyType({g.operator: g for g in _GATES if g.operator})
-BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source})
+BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source and not g.keywords})
+BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType({(g.source, g.keywords): g for g in _GATES if g.keywords})
 
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "E": sp.E})

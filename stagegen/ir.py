@@ -34,6 +34,7 @@ Operand = int | Const
 class Input:
     name: str
     span: Span | None = None
+    shape: tuple | None = ()  # declared sizes (ints or size names); None: not declared (any shape)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Graph:
     output: int
     rewrites: tuple[tuple[str, Span | None], ...] = field(default=())  # grouped gates recognised
     dropped: tuple[str, ...] = field(default=())  # named stages the output does not depend on
+    shapes: tuple = field(default=())  # shape of every value (shapes.py); () everywhere for scalars
 
     def stage_of(self, value: int) -> Stage | None:
         """The stage defining `value`, or None for an input."""

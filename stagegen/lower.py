@@ -19,6 +19,7 @@ Three steps per statement, each an explicit-stack traversal:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from .errors import Span, UnsupportedError
 from .gates import BY_FUNCTION, REGISTRY, Gate, slot
 from .ir import Const, Graph, Input, Stage
 from .parse import Program
+from .shapes import infer
 
 _G = REGISTRY
 
@@ -372,8 +374,9 @@ class _Builder:
         return out
 
 
-def lower(program: Program, gates: str = "grouped") -> Graph:
-    """The stage DAG of `program`; ``gates`` is "grouped" or "fine"."""
+def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Graph:
+    """The stage DAG of `program`, with every value's shape; ``gates`` is
+    "grouped" or "fine", ``backend`` "math" (scalars) or "numpy" (arrays)."""
     spans, roles = dict(program.spans), {}
     builder = _Builder(program.inputs, spans, roles)
     grouper = _Grouper(spans)
@@ -385,9 +388,10 @@ def lower(program: Program, gates: str = "grouped") -> Graph:
         if _leaf(tree):
             raise UnsupportedError(f"the output {statement.name} is not a computation", statement.span)
         builder.statement(statement.name, tree, statement.span)
-    return _prune(
+    graph = _prune(
         Graph(program.inputs, tuple(builder.stages), builder.values[program.output], tuple(grouper.rewrites))
     )
+    return dataclasses.replace(graph, shapes=infer(graph, backend))
 
 
 def _prune(graph: Graph) -> Graph:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .errors import ParseError, Span, UnsupportedError
-from .gates import BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
+from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
 from .ir import Input
 
 MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
@@ -202,6 +202,7 @@ class _Converter:
         self.declared: dict[str, Span] = {}  # declared inputs, in order
         self.inputs: dict[str, Span] = {}  # all inputs, in argument order once finished
         self.stages: dict[str, Span] = {}
+        self.shapes: dict[str, tuple] = {}  # declared inputs' shapes; undeclared ones are unknown
         self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans: dict[int, Span] = {}
 
@@ -265,7 +266,7 @@ class _Converter:
         return Program(
             self.source.filename,
             self.text,
-            tuple(Input(name, span) for name, span in inputs.items()),
+            tuple(Input(name, span, self.shapes.get(name)) for name, span in inputs.items()),
             tuple(statements),
             self.spans,
         )
@@ -282,20 +283,7 @@ class _Converter:
                 f"a declaration cannot give '{name}' a value",
                 f"inputs are arguments of the generated functions; write {name}: scalar",
             )
-        kind = stmt.annotation
-        if (
-            isinstance(kind, ast.Call)
-            and isinstance(kind.func, ast.Name)
-            and kind.func.id in ("matrix", "vector")
-        ):
-            raise self.error(
-                kind,
-                f"{kind.func.id} inputs need the array backend",
-                "this version generates scalar code only; declare scalars: name: scalar",
-                cls=UnsupportedError,
-            )
-        if not (isinstance(kind, ast.Name) and kind.id == "scalar"):
-            raise self.error(kind, "unknown input kind", "declare a scalar input as name: scalar")
+        shape = self.kind(stmt.annotation)
         if name in self.declared:
             raise self.error(stmt.target, f"input '{name}' is declared twice")
         if name in self.stages:
@@ -309,6 +297,29 @@ class _Converter:
         self.reserved(name, stmt.target)
         self.declared[name] = span
         self.inputs[name] = span
+        self.shapes[name] = shape
+
+    def kind(self, node: ast.expr) -> tuple:
+        """The shape a declaration gives: scalar, vector(n), matrix(n, m); sizes are
+        positive integers or names."""
+        if isinstance(node, ast.Name) and node.id == "scalar":
+            return ()
+        arity = {"vector": 1, "matrix": 2}
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in arity):
+            raise self.error(node, "unknown input kind", "declare x: scalar, v: vector(n) or W: matrix(n, m)")
+        name = node.func.id
+        if len(node.args) != arity[name] or node.keywords:
+            raise self.error(node, f"{name}() takes {arity[name]} size{'s' if arity[name] > 1 else ''}",
+                             f"e.g. {'vector(5)' if name == 'vector' else 'matrix(5, 10) or matrix(n, d)'}")
+        sizes = []
+        for arg in node.args:
+            if isinstance(arg, ast.Constant) and type(arg.value) is int and 0 < arg.value < 2**31:
+                sizes.append(arg.value)
+            elif isinstance(arg, ast.Name) and not arg.id.startswith("__"):
+                sizes.append(arg.id)
+            else:
+                raise self.error(arg, "a size is a positive integer or a name", "e.g. matrix(5, 10) or matrix(n, d)")
+        return tuple(sizes)
 
     def target(self, stmt: ast.Assign) -> str:
         if len(stmt.targets) != 1:
@@ -387,12 +398,12 @@ class _Converter:
             return list(node.args)
         if isinstance(node, (ast.Name, ast.Constant)):
             return []
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return [node.value]
         raise self.unsupported(node)
 
     def unsupported(self, node: ast.expr):
         if isinstance(node, ast.Attribute):
-            if node.attr == "T":
-                return self.error(node, "transpose '.T' needs the array backend", cls=UnsupportedError)
             if isinstance(node.value, ast.Name) and node.value.id in ("math", "np", "numpy", "sympy", "sp"):
                 return self.error(
                     node,
@@ -420,7 +431,7 @@ class _Converter:
                 else self.error(node.func, "only known functions can be called")
             )
         name = node.func.id
-        gate = BY_SOURCE.get(name)
+        gate = self.gate_of(node)
         if gate is None:
             raise self.error(
                 node.func,
@@ -428,11 +439,18 @@ class _Converter:
                 f"known: {_known_functions()}{_close(name, BY_SOURCE)}",
                 cls=UnsupportedError,
             )
-        if node.keywords:
-            raise self.error(
-                node.keywords[0].value if node.keywords[0].arg is None else node,
-                f"{name}() takes no keyword arguments",
-            )
+        for keyword in node.keywords:
+            if keyword.arg not in gate.keywords:
+                raise self.error(
+                    keyword.value if keyword.arg is None else keyword.value,
+                    f"{name}() takes no keyword argument {keyword.arg or '**'}",
+                    f"{name}(a, axis=k) reduces along axis k" if (name, ("axis",)) in BY_KEYWORDS else "",
+                )
+            value = keyword.value
+            if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+                value = value.operand
+            if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
+                raise self.error(keyword.value, f"{keyword.arg}= takes an integer, e.g. {keyword.arg}=0")
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.error(arg, "starred arguments are not allowed")
@@ -471,7 +489,19 @@ class _Converter:
                     node, f"the operator '{symbol}' is not allowed", "operators are + - * / ** and unary -"
                 )
             return self.apply(node, gate, args)
-        return self.apply(node, BY_SOURCE[node.func.id], args)
+        if isinstance(node, ast.Attribute):  # .T
+            return self.apply(node, BY_OPERATOR[".T"], args)
+        gate = self.gate_of(node)
+        params = [(sp.Integer(_keyword_int(k.value)), True) for k in node.keywords]
+        return self.apply(node, gate, args + params)
+
+    @staticmethod
+    def gate_of(node: ast.Call):
+        """The gate a call names: by function name, and by keywords (sum(a, axis=0))."""
+        keywords = tuple(sorted(k.arg for k in node.keywords if k.arg))
+        if keywords:
+            return BY_KEYWORDS.get((node.func.id, keywords)) or BY_SOURCE.get(node.func.id)
+        return BY_SOURCE.get(node.func.id)
 
     def apply(self, node: ast.expr, gate, args: list[tuple[sp.Expr, bool]]) -> tuple[sp.Expr, bool]:
         exprs = [a for a, _ in args]
@@ -556,6 +586,12 @@ class _Converter:
         return sp.Symbol(name, real=True), False
 
 
+def _keyword_int(node: ast.expr) -> int:
+    if isinstance(node, ast.UnaryOp):
+        return -node.operand.value
+    return node.value
+
+
 def _number_text(value: sp.Expr) -> str:
     if isinstance(value, sp.Integer) and abs(value) < 10**15:
         return str(int(value))
@@ -628,7 +664,7 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
     name = "f"
     while name in names:
         name += "_"
-    return Program(filename, None, tuple(Input(n) for n in names), (Statement(name, expr, None),))
+    return Program(filename, None, tuple(Input(n, None, None) for n in names), (Statement(name, expr, None),))
 
 
 def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:

@@ -23,7 +23,7 @@ import sympy as sp
 from sympy.printing.printer import Printer
 
 from .errors import UnsupportedError
-from .gates import OUT, REGISTRY, ordered_max, ordered_min, slot
+from .gates import DOUT, OUT, REGISTRY, ordered_max, ordered_min, slot
 
 # Precedence levels of Python expressions, loosest first.
 COND, CMP, ADD, MUL, UNARY, POW, ATOM = range(7)
@@ -179,6 +179,13 @@ class _Printer(Printer):
             )
         return text, COND
 
+    def _print_matmul(self, expr):
+        a, b = expr.args
+        return f"{self.paren(a, MUL)} @ {self.paren(b, MUL, strict=True)}", MUL
+
+    def _print_transpose(self, expr):
+        return f"{self.paren(expr.args[0], ATOM)}.T", ATOM
+
     def _print_MinMaxBase(self, expr):
         return self.call(type(expr).__name__, expr.args)
 
@@ -258,6 +265,77 @@ class MathPrinter(_Printer):
         return self.call("pow", [base, exp])
 
 
+class NumpyPrinter(_Printer):
+    """Python source for the ``numpy`` backend: elementwise ufuncs, array operations."""
+
+    backend = "numpy"
+    # Array operations: the format for each argument count (``{0}`` the array).
+    ARRAY = {
+        "ones_like": {1: "{np}.ones_like({0})"},
+        "expand_dims": {2: "{np}.expand_dims({0}, {1})"},
+        "axis_size": {1: "{0}.size", 2: "{0}.shape[{1}]"},
+        "sum": {1: "{np}.sum({0})"},
+        "sum_axis": {2: "{np}.sum({0}, axis={1})"},
+        "mean": {1: "{np}.mean({0})"},
+        "mean_axis": {2: "{np}.mean({0}, axis={1})"},
+        "amax": {1: "{np}.max({0})", 2: "{np}.max({0}, axis={1})", 3: "{np}.max({0}, axis={1}, keepdims=True)"},
+    }
+
+    def __init__(self, slots=None, module: str = "np"):
+        super().__init__(slots)
+        self.module = module
+        self.uses_module = False
+        self.helpers: set[str] = set()  # module-level helpers the printed code calls (erf)
+        ufuncs = ["exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "expm1", "log1p", "sign"]
+        self.functions = {name: f"{module}.{name}" for name in ufuncs}
+        self.functions.update({"asin": f"{module}.arcsin", "acos": f"{module}.arccos", "atan": f"{module}.arctan",
+                               "asinh": f"{module}.arcsinh", "acosh": f"{module}.arccosh",
+                               "atanh": f"{module}.arctanh", "Abs": f"{module}.abs", "erf": "_erf"})
+
+    def call(self, name, args):
+        target = self.functions.get(name, "")
+        self.uses_module |= target.startswith(self.module + ".")
+        if target == "_erf":
+            self.helpers.add("erf")
+        return super().call(name, args)
+
+    def _constant(self, expr):
+        if expr in (sp.pi, sp.E):
+            self.uses_module = True
+            return f"{self.module}.{'pi' if expr is sp.pi else 'e'}", ATOM
+        return super()._constant(expr)
+
+    _print_Pi = _print_Exp1 = _constant
+
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name in ("ordered_max", "ordered_min"):  # NumPy's maximum is binary
+            fn = "maximum" if name == "ordered_max" else "minimum"
+            text = self._print(expr.args[0])[0]
+            for arg in expr.args[1:]:
+                text = f"{self.module}.{fn}({text}, {self._print(arg)[0]})"
+            self.uses_module = True
+            return text, ATOM
+        if name in self.ARRAY:
+            form = self.ARRAY[name][len(expr.args)]
+            if "{np}" in form:
+                self.uses_module = True
+            args = [self._print(a)[0] for a in expr.args]
+            return form.format(*args, np=self.module), ATOM
+        return super()._print_Function(expr)
+
+    def _print_Piecewise(self, expr):
+        *pieces, (last, cond) = expr.args
+        text = self._print(last)[0]
+        for value, cond in reversed(pieces):
+            text = f"{self.module}.where({self._print(cond)[0]}, {self._print(value)[0]}, {text})"
+        self.uses_module = True
+        return text, ATOM
+
+    def _print_sign(self, expr):
+        return self.call("sign", expr.args)
+
+
 class SourcePrinter(_Printer):
     """stagegen's input language: exp(x), sigmoid(y), x**2.5, max(a, b)."""
 
@@ -286,6 +364,15 @@ class SourcePrinter(_Printer):
     # a gate's own function class prints as the name the input language calls it by
     functions.update({gate.name: gate.source for gate in REGISTRY.values() if gate.source})
 
+    def _print_Function(self, expr):
+        gate = REGISTRY.get(type(expr).__name__)
+        if gate is not None and gate.keywords:  # sum(a, axis=0)
+            n = gate.arity(len(expr.args))
+            args = [self._print(a)[0] for a in expr.args[:n]]
+            args += [f"{k}={self._print(v)[0]}" for k, v in zip(gate.keywords, expr.args[n:], strict=True)]
+            return f"{gate.source}({', '.join(args)})", ATOM
+        return super()._print_Function(expr)
+
     def _constant(self, expr):
         if expr is sp.pi or expr is sp.E:
             return str(expr), ATOM
@@ -303,6 +390,7 @@ def template(printer: _Printer, expr: sp.Expr, kinds: str) -> tuple[str, int]:
     """
     printer.slots = {slot(i): ("{%d}" % i, UNARY if kind == "n" else ATOM) for i, kind in enumerate(kinds)}
     printer.slots[OUT] = ("{out}", ATOM)
+    printer.slots[DOUT] = ("{dout}", ATOM)
     return printer._print(sp.sympify(expr))
 
 
@@ -311,11 +399,11 @@ class StagePrinter:
 
     def __init__(self, backend: str = "math", module: str = "math"):
         self.backend = backend
-        self.code = MathPrinter(module=module)
+        self.code = (NumpyPrinter if backend == "numpy" else MathPrinter)(module=module)
         self.source = SourcePrinter()
         self._cache: dict[tuple, tuple[str, int]] = {}
 
-    def _text(self, stage, which, operands: list[str], out: str = "") -> tuple[str, int]:
+    def _text(self, stage, which, operands: list[str], out: str = "", dout: str = "") -> tuple[str, int]:
         kinds = "".join("n" if t.startswith("-") else "v" for t in operands)
         key = (stage.gate, len(stage.operands), stage.params, kinds, which)
         if key not in self._cache:
@@ -331,9 +419,9 @@ class StagePrinter:
                 )
                 self._cache[key] = template(self.source, expr, kinds)
             else:
-                self._cache[key] = template(self.code, inst.local[which], kinds)
+                self._cache[key] = template(self.code, (inst.local or inst.vjp)[which], kinds)
         text, prec = self._cache[key]
-        return text.format(*operands, out=out), prec
+        return text.format(*operands, out=out, dout=dout), prec
 
     def constant(self, value: sp.Expr, source: bool = False) -> str:
         return (self.source if source else self.code).doprint(value)
@@ -346,16 +434,25 @@ class StagePrinter:
         """The stage in stagegen's input language: sigmoid(y), x + y, xpy**2."""
         return self._text(stage, "source", operands)[0]
 
-    def local(self, stage, operand: int, operands: list[str], out: str) -> tuple[str, int]:
-        """The local gradient of `stage` for operand `operand`, with its precedence."""
-        return self._text(stage, operand, operands, out)
+    def local(self, stage, operand: int, operands: list[str], out: str, dout: str = "") -> tuple[str, int]:
+        """The local gradient of `stage` for operand `operand`, with its precedence;
+        for a structural gate, the whole contribution (reading the adjoint `dout`)."""
+        return self._text(stage, operand, operands, out, dout)
 
     @staticmethod
     def floating(stage, operand: int) -> bool:
         """Whether the local gradient's text evaluates to a float by itself: a
         comparison such as (x > 0) is a bool, sign(x) and integer literals are ints."""
-        rule = REGISTRY[stage.gate].instance(len(stage.operands), stage.params).local[operand]
+        instance = REGISTRY[stage.gate].instance(len(stage.operands), stage.params)
+        rule = (instance.local or instance.vjp)[operand]
         return not (rule.is_Integer or rule.has(sp.Heaviside, sp.sign))
 
+    def reduce(self, text: str, prec: int, steps) -> str:
+        """`text` summed over axes, as NumPy writes it: np.sum(g, axis=0)."""
+        for axes, keep in steps:
+            axis = str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+            text = f"{self.code.module}.sum({text}, axis={axis}{', keepdims=True' if keep else ''})"
+        return text
 
-__all__ = ["MathPrinter", "SourcePrinter", "StagePrinter", "template", "number", "ordered_max", "ordered_min"]
+
+__all__ = ["MathPrinter", "NumpyPrinter", "SourcePrinter", "StagePrinter", "template", "number", "ordered_max", "ordered_min"]
