@@ -23,6 +23,7 @@ from .lower import lower
 from .names import Names, assign
 from .options import Options
 from .parse import Program, from_sympy, parse
+from .trace import Trace, trace
 from .verify import Report, verify
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "build",
     "verify",
     "Report",
+    "trace",
+    "Trace",
     "Options",
     "StagegenError",
     "ParseError",

@@ -17,6 +17,7 @@ from . import __version__, build
 from .errors import ParseError, Span, StagegenError, UsageError
 from .options import add_arguments
 from .parse import MAX_SOURCE_CHARS
+from .trace import evaluate, parse_point
 
 EPILOG = """\
 examples:
@@ -26,6 +27,8 @@ examples:
   stagegen examples/notes.txt --style compact fold (1) * dv and plain adjoint copies
   stagegen examples/neuron.txt --gates fine   keep the sigmoid's primitive circuit
   stagegen examples/notes.txt --check         compare with SymPy and finite differences
+  stagegen examples/notes.txt --trace x=3,y=-4
+                                              every stage's value, local gradients and gradient
   echo 'f = x * exp(-y)' | stagegen -         read the expression from standard input
 
 exit status: 0 ok, 1 --check found a mismatch, 2 bad input or usage, 3 internal error
@@ -61,6 +64,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--points", type=int, default=20, metavar="N", help="random points for --check (20)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed for --check (0)")
+    p.add_argument(
+        "--trace",
+        metavar="X=V,...",
+        help="print a table of every stage at this point (a value for each input): its "
+        "value, its local gradients and its gradient, from running the generated code",
+    )
     p.add_argument("--dump", choices=("lower",), help="print an intermediate form instead of the module")
     p.add_argument("--version", action="version", version=f"stagegen {__version__}")
     return p
@@ -161,6 +170,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.dump == "lower":
         print(result.graph.dump())
         return 0
+    traced = None
+    if args.trace is not None:
+        traced = evaluate(result, parse_point(args.trace, "--trace", filename), "--trace")
     status = 0
     if args.check:
         from .verify import verify
@@ -177,9 +189,11 @@ def run(argv: list[str] | None = None) -> int:
         )
         print(report.table())
         status = 0 if report.ok else 1
+    if traced is not None:
+        print(traced.table())
     if args.output:
         write_atomically(args.output, result.text)
-    elif not args.check:
+    elif not (args.check or args.trace is not None):
         sys.stdout.write(result.text)
     return status
 

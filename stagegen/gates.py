@@ -91,7 +91,7 @@ class Gate:
     patterns: tuple[Callable[..., sp.Expr], ...] = ()  # more circuits that mean this gate
     emit: Mapping[str, Callable[..., sp.Expr]] = field(default_factory=dict)
     name_hint: str | Callable[..., str] = ""
-    symbol: str = ""  # the label of the gate in a circuit diagram
+    symbol: str | Callable[..., str] = ""  # its label in a circuit diagram (of the params if callable)
     domain: tuple[float, float] = (-3.0, 3.0)  # where tests sample its operands
     special: tuple[float, ...] = ()  # operand values tests always try
     test_params: tuple[tuple, ...] = ((),)
@@ -130,6 +130,10 @@ class Gate:
             return self.name_hint(*operand_texts, *params)
         return self.name_hint.format(*operand_texts, args="".join(operand_texts))
 
+    def label(self, params: tuple) -> str:
+        """The gate's label in a circuit diagram, for one application's parameters."""
+        return self.symbol(*params) if callable(self.symbol) else self.symbol
+
     @functools.lru_cache(maxsize=None)  # noqa: B019 -- gates live as long as the process
     def instance(self, arity: int, params: tuple = ()) -> Instance:
         """Rules at this arity and these parameters, on `slot(i)` and `OUT`."""
@@ -164,6 +168,16 @@ def _transpose_shape(a):
 
 def _power_hint(x: str, n) -> str:
     return {2: f"{x}sqr", 3: f"{x}cube"}.get(n, f"{x}pow")
+
+
+def _power_symbol(n) -> str:
+    """**2, **2.5, **(1/3), **pi: the exponent as the input language writes it."""
+    n = sp.sympify(n)
+    if n.is_Integer:
+        return f"**{int(n)}"
+    if n.is_Rational:
+        return f"**({n})"
+    return f"**{float(n)!r}" if n.is_Float else f"**{n}"
 
 
 def _heaviside_route(xs, ties_first: bool):
@@ -261,7 +275,7 @@ _GATES = [
         local=lambda x, out, n: (n * x ** (n - 1),),
         params=("n",),
         name_hint=_power_hint,
-        symbol="**n",
+        symbol=_power_symbol,
         domain=(0.2, 3.0),
         test_params=((2,), (3,), (sp.Float(2.5),), (sp.Float(0.25),)),
         doc="x**n for a constant n; d/dx = n * x**(n-1)",

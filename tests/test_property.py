@@ -37,7 +37,6 @@ import itertools
 import math
 import os
 import random
-import re
 import subprocess
 import sys
 import textwrap
@@ -52,7 +51,7 @@ from hypothesis import assume, example, given, note
 from hypothesis import strategies as st
 
 import stagegen
-from gradcheck import DPS, FD_RTOL, FD_STEP, RTOL, close, reference
+from gradcheck import DPS, RTOL, close, reference
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,17 +61,17 @@ VALUE_LIMIT = 100.0  # |node| over the box; operands that would pass it are wrap
 EXP_ARG_LIMIT = 4.0  # |argument| of exp, sinh, cosh
 POSITIVE_LOW = 0.1  # positive operands (log, sqrt, denominators, negative powers) stay above it
 TAN_ARG_LIMIT = 1.2  # |argument| of tan (pi/2 = 1.57)
-# Arguments of saturating gates. Past these the gradient through the gate is
-# near or below the float64 resolution of its output: the grouped rules
-# (1 - out) * out and 1 - out**2 lose their digits
-# (test_regression_saturated_sigmoid_and_tanh_gradients) and stagegen.verify's
-# finite-difference check compares 0 with a tiny reference
-# (test_regression_verify_gradient_below_value_resolution).
-SATURATION_LIMIT = {"tanh": 6.0, "sigmoid": 12.0, "erf": 3.0}
+# Arguments of sigmoid and tanh. Past these the gradient through the gate is near
+# the float64 resolution of its output, and the grouped rules (1 - out) * out and
+# 1 - out**2 lose their digits (test_regression_saturated_sigmoid_and_tanh_gradients).
+SATURATION_LIMIT = {"tanh": 6.0, "sigmoid": 12.0}
+# erf'(u) = 2/sqrt(pi) * exp(-u**2) underflows float64 past |u| = 26.6, and
+# stagegen.verify then compares 0.0 with a reference below float64's range
+# (test_regression_verify_reference_below_float64_range).
+ERF_ARG_LIMIT = 20.0
 SOFTPLUS_ARG_LIMIT = 30.0  # |argument| of softplus
 KINK_MARGIN = 1e-6  # relative closeness of a tie of relu/abs/max/min operands
 POINTS = 2  # accepted points per example for check (b)
-TIE_SCAN = 12  # points scanned for ties of non-smooth gates
 CANDIDATES = 40  # candidate points drawn before giving up on an example
 VERIFY_POINTS = 4  # points per stagegen.verify call
 COMBOS = tuple(itertools.product(("seed", "compact"), ("grouped", "fine")))
@@ -80,7 +79,11 @@ EPS = 2.0**-52  # float64's relative spacing
 LINEARITY_FACTORS = (2.0, -0.5, 0.25, -8.0)  # powers of two: backward(c) == c * backward(1) exactly
 
 INPUT_NAMES = ("x", "y", "z")
-CONSTANTS = ("0.5", "1", "2", "3", "1.5", "0.25", "2.5", "pi")
+# Dyadic constants only: with pi (rounded to float64) an exact zero such as
+# sin(max(x, pi)) comes out ~1e-16, and squared it is ~1e-32 where the exact value
+# is 0, a second-order effect that stagegen.verify's error bound does not cover
+# (test_regression_verify_second_order_rounding). Check (b) covers it.
+CONSTANTS = ("0.5", "1", "2", "3", "1.5", "0.25", "2.5")
 SYMBOLS = {n: sp.Symbol(n, real=True) for n in INPUT_NAMES}
 
 
@@ -168,6 +171,7 @@ ARG_LIMIT = {
     "sigmoid_circuit": SATURATION_LIMIT["sigmoid"],
     "sigmoid_ratio": SATURATION_LIMIT["sigmoid"],
     **SATURATION_LIMIT,
+    "erf": ERF_ARG_LIMIT,
     # gates="fine" computes log(1 + exp(u)) as written, which overflows past u = 709
     "softplus": SOFTPLUS_ARG_LIMIT,
     "softplus_circuit": SOFTPLUS_ARG_LIMIT,
@@ -527,13 +531,15 @@ def primitive(root: Node) -> Node:
 
 
 def scales(root: Node, names: tuple[str, ...], point) -> tuple[float, list[float]]:
-    """The `s` of DESIGN.md's tolerance at `point`, from the tree: a first-order
-    running-error bound of the value and of each gradient, i.e. the sum of the
-    magnitudes of the terms that make them. A value's magnitude is its own plus
-    its operands' magnitudes times |partial|; an adjoint's adds, per use,
+    """The `s` of DESIGN.md's tolerance at `point`, from the tree: a running-error
+    bound of the value and of each gradient (in units of float64's eps), i.e. the
+    sum of the magnitudes of the terms that make them. A value's magnitude is its
+    own plus its operands' magnitudes times |partial|; an adjoint's adds, per use,
     |partial| * magnitude(upstream) + magnitude(partial) * |upstream|, where a
     partial's magnitude is its own plus its operands' magnitudes times |second
-    partial|."""
+    partial|. Inputs and dyadic constants are exact. The second-order terms
+    (eps times a product of two magnitudes) matter only where the first-order
+    ones vanish: x * sin(u)**2 where u is pi rounded to float64 and sin(pi) = 0."""
     root = primitive(root)
     order = topological(root)
     value: dict[int, mpmath.mpf] = {}
@@ -547,7 +553,8 @@ def scales(root: Node, names: tuple[str, ...], point) -> tuple[float, list[float
             elif node.op == "const":
                 value[id(node)] = mpmath.pi if node.param == "pi" else mpmath.mpf(node.param)
             if node.op in ("var", "const"):
-                size[id(node)] = abs(value[id(node)])
+                exact = value[id(node)] == mpmath.mpf(float(value[id(node)]))
+                size[id(node)] = mpmath.mpf(0) if exact else abs(value[id(node)])
                 continue
             args = [value[id(a)] for a in node.args]
             fn, firsts, seconds = local_functions(node)
@@ -558,7 +565,17 @@ def scales(root: Node, names: tuple[str, ...], point) -> tuple[float, list[float
             except (ValueError, ZeroDivisionError, TypeError) as exc:
                 raise Unusable(str(exc)) from None
             sizes = [size[id(a)] for a in node.args]
-            size[id(node)] = abs(v) + sum(abs(d) * m for d, m in zip(partials, sizes, strict=True))
+            size[id(node)] = (
+                abs(v)
+                + sum(abs(d) * m for d, m in zip(partials, sizes, strict=True))
+                + EPS
+                / 2
+                * sum(
+                    c * mi * mj
+                    for row, mi in zip(curvature, sizes, strict=True)
+                    for c, mj in zip(row, sizes, strict=True)
+                )
+            )
             local[id(node)] = [
                 (d, abs(d) + sum(c * m for c, m in zip(row, sizes, strict=True)))
                 for d, row in zip(partials, curvature, strict=True)
@@ -569,7 +586,8 @@ def scales(root: Node, names: tuple[str, ...], point) -> tuple[float, list[float
         for node in reversed(order):
             for a, (d, d_size) in zip(node.args, local.get(id(node), ()), strict=True):
                 adjoint[id(a)] += d * adjoint[id(node)]
-                bound[id(a)] += abs(d) * bound[id(node)] + d_size * abs(adjoint[id(node)])
+                upstream, upstream_size = adjoint[id(node)], bound[id(node)]
+                bound[id(a)] += abs(d) * upstream_size + d_size * (abs(upstream) + EPS * upstream_size)
         grad_scale = {name: mpmath.mpf(0) for name in names}
         for node in order:
             if node.op == "var":
@@ -620,32 +638,19 @@ def tie(root: Node, value: dict[int, mpmath.mpf]) -> bool:
     return False
 
 
-class TieOnOpenSet(Exception):
-    """A random point ties two operands of a non-smooth gate: almost surely they
-    tie on a set of positive measure (max(log(exp(x)), x), relu(relu(x)))."""
-
-
 def reference_points(ex: Example, names: tuple[str, ...], rng: random.Random) -> list[Point]:
-    """Up to POINTS points where the reference is finite and real. Raises
-    TieOnOpenSet when one of the first TIE_SCAN usable points is on a tie
-    (test_regression_verify_tie_of_equal_operands)."""
+    """Up to POINTS points where the reference is finite and real and no operands
+    of a non-smooth gate tie (there float64 may take the other branch)."""
     expr = to_sympy(ex.output)
     symbols = [SYMBOLS[n] for n in names]
-    found, scanned = [], 0
+    found = []
     for _ in range(CANDIDATES):
-        if len(found) >= POINTS and scanned >= TIE_SCAN:
+        if len(found) == POINTS:
             break
         at = tuple(rng.uniform(-HALF_WIDTH, HALF_WIDTH) for _ in names)
         try:
-            value = values(ex.output, names, at)
-        except Unusable:
-            continue
-        scanned += 1
-        if tie(ex.output, value):
-            raise TieOnOpenSet(at)
-        if len(found) >= POINTS:
-            continue
-        try:
+            if tie(ex.output, values(ex.output, names, at)):
+                continue
             value_scale, grad_scales = scales(ex.output, names, at)
             f, grads = reference(expr, symbols, at)
         except (Unusable, TypeError, ValueError, ZeroDivisionError):
@@ -656,45 +661,6 @@ def reference_points(ex: Example, names: tuple[str, ...], rng: random.Random) ->
 
 
 # -- the checks ------------------------------------------------------------------
-
-
-_AT = re.compile(r" at \(([^)]*)\)")
-_GOT = re.compile(r"^got (\S+), expected (\S+) at ")
-NUMERICAL_ZERO = 1e-100  # stagegen.verify's per-stage references carry noise of ~1e-200 around 0
-
-
-def known_false_alarm(row, ex: Example, names: tuple[str, ...]) -> bool:
-    """Whether a failed row of a stagegen.verify report is one of two false alarms
-    pinned by regression tests below. The gradient of such a row is still
-    compared with SymPy by verify's other rows and by check (b).
-
-    - The finite-difference check at a point where no difference quotient can
-      resolve the gradient: f changes by |df/dx| * step, less than float64's
-      rounding of f over FD_RTOL
-      (test_regression_verify_gradient_below_value_resolution).
-    - A per-stage adjoint that is exactly 0.0, where the reference is noise
-      around 0 (test_regression_verify_per_stage_noise_around_zero)."""
-    got = _GOT.match(row.failure)
-    if row.reference == "mpmath, per stage" and got:
-        if float(got.group(1)) == 0.0 and abs(float(got.group(2))) < NUMERICAL_ZERO:
-            note(f"ignored: {row.quantity} per stage, {row.failure} (the reference is noise around 0)")
-            return True
-        return False
-    where = _AT.search(row.failure)
-    if row.reference != "finite differences" or not where:
-        return False
-    point = dict(part.split("=") for part in where.group(1).split(", "))
-    at = tuple(float(point[n]) for n in names)
-    prefix = "gradient of "
-    w = row.quantity[len(prefix) :] if row.quantity.startswith(prefix) else row.quantity[1:]
-    k = names.index(w)
-    value_scale, _ = scales(ex.output, names, at)
-    _, grads = reference(to_sympy(ex.output), [SYMBOLS[n] for n in names], at)
-    step = FD_STEP * max(1.0, abs(at[k]))
-    if abs(grads[k]) * step > EPS / FD_RTOL * value_scale:
-        return False
-    note(f"ignored: {row.quantity} vs finite differences, {row.failure} (below the resolution of f)")
-    return True
 
 
 @dataclass
@@ -742,17 +708,11 @@ def check(case: Case) -> None:
         assert names == case.inputs
     wrt = module.WRT
     assert wrt == tuple(n for n in names if case.wrt is None or n in case.wrt)
-    try:
-        points = reference_points(ex, names, random.Random(case.seed))
-    except TieOnOpenSet:
-        # stagegen.verify compares intermediate adjoints where float64 rounding
-        # picks the branch: test_regression_verify_tie_of_equal_operands
-        assume(False)
+    points = reference_points(ex, names, random.Random(case.seed))
     assume(points)
     # (a) stagegen's own verifier
     report = stagegen.verify(ex.text, points=VERIFY_POINTS, seed=case.seed, **opts)
-    wrong = [row for row in report.rows if not row.ok and not known_false_alarm(row, ex, names)]
-    assert report.points > 0 and not wrong, f"stagegen.verify failed:\n{report.table()}"
+    assert report.ok, f"stagegen.verify failed:\n{report.table()}"
     # (b) the independent reference, (e) linearity in dout
     for p in points:
         where = f"at {dict(zip(names, p.at, strict=True))}"
@@ -838,8 +798,8 @@ NOTES_STAGES = textwrap.dedent("""\
 @example(case(NOTES))
 @example(case(NOTES, style="compact", gates="fine", wrt=("y",)))
 @example(case("sigmoid(x * y * z * 0.25) + x\n", inputs=("z", "y", "x"), wrt=("z", "x")))
-# found by the "long" profile: f is 1.0 to the last bit near x = 0.07, so verify's
-# finite differences are 0 there (known_false_alarm)
+# found by the "long" profile: f is 1.0 to the last bit near x = 0.07, and verify's
+# finite differences were 0 there (fixed in a5d0d04)
 @example(case("cos(sin(x * (x * x))**3)\n", inputs=("x",), wrt=("x",)))
 def test_random_expressions(case):
     check(case)
@@ -848,8 +808,8 @@ def test_random_expressions(case):
 @given(cases(dags()))
 @example(case(NOTES_STAGES))
 @example(case(NOTES_STAGES, style="compact"))
-# found by the "long" profile: verify's per-stage reference of drelux is ~1e-208
-# where the adjoint is exactly 0 (known_false_alarm)
+# found by the "long" profile: verify's per-stage reference of drelux was ~1e-208
+# where the adjoint is exactly 0 (fixed in a5d0d04)
 @example(
     case(
         "t1 = exp(0.5) * x\nt2 = (0.5 + 0.5) * x + t1\n"
@@ -975,4 +935,25 @@ def test_regression_verify_per_stage_noise_around_zero():
 
 def test_regression_verify_fast_oscillation():
     report = stagegen.verify("f = sin(x**12)\n", points=20)
+    assert report.ok, report.table()
+
+
+@known_limitation(
+    reason="stagegen.verify's tolerance is a first-order running-error bound; here the exact "
+    "sin(pi) is 0 but pi is rounded, so sin comes out 1.2e-16, and its square (value ~1e-32, "
+    "exact 0) has an error of second order that the bound (0) does not cover"
+)
+def test_regression_verify_second_order_rounding():
+    report = stagegen.verify("f = x * sin(max(x, pi))**2\n", points=20)
+    assert report.ok, report.table()
+
+
+@known_limitation(
+    reason="stagegen.verify compares a module's 0.0 with a reference below float64's range "
+    "(exp(-2.45**8) = 1e-565, erf'(36) = 1e-563): 'got 0.0, expected 0.0' is reported as a "
+    "mismatch; the reference rounded to float64 is 0.0"
+)
+@pytest.mark.parametrize("source", ["f = exp(-x**8)\n", "f = erf(x**4)\n"])
+def test_regression_verify_reference_below_float64_range(source):
+    report = stagegen.verify(source, points=20)
     assert report.ok, report.table()

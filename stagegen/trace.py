@@ -1,0 +1,259 @@
+"""A per-stage trace at one point: values, local gradients and adjoints.
+
+A view, not a pass: it reads the stage DAG, the reverse pass and the names of
+one `Build`, and takes every number from the generated module itself. The
+instrumented rendering of the module (`emit(..., instrument=True)`, whose
+value_and_grad returns ``locals()``) gives each forward value and adjoint by
+name; a local gradient is the module's own printed local factor
+(`StagePrinter.local`, stagegen-generated text, never user text) evaluated in
+that namespace. So the trace shows what the code computes, not what a second
+evaluator thinks it should. Nothing here branches on a gate's name, and no
+pass imports this module.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .emit import emit
+from .errors import UsageError
+from .ir import Const
+from .printer import StagePrinter
+
+NOT_COMPUTED = "-"  # what the table shows for a number the module does not compute
+
+
+@dataclass(frozen=True)
+class Local:
+    """The local gradient of a stage with respect to one operand."""
+
+    operand: str  # the operand as the formula writes it: a name or a constant
+    value: float | None  # None: not computed (a constant, or off every gradient path)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One forward stage at the point."""
+
+    number: int  # the stage's number, (1), (2), ... in the generated code
+    name: str
+    formula: str  # the stage in the input language: "x + y", "sigmoid(dot)"
+    value: float
+    locals: tuple[Local, ...]  # one per operand, in written order
+    adjoint: str | None  # the adjoint's name in the code ("dq"); None: not computed
+    gradient: float | None  # d output / d stage after the backward pass; None: not computed
+
+
+@dataclass(frozen=True)
+class InputRow:
+    name: str
+    value: float
+    adjoint: str | None
+    gradient: float | None  # None: not asked for (--wrt)
+
+
+@dataclass(frozen=True)
+class Trace:
+    inputs: tuple[InputRow, ...]
+    rows: tuple[Row, ...]  # in forward (stage) order
+    output: str
+    filename: str
+
+    def row(self, name: str) -> Row | InputRow:
+        """The row of the stage or input called `name`."""
+        for row in (*self.inputs, *self.rows):
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def table(self) -> str:
+        return table(self)
+
+
+def parse_point(text: str, option: str, filename: str) -> dict[str, float]:
+    """``x=3,y=-4`` (the text of a CLI option) as a mapping from input name to number."""
+    example = f"e.g. {option} x=3,y=-4"
+    point: dict[str, float] = {}
+    for item in text.split(","):
+        name, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not name:
+            raise UsageError(f"{option}: {item.strip()!r} is not name=value ({example})", file=filename)
+        if name in point:
+            raise UsageError(f"{option}: {name} is given twice", file=filename)
+        try:
+            point[name] = float(value)
+        except ValueError:
+            raise UsageError(f"{option}: {name}={value} is not a number ({example})", file=filename) from None
+    return point
+
+
+def check_point(graph, point: Mapping, filename: str, option: str = "the point") -> tuple[float, ...]:
+    """The point's values in input order; every input exactly once, each a finite real number."""
+    names = [i.name for i in graph.inputs]
+    unknown = [n for n in point if n not in names]
+    if unknown:
+        what = "is not an input" if len(unknown) == 1 else "are not inputs"
+        raise UsageError(
+            f"{option} names {', '.join(map(str, unknown))}, which {what}; the inputs are {', '.join(names)}",
+            file=filename,
+        )
+    missing = [n for n in names if n not in point]
+    if missing:
+        raise UsageError(
+            f"{option} misses {', '.join(missing)}; give a value for every input "
+            f"({', '.join(f'{n}=...' for n in names)})",
+            file=filename,
+        )
+    values = []
+    for name in names:
+        value = point[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise UsageError(f"{option}: {name}={value!r} is not a number", file=filename)
+        if not math.isfinite(value):
+            raise UsageError(f"{option}: {name}={value!r} is not a finite number", file=filename)
+        values.append(float(value))
+    return tuple(values)
+
+
+def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
+    """The trace of `build`'s generated module at `point` (input name -> number)."""
+    from . import module_from_text
+
+    graph, backward, names, program = build.graph, build.backward, build.names, build.program
+    args = check_point(graph, point, program.filename, option)
+    module = module_from_text(
+        emit(program, graph, backward, names, build.options, instrument=True), program.filename
+    )
+    try:
+        ns = module.value_and_grad(*args)
+    except (ArithmeticError, ValueError) as exc:
+        # the module's own message names the stage, its statement and its operands
+        at = ", ".join(f"{i.name}={x!r}" for i, x in zip(graph.inputs, args, strict=True))
+        raise UsageError(
+            f"{option} {at}: the generated code raised {type(exc).__name__}: {exc}",
+            file=program.filename,
+            hint="choose a point where every stage is defined",
+        ) from None
+    # value_and_grad seeds the output's adjoint with 1.0; the compact style
+    # writes the literal instead of a variable
+    ns.setdefault(names.dout, 1.0)
+
+    def adjoint(value: int) -> str | None:
+        computed = value in names.adjoints or value in backward.alias
+        return names.adjoint(backward, value) if computed else None
+
+    printer = StagePrinter(build.options.backend, names.module)
+    rows = []
+    for k, stage in enumerate(graph.stages):
+        texts, shown = _operands(stage, names, printer, False), _operands(stage, names, printer, True)
+        out, adj = names.values[stage.out], adjoint(stage.out)
+        local = []
+        for i, op in enumerate(stage.operands):
+            value = None
+            if not isinstance(op, Const) and adj is not None and adjoint(op) is not None:
+                # the module's own local factor: stagegen's printed text, never user text
+                text = printer.local(stage, i, texts, out)[0]
+                value = float(eval(compile(text, "<stagegen local gradient>", "eval"), module.__dict__, ns))
+            local.append(Local(shown[i], value))
+        rows.append(
+            Row(
+                number=k + 1,
+                name=out,
+                formula=printer.display(stage, shown),
+                value=float(ns[out]),
+                locals=tuple(local),
+                adjoint=adj,
+                gradient=None if adj is None else float(ns[adj]),
+            )
+        )
+    inputs = tuple(
+        InputRow(i.name, x, adjoint(k), None if adjoint(k) is None else float(ns[adjoint(k)]))
+        for k, (i, x) in enumerate(zip(graph.inputs, args, strict=True))
+    )
+    return Trace(inputs, tuple(rows), names.values[graph.output], program.filename)
+
+
+def _operands(stage, names, printer, source: bool) -> list[str]:
+    """Operand texts as the code (or, `source`, the input language) writes them."""
+    return [
+        names.values[op] if isinstance(op, int) else printer.constant(op.value, source)
+        for op in stage.operands
+    ]
+
+
+def trace(
+    source,
+    point: Mapping | None = None,
+    /,
+    *,
+    inputs=None,
+    wrt=None,
+    backend: str = "math",
+    style: str = "seed",
+    gates: str = "grouped",
+    filename: str | None = None,
+    **values,
+) -> Trace:
+    """Values, local gradients and adjoints of every stage of `source` at a point.
+
+    The point is given as keywords (``trace(src, x=3, y=-4)``) or as a mapping
+    (``trace(src, {"x": 3, "y": -4})``, for inputs named like an option).
+    """
+    from . import build
+
+    b = build(source, inputs=inputs, wrt=wrt, backend=backend, style=style, gates=gates, filename=filename)
+    both = [n for n in values if point is not None and n in point]
+    if both:
+        raise UsageError(f"the point gives {', '.join(both)} twice", file=b.program.filename)
+    return evaluate(b, {**(point or {}), **values})
+
+
+def number(x: float | None, digits: int = 6) -> str:
+    """A number as the trace and the diagram print it (`digits` significant digits)."""
+    if x is None:
+        return NOT_COMPUTED
+    text = f"{x:.{digits}g}"
+    return "0" if text == "-0" else text
+
+
+def table(trace: Trace) -> str:
+    """The trace as a text table: one line per stage, then one per input."""
+    head = ("#", "stage", "formula", "value", "local gradients", "gradient")
+    lines = [
+        (
+            f"({row.number})",
+            row.name,
+            row.formula,
+            number(row.value),
+            ", ".join(f"{loc.operand}: {number(loc.value)}" for loc in row.locals),
+            number(row.gradient),
+        )
+        for row in trace.rows
+    ]
+    widths = [max(len(cells[c]) for cells in [head, *lines]) for c in range(len(head))]
+
+    def layout(cells):
+        return "  ".join(
+            c.rjust(w) if k == 3 or k == 5 else c.ljust(w)
+            for k, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [layout(head), *map(layout, lines), ""]
+    ihead = ("input", "value", "gradient")
+    ilines = [(i.name, number(i.value), number(i.gradient)) for i in trace.inputs]
+    iwidths = [max(len(cells[c]) for cells in [ihead, *ilines]) for c in range(3)]
+    for cells in [ihead, *ilines]:
+        out.append(
+            "  ".join(
+                c.ljust(w) if k == 0 else c.rjust(w)
+                for k, (c, w) in enumerate(zip(cells, iwidths, strict=True))
+            )
+        )
+    out.append(
+        f"gradient: d{trace.output}/d(stage) after the backward pass; local gradients: "
+        f"d(stage)/d(operand); {NOT_COMPUTED}: not computed"
+    )
+    return "\n".join(line.rstrip() for line in out)
