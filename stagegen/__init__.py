@@ -82,9 +82,9 @@ def build(
         program = from_sympy(source, inputs, filename or "<sympy>")
     else:
         raise UsageError(f"expected source text or a SymPy expression, got {type(source).__name__}")
-    graph = lower(program, gates)
+    graph = lower(program, gates, backend)
     backward = differentiate(graph, _wrt_ids(graph, wrt), style)
-    names = assign(graph, backward)
+    names = assign(graph, backward, backend)
     return Build(program, graph, backward, names, options, emit(program, graph, backward, names, options))
 
 

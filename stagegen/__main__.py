@@ -27,6 +27,8 @@ examples:
   stagegen examples/notes.txt --style compact fold (1) * dv and plain adjoint copies
   stagegen examples/neuron.txt --gates fine   keep the sigmoid's primitive circuit
   stagegen examples/notes.txt --check         compare with SymPy and finite differences
+  stagegen examples/arrays/softmax.txt --backend numpy
+                                              NumPy arrays; dW = dS @ X.T by dimension analysis
   stagegen examples/notes.txt --trace x=3,y=-4
                                               every stage's value, local gradients and gradient
   echo 'f = x * exp(-y)' | stagegen -         read the expression from standard input

@@ -63,6 +63,18 @@ class _Module:
             options,
         )
         self.printer = StagePrinter(options.backend, names.module)
+        self.numpy = options.backend == "numpy"
+        # numpy: adjoints that may take += in place (a fresh array of their own shape)
+        self.in_place: dict[int, bool] = {}
+
+    def shape(self, value: int):
+        return self.graph.shapes[value] if self.graph.shapes else ()
+
+    def unit_dout(self) -> bool:
+        """Whether value_and_grad may fold dout = 1.0 into the lines: a scalar
+        output, or an elementwise one of unknown shape (whose gradients
+        `_unbroadcast` brings to their inputs' shapes)."""
+        return self.backward.style == "compact" and self.shape(self.graph.output) in ((), None)
 
     def operands(self, stage, source: bool = False) -> list[str]:
         return [
@@ -84,14 +96,20 @@ class _Module:
         """One adjoint line; `unit_dout`: the output's adjoint is the literal 1.0."""
         graph, names = self.graph, self.names
         stage = graph.stages[line.stage]
-        local, prec = self.printer.local(stage, line.operand, self.operands(stage), names.values[stage.out])
+        gate = REGISTRY[stage.gate]
         upstream = self.backward.upstream(graph, line)
         up = names.adjoints[upstream]
+        unit = unit_dout and upstream == graph.output
+        local, prec = self.printer.local(
+            stage, line.operand, self.operands(stage), names.values[stage.out], up, unit
+        )
         target = names.adjoints[line.target]
-        op = "+=" if line.accumulate else "="
-        if self.backward.style == "seed":
+        sign = "+"
+        if gate.structural:  # the rule is the whole contribution
+            text = local
+        elif self.backward.style == "seed":
             text = f"({local}) * {up}"
-        elif unit_dout and upstream == graph.output:
+        elif unit:
             # dout is the literal 1.0 here; the gradient must still be a float
             if local.lstrip("-").isdigit():
                 text = f"{local}.0"
@@ -101,26 +119,87 @@ class _Module:
                 text = f"({local}) * 1.0" if prec < MUL else f"{local} * 1.0"
         elif local == "1":
             text = up
+        elif local == "-1" and line.accumulate:
+            sign, text = "-", up
         elif local == "-1":
-            op, text = ("-=", up) if line.accumulate else (op, f"-{up}")
+            text = f"-{up}"
         else:
             text = f"({local}) * {up}" if prec < MUL else f"{local} * {up}"
-        convention = REGISTRY[stage.gate].convention
-        return f"{target} {op} {text}  # ({line.stage + 1}){'; ' + convention if convention else ''}"
+        if line.reduce is None:
+            text = f"_unbroadcast({text}, {names.values[line.target]})"
+        elif line.reduce:
+            text = self.printer.reduce(text, line.reduce)
+        comment = f"  # ({line.stage + 1}){'; ' + gate.convention if gate.convention else ''}"
+        if not line.accumulate:
+            # a new array, or a name/view of another adjoint (never updated in place)
+            self.in_place[line.target] = not _is_view(text)
+            return f"{target} = {text}{comment}"
+        if self.numpy and not (self.in_place[line.target] and self._exact(line.target, unit_dout)):
+            return f"{target} = {target} {sign} {text}{comment}"
+        return f"{target} {sign}= {text}{comment}"
+
+    def _exact(self, value: int, unit_dout: bool) -> bool:
+        """Every contribution to value's adjoint has the shape of the first one.
+
+        Known shapes: the reductions bring each to value's shape. A program of
+        elementwise stages on inputs of unknown shape sums only at the end, so
+        every adjoint there has the shape of dout (unless dout is folded away)."""
+        graph = self.graph
+        if (
+            not unit_dout
+            and all(s is None for s in graph.shapes[: len(graph.inputs)])
+            and not any(REGISTRY[s.gate].structural for s in graph.stages)
+        ):
+            return True
+        return self.shape(value) is not None and all(
+            self.shape(self.graph.stages[line.stage].out) is not None
+            for line in self.backward.lines
+            if line.target == value
+        )
 
     def backward_lines(self, unit_dout: bool) -> list[str]:
+        graph, names, backward = self.graph, self.names, self.backward
         lines, current = [], None
-        for line in self.backward.lines:
+        for line in backward.lines:
             if line.stage != current:
                 current = line.stage
                 lines.append(f"# backprop {self.display(current)}")
             lines.append(self.line(line, unit_dout))
-        for k in self.backward.zero:
+        for k in backward.unbroadcast:
+            if k in backward.wrt and k not in backward.zero:
+                name = graph.inputs[k].name
+                lines.append(
+                    f"{names.adjoints[k]} = _unbroadcast({names.adjoints[k]}, {name})  # to {name}'s shape"
+                )
+        for k in backward.zero:
+            zero = "0.0" if self.shape(k) == () else f"{names.module}.zeros_like({graph.inputs[k].name})"
             lines.append(
-                f"{self.names.adjoints[k]} = 0.0  # {self.graph.inputs[k].name} does not reach "
-                f"{self.names.values[self.graph.output]}"
+                f"{names.adjoints[k]} = {zero}  # {graph.inputs[k].name} does not reach "
+                f"{names.values[graph.output]}"
             )
         return lines
+
+    def shapes_note(self) -> str:
+        """The numpy backend's contract on shapes, for this module."""
+        from .shapes import text
+
+        graph, names = self.graph, self.names
+        out = names.values[graph.output]
+        if self.shape(graph.output) is None and all(self.shape(k) is None for k in range(len(graph.inputs))):
+            return (
+                "NumPy, elementwise: the inputs may be arrays of any shapes that broadcast "
+                f"together (or floats); dout has {out}'s shape; each gradient comes back with "
+                "its input's shape (summed over the axes broadcasting added)."
+            )
+        shapes = ", ".join(
+            f"{i.name} {'any' if self.shape(k) is None else text(self.shape(k))}"
+            for k, i in enumerate(graph.inputs)
+        )
+        result = "any" if self.shape(graph.output) is None else text(self.shape(graph.output))
+        return (
+            f"NumPy, shapes: {shapes} -> {out} {result}. dout has {out}'s shape; each "
+            "gradient comes back with its input's shape."
+        )
 
     def docstring(self, n_lines: int) -> str:
         graph, names, program = self.graph, self.names, self.program
@@ -145,6 +224,8 @@ class _Module:
                 LINE_LENGTH - 4,
             ),
         ]
+        if self.numpy:
+            parts += ["", *textwrap.wrap(self.shapes_note(), LINE_LENGTH - 4)]
         if graph.rewrites:
             parts += [
                 "",
@@ -178,17 +259,20 @@ class _Module:
         out = names.values[graph.output]
         forward = self.forward()
         back = self.backward_lines(unit_dout=False)
-        if backward.style == "seed":
-            fused = [f"{names.dout} = 1.0", *back]
-        else:
+        if self.unit_dout():
             fused = self.backward_lines(unit_dout=True)
+        else:
+            seed = "1.0" if self.shape(graph.output) == () else f"{names.module}.ones_like({out})"
+            fused = [f"{names.dout} = {seed}", *back]
         n_lines = sum(1 for line in back if not line.startswith("#"))
-        uses_math = self.printer.code.uses_module
-        imports = (
-            ("import math" if names.module == "math" else f"import math as {names.module}")
-            if uses_math
-            else ""
-        )
+        text = "\n".join(forward + fused)
+        helpers = [h for h in ("_unbroadcast", "_erf") if h + "(" in text]
+        imports = []
+        if self.numpy or self.printer.code.uses_module:
+            module = "numpy" if self.numpy else "math"
+            imports.append(f"import {module}" + ("" if names.module == module else f" as {names.module}"))
+        if "_erf" in helpers:
+            imports.insert(0, "import math")  # NumPy has no erf
         unpack = ""
         if cached:
             unpack = _bracketed(
@@ -221,7 +305,16 @@ class _Module:
             fused=fused,
             fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
             instrument=instrument,
+            locate=not self.numpy,
+            helpers=helpers,
+            np=names.module,
         )
+
+
+def _is_view(text: str) -> bool:
+    """Whether an adjoint's right-hand side names another array (or a view of
+    one, ``dD.T``) rather than making a new one."""
+    return text.removesuffix(".T").isidentifier()
 
 
 def _bracketed(

@@ -49,6 +49,7 @@ ordered_min = sp.Function("ordered_min")
 matmul = sp.Function("matmul")  # a @ b
 transpose = sp.Function("transpose")  # a.T
 ones_like = sp.Function("ones_like")  # np.ones_like(a)
+full_like = sp.Function("full_like")  # np.full_like(a, value)
 expand_dims = sp.Function("expand_dims")  # np.expand_dims(a, axis)
 axis_size = sp.Function("axis_size")  # a.size, or a.shape[axis]
 amax = sp.Function("amax")  # np.max(a); (a, axis): np.max(a, axis=axis); (a, axis, 1): keepdims=True
@@ -154,7 +155,9 @@ def _matmul_shape(a, b):
     if a is None or b is None:
         return None
     if len(a) != 2 or len(b) != 2:
-        raise ValueError(f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))")
+        raise ValueError(
+            f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))"
+        )
     if a[1] != b[0]:
         raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[1]} columns against {b[0]} rows")
     return (a[0], b[1])
@@ -459,7 +462,12 @@ _GATES = [
         patterns=(lambda x: sp.exp(x) / (1 + sp.exp(x)),),
         # 1/(1 + exp(-x)) overflows in exp for x < -709; below -700 the
         # correctly rounded result is exp(x) itself, since 1 + exp(x) == 1.
-        emit={"math": lambda x: sp.Piecewise((1.0 / (1.0 + sp.exp(-x)), x > -700.0), (sp.exp(x), True))},
+        emit={
+            "math": lambda x: sp.Piecewise((1.0 / (1.0 + sp.exp(-x)), x > -700.0), (sp.exp(x), True)),
+            # both branches at once, elementwise: exp(x) / (1 + exp(x)) for x < 0
+            # and 1 / (1 + exp(-x)) for x >= 0; no exp of a positive number.
+            "numpy": lambda x: sp.exp(ordered_min(x, 0.0)) / (1.0 + sp.exp(-sp.Abs(x))),
+        },
         name_hint="sig{0}",
         symbol="σ",
         why="no overflow for any float; local gradient (1 - s) * s",
@@ -475,7 +483,10 @@ _GATES = [
         grouped=True,
         # log(1 + exp(x)) = x + log1p(exp(-x)): each branch takes exp of a
         # non-positive number, so nothing overflows; log1p keeps the tail.
-        emit={"math": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0.0), (log1p(sp.exp(x)), True))},
+        emit={
+            "math": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0.0), (log1p(sp.exp(x)), True)),
+            "numpy": lambda x: ordered_max(x, 0.0) + log1p(sp.exp(-sp.Abs(x))),
+        },
         name_hint="sp{0}",
         symbol="softplus",
         special=(0.0, -1000.0, 1000.0, -40.0, 40.0),
@@ -489,7 +500,7 @@ _GATES = [
         local=lambda x, out: (1 / (1 + x),),
         source="log1p",
         grouped=True,
-        emit={"math": lambda x: log1p(x)},
+        emit={"math": lambda x: log1p(x), "numpy": lambda x: log1p(x)},
         name_hint="log1p{0}",
         symbol="log1p",
         domain=(-0.9, 3.0),
@@ -504,7 +515,7 @@ _GATES = [
         local=lambda x, out: (out + 1,),
         source="expm1",
         grouped=True,
-        emit={"math": lambda x: expm1(x)},
+        emit={"math": lambda x: expm1(x), "numpy": lambda x: expm1(x)},
         name_hint="expm1{0}",
         symbol="expm1",
         special=(0.0, 1e-20, -1e-20, 1e-300, 5e-324, -1000.0, 700.0),
@@ -518,7 +529,7 @@ _GATES = [
         forward=lambda x: sp.Max(x, 0),
         local=lambda x, out: (sp.Heaviside(x, 0),),
         source="relu",
-        emit={"math": lambda x: ordered_max(x, 0.0)},
+        emit={"math": lambda x: ordered_max(x, 0.0), "numpy": lambda x: ordered_max(x, 0.0)},
         name_hint="relu{0}",
         symbol="relu",
         special=(0.0,),
@@ -546,7 +557,7 @@ _GATES = [
         local=lambda *xs, out: _heaviside_route(xs, True),
         variadic=True,
         source="max",
-        emit={"math": lambda *xs: ordered_max(*xs)},
+        emit={"math": lambda *xs: ordered_max(*xs), "numpy": lambda *xs: ordered_max(*xs)},
         name_hint="max{args}",
         symbol="max",
         special=(0.0,),
@@ -561,7 +572,7 @@ _GATES = [
         local=lambda *xs, out: _heaviside_route(xs, False),
         variadic=True,
         source="min",
-        emit={"math": lambda *xs: ordered_min(*xs)},
+        emit={"math": lambda *xs: ordered_min(*xs), "numpy": lambda *xs: ordered_min(*xs)},
         name_hint="min{args}",
         symbol="min",
         special=(0.0,),
@@ -601,13 +612,13 @@ _GATES += [
         "sum",
         operands=("a",),
         forward=lambda a: array_sum(a),
-        vjp=lambda a, out, dout: (ones_like(a) * dout,),
+        vjp=lambda a, out, dout: (full_like(a, dout),),
         shape=lambda a: (),
         backends=("numpy",),
         source="sum",
         name_hint="sum{0}",
         symbol="Σ",
-        doc="sum(a), of every element; da = ones_like(a) * dout",
+        doc="sum(a), of every element; da = full_like(a, dout)",
     ),
     Gate(
         "sum_axis",
@@ -627,13 +638,13 @@ _GATES += [
         "mean",
         operands=("a",),
         forward=lambda a: array_mean(a),
-        vjp=lambda a, out, dout: (ones_like(a) * dout / axis_size(a),),
+        vjp=lambda a, out, dout: (full_like(a, dout / axis_size(a)),),
         shape=lambda a: (),
         backends=("numpy",),
         source="mean",
         name_hint="mean{0}",
         symbol="mean",
-        doc="mean(a), of every element; da = ones_like(a) * dout / a.size",
+        doc="mean(a), of every element; da = full_like(a, dout / a.size)",
     ),
     Gate(
         "mean_axis",
@@ -669,10 +680,7 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: logsumexp_axis(a, axis),
         vjp=lambda a, out, dout, axis: (sp.exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
-        emit={
-            "numpy": lambda a, axis: amax(a, axis)
-            + sp.log(sum_axis(sp.exp(a - amax(a, axis, 1)), axis))
-        },
+        emit={"numpy": lambda a, axis: amax(a, axis) + sp.log(sum_axis(sp.exp(a - amax(a, axis, 1)), axis))},
         shape=drop_axis,
         backends=("numpy",),
         source="logsumexp",
@@ -690,6 +698,8 @@ if len(REGISTRY) != len(_GATES):
 BY_FUNCTION: Mapping[type, Gate] = MappingProxyType({gate.function: gate for gate in _GATES})
 BY_OPERATOR: Mapping[str, Gate] = MappingProxyType({g.operator: g for g in _GATES if g.operator})
 BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source and not g.keywords})
-BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType({(g.source, g.keywords): g for g in _GATES if g.keywords})
+BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
+    {(g.source, g.keywords): g for g in _GATES if g.keywords}
+)
 
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "E": sp.E})

@@ -49,7 +49,7 @@ class Names:
     adjoints: dict[int, str]  # by value id; the output's adjoint is `dout`
     dout: str
     cache: str
-    module: str  # the name the math module is imported as
+    module: str  # the name the backend's module (math, or numpy) is imported as
 
     def adjoint(self, backward: Backward, value: int) -> str:
         return self.adjoints[backward.alias.get(value, value)]
@@ -69,7 +69,7 @@ def _hint_text(op, names: list[str]) -> str | None:
     return names[op]
 
 
-def assign(graph: Graph, backward: Backward) -> Names:
+def assign(graph: Graph, backward: Backward, backend: str = "math") -> Names:
     """Names for every value and adjoint of `graph` and `backward`."""
     user = {i.name for i in graph.inputs} | {s.name for s in graph.stages if s.name}
     taken = set(user)
@@ -81,7 +81,7 @@ def assign(graph: Graph, backward: Backward) -> Names:
         taken.add(name)
         return name
 
-    module, dout, cache = fixed("math"), fixed("dout"), fixed("cache")
+    module, dout, cache = fixed("np" if backend == "numpy" else "math"), fixed("dout"), fixed("cache")
 
     names = [i.name for i in graph.inputs]
     for k, stage in enumerate(graph.stages):

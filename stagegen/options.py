@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-BACKENDS = ("math",)
+BACKENDS = ("math", "numpy")
 STYLES = ("seed", "compact")
 GATES = ("grouped", "fine")
 

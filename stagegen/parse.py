@@ -309,8 +309,11 @@ class _Converter:
             raise self.error(node, "unknown input kind", "declare x: scalar, v: vector(n) or W: matrix(n, m)")
         name = node.func.id
         if len(node.args) != arity[name] or node.keywords:
-            raise self.error(node, f"{name}() takes {arity[name]} size{'s' if arity[name] > 1 else ''}",
-                             f"e.g. {'vector(5)' if name == 'vector' else 'matrix(5, 10) or matrix(n, d)'}")
+            raise self.error(
+                node,
+                f"{name}() takes {arity[name]} size{'s' if arity[name] > 1 else ''}",
+                f"e.g. {'vector(5)' if name == 'vector' else 'matrix(5, 10) or matrix(n, d)'}",
+            )
         sizes = []
         for arg in node.args:
             if isinstance(arg, ast.Constant) and type(arg.value) is int and 0 < arg.value < 2**31:
@@ -318,7 +321,9 @@ class _Converter:
             elif isinstance(arg, ast.Name) and not arg.id.startswith("__"):
                 sizes.append(arg.id)
             else:
-                raise self.error(arg, "a size is a positive integer or a name", "e.g. matrix(5, 10) or matrix(n, d)")
+                raise self.error(
+                    arg, "a size is a positive integer or a name", "e.g. matrix(5, 10) or matrix(n, d)"
+                )
         return tuple(sizes)
 
     def target(self, stmt: ast.Assign) -> str:
@@ -439,18 +444,18 @@ class _Converter:
                 f"known: {_known_functions()}{_close(name, BY_SOURCE)}",
                 cls=UnsupportedError,
             )
-        for keyword in node.keywords:
-            if keyword.arg not in gate.keywords:
+        for kw in node.keywords:
+            if kw.arg not in gate.keywords:
                 raise self.error(
-                    keyword.value if keyword.arg is None else keyword.value,
-                    f"{name}() takes no keyword argument {keyword.arg or '**'}",
+                    kw.value,
+                    f"{name}() takes no keyword argument {kw.arg or '**'}",
                     f"{name}(a, axis=k) reduces along axis k" if (name, ("axis",)) in BY_KEYWORDS else "",
                 )
-            value = keyword.value
+            value = kw.value
             if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
                 value = value.operand
             if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
-                raise self.error(keyword.value, f"{keyword.arg}= takes an integer, e.g. {keyword.arg}=0")
+                raise self.error(kw.value, f"{kw.arg}= takes an integer, e.g. {kw.arg}=0")
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.error(arg, "starred arguments are not allowed")

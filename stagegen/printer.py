@@ -160,6 +160,8 @@ class _Printer(Printer):
 
     def _print_Function(self, expr):
         name = type(expr).__name__
+        if name in ("matmul", "transpose"):  # SymPy does not dispatch undefined functions by name
+            return getattr(self, f"_print_{name}")(expr)
         if name not in self.functions:
             raise UnsupportedError(f"no {self.__class__.__name__} form for the function {name}")
         return self.call(name, expr.args)
@@ -272,13 +274,18 @@ class NumpyPrinter(_Printer):
     # Array operations: the format for each argument count (``{0}`` the array).
     ARRAY = {
         "ones_like": {1: "{np}.ones_like({0})"},
+        "full_like": {2: "{np}.full_like({0}, {1})"},
         "expand_dims": {2: "{np}.expand_dims({0}, {1})"},
         "axis_size": {1: "{0}.size", 2: "{0}.shape[{1}]"},
         "sum": {1: "{np}.sum({0})"},
         "sum_axis": {2: "{np}.sum({0}, axis={1})"},
         "mean": {1: "{np}.mean({0})"},
         "mean_axis": {2: "{np}.mean({0}, axis={1})"},
-        "amax": {1: "{np}.max({0})", 2: "{np}.max({0}, axis={1})", 3: "{np}.max({0}, axis={1}, keepdims=True)"},
+        "amax": {
+            1: "{np}.max({0})",
+            2: "{np}.max({0}, axis={1})",
+            3: "{np}.max({0}, axis={1}, keepdims=True)",
+        },
     }
 
     def __init__(self, slots=None, module: str = "np"):
@@ -288,9 +295,18 @@ class NumpyPrinter(_Printer):
         self.helpers: set[str] = set()  # module-level helpers the printed code calls (erf)
         ufuncs = ["exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "expm1", "log1p", "sign"]
         self.functions = {name: f"{module}.{name}" for name in ufuncs}
-        self.functions.update({"asin": f"{module}.arcsin", "acos": f"{module}.arccos", "atan": f"{module}.arctan",
-                               "asinh": f"{module}.arcsinh", "acosh": f"{module}.arccosh",
-                               "atanh": f"{module}.arctanh", "Abs": f"{module}.abs", "erf": "_erf"})
+        self.functions.update(
+            {
+                "asin": f"{module}.arcsin",
+                "acos": f"{module}.arccos",
+                "atan": f"{module}.arctan",
+                "asinh": f"{module}.arcsinh",
+                "acosh": f"{module}.arccosh",
+                "atanh": f"{module}.arctanh",
+                "Abs": f"{module}.abs",
+                "erf": "_erf",
+            }
+        )
 
     def call(self, name, args):
         target = self.functions.get(name, "")
@@ -419,7 +435,9 @@ class StagePrinter:
                 )
                 self._cache[key] = template(self.source, expr, kinds)
             else:
-                self._cache[key] = template(self.code, (inst.local or inst.vjp)[which], kinds)
+                operand, unit = which
+                rule = (inst.local or inst.vjp)[operand]
+                self._cache[key] = template(self.code, rule.subs(DOUT, 1) if unit else rule, kinds)
         text, prec = self._cache[key]
         return text.format(*operands, out=out, dout=dout), prec
 
@@ -434,10 +452,13 @@ class StagePrinter:
         """The stage in stagegen's input language: sigmoid(y), x + y, xpy**2."""
         return self._text(stage, "source", operands)[0]
 
-    def local(self, stage, operand: int, operands: list[str], out: str, dout: str = "") -> tuple[str, int]:
+    def local(
+        self, stage, operand: int, operands: list[str], out: str, dout: str = "", unit: bool = False
+    ) -> tuple[str, int]:
         """The local gradient of `stage` for operand `operand`, with its precedence;
-        for a structural gate, the whole contribution (reading the adjoint `dout`)."""
-        return self._text(stage, operand, operands, out, dout)
+        for a structural gate, the whole contribution (reading the adjoint `dout`,
+        or with `unit`, the literal 1 in its place, simplified away)."""
+        return self._text(stage, (operand, unit), operands, out, dout)
 
     @staticmethod
     def floating(stage, operand: int) -> bool:
@@ -447,7 +468,7 @@ class StagePrinter:
         rule = (instance.local or instance.vjp)[operand]
         return not (rule.is_Integer or rule.has(sp.Heaviside, sp.sign))
 
-    def reduce(self, text: str, prec: int, steps) -> str:
+    def reduce(self, text: str, steps) -> str:
         """`text` summed over axes, as NumPy writes it: np.sum(g, axis=0)."""
         for axes, keep in steps:
             axis = str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
@@ -455,4 +476,13 @@ class StagePrinter:
         return text
 
 
-__all__ = ["MathPrinter", "NumpyPrinter", "SourcePrinter", "StagePrinter", "template", "number", "ordered_max", "ordered_min"]
+__all__ = [
+    "MathPrinter",
+    "NumpyPrinter",
+    "SourcePrinter",
+    "StagePrinter",
+    "template",
+    "number",
+    "ordered_max",
+    "ordered_min",
+]

@@ -3,7 +3,9 @@
 A shape is a tuple of sizes, each an int or a size name from a declaration
 (``matrix(n, d)``), or None when unknown (an undeclared input of the numpy
 backend may be a scalar or an array of any shape). Inference runs over the
-stage DAG in order; each gate's rule is its registry record's `shape` (None:
+stage DAG in order (a program that declares no array, only scalars, works
+elementwise on inputs of any shape: the numpy backend then takes every input's
+shape as unknown); each gate's rule is its registry record's `shape` (None:
 elementwise, the operands broadcast). A mismatch is a `ShapeError` at the
 stage's place in the source, naming both shapes.
 """
@@ -66,20 +68,32 @@ def infer(graph, backend: str) -> tuple[Shape, ...]:
 
     for i in graph.inputs:
         if backend == "math" and i.shape:
-            raise ShapeError(f"'{i.name}' is declared with shape {text(i.shape)}: arrays need the numpy backend "
-                             "(--backend numpy)", i.span)
-    shapes: list[Shape] = [i.shape if backend != "math" else () for i in graph.inputs]
+            raise ShapeError(
+                f"'{i.name}' is declared as an array of shape {text(i.shape)}: arrays need "
+                "the numpy backend (--backend numpy)",
+                i.span,
+            )
+    if backend == "math":
+        shapes: list[Shape] = [() for i in graph.inputs]
+    elif any(i.shape for i in graph.inputs):
+        shapes = [i.shape for i in graph.inputs]
+    else:  # a scalar program applies elementwise to arrays of any shape
+        shapes = [None for i in graph.inputs]
     for stage in graph.stages:
         gate = REGISTRY[stage.gate]
         if backend not in gate.backends:
-            raise ShapeError(f"{gate.source or gate.operator or gate.name} needs the numpy backend "
-                             "(--backend numpy)", stage.span)
+            raise ShapeError(
+                f"'{gate.operator or gate.source}' ({gate.name}) needs the numpy backend (--backend numpy)",
+                stage.span,
+            )
         operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
         try:
             if gate.shape is None:
                 shape = broadcast(*operand_shapes)
             else:
-                shape = gate.shape(*operand_shapes, **dict(zip(gate.params, map(int, stage.params), strict=True)))
+                shape = gate.shape(
+                    *operand_shapes, **dict(zip(gate.params, map(int, stage.params), strict=True))
+                )
         except ValueError as exc:
             raise ShapeError(str(exc), stage.span) from None
         shapes.append(shape)

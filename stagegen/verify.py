@@ -143,7 +143,16 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
         )
     elif same:
         notes.append(f"more than {PER_STAGE_LIMIT} stages: the per-stage adjoint check is skipped")
+    if build.graph.shapes and not _elementwise(build.graph):
+        return _ArrayChecker(build, module, notes).run(points, seed)
     return _Checker(build, module, instrumented, notes).run(points, seed)
+
+
+def _elementwise(graph) -> bool:
+    """A scalar program (numpy backend: applied to arrays element by element)."""
+    return all(s in ((), None) for s in graph.shapes[: len(graph.inputs)]) and not any(
+        REGISTRY[s.gate].structural for s in graph.stages
+    )
 
 
 def _module_and_text(target) -> tuple[types.ModuleType, str | None]:
@@ -328,6 +337,7 @@ class _Checker:
         fd_rows = {w: Row(grad_rows[w].quantity, "finite differences", tolerance=FD_RTOL) for w in self.wrt}
         adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _, _ in self.adjoint_refs}
         accepted = discarded = kinks = 0
+        smooth = []  # (point, reference, value scale, gradient scales, where) away from kinks
         while accepted < points and discarded < points * TRIES_PER_POINT:
             sample = self._sample(rng)
             if sample is None or not _usable(sample[1]) or not _usable(sample[2]):
@@ -356,9 +366,12 @@ class _Checker:
                     value_row.add(value, ref[0], value_scale, f"{where} [{label}]")
                 for w, g, r, s in zip(self.wrt, grads, ref[1:], self._wrt_scales(scales), strict=True):
                     grad_rows[w].add(g, r, s, f"{where} [{label}]")
+            smooth.append((point, ref, value_scale, self._wrt_scales(scales), where))
             self._finite_differences(point, results[0][1], scales, value_scale, fd_rows, where)
             if self.adjoint_refs:
                 self._adjoints(point, values, scales, adj_rows, where)
+        if self.build.options.backend == "numpy" and smooth:
+            self._arrays(smooth, value_row, grad_rows)
         rows = [value_row, *grad_rows.values(), *fd_rows.values(), *adj_rows.values()]
         notes = list(self.notes)
         if kinks:
@@ -386,6 +399,26 @@ class _Checker:
                     f"right: check the backward lines marked {lines}"
                 )
         return notes
+
+    def _arrays(self, smooth, value_row, grad_rows):
+        """The numpy backend: every point at once, as arrays, element by element
+        against the same references."""
+        import numpy as np
+
+        columns = [np.array([item[0][i] for item in smooth]) for i in range(len(self.names))]
+        try:
+            value, grads = self.module.value_and_grad(*columns)
+            value = np.broadcast_to(value, (len(smooth),))
+            grads = [np.broadcast_to(g, (len(smooth),)) for g in grads]
+        except Exception as exc:
+            value_row.failure = f"raised {type(exc).__name__}: {exc} on arrays of the points"
+            value_row.error = math.inf
+            return
+        for k, (_, ref, value_scale, scales, where) in enumerate(smooth):
+            where = f"{where} [element {k} of arrays of all the points]"
+            value_row.add(float(value[k]), ref[0], value_scale, where)
+            for w, g, r, sc in zip(self.wrt, grads, ref[1:], scales, strict=True):
+                grad_rows[w].add(float(g[k]), r, sc, where)
 
     def _wrt_scales(self, scales):
         return [scales[self.names.index(w)] for w in self.wrt]
@@ -543,3 +576,91 @@ def _central(f, point, i, h):
         return f(*p)[0]
 
     return (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
+
+
+class _ArrayChecker:
+    """Array programs (declared matrices and vectors, matmul, reductions): every
+    gradient against central finite differences of the module's own forward,
+    along random directions, at random float64 inputs of the declared shapes
+    (a size name takes a random size from 1 to 5, the same wherever it appears)."""
+
+    STEPS = (1e-4, 5e-5)  # Richardson's extrapolation of the two cancels the h**2 term
+    DIRECTIONS = 3  # per point
+
+    def __init__(self, build, module, notes):
+        self.build, self.module, self.notes = build, module, notes
+        graph = build.graph
+        self.inputs = graph.inputs
+        self.wrt = [graph.inputs[k].name for k in build.backward.wrt]
+        self.wrt_index = list(build.backward.wrt)
+
+    def _sample(self, rng: random.Random):
+        import numpy as np
+
+        sizes: dict = {}
+        args = []
+        generator = np.random.default_rng(rng.getrandbits(32))
+        for i in self.inputs:
+            shape = () if i.shape is None else i.shape
+            dims = tuple(d if isinstance(d, int) else sizes.setdefault(d, rng.randint(1, 5)) for d in shape)
+            args.append(
+                generator.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH, dims)
+                if dims
+                else rng.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH)
+            )
+        return args, sizes, generator
+
+    def run(self, points: int, seed: int) -> Report:
+        import numpy as np
+
+        rng = random.Random(seed)
+        rows = {w: Row(f"d{w}", "finite differences", tolerance=FD_RTOL) for w in self.wrt}
+        shape_row = Row("gradient shapes", "the inputs' shapes")
+        accepted = discarded = 0
+        fwd = self.module.forward
+        while accepted < points and discarded < points * TRIES_PER_POINT:
+            args, sizes, generator = self._sample(rng)
+            where = (
+                "("
+                + ", ".join(f"{n}={v}" for n, v in sorted(sizes.items()))
+                + f", seed {seed}, point {accepted})"
+            )
+            with np.errstate(all="ignore"):
+                try:
+                    value, grads = self.module.value_and_grad(*args)
+                except Exception as exc:
+                    shape_row.failure = f"raised {type(exc).__name__}: {exc} at {where}"
+                    break
+                if not np.all(np.isfinite(value)):
+                    discarded += 1
+                    continue
+                accepted += 1
+                dout = generator.standard_normal(np.shape(value))
+                _, cache = fwd(*args)
+                grads = self.module.backward(dout, cache)
+                for w, k, g in zip(self.wrt, self.wrt_index, grads, strict=True):
+                    ok = np.shape(g) == np.shape(args[k])
+                    shape_row.add(0.0 if ok else math.inf, 0.0, 1.0, where)
+                    if not ok:
+                        shape_row.failure = (
+                            f"d{w} has shape {np.shape(g)}, {w} {np.shape(args[k])} at {where}"
+                        )
+                        continue
+                    for _ in range(self.DIRECTIONS):
+                        v = generator.standard_normal(np.shape(args[k]))
+                        slope = float(np.sum(g * v))
+                        estimates = []
+                        for h in self.STEPS:
+                            shifted = [list(args), list(args)]
+                            shifted[0][k] = args[k] + h * v
+                            shifted[1][k] = args[k] - h * v
+                            plus, minus = (float(np.sum(dout * fwd(*a)[0])) for a in shifted)
+                            estimates.append((plus - minus) / (2 * h))
+                        fd = (4 * estimates[1] - estimates[0]) / 3
+                        scale = float(np.sum(np.abs(g * v))) + FD_NOISE * abs(float(np.sum(dout * value))) / h
+                        rows[w].add(slope, fd, scale, where)
+        notes = list(self.notes) + [
+            "array program: gradients against central finite differences along random directions "
+            "(no SymPy reference for matrix expressions); the value is not compared"
+        ]
+        return Report([shape_row, *rows.values()], accepted, discarded, notes)

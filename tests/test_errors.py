@@ -88,7 +88,7 @@ in.txt:1:5: error: attribute access is not allowed
     case(
         "f = x.T + 1\n",
         """\
-in.txt:1:5: error: transpose '.T' needs the array backend
+in.txt:1:5: error: '.T' (transpose) needs the numpy backend (--backend numpy)
   f = x.T + 1
       ^^^""",
         "attribute-transpose",
@@ -258,7 +258,7 @@ in.txt:1:5: error: the operator '{op}' is not allowed
         case(
             "f = x @ y\n",
             """\
-in.txt:1:5: error: matrix product '@' needs the array backend
+in.txt:1:5: error: '@' (matmul) needs the numpy backend (--backend numpy)
   f = x @ y
       ^^^^^""",
             "operator-matmul",
@@ -313,9 +313,9 @@ in.txt:1:5: error: max() needs at least 2 arguments, got 1
     case(
         "f = exp(x=1)\n",
         """\
-in.txt:1:5: error: exp() takes no keyword arguments
+in.txt:1:11: error: exp() takes no keyword argument x
   f = exp(x=1)
-      ^^^^^^^^""",
+            ^""",
         "keyword-argument",
     ),
     case(
@@ -573,10 +573,10 @@ in.txt:2:1: error: input 'x' is declared twice
     case(
         "x: matrix(3, 3)\nf = x + 1\n",
         """\
-in.txt:1:4: error: matrix inputs need the array backend
+in.txt:1:1: error: 'x' is declared as an array of shape (3, 3): arrays need the numpy backend \
+(--backend numpy)
   x: matrix(3, 3)
-     ^^^^^^^^^^^^
-  this version generates scalar code only; declare scalars: name: scalar""",
+  ^""",
         "matrix-declaration",
     ),
     case(
@@ -585,7 +585,7 @@ in.txt:1:4: error: matrix inputs need the array backend
 in.txt:1:4: error: unknown input kind
   x: tensor
      ^^^^^^
-  declare a scalar input as name: scalar""",
+  declare x: scalar, v: vector(n) or W: matrix(n, m)""",
         "unknown-declaration-kind",
     ),
     case(

@@ -2,6 +2,7 @@
 stagegen.verify (the code behind --check) and the tests' own finite differences."""
 
 import random
+import runpy
 
 import pytest
 
@@ -39,7 +40,25 @@ def test_example_matches_finite_differences(name):
     assert checked >= 10 * len(module.INPUTS)
 
 
+ARRAYS = sorted(p.name for p in (EXAMPLES / "arrays").glob("*.txt"))
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize("gates", ["grouped", "fine"])
+@pytest.mark.parametrize("name", ARRAYS)
+def test_array_example_matches_finite_differences(name, style, gates):
+    source = (EXAMPLES / "arrays" / name).read_text()
+    report = stagegen.verify(source, points=5, backend="numpy", style=style, gates=gates)
+    assert report.ok, report.table()
+
+
+def test_notes_on_a_million_elements():
+    # runs the example script; it checks 1,000 of its elements against the scalar module itself
+    runpy.run_path(str(EXAMPLES / "arrays" / "notes_million.py"), run_name="__main__")
+
+
 def test_every_example_has_a_golden_file():
     from test_golden import CASES
 
-    assert {example for example, _ in CASES.values()} == set(FILES)
+    examples = {example for example, _ in CASES.values()}
+    assert examples == set(FILES) | {f"arrays/{name}" for name in ARRAYS}

@@ -25,6 +25,12 @@ CASES = {
     "neuron_wrt_w": ("neuron.txt", {"wrt": "w0,w1,w2"}),
     "gates": ("gates.txt", {}),
     "gates_compact": ("gates.txt", {"style": "compact"}),
+    # the numpy backend
+    "notes_numpy": ("notes.txt", {"backend": "numpy"}),
+    "matmul": ("arrays/matmul.txt", {"backend": "numpy"}),
+    "linreg": ("arrays/linreg.txt", {"backend": "numpy"}),
+    "two_layer": ("arrays/two_layer.txt", {"backend": "numpy", "style": "compact"}),
+    "softmax": ("arrays/softmax.txt", {"backend": "numpy"}),
 }
 
 

@@ -1,0 +1,293 @@
+"""The numpy backend: every elementwise gate on arrays of several shapes
+(broadcasting against scalars, rows and columns), and matrix programs
+(matmul, transpose, reductions, logsumexp) against finite differences.
+
+References are independent of stagegen: elementwise gradients come from
+SymPy's derivative of the gate's meaning, evaluated element by element with
+mpmath at 50 digits and summed over the broadcast axes by index bookkeeping;
+matrix gradients from central finite differences along random directions.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from test_gates import CASES, application
+
+import stagegen
+from gradcheck import DPS, RTOL, close
+from helpers import EXAMPLES, run_cli
+from stagegen.errors import ShapeError
+
+# Declared shapes per arity: (rows, columns) broadcasting, a scalar weight
+# against a matrix, a vector against a matrix; None: undeclared inputs, whose
+# arrays (of the runtime shapes) broadcast and are summed back at run time.
+SHAPES = {
+    1: [((3, 4),), ((5,),), None],
+    2: [((3, 4), ()), ((3, 1), (4,)), ((4,), (3, 4)), None],
+    3: [((3, 1), (4,), ()), None],
+}
+RUNTIME = {1: [(2, 3)], 2: [(3, 1), (1, 4)], 3: [(2, 1), (3,), ()]}
+
+
+def declaration(name: str, shape: tuple) -> str:
+    if shape == ():
+        return f"{name}: scalar"
+    if len(shape) == 1:
+        return f"{name}: vector({shape[0]})"
+    return f"{name}: matrix({shape[0]}, {shape[1]})"
+
+
+def _shape_id(shapes) -> str:
+    return "undeclared" if shapes is None else "+".join("x".join(map(str, s)) or "scalar" for s in shapes)
+
+
+def _cases():
+    out = []
+    for case in CASES:
+        app = application(case)
+        for shapes in SHAPES[len(app.inputs)]:
+            out.append(pytest.param(case, shapes, id=f"{case.id}-{_shape_id(shapes)}"))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_fns(case):
+    """mpmath functions of the inputs: the gate's meaning and its partials."""
+    app = application(case)
+    symbols = app.symbols()
+    meaning = app.meaning(case)
+    value = sp.lambdify(symbols, meaning, "mpmath")
+    partials = [sp.lambdify(symbols, sp.diff(meaning, s), "mpmath") for s in symbols]
+    return value, partials
+
+
+def _sample(case, shape, rng: np.random.Generator):
+    lo, hi = case.gate.domain
+    return rng.uniform(lo, hi, size=shape) if shape != () else float(rng.uniform(lo, hi))
+
+
+@pytest.mark.parametrize("case, shapes", _cases())
+def test_elementwise_gate_on_arrays(case, shapes):
+    app = application(case)
+    n = len(app.inputs)
+    declared = shapes is not None
+    shapes = shapes if declared else tuple(RUNTIME[n])
+    decls = [declaration(name, s) for name, s in zip(app.inputs, shapes, strict=True)] if declared else []
+    module = stagegen.load("\n".join([*decls, app.text, ""]), backend="numpy")
+    rng = np.random.default_rng(zlib.crc32(f"{case.id}-{shapes}".encode()))
+    args = [_sample(case, s, rng) for s in shapes]
+    full = np.broadcast_shapes(*shapes)
+    dout = rng.uniform(-2.0, 2.0, size=full)
+
+    value, cache = module.forward(*args)
+    grads = module.backward(dout, cache)
+
+    # Reference: per element of the output, the partials at its operands, each
+    # times dout there, summed into the input element it was broadcast from.
+    fn, partials = _reference_fns(case)
+    sources = [np.broadcast_to(np.arange(max(1, np.size(a))).reshape(np.shape(a)), full) for a in args]
+    flat = [np.ravel(a) for a in args]
+    expected = [np.zeros(max(1, np.size(a))) for a in args]
+    scale = [np.zeros(max(1, np.size(a))) for a in args]
+    with mpmath.workdps(DPS):
+        for index in np.ndindex(full):
+            point = [mpmath.mpf(float(f[src[index]])) for f, src in zip(flat, sources, strict=True)]
+            assert close(float(np.broadcast_to(value, full)[index]), float(fn(*point)), RTOL, scale=1e-300)
+            for i, partial in enumerate(partials):
+                term = float(partial(*point)) * float(dout[index])
+                expected[i][sources[i][index]] += term
+                scale[i][sources[i][index]] += abs(term)
+    for i, (grad, arg) in enumerate(zip(grads, args, strict=True)):
+        assert np.shape(grad) == np.shape(arg), (app.inputs[i], np.shape(grad), np.shape(arg))
+        for got, exp, s in zip(np.ravel(grad), expected[i], scale[i], strict=True):
+            assert close(float(got), float(exp), RTOL, scale=s), (app.inputs[i], got, exp)
+
+
+# -- matrix programs ---------------------------------------------------------------------------
+
+NOTES_MATRIX = "W: matrix(5, 10)\nX: matrix(10, 3)\nD = W @ X\nL = sum(D * D)\n"
+
+PROGRAMS = {
+    "notes-matmul": NOTES_MATRIX,
+    "linreg": "W: matrix(4, 6)\nX: matrix(6, 5)\nY: matrix(4, 5)\nL = sum((W @ X - Y)**2)\n",
+    "two-layer": (
+        "W1: matrix(5, 3)\nb1: matrix(5, 1)\nW2: matrix(2, 5)\nb2: matrix(2, 1)\nX: matrix(3, 7)\n"
+        "H = relu(W1 @ X + b1)\nS = W2 @ H + b2\nL = mean(S**2)\n"
+    ),
+    "softmax-ce": (
+        "W: matrix(4, 3)\nb: matrix(4, 1)\nX: matrix(3, 6)\nY: matrix(4, 6)\n"
+        "S = W @ X + b\nL = sum(logsumexp(S, axis=0)) - sum(Y * S)\n"
+    ),
+    "transpose-axis": (
+        "A: matrix(3, 4)\nv: vector(3)\nB = A.T @ A\nc = sum(B * B, axis=1)\n"
+        "L = sum(tanh(c / 100)) + sum(A.T * v)\n"
+    ),
+    "mean-axis-scalar": (
+        "w: scalar\nA: matrix(3, 4)\nm = mean(A, axis=0)\nL = sum(exp(w * m)) + w * mean(A)\n"
+    ),
+    "lse-all": "A: matrix(2, 3)\nr: vector(3)\nL = logsumexp(A + r) * sum(logsumexp(A, axis=1))\n",
+}
+
+
+def _fd_check(module, args, rng, directions=3):
+    """The gradient against central differences along random directions."""
+    value, grads = module.value_and_grad(*args)
+    assert np.shape(value) == ()
+    for grad, arg in zip(grads, args, strict=True):
+        assert np.shape(grad) == np.shape(arg)
+    for _ in range(directions):
+        vs = [rng.standard_normal(np.shape(a)) for a in args]
+        slope = sum(float(np.sum(g * v)) for g, v in zip(grads, vs, strict=True))
+        estimates = []
+        for h in (1e-4, 5e-5):
+            plus = module.forward(*[a + h * v for a, v in zip(args, vs, strict=True)])[0]
+            minus = module.forward(*[a - h * v for a, v in zip(args, vs, strict=True)])[0]
+            estimates.append((plus - minus) / (2 * h))
+        # Richardson: the h**2 error term cancels
+        fd = (4 * estimates[1] - estimates[0]) / 3
+        scale = sum(float(np.sum(np.abs(g * v))) for g, v in zip(grads, vs, strict=True))
+        assert abs(slope - fd) <= 1e-6 * (abs(fd) + scale), (slope, fd)
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_matrix_program_against_finite_differences(name, style):
+    source = PROGRAMS[name]
+    build = stagegen.build(source, backend="numpy", style=style)
+    module = stagegen.module_from_text(build.text, name)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    args = [
+        rng.standard_normal(tuple(int(d) for d in i.shape)) if i.shape else float(rng.standard_normal())
+        for i in build.graph.inputs
+    ]
+    if name == "softmax-ce":  # one-hot labels
+        labels = rng.integers(0, 4, size=6)
+        args[3] = np.eye(4)[labels].T
+    _fd_check(module, args, rng)
+
+
+def test_notes_matrix_example_backprops_by_dimension_analysis():
+    text = stagegen.generate(NOTES_MATRIX, backend="numpy")
+    assert "    dW = dD @ X.T  # (1)\n" in text
+    assert "    dX = W.T @ dD  # (1)\n" in text
+    assert "import math" not in text and "import numpy as np" in text
+
+
+def test_bias_broadcast_is_summed_at_generation_time():
+    text = stagegen.generate(PROGRAMS["two-layer"], backend="numpy")
+    assert "db1 = np.sum(" in text and "keepdims=True" in text
+    assert "_unbroadcast" not in text
+
+
+def test_scalar_program_on_arrays_of_a_million_elements():
+    module = stagegen.load((EXAMPLES / "notes.txt").read_text(), backend="numpy")
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-4, 4, 10**6), rng.uniform(-4, 4, 10**6)
+    f, (dx, dy) = module.value_and_grad(x, y)
+    scalar = stagegen.load((EXAMPLES / "notes.txt").read_text())
+    for k in rng.integers(0, 10**6, 20):
+        fk, (dxk, dyk) = scalar.value_and_grad(float(x[k]), float(y[k]))
+        assert close(f[k], fk, 1e-12) and close(dx[k], dxk, 1e-12, 1e-16) and close(dy[k], dyk, 1e-12, 1e-16)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("W: matrix(2, 3)\nX: matrix(2, 3)\nL = sum(W @ X)\n", "shapes (2, 3) @ (2, 3) do not fit"),
+        ("W: matrix(2, 3)\nv: vector(2)\nL = sum(W + v)\n", "shapes (2, 3) and (2,) do not broadcast"),
+        ("W: matrix(n, d)\nX: matrix(k, m)\nL = sum(W @ X)\n", "(n, d) @ (k, m) do not fit"),
+        ("W: matrix(2, 3)\nL = sum(W, axis=2)\n", "axis 2 is out of range for shape (2, 3)"),
+        ("v: vector(3)\nL = sum(v @ v)\n", "@ multiplies matrices"),
+    ],
+)
+def test_shape_mismatch_is_a_located_error_naming_both_shapes(source, message):
+    with pytest.raises(ShapeError, match=None) as info:
+        stagegen.generate(source, backend="numpy")
+    assert message in str(info.value)
+    assert info.value.span is not None
+
+
+def test_size_names_are_free_at_run_time():
+    module = stagegen.load("W: matrix(n, d)\nX: matrix(d, m)\nL = sum((W @ X)**2)\n", backend="numpy")
+    rng = np.random.default_rng(3)
+    for n, d, m in [(2, 3, 4), (5, 1, 2)]:
+        _fd_check(module, [rng.standard_normal((n, d)), rng.standard_normal((d, m))], rng, directions=1)
+
+
+def test_cli_numpy_backend(tmp_path, capsys):
+    path = tmp_path / "m.txt"
+    path.write_text(NOTES_MATRIX)
+    status, out, err = run_cli([str(path), "--backend", "numpy"], capsys)
+    assert status == 0, err
+    assert "dW = dD @ X.T" in out
+
+
+def test_dout_is_never_updated_in_place():
+    module = stagegen.load(
+        "x: vector(3)\ny: vector(3)\nq = x + y\nf = q * x\n", backend="numpy", style="compact"
+    )
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([-1.0, 0.5, 2.0])
+    dout = np.array([1.0, 1.0, 1.0])
+    value, cache = module.forward(x, y)
+    module.backward(dout, cache)
+    assert dout.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "source, right, wrong",
+    [
+        (NOTES_MATRIX, "dW = dD @ X.T", "dW = dD @ X.T * 1.0001"),
+        (PROGRAMS["softmax-ce"], "db = np.sum(", "db = 0.5 * np.sum("),
+        (
+            (EXAMPLES / "notes.txt").read_text(),
+            "dxpy = (2 * xpy) * dxpysqr",
+            "dxpy = (2.0001 * xpy) * dxpysqr",
+        ),
+    ],
+    ids=["matmul", "bias", "elementwise"],
+)
+def test_verify_numpy_module_passes_and_catches_a_wrong_line(source, right, wrong):
+    text = stagegen.generate(source, backend="numpy")
+    assert stagegen.verify(stagegen.module_from_text(text, "good.py"), points=4).ok
+    assert text.count(right) == 2  # backward and value_and_grad
+    report = stagegen.verify(stagegen.module_from_text(text.replace(right, wrong), "bad.py"), points=4)
+    assert not report.ok, report.table()
+
+
+def test_check_on_the_command_line(tmp_path, capsys):
+    path = tmp_path / "m.txt"
+    path.write_text(PROGRAMS["two-layer"])
+    status, out, err = run_cli([str(path), "--backend", "numpy", "--check", "--points", "3"], capsys)
+    assert status == 0, out + err
+    assert "dW1" in out and "finite differences" in out
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize(
+    "shapes",
+    [((4,), ()), ((), (4,)), ((3, 1), (1, 4)), ((1, 4), (3, 1)), ((2, 3), (3,)), ((), ())],
+    ids=lambda s: "+".join("x".join(map(str, d)) or "scalar" for d in s),
+)
+def test_gradient_shapes_follow_the_inputs_in_a_scalar_program(shapes, style):
+    # f is linear in x and in y, so a folded dout leaves gradients that broadcasting never reached
+    module = stagegen.load("f = 3 * x + x * y + y\n", backend="numpy", style=style)
+    rng = np.random.default_rng(7)
+    x, y = (rng.standard_normal(s) if s else 0.5 for s in shapes)
+    f, (dx, dy) = module.value_and_grad(x, y)
+    full = np.broadcast_shapes(*shapes)
+    assert np.shape(dx) == np.shape(x) and np.shape(dy) == np.shape(y)
+    ones = np.ones(full)
+    # d/dx sum(3x + xy + y) = sum over the broadcast axes of (3 + y); d/dy of (x + 1)
+    expected_dx = np.sum(3 + y * ones, axis=tuple(range(len(full) - len(shapes[0]))))
+    expected_dy = np.sum(x * ones + 1, axis=tuple(range(len(full) - len(shapes[1]))))
+    for got, exp, shape in ((dx, expected_dx, shapes[0]), (dy, expected_dy, shapes[1])):
+        for axis, size in enumerate(shape):
+            if size == 1:
+                exp = np.sum(exp, axis=axis, keepdims=True)
+        np.testing.assert_allclose(got, np.reshape(exp, shape), rtol=1e-13)
