@@ -28,7 +28,7 @@ examples:
   stagegen examples/neuron.txt --gates fine   keep the sigmoid's primitive circuit
   stagegen examples/notes.txt --check         compare with SymPy and finite differences
   stagegen examples/arrays/softmax.txt --backend numpy
-                                              NumPy arrays; dW = dS @ X.T by dimension analysis
+                                              NumPy arrays; matrix gradients by dimension analysis
   stagegen examples/notes.txt --trace x=3,y=-4
                                               every stage's value, local gradients and gradient
   echo 'f = x * exp(-y)' | stagegen -         read the expression from standard input

@@ -98,3 +98,13 @@ def infer(graph, backend: str) -> tuple[Shape, ...]:
             raise ShapeError(str(exc), stage.span) from None
         shapes.append(shape)
     return tuple(shapes)
+
+
+def elementwise(graph) -> bool:
+    """A scalar program: no input declared as an array and no array gate (the
+    numpy backend applies it to arrays element by element)."""
+    from .gates import REGISTRY
+
+    return all(s in ((), None) for s in graph.shapes[: len(graph.inputs)]) and not any(
+        REGISTRY[s.gate].structural for s in graph.stages
+    )

@@ -22,6 +22,7 @@ from .emit import emit
 from .errors import UsageError
 from .ir import Const
 from .printer import StagePrinter
+from .shapes import elementwise
 
 NOT_COMPUTED = "-"  # what the table shows for a number the module does not compute
 
@@ -123,6 +124,12 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
     from . import module_from_text
 
     graph, backward, names, program = build.graph, build.backward, build.names, build.program
+    if graph.shapes and not elementwise(graph):
+        raise UsageError(
+            f"{option} shows one number per stage; this program works on arrays",
+            file=program.filename,
+            hint="trace a scalar program (one without matrix, vector or array gates)",
+        )
     args = check_point(graph, point, program.filename, option)
     module = module_from_text(
         emit(program, graph, backward, names, build.options, instrument=True), program.filename

@@ -40,6 +40,7 @@ from .differentiate import differentiate
 from .errors import UsageError
 from .gates import OUT, REGISTRY, slot
 from .ir import Const
+from .shapes import elementwise
 
 RTOL = 1e-9  # against the 50-digit reference
 FD_RTOL = 1e-6  # against finite differences of the float64 forward
@@ -143,16 +144,9 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
         )
     elif same:
         notes.append(f"more than {PER_STAGE_LIMIT} stages: the per-stage adjoint check is skipped")
-    if build.graph.shapes and not _elementwise(build.graph):
+    if build.graph.shapes and not elementwise(build.graph):
         return _ArrayChecker(build, module, notes).run(points, seed)
     return _Checker(build, module, instrumented, notes).run(points, seed)
-
-
-def _elementwise(graph) -> bool:
-    """A scalar program (numpy backend: applied to arrays element by element)."""
-    return all(s in ((), None) for s in graph.shapes[: len(graph.inputs)]) and not any(
-        REGISTRY[s.gate].structural for s in graph.stages
-    )
 
 
 def _module_and_text(target) -> tuple[types.ModuleType, str | None]:

@@ -17,6 +17,8 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, note
+from hypothesis import strategies as st
 from test_gates import CASES, application
 
 import stagegen
@@ -291,3 +293,55 @@ def test_gradient_shapes_follow_the_inputs_in_a_scalar_program(shapes, style):
             if size == 1:
                 exp = np.sum(exp, axis=axis, keepdims=True)
         np.testing.assert_allclose(got, np.reshape(exp, shape), rtol=1e-13)
+
+
+def test_trace_of_an_array_program_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "m.txt"
+    path.write_text(NOTES_MATRIX)
+    status, out, err = run_cli([str(path), "--backend", "numpy", "--trace", "W=1,X=2"], capsys)
+    assert status == 2 and "Traceback" not in err
+    assert "works on arrays" in err
+
+
+# -- random matrix programs (hypothesis) --------------------------------------------------------
+
+MATRIX_INPUTS = {"A": (3, 4), "B": (4, 2), "C": (3, 2), "r": (2,), "c": (3, 1), "s": ()}
+UNARY = ("tanh({})", "sin({})", "sigmoid({})", "softplus({})", "({})**2", "exp(tanh({}))", "relu({})")
+
+
+def _expression(data, depth: int) -> tuple[str, tuple]:
+    """A random well-shaped expression over MATRIX_INPUTS: (text, shape)."""
+    if depth == 0 or data.draw(st.integers(0, 3)) == 0:
+        name = data.draw(st.sampled_from(sorted(MATRIX_INPUTS)))
+        return name, MATRIX_INPUTS[name]
+    kind = data.draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce"]))
+    a, sa = _expression(data, depth - 1)
+    if kind == "unary":
+        return data.draw(st.sampled_from(UNARY)).format(a), sa
+    if kind == "transpose" and len(sa) == 2:
+        return f"({a}).T", sa[::-1]
+    if kind == "reduce" and len(sa) == 2:
+        axis = data.draw(st.integers(0, 1))
+        fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp"]))
+        return f"{fn}({a}, axis={axis})", sa[:axis] + sa[axis + 1 :]
+    b, sb = _expression(data, depth - 1)
+    if kind == "matmul" and len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0]:
+        return f"({a}) @ ({b})", (sa[0], sb[1])
+    try:
+        shape = np.broadcast_shapes(sa, sb)
+    except ValueError:
+        return a, sa
+    op = data.draw(st.sampled_from(["+", "-", "*"]))
+    return f"({a}) {op} ({b})", shape
+
+
+@given(data=st.data(), style=st.sampled_from(["seed", "compact"]), gates=st.sampled_from(["grouped", "fine"]))
+def test_random_matrix_programs_against_finite_differences(data, style, gates):
+    text, shape = _expression(data, 4)
+    decls = [declaration(n, s) for n, s in MATRIX_INPUTS.items()]
+    source = "\n".join([*decls, f"L = sum({text})" if shape else f"L = {text} + 0.5 * s", ""])
+    note(source)
+    module = stagegen.load(source, backend="numpy", style=style, gates=gates)
+    rng = np.random.default_rng(0)
+    args = [rng.uniform(-1.5, 1.5, s) if s else float(rng.uniform(-1.5, 1.5)) for s in MATRIX_INPUTS.values()]
+    _fd_check(module, args, rng, directions=2)
