@@ -345,3 +345,13 @@ def test_random_matrix_programs_against_finite_differences(data, style, gates):
     rng = np.random.default_rng(0)
     args = [rng.uniform(-1.5, 1.5, s) if s else float(rng.uniform(-1.5, 1.5)) for s in MATRIX_INPUTS.values()]
     _fd_check(module, args, rng, directions=2)
+
+
+def test_assert_matches_sympy_on_numpy_modules(tmp_path):
+    from stagegen.testing import assert_matches_sympy
+
+    for name in ("matmul.txt", "softmax.txt"):
+        path = tmp_path / f"{name[:-4]}_grad.py"
+        path.write_text(stagegen.generate((EXAMPLES / "arrays" / name).read_text(), backend="numpy"))
+        assert assert_matches_sympy(path, points=3).ok
+    assert assert_matches_sympy(stagegen.load((EXAMPLES / "notes.txt").read_text(), backend="numpy"), points=3).ok
