@@ -185,3 +185,60 @@ def test_generated_gradient_drives_scipy_minimize():
     _, grads = module.value_and_grad(*result.x)
     for i, g in enumerate(grads):
         assert close(g, central_difference(value, list(result.x), i, step=1e-6), 1e-4, scale=1e-3)
+
+
+# -- the numpy backend: the same extreme inputs, all at once in one array ----------------------
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize("name", GROUPED)
+def test_grouped_gates_at_extreme_inputs_in_numpy(name, style):
+    gate = REGISTRY[name]
+    module = stagegen.load(f"f = {gate.source}(x)", backend="numpy", style=style)
+    xs = np.array(EXTREMES)
+    with np.errstate(all="ignore"):  # NumPy's rules: inf/nan (with warnings) where the maths is
+        values, (grads,) = module.value_and_grad(xs)
+        _, cache = module.forward(xs)
+        (backs,) = module.backward(np.ones_like(xs), cache)
+    assert values.shape == grads.shape == backs.shape == xs.shape
+    for x, got, grad, back in zip(EXTREMES, values, grads, backs, strict=True):
+        ref = reference(gate, x)
+        if ref is None:  # no real value
+            assert math.isnan(got), (x, got)
+            continue
+        value, slope = ref
+        if not representable(value):
+            assert math.isinf(got) and got > 0, (x, got)
+            continue
+        assert math.isfinite(got) and math.isfinite(grad), (x, got, grad)
+        assert same(got, value), (x, got, float(value))
+        assert grad == back, (x, grad, back)
+        if representable(slope):
+            assert same(grad, slope), (x, grad, float(slope))
+
+
+def test_numpy_follows_numpys_floating_point_rules():
+    module = stagegen.load("lnx = log(x)\nf = lnx * y", backend="numpy")
+    with pytest.warns(RuntimeWarning, match="invalid value encountered in log"):
+        value, (dx, dy) = module.value_and_grad(np.array([-1.0, 2.0]), np.array([2.0, 3.0]))
+    assert math.isnan(value[0]) and value[1] == math.log(2.0) * 3.0
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        module.value_and_grad(np.array([-1.0]), np.array([2.0]))
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+def test_numpy_subgradients_at_kinks_and_ties(style):
+    def grads(source, *args):
+        return stagegen.load(source, backend="numpy", style=style).value_and_grad(*args)[1]
+
+    zero_and_one = np.array([0.0, -0.0, 1.0, -1.0])
+    (drelu,) = grads("f = relu(x)", zero_and_one)
+    assert drelu.tolist() == [0.0, 0.0, 1.0, 0.0]
+    (dabs,) = grads("f = abs(x)", zero_and_one)
+    assert dabs.tolist() == [0.0, 0.0, 1.0, -1.0]
+    tie = np.array([2.0, 2.0, 1.0])
+    # a tie of all three, of the first two, and none: the whole gradient to the first extreme
+    dx, dy, dz = grads("f = max(x, y, z)", tie, np.array([2.0, 2.0, 3.0]), np.array([2.0, 1.0, 0.0]))
+    assert dx.tolist() == [1.0, 1.0, 0.0] and dy.tolist() == [0.0, 0.0, 1.0] and dz.tolist() == [0.0] * 3
+    dx, dy = grads("f = min(x, y)", tie, np.array([2.0, 5.0, 0.5]))
+    assert dx.tolist() == [1.0, 1.0, 0.0] and dy.tolist() == [0.0, 0.0, 1.0]
