@@ -131,12 +131,24 @@ class _Module:
             text = self.printer.reduce(text, line.reduce)
         comment = f"  # ({line.stage + 1}){'; ' + gate.convention if gate.convention else ''}"
         if not line.accumulate:
-            # a new array, or a name/view of another adjoint (never updated in place)
-            self.in_place[line.target] = not _is_view(text)
+            fresh = not _is_view(text)
+            if self.numpy and not fresh and self._returned_alone(line.target):
+                # a returned gradient owns its array: never dout's, another gradient's, or a view
+                text, fresh = f"{names.module}.copy({text})", True
+            # a name or view of another array is never updated in place
+            self.in_place[line.target] = fresh
             return f"{target} = {text}{comment}"
         if self.numpy and not (self.in_place[line.target] and self._exact(line.target, unit_dout)):
             return f"{target} = {target} {sign} {text}{comment}"
         return f"{target} {sign}= {text}{comment}"
+
+    def _returned_alone(self, value: int) -> bool:
+        """An input's gradient (an array, possibly) made by one line."""
+        return (
+            value < len(self.graph.inputs)
+            and self.shape(value) != ()
+            and sum(line.target == value for line in self.backward.lines) == 1
+        )
 
     def _exact(self, value: int, unit_dout: bool) -> bool:
         """Every contribution to value's adjoint has the shape of the first one.

@@ -356,3 +356,19 @@ def test_assert_matches_sympy_on_numpy_modules(tmp_path):
         assert assert_matches_sympy(path, points=3).ok
     notes = stagegen.load((EXAMPLES / "notes.txt").read_text(), backend="numpy")
     assert assert_matches_sympy(notes, points=3).ok
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize(
+    "source",
+    ["f = x + y\n", "x: vector(3)\ny: vector(3)\nf = sum(x - y)\n", "A: matrix(2, 3)\nL = sum(A.T * 2)\n"],
+)
+def test_returned_gradients_own_their_arrays(source, style):
+    module = stagegen.load(source, backend="numpy", style=style)
+    args = [np.arange(1.0, 4.0) if "A" not in source else np.ones((2, 3)) for _ in module.INPUTS]
+    value, cache = module.forward(*args)
+    dout = np.ones_like(value)
+    grads = module.backward(dout, cache)
+    arrays = [*grads, dout, *args]
+    for i, g in enumerate(grads):
+        assert all(not np.shares_memory(g, other) for other in arrays[i + 1 :]), (i, source)
