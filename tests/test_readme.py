@@ -45,3 +45,14 @@ def test_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "grep -m1 '^python -m pytest' README.md" in ci
     assert re.search(r"^python -m pytest", README, flags=re.M)
+
+
+def test_matrix_listing_is_generated():
+    golden = (ROOT / "tests" / "golden" / "matmul.py").read_text()
+    listing = next(b for b in blocks("python") if "dW = dD @ X.T  # (1)" in b)
+    for line in listing.strip().splitlines():
+        assert line in golden, line
+
+
+def test_matrix_example_is_shown():
+    assert "\n".join((ROOT / "examples" / "arrays" / "matmul.txt").read_text().splitlines()[2:]) in README
