@@ -45,6 +45,7 @@ from pathlib import Path
 
 import black
 import mpmath
+import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import assume, example, given, note
@@ -735,6 +736,36 @@ def check(case: Case) -> None:
             assert scaled == tuple(c * g for g in g1), f"backward({c}) = {scaled} != {c} * backward(1.0)"
 
 
+def check_arrays(case: Case) -> None:
+    """The numpy backend on the same example: every reference point at once, as
+    one array per input, element by element against the same references."""
+    ex, opts = case.example, case.options()
+    note(f"source:\n{ex.text}options: {opts}, backend numpy")
+    text = stagegen.generate(ex.text, backend="numpy", **opts)
+    note(f"generated:\n{text}")
+    assert black.format_str(text, mode=black.Mode()) == text, "not black-formatted"
+    module = stagegen.module_from_text(text, "<property numpy>")
+    names, wrt = module.INPUTS, module.WRT
+    points = reference_points(ex, names, random.Random(case.seed))
+    assume(points)
+    columns = [np.array([p.at[k] for p in points]) for k in range(len(names))]
+    value, grads = module.value_and_grad(*columns)
+    v2, cache = module.forward(*columns)
+    g1 = module.backward(np.ones(len(points)), cache)
+    for g in (*grads, *g1):
+        assert np.shape(g) == (len(points),), "a gradient without its input's shape"
+    for i, p in enumerate(points):
+        where = f"at {dict(zip(names, p.at, strict=True))}"
+        for got in (value[i], v2[i]):
+            assert close(got, p.value, RTOL, p.value_scale), f"value {got!r}, reference {p.value!r} {where}"
+        for w, g, gb in zip(wrt, grads, g1, strict=True):
+            k = names.index(w)
+            for got in (g[i], gb[i]):
+                assert close(
+                    got, p.grads[k], RTOL, p.grad_scales[k]
+                ), f"d{w} = {got!r}, {p.grads[k]!r} {where}"
+
+
 # -- examples written by hand (for regressions): Python's ast -> Node, not stagegen's parser --
 
 _AST_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
@@ -803,6 +834,13 @@ NOTES_STAGES = textwrap.dedent("""\
 @example(case("cos(sin(x * (x * x))**3)\n", inputs=("x",), wrt=("x",)))
 def test_random_expressions(case):
     check(case)
+
+
+@given(cases(expressions()))
+@example(case(NOTES))
+@example(case(NOTES, style="compact", gates="fine", wrt=("y",)))
+def test_random_expressions_on_arrays(case):
+    check_arrays(case)
 
 
 @given(cases(dags()))
