@@ -116,8 +116,9 @@ def read_source(path: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+def write_atomically(path: str, data: str | bytes) -> None:
+    """Write `data` (text is written as UTF-8) to `path`: readers see the old file or the new one,
+    never a part."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
@@ -132,8 +133,8 @@ def write_atomically(path: str, text: str) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
