@@ -14,6 +14,7 @@ import importlib
 import math
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -354,6 +355,50 @@ def test_every_format_renders(tmp_path):
         assert path.read_bytes().startswith(head), fmt
     assert (tmp_path / "circuit.dot").read_text(encoding="utf-8") == d.dot
     assert not list(tmp_path.glob(".stagegen-*"))
+
+
+def _fake_dot(folder, script: str) -> None:
+    dot = folder / "dot"
+    dot.write_text("#!/bin/sh\n" + script, encoding="utf-8")
+    dot.chmod(0o755)
+
+
+def test_a_failing_dot_is_reported(no_graphviz, tmp_path, monkeypatch):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    _fake_dot(bin_, 'echo "Error: <stdin>: syntax error in line 1" >&2\nexit 1\n')
+    monkeypatch.setenv("PATH", str(bin_))
+    with pytest.raises(stagegen.StagegenError) as error:
+        stagegen.diagram(CIRCUIT).image("svg")
+    assert error.value.render() == (
+        "stagegen: error: Graphviz's 'dot -Tsvg' failed (exit status 1): "
+        "Error: <stdin>: syntax error in line 1"
+    )
+
+
+def test_a_slow_dot_is_stopped(no_graphviz, tmp_path, monkeypatch):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    _fake_dot(bin_, f"exec '{sys.executable}' -c 'import time; time.sleep(30)'\n")
+    monkeypatch.setenv("PATH", str(bin_))
+    monkeypatch.setattr(DIAGRAM, "DOT_TIMEOUT", 0.5)
+    with pytest.raises(stagegen.StagegenError) as error:
+        stagegen.diagram(CIRCUIT).image("png")
+    assert error.value.render() == (
+        "stagegen: error: Graphviz's 'dot' did not lay out the circuit within 0.5 s\n"
+        "  draw a smaller part of the expression, or write the DOT text with a .dot file name"
+    )
+
+
+def test_large_circuits_limit_dots_layout_passes():
+    small = stagegen.diagram(
+        "\n".join(f"s{k} = sin(s{k - 1})" if k else "s0 = x" + " * x" for k in range(60))
+    )
+    large = stagegen.diagram(
+        "\n".join(f"s{k} = sin(s{k - 1})" if k else "s0 = x" + " * x" for k in range(61))
+    )
+    assert len(read_dot(small.dot).gates) == 60 and "nslimit" not in small.dot
+    assert len(read_dot(large.dot).gates) == 61 and "nslimit=2, nslimit1=2, mclimit=0.5" in large.dot
 
 
 # -- the API --------------------------------------------------------------------------------
