@@ -148,6 +148,16 @@ def svg_of(source, at=None, **options) -> Circuit:
     return read_svg(stagegen.diagram(source, at, **options).image("svg"))
 
 
+def dot_of(source, at=None, **options) -> Circuit:
+    return read_dot(stagegen.diagram(source, at, **options).dot)
+
+
+@pytest.fixture(params=["dot", pytest.param("svg", marks=needs_dot)])
+def drawn(request):
+    """The diagram read back from its DOT text, and from the SVG Graphviz draws of it."""
+    return dot_of if request.param == "dot" else svg_of
+
+
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -204,14 +214,13 @@ def test_circuit_svg_at_the_notes_point():
     assert c.rows[c.nodes["q"]]["3"] < c.rows[c.nodes["q"]]["-4"]
 
 
-@needs_dot
 @pytest.mark.parametrize("gates", ["grouped", "fine"])
-def test_sigmoid_neuron(gates):
+def test_sigmoid_neuron(gates, drawn):
     p = NEURON_POINT
     dot = p["w0"] * p["x0"] + p["w1"] * p["x1"] + p["w2"]  # 1.0
     f = 1.0 / (1.0 + math.exp(-dot))
     ddot = (1.0 - f) * f  # the notes' sigmoid gradient
-    c = svg_of(NEURON, p, gates=gates)
+    c = drawn(NEURON, p, gates=gates)
     assert round(c.value("f"), 2) == 0.73 and c.gradient("f") == 1.0
     assert c.value("dot") == 1.0 and round(c.gradient("dot"), 1) == 0.2
     assert c.numbers("dot") == pytest.approx((dot, ddot), rel=1e-3)  # 4 significant digits
@@ -234,10 +243,9 @@ def test_fine_and_grouped_gate_counts():
     assert (count(NOTES, "grouped"), count(NOTES, "fine")) == (8, 14)  # two sigmoids
 
 
-@needs_dot
-def test_max_routes_the_gradient_to_one_input():
+def test_max_routes_the_gradient_to_one_input(drawn):
     x, y, z, w = PATTERNS_POINT.values()
-    c = svg_of(PATTERNS, PATTERNS_POINT)
+    c = drawn(PATTERNS, PATTERNS_POINT)
     ds = 2.0  # from f = 2 * s
     assert sorted(c.labels[g] for g in c.gates) == sorted(["*", "max", "+", "*2"])
     assert c.numbers("m") == (max(z, w), ds) == (2.0, 2.0)
