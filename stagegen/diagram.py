@@ -11,7 +11,7 @@ junction dot, so the gradient on the wire before the dot is the sum of what
 its branches bring back. Nothing here branches on a gate's name.
 
 The DOT text is written here, one statement a line; user text (names,
-constants, file names) reaches it only through `_html` (inside HTML-like
+constants) reaches it only through `_html` (inside HTML-like
 labels) or `_quoted`. Rendering to SVG, PNG or PDF runs Graphviz's ``dot``
 program (no shell, with a timeout); DOT text needs no Graphviz.
 """
@@ -36,19 +36,17 @@ VALUE_COLOUR = "#1f5fbf"  # blue: the forward value on a wire
 GRADIENT_COLOUR = "#c62828"  # red: the gradient flowing back on it
 DIGITS = 4  # significant digits of a number on a wire
 FORMATS = {".dot": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}  # extension -> format
-DOT_TIMEOUT = 60.0  # seconds; dot lays out thousands of nodes well within this
+DOT_TIMEOUT = 60.0  # seconds; see LARGE for what dot lays out within it
 PNG_DPI = 144  # sharp on high-density screens and in READMEs
 INSTALL = "install Graphviz (apt-get install graphviz, or brew install graphviz)"
 FONT = 'fontname="Helvetica,Arial,sans-serif"'
 WIRE_COLOUR = "gray30"
-HOLE = "·"
+HOLE = "·"  # a value operand in a gate label that shows constant operands
 # dot's layout time grows fast with long wires: a 180-gate circuit with a 60-way fork
 # took over 60 s; with these limits on its network simplex and crossing passes, 6 s
 # (300 gates: 20 s). Below the threshold the limits would only cost layout quality.
 LARGE = 60  # stages
-LARGE_LIMITS = (
-    "nslimit=2, nslimit1=2, mclimit=0.5, "  # a value operand in a gate label that shows constant operands
-)
+LARGE_LIMITS = "nslimit=2, nslimit1=2, mclimit=0.5, "
 
 
 @dataclass(frozen=True)
