@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .diagram import Diagram, diagram
 from .differentiate import Backward, differentiate
 from .emit import emit
 from .errors import ParseError, StagegenError, UnsupportedError, UsageError
@@ -34,6 +35,8 @@ __all__ = [
     "Report",
     "trace",
     "Trace",
+    "diagram",
+    "Diagram",
     "Options",
     "StagegenError",
     "ParseError",

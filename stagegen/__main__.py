@@ -14,6 +14,7 @@ import tempfile
 import traceback
 
 from . import __version__, build
+from .diagram import Diagram, draw, format_of
 from .errors import ParseError, Span, StagegenError, UsageError
 from .options import add_arguments
 from .parse import MAX_SOURCE_CHARS
@@ -31,6 +32,8 @@ examples:
                                               NumPy arrays; matrix gradients by dimension analysis
   stagegen examples/notes.txt --trace x=3,y=-4
                                               every stage's value, local gradients and gradient
+  stagegen examples/notes.txt --diagram notes.svg --at x=3,y=-4
+                                              the circuit, every wire's value and gradient on it
   echo 'f = x * exp(-y)' | stagegen -         read the expression from standard input
 
 exit status: 0 ok, 1 --check found a mismatch, 2 bad input or usage, 3 internal error
@@ -71,6 +74,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="X=V,...",
         help="print a table of every stage at this point (a value for each input): its "
         "value, its local gradients and its gradient, from running the generated code",
+    )
+    p.add_argument(
+        "--diagram",
+        metavar="FILE.svg",
+        help="draw the circuit (one node per stage) to this file, atomically; the format follows "
+        "the extension: .svg, .png, .pdf (these run Graphviz's dot) or .dot (DOT text)",
+    )
+    p.add_argument(
+        "--at",
+        metavar="X=V,...",
+        help="with --diagram: label every wire with its value and gradient at this point (a value "
+        "for each input), from running the generated code",
     )
     p.add_argument("--dump", choices=("lower",), help="print an intermediate form instead of the module")
     p.add_argument("--version", action="version", version=f"stagegen {__version__}")
@@ -118,8 +133,9 @@ def read_source(path: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+def write_atomically(path: str, data: str | bytes) -> None:
+    """Write `data` (text is written as UTF-8) to `path`: readers see the old file or the new one,
+    never a part."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
@@ -134,8 +150,8 @@ def write_atomically(path: str, text: str) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -159,6 +175,13 @@ def run(argv: list[str] | None = None) -> int:
         and os.path.samefile(args.file, args.output)
     ):
         raise UsageError("the output file is the input file; choose another -o")
+    image_format = None
+    if args.diagram is not None:
+        image_format = format_of(args.diagram, "--diagram")
+        if os.path.abspath(args.diagram) in {os.path.abspath(p) for p in (args.file, args.output) if p}:
+            raise UsageError("the --diagram file is the input file or the -o file; choose another")
+    elif args.at is not None:
+        raise UsageError("--at goes with --diagram, e.g. --diagram circuit.svg --at x=3,y=-4")
     text = read_source(args.file)
     filename = "<stdin>" if args.file == "-" else args.file
     result = build(
@@ -175,6 +198,12 @@ def run(argv: list[str] | None = None) -> int:
     traced = None
     if args.trace is not None:
         traced = evaluate(result, parse_point(args.trace, "--trace", filename), "--trace")
+    image = None
+    if image_format is not None:
+        point = None
+        if args.at is not None:
+            point = evaluate(result, parse_point(args.at, "--at", filename), "--at")
+        image = Diagram(draw(result, point), point).image(image_format)
     status = 0
     if args.check:
         from .verify import verify
@@ -195,7 +224,9 @@ def run(argv: list[str] | None = None) -> int:
         print(traced.table())
     if args.output:
         write_atomically(args.output, result.text)
-    elif not (args.check or args.trace is not None):
+    if image is not None:
+        write_atomically(args.diagram, image)
+    if not (args.output or args.check or args.trace is not None or image is not None):
         sys.stdout.write(result.text)
     return status
 

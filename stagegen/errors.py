@@ -72,5 +72,9 @@ class ShapeError(StagegenError):
     """Array shapes that do not fit together."""
 
 
+class ToolError(StagegenError):
+    """A program stagegen runs for the user (Graphviz's dot) is missing or failed."""
+
+
 class GateDefinitionError(Exception):
     """A gate record in the registry is inconsistent (a stagegen bug)."""

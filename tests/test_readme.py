@@ -56,3 +56,26 @@ def test_matrix_listing_is_generated():
 
 def test_matrix_example_is_shown():
     assert "\n".join((ROOT / "examples" / "arrays" / "matmul.txt").read_text().splitlines()[2:]) in README
+
+
+def test_trace_excerpt_is_the_real_output():
+    import stagegen
+
+    command = "$ stagegen examples/notes.txt --trace x=3,y=-4\n"
+    shown = README.split("```\n" + command, 1)[1].split("```", 1)[0]
+    notes = (ROOT / "examples" / "notes.txt").read_text(encoding="utf-8")
+    assert shown == stagegen.trace(notes, x=3, y=-4).table() + "\n"
+
+
+def test_diagram_image_is_committed_and_described():
+    import stagegen
+
+    assert "stagegen examples/notes.txt --diagram docs/notes.png --at x=3,y=-4\n" in README
+    assert "](docs/notes.png)" in README
+    assert (ROOT / "docs" / "notes.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    # the prose reads x's gradient off the picture: the numbers the diagram shows
+    notes = (ROOT / "examples" / "notes.txt").read_text(encoding="utf-8")
+    dot = stagegen.diagram(notes, {"x": 3, "y": -4}).dot
+    assert "its\n2.06 is the `dx` of the trace" in README and ">2.06<" in dot
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y graphviz" in ci and "apt-get update" in ci
