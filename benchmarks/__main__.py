@@ -44,7 +44,7 @@ def main(argv=None) -> int:
             rel = figures["ratios"]
             headlines.append(
                 f"workload {number}: stagegen compact {rel['stagegen compact'][0]:.2f}×, "
-                f"seed {rel['stagegen seed'][0]:.2f}× the hand listing; "
+                f"seed {rel['stagegen seed'][0]:.2f}× the hand listing, fastest peer {best_peer(rel)}; "
                 f"(value + gradient) / value {figures['cheap']['compact'][0]:.2f} (compact)"
             )
     if "growth" in only:
@@ -61,6 +61,14 @@ def main(argv=None) -> int:
         print("### Workloads 4 and 5: arrays\n")
         lines, figures = arrays.run(args.quick)
         print("\n".join(lines) + "\n")
+        for number, key in ((4, "elementwise"), (5, "matrix")):
+            rel = figures[key]
+            ours = rel.get("stagegen numpy compact")
+            headlines.append(
+                f"workload {number}: stagegen numpy "
+                + (f"{ours[0]:.2f}× hand NumPy" if ours else "not available")
+                + f", fastest peer {best_peer(rel)}"
+            )
     if "locate" in only:
         print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
         print("\n".join(locate.run(args.quick)) + "\n")
@@ -68,6 +76,19 @@ def main(argv=None) -> int:
         print("Headlines: " + "; ".join(headlines) + ".")
     print(f"total time: {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def best_peer(rel: dict) -> str:
+    """The timed peer (not stagegen, not a reference) with the lowest median ratio."""
+    peers = {
+        name: r[0]
+        for name, r in rel.items()
+        if not name.startswith(("stagegen", "hand", "value only")) and name != "hand listing"
+    }
+    if not peers:
+        return "none installed"
+    name = min(peers, key=peers.get)
+    return f"{name} {peers[name]:.2f}×"
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ def table(
 
 def number(value: float) -> str:
     """Three significant figures, without exponents for table-sized values."""
+    if value == 0:
+        return "0"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}" if value >= 0.001 else f"{value:.1e}"

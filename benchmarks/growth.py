@@ -66,11 +66,29 @@ def reference(n: int) -> float:
     return formula(math, *POINT, n)
 
 
-def stagegen_generation(n: int, style: str) -> tuple[float, str]:
+def stagegen_generation(n: int, style: str) -> tuple[float, float, str]:
+    """(seconds, of which in black.format_str, module text) of one generation."""
+    import black
+
+    spent = [0.0]
+    original = black.format_str
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
     text = staged_text(n)
-    start = time.perf_counter()
-    module = stagegen.generate(text, style=style)
-    return time.perf_counter() - start, module
+    black.format_str = timed
+    try:
+        start = time.perf_counter()
+        module = stagegen.generate(text, style=style)
+        seconds = time.perf_counter() - start
+    finally:
+        black.format_str = original
+    return seconds, spent[0], module
 
 
 def function_lines(module: str, name: str) -> int:
@@ -186,8 +204,8 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
     generated = {}
     for n in ns:
         for style in ("seed", "compact"):
-            runs = [stagegen_generation(n, style) for _ in range(repeats)]
-            generated[n, style] = (min(t for t, _ in runs), runs[0][1])
+            runs = sorted(stagegen_generation(n, style) for _ in range(repeats))
+            generated[n, style] = (runs[0][0], runs[0][2], runs[0][1])
     sympy, sympy_stop = capped(sympy_task, ns, cap)
     from_sympy, from_sympy_stop = capped(stagegen_sympy_task, ns, cap)
     jax = {}
@@ -203,10 +221,10 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
         "Time to obtain gradient code (seconds; stagegen best of "
         f"{repeats}, others one run; a dash: stopped at the {cap:.0f} s cap or skipped):",
         "",
-        "| n | stagegen seed | stagegen compact | stagegen compact from a SymPy object "
+        "| n | stagegen seed | stagegen compact | of which black | stagegen compact from a SymPy object "
         "| SymPy diff + cse + lambdify | JAX trace + compile | SymPy / stagegen compact "
         "| JAX / stagegen compact |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n in ns:
         g = generated[n, "compact"][0]
@@ -216,6 +234,7 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
         cells = [
             number(generated[n, "seed"][0]),
             number(g),
+            number(generated[n, "compact"][2]),
             number(o) if o is not None else "–",
             number(s) if s is not None else "–",
             number(j) if j is not None else "–",
@@ -264,6 +283,9 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
     rows = {
         "stagegen seed, generation time": {n: generated[n, "seed"][0] for n in ns},
         "stagegen compact, generation time": {n: generated[n, "compact"][0] for n in ns},
+        "stagegen compact, generation time outside black": {
+            n: generated[n, "compact"][0] - generated[n, "compact"][2] for n in ns
+        },
         "stagegen compact, module lines": {n: generated[n, "compact"][1].count("\n") for n in ns},
         "stagegen compact, module chars": {n: len(generated[n, "compact"][1]) for n in ns},
         "stagegen compact from a SymPy object, generation time": {
@@ -295,7 +317,7 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
         lines.append(f"| {name} | {span} | {fits(got, vals)} | {growth_factor(got, vals):.2f} |")
 
     # per call, interleaved at each n: stagegen compact is the reference
-    seconds, call_repeats = (0.002, 3) if quick else (0.02, 15)
+    seconds, call_repeats = (0.002, 3) if quick else (0.005, 41)
     lines += [
         "",
         f"Time per call of value and gradient at (3, -4), µs (median of {call_repeats} interleaved "
@@ -326,7 +348,7 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
         cells = []
         for name in builders:
             if name in results:
-                cells.append(f"{results[name].median * 1e6:.3g} ({rel[name][0]:.2f})")
+                cells.append(f"{number(results[name].median * 1e6)} ({rel[name][0]:.2f})")
             else:
                 cells.append("–")
         per_call[n] = {name: rel[name][0] for name in rel}

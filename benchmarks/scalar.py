@@ -188,7 +188,7 @@ NOTES = {
 def run(name: str, quick: bool = False) -> tuple[list[str], dict]:
     """The table of workload `name`, and the headline ratios."""
     point = WORKLOADS[name][1]
-    seconds, repeats = (0.002, 5) if quick else (0.02, 31)
+    seconds, repeats = (0.002, 5) if quick else (0.005, 101)
     value = ("value only: hand", lambda out: out[0])
     checks = {"value only: hand": ("value only: hand", None)}
     checks.update(dict.fromkeys([f"value only: stagegen {s} forward" for s in ("seed", "compact")], value))
