@@ -12,13 +12,13 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT, example
 
 import stagegen
 from benchmarks import arrays, growth, scalar
 from benchmarks.compare import mismatch
 from benchmarks.peers import NOT_INSTALLED, Skip, need
 from benchmarks.timing import exponent, growth_factor
+from helpers import ROOT, example
 
 PEERS = ("jax.jit", "torch", "HIPS autograd", "casadi")
 
@@ -70,7 +70,7 @@ def test_hand_listings_match_the_generated_modules():
 
 
 def test_sympy_candidates_compute_value_and_gradient():
-    for name, (path, point, hand, _, formula) in scalar.WORKLOADS.items():
+    for name, (_, point, hand, _, formula) in scalar.WORKLOADS.items():
         for cse in (False, True):
             fn = scalar.sympy_lambdified(formula, len(point), cse)
             assert mismatch(fn(*point), hand(*point)) < 1e-13, (name, cse)
