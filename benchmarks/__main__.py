@@ -4,20 +4,91 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-from . import locate
+from . import arrays, growth, locate, scalar
+from .peers import threads, versions
 from .timing import machine
+
+SECTIONS = ("scalar", "growth", "arrays", "locate")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few repeats: a smoke test, not a measurement")
+    parser.add_argument(
+        "--only",
+        metavar="A,B",
+        default=",".join(SECTIONS),
+        help=f"run only these sections ({', '.join(SECTIONS)})",
+    )
     args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}; the sections are {', '.join(SECTIONS)}")
+    start = time.perf_counter()
     print(f"machine: {machine()}")
+    print(f"versions: {versions()}")
+    print(f"threads: {threads()}")
     print(f"command: python -m benchmarks{' --quick' if args.quick else ''}\n")
-    print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
-    print("\n".join(locate.run(args.quick)))
+    headlines = []
+    if "scalar" in only:
+        for number, name, title in (
+            (1, "notes", "the notes' function at (3, -4)"),
+            (2, "neuron", "the 2-D sigmoid neuron at w = (2, -3, -3), x = (-1, -2)"),
+        ):
+            print(f"### Workload {number}: {title}, value and gradient per call\n")
+            lines, figures = scalar.run(name, args.quick)
+            print("\n".join(lines) + "\n")
+            rel = figures["ratios"]
+            headlines.append(
+                f"workload {number}: stagegen compact {rel['stagegen compact'][0]:.2f}×, "
+                f"seed {rel['stagegen seed'][0]:.2f}× the hand listing, fastest peer {best_peer(rel)}; "
+                f"(value + gradient) / value {figures['cheap']['compact'][0]:.2f} (compact)"
+            )
+    if "growth" in only:
+        print("### Workload 3: growth, f_n = the notes' function composed n times\n")
+        lines, figures = growth.run(args.quick)
+        print("\n".join(lines) + "\n")
+        e = figures["exponents"]
+        headlines.append(
+            "workload 3: stagegen compact generation time ~ n^"
+            f"{e.get('stagegen compact, generation time', float('nan')):.2f}, "
+            f"module chars ~ n^{e.get('stagegen compact, module chars', float('nan')):.2f}"
+        )
+    if "arrays" in only:
+        print("### Workloads 4 and 5: arrays\n")
+        lines, figures = arrays.run(args.quick)
+        print("\n".join(lines) + "\n")
+        for number, key in ((4, "elementwise"), (5, "matrix")):
+            rel = figures[key]
+            ours = rel.get("stagegen numpy compact")
+            headlines.append(
+                f"workload {number}: stagegen numpy "
+                + (f"{ours[0]:.2f}× hand NumPy" if ours else "not available")
+                + f", fastest peer {best_peer(rel)}"
+            )
+    if "locate" in only:
+        print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
+        print("\n".join(locate.run(args.quick)) + "\n")
+    if headlines:
+        print("Headlines: " + "; ".join(headlines) + ".")
+    print(f"total time: {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def best_peer(rel: dict) -> str:
+    """The timed peer (not stagegen, not a reference) with the lowest median ratio."""
+    peers = {
+        name: r[0]
+        for name, r in rel.items()
+        if not name.startswith(("stagegen", "hand", "value only")) and name != "hand listing"
+    }
+    if not peers:
+        return "none installed"
+    name = min(peers, key=peers.get)
+    return f"{name} {peers[name]:.2f}×"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import platform
 import statistics
 import time
@@ -26,18 +27,34 @@ def per_call(fn, args, number: int) -> float:
     return (time.perf_counter() - start) / number
 
 
-def interleaved(candidates: dict, args, number: int, repeats: int) -> dict[str, Timing]:
+def calibrate(fn, args, seconds: float) -> int:
+    """How many calls of `fn` take about `seconds` (at least one)."""
+    number, elapsed = 1, 0.0
+    while True:
+        elapsed = per_call(fn, args, number) * number
+        if elapsed >= seconds / 10 or number >= 1 << 24:
+            break
+        number *= 10
+    return max(1, round(number * seconds / max(elapsed, 1e-9)))
+
+
+def interleaved(candidates: dict, args, number, repeats: int) -> dict[str, Timing]:
     """Each repeat runs every candidate once, in rotating order, so drift on a
-    shared machine hits all candidates alike."""
-    for fn in candidates.values():  # warm up
-        per_call(fn, args, max(1, number // 10))
+    shared machine hits all candidates alike.
+
+    `number` is the calls per repeat: one count for all, or a dict per candidate
+    (slow and fast candidates each get a comparable slice of time).
+    """
+    numbers = number if isinstance(number, dict) else dict.fromkeys(candidates, number)
+    for name, fn in candidates.items():  # warm up
+        per_call(fn, args, max(1, numbers[name] // 10))
     results = {name: Timing(name, []) for name in candidates}
     names = list(candidates)
     gc.disable()
     try:
         for r in range(repeats):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                results[name].times.append(per_call(candidates[name], args, number))
+                results[name].times.append(per_call(candidates[name], args, numbers[name]))
     finally:
         gc.enable()
     return results
@@ -53,6 +70,23 @@ def ratios(results: dict[str, Timing], reference: str) -> dict[str, tuple[float,
     return out
 
 
+def slope(xs, ys) -> float:
+    """Least-squares slope of ys against xs."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def exponent(ns, values) -> float:
+    """p of the log-log least-squares fit values ~ c * n**p."""
+    return slope([math.log(n) for n in ns], [math.log(v) for v in values])
+
+
+def growth_factor(ns, values) -> float:
+    """r of the log-linear least-squares fit values ~ c * r**n (exponential growth)."""
+    return math.exp(slope(list(ns), [math.log(v) for v in values]))
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -60,6 +94,13 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    try:
+        import os
+
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = None
     return (
-        f"{cpu}; Python {platform.python_version()} ({platform.python_implementation()}); {platform.system()}"
+        f"{cpu}{f', {cores} cores' if cores else ''}; "
+        f"Python {platform.python_version()} ({platform.python_implementation()}); {platform.system()}"
     )

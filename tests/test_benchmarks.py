@@ -1,26 +1,153 @@
-"""The benchmark runner works (a smoke test: no timing is asserted)."""
+"""The benchmark runner works, and its references compute what they claim.
 
+The runner is a smoke test here (no timing is asserted); the hand-written
+references and the workload builders are checked numerically, so a table
+never compares a candidate with a wrong reference.
+"""
+
+import math
+import re
 import subprocess
 import sys
 
-from helpers import ROOT
+import numpy as np
+import pytest
+
+import stagegen
+from benchmarks import arrays, growth, scalar
+from benchmarks.compare import mismatch
+from benchmarks.peers import NOT_INSTALLED, Skip, need
+from benchmarks.timing import exponent, growth_factor
+from helpers import ROOT, example
+
+PEERS = ("jax.jit", "torch", "HIPS autograd", "casadi")
 
 
-def test_quick_run_prints_its_tables():
+@pytest.fixture(scope="module")
+def quick_run() -> str:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    out = done.stdout
+    return done.stdout
+
+
+def test_quick_run_prints_its_tables(quick_run):
+    out = quick_run
     assert out.startswith("machine: ") and "command: python -m benchmarks --quick" in out
+    for title in ("Workload 1:", "Workload 2:", "Workload 3:", "Workloads 4 and 5:", "Error location:"):
+        assert f"### {title}" in out
     rows = [
         line for line in out.splitlines() if line.startswith("| seed |") or line.startswith("| compact |")
     ]
     assert len(rows) == 2
 
 
+def test_quick_run_times_or_skips_every_candidate(quick_run):
+    rows = [line for line in quick_run.splitlines() if line.startswith("| ") and "---" not in line]
+    for line in rows:
+        if line.startswith(("| hand listing |", "| stagegen seed |", "| stagegen compact |", "| stagegen numpy ")):
+            assert "not available" in line or line.split("|")[2].strip()[0].isdigit(), line
+        assert "wrong result" not in line, line
+    for peer in PEERS:
+        peer_rows = [line for line in rows if line.startswith(f"| {peer}")]
+        assert peer_rows and all(
+            NOT_INSTALLED in line or line.split("|")[2].strip()[0].isdigit() for line in peer_rows
+        )
+
+
+def test_missing_peer_is_a_skip():
+    with pytest.raises(Skip, match=re.escape(NOT_INSTALLED)):
+        need("no_such_benchmark_peer")
+
+
+def test_hand_listings_match_the_generated_modules():
+    for name, (path, point, hand, hand_value, formula) in scalar.WORKLOADS.items():
+        module = stagegen.load(example(path.split("/")[1]))
+        assert mismatch(hand(*point), module.value_and_grad(*point)) < 1e-14, name
+        assert hand_value(*point) == pytest.approx(formula(math, *point), rel=1e-15)
+        assert hand_value(*point) == pytest.approx(module.forward(*point)[0], rel=1e-15)
+
+
+def test_sympy_candidates_compute_value_and_gradient():
+    for name, (_, point, hand, _, formula) in scalar.WORKLOADS.items():
+        for cse in (False, True):
+            fn = scalar.sympy_lambdified(formula, len(point), cse)
+            assert mismatch(fn(*point), hand(*point)) < 1e-13, (name, cse)
+
+
+def test_composed_function_is_the_notes_function_at_n_1():
+    module = stagegen.load(growth.staged_text(1))
+    assert mismatch(module.value_and_grad(3.0, -4.0), scalar.notes_hand(3.0, -4.0)) < 1e-15
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_composed_function_staged_text_and_formula_agree(n):
+    module = stagegen.load(growth.staged_text(n))
+    value, (dx, dy) = module.value_and_grad(3.0, -4.0)
+    assert value == pytest.approx(growth.reference(n), rel=1e-13)
+    h = 1e-6
+    fx = (growth.formula(math, 3.0 + h, -4.0, n) - growth.formula(math, 3.0 - h, -4.0, n)) / (2 * h)
+    fy = (growth.formula(math, 3.0, -4.0 + h, n) - growth.formula(math, 3.0, -4.0 - h, n)) / (2 * h)
+    assert (dx, dy) == pytest.approx((fx, fy), rel=1e-6, abs=1e-9)
+
+
+def test_sympy_growth_task_lambdifies_value_and_gradient():
+    results, stopped = growth.capped(growth.sympy_task, [2], cap=120)
+    assert stopped is None
+    fn = growth.lambdified(results[2]["source"])
+    module = stagegen.load(growth.staged_text(2))
+    assert mismatch(fn(3.0, -4.0), module.value_and_grad(3.0, -4.0)) < 1e-12
+
+
+def test_function_lines_counts_one_function():
+    text = stagegen.generate(example("notes.txt"), style="compact")
+    assert growth.function_lines(text, "value_and_grad") == 30
+
+
+def test_array_references_agree_with_the_scalar_listing():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(50), rng.standard_normal(50)
+    rows = [scalar.notes_hand(a, b) for a, b in zip(x, y, strict=True)]
+    want = np.array([[f, dx, dy] for f, (dx, dy) in rows]).T
+    for hand in (arrays.notes_hand, arrays.notes_hand_inplace):
+        f, (dx, dy) = hand(x, y)
+        assert mismatch((f, dx, dy), tuple(want)) < 1e-13, hand.__name__
+    assert mismatch(arrays.notes_hand_value(x, y), want[0]) < 1e-14
+
+
+def test_matrix_reference_gradient_is_the_derivative():
+    rng = np.random.default_rng(4)
+    W, X, Y = rng.standard_normal((3, 4)), rng.standard_normal((4, 5)), rng.standard_normal((3, 5))
+    L, (dW, dX) = arrays.matrix_hand(W, X, Y)
+    assert L == pytest.approx(arrays.matrix_hand_value(W, X, Y), rel=1e-15)
+    value = arrays.matrix_hand_value
+    h = 1e-3  # L is quadratic in W alone and in X alone: central differences are exact there
+    VW, VX = rng.standard_normal(W.shape), rng.standard_normal(X.shape)
+    fd_W = (value(W + h * VW, X, Y) - value(W - h * VW, X, Y)) / (2 * h)
+    fd_X = (value(W, X + h * VX, Y) - value(W, X - h * VX, Y)) / (2 * h)
+    assert np.sum(dW * VW) == pytest.approx(fd_W, rel=1e-9)
+    assert np.sum(dX * VX) == pytest.approx(fd_X, rel=1e-9)
+
+
+def test_stagegen_numpy_candidate_skips_until_the_backend_exists():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal(20), rng.standard_normal(20)
+    try:
+        module = arrays.stagegen_numpy(arrays.NOTES_LINES, style="compact")
+    except Skip as exc:
+        assert str(exc) == arrays.UNAVAILABLE
+        return
+    assert mismatch(module.value_and_grad(x, y), arrays.notes_hand(x, y)) < 1e-13
+
+
+def test_fitted_exponents():
+    ns = [1, 2, 4, 8, 16]
+    assert exponent(ns, [3 * n**1.5 for n in ns]) == pytest.approx(1.5)
+    assert growth_factor(ns, [2 * 4.0**n for n in ns]) == pytest.approx(4.0)
+
+
 def test_without_try_is_the_same_code_unwrapped():
-    import stagegen
     from benchmarks.locate import without_try
 
     text = stagegen.generate("f = log(x) * y")

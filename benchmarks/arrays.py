@@ -1,0 +1,281 @@
+"""Workloads 4 and 5: value and gradient on NumPy-sized arrays.
+
+4. The notes' function elementwise over two float64 arrays of 10^6 elements
+   (value: the array f; gradients: df_i/dx_i and df_i/dy_i, i.e. the
+   vector-Jacobian product with a ones cotangent).
+5. L = sum((W @ X - Y)**2), W 256×512, X 512×1024, Y 256×1024; gradients with
+   respect to W and X.
+
+Reference: hand-written NumPy, the notes' listing transcribed with fresh
+arrays at the forks (no aliasing). Each candidate is a zero-argument closure
+over inputs in its own library's form, made before timing (NumPy arrays for
+NumPy, device arrays for JAX, leaf tensors sharing NumPy's memory for
+PyTorch); outputs are left in that form (JAX's are waited for).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import stagegen
+
+from .compare import table
+from .peers import Skip, need
+
+NOTES_LINES = """sigy = sigmoid(y)
+num = x + sigy
+sigx = sigmoid(x)
+xpy = x + y
+xpysqr = xpy**2
+den = sigx + xpysqr
+invden = 1.0 / den
+f = num * invden
+"""
+UNAVAILABLE = "stagegen numpy backend not available"
+
+
+def matrix_text(m: int, k: int, n: int) -> str:
+    return f"W: matrix({m}, {k})\nX: matrix({k}, {n})\nY: matrix({m}, {n})\nR = W @ X - Y\nL = sum(R**2)\n"
+
+
+def stagegen_numpy(text: str, **options):
+    """The generated numpy-backend module, or Skip while the backend does not exist.
+
+    Once the backend exists, an error for this input is shown in the table,
+    not hidden behind "not available".
+    """
+    try:
+        stagegen.Options(backend="numpy")
+    except stagegen.UsageError:
+        raise Skip(UNAVAILABLE) from None
+    try:
+        return stagegen.load(text, backend="numpy", **options)
+    except stagegen.StagegenError as exc:
+        raise Skip(f"stagegen error: {str(exc).splitlines()[0]}") from None
+
+
+# Workload 4 references
+def notes_hand(x, y):
+    import numpy as np
+
+    sigy = 1.0 / (1 + np.exp(-y))
+    num = x + sigy
+    sigx = 1.0 / (1 + np.exp(-x))
+    xpy = x + y
+    xpysqr = xpy**2
+    den = sigx + xpysqr
+    invden = 1.0 / den
+    f = num * invden
+    dnum = invden
+    dinvden = num
+    dden = (-1.0 / (den**2)) * dinvden
+    dxpy = (2 * xpy) * dden
+    dx = dxpy + ((1 - sigx) * sigx) * dden + dnum
+    dy = dxpy + ((1 - sigy) * sigy) * dnum
+    return f, (dx, dy)
+
+
+def notes_hand_inplace(x, y):
+    """The same arithmetic with in-place ufuncs: 7 arrays allocated instead of about 29."""
+    import numpy as np
+
+    sigy = np.negative(y)
+    np.exp(sigy, out=sigy)
+    sigy += 1
+    np.reciprocal(sigy, out=sigy)
+    sigx = np.negative(x)
+    np.exp(sigx, out=sigx)
+    sigx += 1
+    np.reciprocal(sigx, out=sigx)
+    dxpy = np.add(x, y)
+    invden = np.multiply(dxpy, dxpy)
+    invden += sigx
+    np.reciprocal(invden, out=invden)
+    f = np.add(x, sigy)  # num, until it is multiplied by invden
+    dden = np.multiply(invden, invden)
+    dden *= f
+    np.negative(dden, out=dden)
+    f *= invden
+    dxpy *= 2
+    dxpy *= dden
+    dx = np.subtract(1, sigx)
+    dx *= sigx
+    dx *= dden
+    dx += dxpy
+    dx += invden
+    dy = dden  # dden is not needed any more: its buffer becomes dy
+    np.subtract(1, sigy, out=dy)
+    dy *= sigy
+    dy *= invden
+    dy += dxpy
+    return f, (dx, dy)
+
+
+def notes_hand_value(x, y):
+    import numpy as np
+
+    return (x + 1.0 / (1 + np.exp(-y))) / (1.0 / (1 + np.exp(-x)) + (x + y) ** 2)
+
+
+def notes_formula(np, x, y):
+    def sig(t):
+        return 1 / (1 + np.exp(-t))
+
+    return (x + sig(y)) / (sig(x) + (x + y) ** 2)
+
+
+@contextmanager
+def torch_threads(torch, count: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def elementwise_builders(x, y) -> dict:
+    def jax_vjp():
+        jax = need("jax")
+
+        @jax.jit
+        def vag(x, y):
+            out, vjp = jax.vjp(lambda a, b: notes_formula(jax.numpy, a, b), x, y)
+            return out, vjp(jax.numpy.ones_like(out))
+
+        xj, yj = jax.device_put(x), jax.device_put(y)
+        return lambda: jax.block_until_ready(vag(xj, yj))
+
+    def torch_eager(threads=None):
+        torch = need("torch")
+        xt, yt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(y).requires_grad_()
+
+        def call():
+            f = notes_formula(torch, xt, yt)
+            return f.detach(), torch.autograd.grad(f, (xt, yt), torch.ones_like(f))
+
+        if threads is None:
+            return call
+
+        def limited():
+            with torch_threads(torch, threads):
+                return call()
+
+        return limited
+
+    def numexpr_forward():
+        ne = need("numexpr")
+        expr = "(x + 1 / (1 + exp(-y))) / (1 / (1 + exp(-x)) + (x + y)**2)"
+        return lambda: ne.evaluate(expr, local_dict={"x": x, "y": y})
+
+    def generated(style):
+        module = stagegen_numpy(NOTES_LINES, style=style)
+        return lambda: module.value_and_grad(x, y)
+
+    return {
+        "hand NumPy": lambda: lambda: notes_hand(x, y),
+        "stagegen numpy seed": lambda: generated("seed"),
+        "stagegen numpy compact": lambda: generated("compact"),
+        "hand NumPy, in-place temporaries": lambda: lambda: notes_hand_inplace(x, y),
+        "jax.jit(vjp)": jax_vjp,
+        "torch eager": torch_eager,
+        "torch eager, 1 thread": lambda: torch_eager(threads=1),
+        "value only: hand NumPy": lambda: lambda: notes_hand_value(x, y),
+        "value only: numexpr": numexpr_forward,
+    }
+
+
+# Workload 5
+def matrix_hand(W, X, Y):
+    import numpy as np
+
+    R = W @ X - Y
+    L = np.sum(R**2)
+    dR = 2.0 * R
+    return L, (dR @ X.T, W.T @ dR)
+
+
+def matrix_hand_value(W, X, Y):
+    import numpy as np
+
+    R = W @ X - Y
+    return np.sum(R**2)
+
+
+def matrix_builders(W, X, Y) -> dict:
+    def jax_jit():
+        jax = need("jax")
+
+        def loss(W, X, Y):
+            return jax.numpy.sum((W @ X - Y) ** 2)
+
+        fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+        Wj, Xj, Yj = (jax.device_put(a) for a in (W, X, Y))
+        return lambda: jax.block_until_ready(fn(Wj, Xj, Yj))
+
+    def torch_eager():
+        torch = need("torch")
+        Wt, Xt = torch.from_numpy(W).requires_grad_(), torch.from_numpy(X).requires_grad_()
+        Yt = torch.from_numpy(Y)
+
+        def call():
+            L = ((Wt @ Xt - Yt) ** 2).sum()
+            return L.detach(), torch.autograd.grad(L, (Wt, Xt))
+
+        return call
+
+    def generated(style):
+        module = stagegen_numpy(matrix_text(*W.shape, X.shape[1]), wrt="W,X", style=style)
+        return lambda: module.value_and_grad(W, X, Y)
+
+    return {
+        "hand NumPy": lambda: lambda: matrix_hand(W, X, Y),
+        "stagegen numpy seed": lambda: generated("seed"),
+        "stagegen numpy compact": lambda: generated("compact"),
+        "jax.jit(value_and_grad)": jax_jit,
+        "torch eager": torch_eager,
+        "value only: hand NumPy": lambda: lambda: matrix_hand_value(W, X, Y),
+    }
+
+
+NOTES = {
+    "hand NumPy, in-place temporaries": "what a buffer-reusing backend could do",
+    "jax.jit(vjp)": "device arrays in, waited for",
+    "torch eager": "leaf tensors on NumPy's memory",
+    "torch eager, 1 thread": "torch.set_num_threads(1) around the call",
+    "jax.jit(value_and_grad)": "device arrays in, waited for",
+}
+
+
+def run(quick: bool = False) -> tuple[list[str], dict]:
+    np = need("numpy")
+    rng = np.random.default_rng(7)
+    size, (m, k, n) = (10_000, (32, 64, 128)) if quick else (1_000_000, (256, 512, 1024))
+    seconds, repeats = (0.005, 3) if quick else (0.05, 21)
+    x, y = rng.standard_normal(size), rng.standard_normal(size)
+    value = ("value only: hand NumPy", lambda out: out)
+    elementwise, _, rel4 = table(
+        elementwise_builders(x, y),
+        (),
+        "hand NumPy",
+        seconds=seconds,
+        repeats=repeats,
+        unit="ms",
+        notes=NOTES,
+        checks={"value only: hand NumPy": value, "value only: numexpr": value},
+    )
+    W, X, Y = rng.standard_normal((m, k)), rng.standard_normal((k, n)), rng.standard_normal((m, n))
+    matrix, _, rel5 = table(
+        matrix_builders(W, X, Y),
+        (),
+        "hand NumPy",
+        seconds=seconds,
+        repeats=repeats,
+        unit="ms",
+        notes=NOTES,
+        checks={"value only: hand NumPy": ("value only: hand NumPy", None)},
+    )
+    header4 = f"Elementwise, {size:,} float64 elements per input:"
+    header5 = f"Matrices, W {m}×{k}, X {k}×{n}, Y {m}×{n}, float64:"
+    lines = [header4, "", *elementwise, "", header5, "", *matrix]
+    return lines, {"elementwise": rel4, "matrix": rel5}
