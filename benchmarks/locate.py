@@ -39,7 +39,8 @@ def run(quick: bool = False) -> list[str]:
     source = (ROOT / "examples" / "notes.txt").read_text()
     number, repeats = (2_000, 5) if quick else (20_000, 61)
     lines = [
-        "| style | without try (µs/call) | with try (µs/call) | with / without, median | min–max over repeats |",
+        "| style | without try (µs/call) | with try (µs/call) | with / without, median "
+        "| min–max over repeats |",
         "| --- | --- | --- | --- | --- |",
     ]
     for style in ("seed", "compact"):
