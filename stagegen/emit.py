@@ -25,6 +25,7 @@ from .parse import Program
 from .printer import MUL, SourcePrinter, StagePrinter
 
 LINE_LENGTH = 88  # black's default
+SOURCE_LIMIT = 20_000  # characters of a SymPy object's source shown in the docstring
 
 
 def _environment() -> jinja2.Environment:
@@ -260,8 +261,28 @@ class _Module:
                 ),
             ]
         parts += ["", f"Source ({program.filename}):", ""]
-        parts += ["    " + line if line else "" for line in _source_lines(program, graph, names)]
+        parts += ["    " + line if line else "" for line in self.source_lines()]
         return "\n".join(_escape(p) for p in parts)
+
+    def source_lines(self) -> list[str]:
+        """The source for the docstring: a file's text verbatim; a SymPy object
+        printed per statement while that stays small, else its stages, one per
+        line (a shared subexpression printed as a tree repeats at every use,
+        which grows exponentially with the nesting of the sharing)."""
+        program, graph = self.program, self.graph
+        if program.text is not None:
+            return [line.rstrip() for line in program.text.strip("\n").splitlines()]
+        declarations = [f"{i.name}: scalar" for i in graph.inputs]  # the argument order
+        exprs = [s.expr for s in program.statements]
+        if _tree_size(exprs) <= SOURCE_LIMIT // 4:
+            printer = SourcePrinter()
+            lines = declarations + [f"{s.name} = {printer.doprint(s.expr)}" for s in program.statements]
+            if sum(map(len, lines)) <= SOURCE_LIMIT:
+                return lines
+        staged = declarations + [self.display(k) for k in range(len(graph.stages))]
+        if sum(map(len, staged)) <= SOURCE_LIMIT:
+            return staged
+        return [f"(a SymPy expression of {len(graph.stages)} stages, too large to show here)"]
 
     def render(self, instrument: bool) -> str:
         graph, names, backward = self.graph, self.names, self.backward
@@ -343,17 +364,23 @@ def _bracketed(
     return "\n".join([pad + head, *(f"{pad}    {item}," for item in items), pad + tail])
 
 
-def _source_lines(program: Program, graph: Graph, names: Names) -> list[str]:
-    if program.text is not None:
-        return [line.rstrip() for line in program.text.strip("\n").splitlines()]
-    printer = SourcePrinter()
-    try:
-        lines = [f"{s.name} = {printer.doprint(s.expr)}" for s in program.statements]
-    except RecursionError:
-        lines = []
-    if not lines or sum(map(len, lines)) > 20_000:
-        return [f"(a SymPy expression of {len(graph.stages)} stages, too large to show here)"]
-    return lines
+def _tree_size(exprs) -> int:
+    """Nodes of SymPy expressions counted as trees (a shared subexpression once
+    per use), in time linear in the number of distinct nodes."""
+    sizes: dict = {}
+    stack = list(exprs)
+    while stack:
+        e = stack[-1]
+        if e in sizes:
+            stack.pop()
+            continue
+        pending = [a for a in e.args if a not in sizes]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        sizes[e] = 1 + sum(sizes[a] for a in e.args)
+    return sum(sizes[e] for e in exprs)
 
 
 def _spanned(span) -> str:

@@ -5,6 +5,7 @@ import textwrap
 import pytest
 import sympy as sp
 
+import stagegen
 from stagegen.lower import lower
 from stagegen.parse import from_sympy, parse
 
@@ -128,3 +129,37 @@ def test_unused_named_stages_are_dropped():
     assert graph.dropped == ("b",)
     assert [s.gate for s in graph.stages] == ["exp", "mul"]
     graph.check()
+
+
+def _composed(n: int):
+    """The notes' function composed n times with sharing: a SymPy DAG whose tree
+    form doubles at every step."""
+    x, y = sp.symbols("x y", real=True)
+    a, b = x, y
+    for _ in range(n):
+        a, b = (a + stagegen.sigmoid(b)) / (stagegen.sigmoid(a) + (a + b) ** 2), a * b - b
+    return a
+
+
+def test_docstring_of_a_shared_sympy_dag_is_its_stages():
+    small = stagegen.generate(_composed(1))
+    assert "    x: scalar\n    y: scalar\n    f = (x + sigmoid(y)) / ((x + y) ** 2 + sigmoid(x))\n" in small
+    sizes = []
+    for n in (8, 12):
+        text = stagegen.generate(_composed(n))
+        source = text.split("Source (<sympy>):\n", 1)[1].split('"""', 1)[0]
+        assert source.startswith("\n    y: scalar\n    x: scalar\n    sigy = sigmoid(y)\n")
+        sizes.append(len(text))
+    # linear in n (the tree form would grow about 2**4 times from n = 8 to 12)
+    assert sizes[1] < 2 * sizes[0]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_docstring_of_a_sympy_object_regenerates_the_module(n):
+    # the argument order is declared (SymPy's order need not be the printed one)
+    module = stagegen.load(_composed(n))
+    lines = module.__doc__.splitlines()
+    declared = [line.split(":")[0].strip() for line in lines if line.endswith(": scalar")]
+    assert tuple(declared) == module.INPUTS
+    report = stagegen.verify(module, points=2)
+    assert report.ok, report.table()
