@@ -18,6 +18,7 @@ from .differentiate import Backward, differentiate
 from .emit import emit
 from .errors import ParseError, StagegenError, UnsupportedError, UsageError
 from .gates import REGISTRY
+from .identifiers import problem
 from .ir import Graph, Input
 from .lower import lower
 from .names import Names, assign
@@ -139,7 +140,7 @@ def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
     if missing:
         raise UsageError(f"inputs= misses {', '.join(missing)}; list every input of the program")
     stages = {s.name for s in program.statements}
-    bad = [n for n in order if n in stages or not n.isidentifier()]
+    bad = [n for n in order if n in stages or problem(n)]
     if bad:
         raise UsageError(f"inputs= names {', '.join(bad)}, which cannot be an input")
     inputs = tuple(known.get(n, Input(n)) for n in order)

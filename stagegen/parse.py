@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import difflib
 import io
-import keyword
 import math
 import sys
 import tokenize
@@ -25,7 +24,9 @@ import sympy as sp
 
 from .errors import ParseError, Span, UnsupportedError
 from .gates import BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
+from .identifiers import problem
 from .ir import Input
+from .tokens import keyword_as_name, longest_number
 
 MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
 MAX_SOURCE_CHARS = 50_000_000  # a larger file is refused before it is parsed
@@ -131,10 +132,9 @@ def _close(name: str, choices) -> str:
 
 
 def _check_name(name: str, span: Span) -> None:
-    if name.startswith("__") and name.endswith("__"):
-        raise ParseError(
-            f"the name '{name}' is reserved (double underscores)", span, "choose a plain name such as x or w1"
-        )
+    why = problem(name)
+    if why:
+        raise ParseError(why, span, "choose a plain name such as x or w1")
 
 
 def parse(text: str, filename: str = "<input>") -> Program:
@@ -165,6 +165,23 @@ def _ast_parse(text: str, source: _Source) -> ast.Module:
         span = source.at(lineno, max(1, exc.offset or 1))
         msg = exc.msg
         hint = _HINT_STAGING if "too many" in msg or "too complex" in msg else ""
+        found = keyword_as_name(source.line(lineno))
+        if found:
+            word, col = found
+            span = Span(source.filename, lineno, col, col + len(word), source.line(lineno))
+            raise ParseError(
+                f"'{word}' is a Python keyword; it cannot name an input or a stage",
+                span,
+                f"rename it, e.g. {word}_ or {word.lower()}1",
+            ) from None
+        number = longest_number(source.line(lineno)) if "Exceeds the limit" in msg else None
+        if number:
+            col, end, digits = number
+            raise ParseError(
+                f"this integer has {digits:,} digits",
+                Span(source.filename, lineno, col, end, source.line(lineno)),
+                "numbers must fit in a float (about 1.8e308)",
+            ) from None
         raise ParseError(
             msg if msg.startswith("invalid syntax") else f"invalid syntax: {msg}", span, hint
         ) from None
@@ -596,13 +613,10 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         )
     found = _symbols_in_order(expr)
     for s in found:
-        if (
-            not s.name.isidentifier()
-            or keyword.iskeyword(s.name)
-            or (s.name.startswith("__") and s.name.endswith("__"))
-        ):
+        why = problem(s.name)
+        if why:
             raise UnsupportedError(
-                f"the symbol '{s}' cannot be an argument name of a Python function",
+                f"the symbol '{s}' cannot be an argument name of a Python function: {why}",
                 file=filename,
                 hint="use SymPy symbols named like Python identifiers",
             )
