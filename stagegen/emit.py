@@ -301,8 +301,8 @@ def _format_long_lines(text: str) -> str:
     mode = black.Mode(line_length=LINE_LENGTH)
     out = lines[:start]
     for line in lines[start:]:
-        if len(line) <= LINE_LENGTH:
-            out.append(line)
+        if len(line) <= LINE_LENGTH or line.lstrip().startswith("#"):
+            out.append(line)  # black leaves a long comment as it is
         elif line.startswith("def "):
             formatted = black.format_str(line + "\n    pass\n", mode=mode)
             out.extend(formatted.split("\n")[:-3])
