@@ -3,10 +3,12 @@
 A user name becomes a Python identifier in the generated module unchanged
 (names.py never renames it), so it must be one Python reads back as the same
 name: an identifier, not a keyword, already in NFKC form (Python folds ``ℌ``
-to ``H`` and ``ｘ`` to ``x`` when it reads source), not a dunder, and not the
-one module-level helper every generated function calls by name. Everything
+to ``H`` and ``ｘ`` to ``x`` when it reads source), not a dunder, and none of the
+global names the generated functions read (their error handler and the
+instrumented `locals()`), which the template writes as they are. Everything
 else the module uses (``math``, ``dout``, ``cache``, ...) gives way to a user
-name in names.py. This module only answers questions; callers raise.
+name in names.py; ``abs``, ``max`` and ``min`` are function names of the input
+language already. This module only answers questions; callers raise.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import keyword
 import unicodedata
 
-HELPERS = ("_locate",)  # module-level functions the generated functions call by name
+# Global names read inside the generated functions (tests/test_names.py checks
+# the list against the bytecode of generated modules).
+GLOBALS = ("_locate", "ArithmeticError", "ValueError", "locals")
 
 
 def problem(name: str) -> str | None:
@@ -28,6 +32,6 @@ def problem(name: str) -> str | None:
         return f"Python reads the name '{name}' as '{folded}'"
     if name.startswith("__") and name.endswith("__"):
         return f"the name '{name}' is reserved (double underscores)"
-    if name in HELPERS:
-        return f"'{name}' is the name of a helper function of the generated module"
+    if name in GLOBALS:
+        return f"'{name}' is a name the generated functions use"
     return None
