@@ -106,6 +106,8 @@ class _Source:
 
     def col(self, lineno: int, byte_offset: int) -> int:
         # ast counts columns in UTF-8 bytes; users count characters.
+        if self.line(lineno).isascii():
+            return byte_offset + 1
         return len(self.line(lineno).encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
 
     def span(self, node: ast.AST) -> Span:
@@ -221,6 +223,7 @@ class _Converter:
         self.stages: dict[str, Span] = {}
         self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans: dict[int, Span] = {}
+        self.symbols: dict[str, sp.Symbol] = {}
 
     def error(self, node: ast.AST, message: str, hint: str = "", cls=ParseError):
         return cls(message, self.source.span(node), hint)
@@ -560,7 +563,7 @@ class _Converter:
         if name in BY_SOURCE:
             raise self.error(node, f"'{name}' is a function", f"call it: {name}(...)")
         if name in self.stages or name in self.inputs:
-            return sp.Symbol(name, real=True), False
+            return self.symbol(name), False
         if name in self.later:
             raise self.error(
                 node,
@@ -570,7 +573,12 @@ class _Converter:
         if name not in first_use:
             first_use[name] = span
         self.inputs.setdefault(name, span)
-        return sp.Symbol(name, real=True), False
+        return self.symbol(name), False
+
+    def symbol(self, name: str) -> sp.Symbol:
+        if name not in self.symbols:  # one Symbol per name: SymPy's own cache is smaller than a big file
+            self.symbols[name] = sp.Symbol(name, real=True)
+        return self.symbols[name]
 
 
 def _number_text(value: sp.Expr) -> str:
