@@ -7,6 +7,8 @@ lives here.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import linecache
 import types
@@ -75,6 +77,25 @@ def build(
     filename: str | None = None,
 ) -> Build:
     """Run every pass on `source` (input-language text or a SymPy expression)."""
+    with _collector_paused():
+        return _build(source, inputs, wrt, backend, style, gates, filename)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """The passes make millions of short-lived objects and no garbage cycles; the
+    cycle collector's full passes over them made generation superlinear in
+    the number of stages. It runs again, as before, once the build is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(source, inputs, wrt, backend, style, gates, filename) -> Build:
     wrt = _names(wrt, "wrt")
     options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
     if isinstance(source, str):
