@@ -11,6 +11,7 @@ Text is made later, by the printer and the emitter.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -49,13 +50,18 @@ def local(graph: Graph, stage: Stage, operand: int) -> sp.Expr:
     return gate.instance(len(stage.operands), stage.params).local[operand]
 
 
+@functools.lru_cache(maxsize=None)  # rule expressions: one per gate instance and operand
+def _free_symbols(expr: sp.Expr) -> frozenset:
+    return frozenset(expr.free_symbols)
+
+
 def reads(stage: Stage, expr: sp.Expr) -> list[int]:
     """Values a rule expression reads: operand slots that are values, and the output."""
     found = []
     for i, op in enumerate(stage.operands):
-        if isinstance(op, int) and slot(i) in expr.free_symbols:
+        if isinstance(op, int) and slot(i) in _free_symbols(expr):
             found.append(op)
-    if OUT in expr.free_symbols:
+    if OUT in _free_symbols(expr):
         found.append(stage.out)
     return found
 

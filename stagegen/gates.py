@@ -29,6 +29,7 @@ from .errors import GateDefinitionError
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "slot", "ordered_max", "ordered_min"]
 
 
+@functools.lru_cache(maxsize=None)
 def slot(i: int) -> sp.Symbol:
     """The placeholder for operand `i` in a gate's rules (sorts in operand order)."""
     return sp.Symbol(f"_{i:03d}", real=True)

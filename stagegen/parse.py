@@ -379,8 +379,8 @@ class _Converter:
             args = [done[id(c)] for c in self.children(node)]
             value = self.build(node, args, first_use)
             done[id(node)] = value
-            if not value[1] and not isinstance(value[0], sp.Symbol):
-                self.spans.setdefault(id(value[0]), self.source.span(node))
+            if not value[1] and not isinstance(value[0], sp.Symbol) and id(value[0]) not in self.spans:
+                self.spans[id(value[0])] = self.source.span(node)
         expr, constant = done[id(root)]
         if isinstance(expr, sp.Symbol):
             what = "an input" if expr.name in self.inputs else "a stage"
@@ -556,14 +556,14 @@ class _Converter:
 
     def name(self, node: ast.Name, first_use: dict[str, Span]) -> sp.Expr:
         name = node.id
+        if name in self.stages or name in self.inputs:  # checked where it was first seen
+            return self.symbol(name), False
         span = self.source.span(node)
         _check_name(name, span)
         if name in CONSTANTS:
             return CONSTANTS[name], True
         if name in BY_SOURCE:
             raise self.error(node, f"'{name}' is a function", f"call it: {name}(...)")
-        if name in self.stages or name in self.inputs:
-            return self.symbol(name), False
         if name in self.later:
             raise self.error(
                 node,
