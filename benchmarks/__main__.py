@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import locate
+from . import locate, scale
 from .timing import machine
 
 
@@ -17,6 +17,8 @@ def main(argv=None) -> int:
     print(f"command: python -m benchmarks{' --quick' if args.quick else ''}\n")
     print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
     print("\n".join(locate.run(args.quick)))
+    print("\n### Scale: generation time and module size against stages (named-stage file)\n")
+    print("\n".join(scale.run(args.quick)))
     return 0
 
 
