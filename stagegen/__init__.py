@@ -157,7 +157,8 @@ def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
     if order is None:
         return program
     known = {i.name: i for i in program.inputs}
-    missing = [n for n in known if n not in order]
+    listed = set(order)
+    missing = [n for n in known if n not in listed]
     if missing:
         raise UsageError(f"inputs= misses {', '.join(missing)}; list every input of the program")
     stages = {s.name for s in program.statements}

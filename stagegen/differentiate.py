@@ -72,7 +72,8 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     n = len(graph.inputs)
     wrt = tuple(range(n)) if wrt is None else tuple(sorted(set(wrt)))
-    depends = [k in wrt for k in range(n)] + [False] * len(graph.stages)
+    asked = set(wrt)
+    depends = [k in asked for k in range(n)] + [False] * len(graph.stages)
     for stage in graph.stages:
         depends[stage.out] = any(depends[op] for op in stage.values())
 

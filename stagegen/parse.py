@@ -635,7 +635,8 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         raise UnsupportedError("two different symbols share a name (different assumptions?)", file=filename)
     if inputs is not None:
         order = [i.name if isinstance(i, sp.Symbol) else str(i) for i in inputs]
-        missing = [n for n in names if n not in order]
+        listed = set(order)
+        missing = [n for n in names if n not in listed]
         if missing:
             raise UnsupportedError(
                 f"inputs= misses {', '.join(missing)}",
