@@ -18,6 +18,7 @@ import io
 import math
 import sys
 import tokenize
+import warnings
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -160,7 +161,10 @@ def parse(text: str, filename: str = "<input>") -> Program:
 
 def _ast_parse(text: str, source: _Source) -> ast.Module:
     try:
-        return ast.parse(text, source.filename)
+        with warnings.catch_warnings():
+            # the tokenizer warns about e.g. "1if" on stderr; the input is refused or read anyway
+            warnings.simplefilter("ignore")
+            return ast.parse(text, source.filename)
     except SyntaxError as exc:
         lineno = exc.lineno or 1
         # SyntaxError.offset is a 1-based character column.
@@ -203,7 +207,9 @@ def _deepest_statement(text: str) -> int:
             if tok.type == tokenize.NEWLINE:
                 chunk = "".join(lines[start - 1 : tok.end[0]])
                 try:
-                    ast.parse(chunk)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ast.parse(chunk)
                 except (RecursionError, MemoryError, SyntaxError):
                     return start
                 start = tok.end[0] + 1

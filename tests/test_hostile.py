@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import stagegen
-from helpers import ROOT, run_cli
+from helpers import ROOT, run_cli, run_subprocess
 
 OLD = b"# an older generated module\r\nINPUTS = ()\n\x00 not even text\n"
 FIRST_LINE = re.compile(r"^[^\n:]+(:\d+:\d+)?: error: \S[^\n]*$")
@@ -73,6 +73,7 @@ HOSTILE = {
     "only-comments": "# nothing here\n",
     "indented": "  f = x\n",
     "unclosed": "f = (x + y\n",
+    "literal-glued-to-keyword": "f = 1if x else y\n",
     "deep-parentheses": "f = " + "(" * 1000 + "x" + ")" * 1000 + "\n",
     # bytes that are not text
     "not-utf8": b"f = x * y\xff\n",
@@ -215,3 +216,14 @@ def test_long_literal_in_a_comment_line_is_not_a_bug():
     module = stagegen.module_from_text(text, "long")
     value, (dx,) = module.value_and_grad(0.25)
     assert (value, dx) == (0.25 * 2.0**1023 / 4, 2.0**1023 / 4)
+
+
+@pytest.mark.parametrize("content", ["f = 1if x else y\n", "f = 0x1for\n", "f = [0x1for x in y]\n"])
+def test_tokenizer_warnings_do_not_reach_stderr(folder, content):
+    """Python's tokenizer warns about literals glued to keywords; the warning is
+    not stagegen's diagnostic (pytest captures warnings, so a real process)."""
+    (folder / "in.txt").write_text(content)
+    (folder / "OUT.py").write_bytes(OLD)
+    result = run_subprocess(["in.txt", "-o", "OUT.py"], folder)
+    assert "Warning" not in result[2]
+    assert_refused(result, folder, True)
