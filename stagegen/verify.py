@@ -442,7 +442,12 @@ class _Checker:
                     # d output / d v of the composition, differentiated by mpmath
                     # at twice the working precision (50 correct digits)
                     with mpmath.workdps(2 * DPS):
-                        ref = _real(mpmath.diff(self._composed(k, downstream, values), values[v]))
+                        at = values[v]
+                        # mpmath's default step is absolute (~1e-104): it jumps
+                        # over a value of 1e-117 and below a value of 1e200's last
+                        # digit; a step relative to the value does neither
+                        step = {"h": abs(at) * mpmath.ldexp(1, -mpmath.mp.prec - 10)} if at else {}
+                        ref = _real(mpmath.diff(self._composed(k, downstream, values), at, **step))
                 except (ValueError, ZeroDivisionError, TypeError):
                     continue
                 rows[k].add(got.get(name), ref, scales[v] + PER_STAGE_FLOOR / RTOL, where)
