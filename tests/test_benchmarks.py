@@ -17,6 +17,17 @@ def test_quick_run_prints_its_tables():
         line for line in out.splitlines() if line.startswith("| seed |") or line.startswith("| compact |")
     ]
     assert len(rows) == 2
+    scale = [line for line in out.splitlines() if line.startswith("| 1")]
+    assert [row.split(" |")[0] for row in scale] == ["| 100", "| 1,000", "| 10,000"]
+    assert "fitted exponent (log-log least squares over 100 ... 10,000): wall " in out
+
+
+def test_scale_workload_has_one_stage_per_line():
+    import stagegen
+    from benchmarks.scale import exponent, source
+
+    assert len(stagegen.build(source(60)).graph.stages) == 60
+    assert abs(exponent([10, 100, 1000], [2.0, 20.0, 200.0]) - 1.0) < 1e-12
 
 
 def test_without_try_is_the_same_code_unwrapped():

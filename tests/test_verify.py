@@ -76,8 +76,10 @@ def test_module_not_made_by_stagegen(tmp_path):
         stagegen.verify(str(path))
 
 
-def test_per_stage_reference_of_a_tiny_stage_value():
-    """den = y**100 is ~1e-117 at |y| < 0.07: the per-stage reference must
-    differentiate with a step relative to it (found by tests/test_fuzz.py)."""
-    report = stagegen.verify("f = x / y**100\n", points=20)
+@pytest.mark.parametrize("source", ["f = x / y**100\n", "f = x + y**100\n", "f = 1e200 + x * y**100\n"])
+def test_per_stage_reference_of_a_tiny_stage_value(source):
+    """y**100 is ~1e-117 at |y| < 0.07: the per-stage reference must step
+    relative to it, at a precision that still resolves the step in the output
+    (found by tests/test_fuzz.py)."""
+    report = stagegen.verify(source, points=20)
     assert report.ok, report.table()
