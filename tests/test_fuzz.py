@@ -15,6 +15,9 @@ Two generators of input files:
 The outcome must be a module that passes ``stagegen.verify``, or a
 `StagegenError` that renders as ``FILE:LINE:COL: error: ...`` (or ``FILE:
 error: ...``) plus at most three indented lines; any other exception fails.
+One exception: a token program with a huge literal (1e308, 10**100) whose
+module overflows float64 in an intermediate at the sampled points is
+discarded, not failed (float64 staging cannot hold an adjoint of 1e334).
 The ``ci`` hypothesis profile (conftest.py) gives a short run;
 ``HYPOTHESIS_PROFILE=long`` a long one.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, note, reject, settings
 from hypothesis import strategies as st
 
 import stagegen
@@ -36,6 +39,7 @@ NAMES = (
     *("math", "np", "cache", "dout", "forward", "backward", "value_and_grad", "INPUTS", "locals"),
     *("lambda", "None", "True", "def", "import", "__import__", "__class__", "_locate", "print", "os"),
 )
+HUGE = ("1e308", "10**100")  # numbers whose products and powers may leave float64's range
 NUMBERS = ("0", "1", "2", "0.5", "1e308", "1e999", "1e-400", "0x10", "10**100", "1_0", "3j", "2.5e-3")
 FUNCTIONS = ("exp", "log", "sqrt", "sin", "tanh", "sigmoid", "relu", "abs", "max", "min", "erf", "foo")
 SYMBOLS = (
@@ -58,7 +62,16 @@ def check(text: str) -> None:
         assert len(lines) <= 4 and all(line.startswith("  ") for line in lines[1:]), rendered
         return
     report = stagegen.verify(text, points=VERIFY_POINTS, filename="fuzz.txt")
+    if not report.ok and any(h in text for h in HUGE) and _overflowed(report):
+        # 10**100 / y**100: an intermediate adjoint (-1e334) is past float64's
+        # range while the gradient is not; no float64 staging can hold it
+        reject()
     assert report.ok, report.table()
+
+
+def _overflowed(report) -> bool:
+    failing = [row for row in report.rows if not row.ok]
+    return all(row.failure.split(" at ")[0] in ("inf", "-inf", "nan") for row in failing)
 
 
 @given(st.lists(TOKENS, max_size=30), st.sampled_from([" ", ""]))
