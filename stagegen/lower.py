@@ -147,20 +147,34 @@ class _Decoder:
         self.roles = roles  # id(tree node) -> a name the node's role suggests
         self.walk = _Walk(self.deps, self.combine)
         self.plan: dict[int, tuple] = {}
+        self.symbolic: dict[int, bool] = {}  # id(subtree) -> whether it holds a symbol
 
     def __call__(self, expr: sp.Expr) -> sp.Expr:
+        # which subtrees hold a symbol, found once without recursion (SymPy's
+        # is_number recurses through a deep tree)
+        symbolic = _Walk(
+            lambda n: [] if isinstance(n, sp.Symbol) else list(n.args),
+            lambda n, kids: isinstance(n, sp.Symbol) or any(kids),
+        )
+        symbolic(expr)
+        self.symbolic = {key: has for key, (_, has) in symbolic.memo.items()}
         return self.walk(expr)
+
+    def is_number(self, e: sp.Expr) -> bool:
+        has = self.symbolic.get(id(e))
+        return e.is_number if has is None else not has
 
     def deps(self, node) -> list:
         if isinstance(node, (sp.Symbol, sp.Number, sp.NumberSymbol)):
             plan = ("leaf",)
         elif isinstance(node, sp.Add):
             terms = list(node.args)
-            neg = [t.could_extract_minus_sign() for t in terms]
+            # a nested (unevaluated) sum counts as positive: SymPy's test recurses through it
+            neg = [not isinstance(t, sp.Add) and t.could_extract_minus_sign() for t in terms]
             if all(neg):
                 plan = ("neg", [-node])
             else:
-                order = sorted(range(len(terms)), key=lambda i: (neg[i], terms[i].is_number))
+                order = sorted(range(len(terms)), key=lambda i: (neg[i], self.is_number(terms[i])))
                 plan = (
                     "add",
                     [terms[i] if not neg[i] else -terms[i] for i in order],

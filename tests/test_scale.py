@@ -112,3 +112,14 @@ def test_code_size_grows_linearly():
     small, large = (stagegen.generate(source(n)) for n in (1_000, 4_000))
     assert 4.0 <= len(large) / len(small) <= 4.0 * 1.1
     assert 3.9 <= large.count("\n") / small.count("\n") <= 4.1
+
+
+def test_nested_unevaluated_sum_10000_deep():
+    """SymPy's own sign and is_number tests recurse through nested sums; lowering does not."""
+    x = sp.Symbol("x", real=True)
+    expr = x
+    for k in range(N):
+        expr = sp.Add(expr, sp.Integer(k % 3 - 1), evaluate=False)
+    value, (dx,) = stagegen.load(expr).value_and_grad(0.5)
+    assert value == 0.5 + sum(k % 3 - 1 for k in range(N)) and dx == 1.0
+
