@@ -14,6 +14,7 @@ of a least-squares line through (log n, log time); 1.0 is linear.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -64,9 +65,40 @@ def measure(n: int, repeats: int) -> dict:
     }
 
 
+def passes(n: int) -> dict[str, float]:
+    """CPU seconds of each pass on `source(n)`, the cycle collector paused as `build` does."""
+    from stagegen.differentiate import differentiate
+    from stagegen.emit import emit
+    from stagegen.lower import lower
+    from stagegen.names import assign
+    from stagegen.options import Options
+    from stagegen.parse import parse
+
+    clear_cache()
+    times, clock = {}, time.process_time
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = clock()
+        program = parse(source(n))
+        times["parse"], start = clock() - start, clock()
+        graph = lower(program)
+        times["lower"], start = clock() - start, clock()
+        backward = differentiate(graph)
+        times["differentiate"], start = clock() - start, clock()
+        names = assign(graph, backward)
+        times["names"], start = clock() - start, clock()
+        emit(program, graph, backward, names, Options())
+        times["emit"] = clock() - start
+    finally:
+        if enabled:
+            gc.enable()
+    return times
+
+
 def run(quick: bool = False) -> list[str]:
     sizes = [100, 1_000, 10_000] if quick else [100, 1_000, 10_000, 100_000]
-    stagegen.generate(source(20))  # warm up: imports, templates, black
+    stagegen.generate(source(200))  # warm up: imports, templates, black
     rows = [measure(n, 1 if quick or n >= 100_000 else 3) for n in sizes]
     lines = [
         "| stages | wall (s) | CPU (s) | CPU µs / stage | module size (bytes) | bytes / stage | lines |",
@@ -85,4 +117,16 @@ def run(quick: bool = False) -> list[str]:
         f"CPU {exponent(ns, [r['cpu'] for r in rows]):.3f}, "
         f"size {exponent(ns, [r['bytes'] for r in rows]):.3f}"
     )
+    lines += [
+        "",
+        "CPU seconds per pass (emit: template, the compile() check, black on long lines):",
+        "",
+        "| stages | parse | lower | differentiate | names | emit | total |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for n in sizes[-2:]:
+        t = passes(n)
+        lines.append(
+            f"| {n:,} | " + " | ".join(f"{v:.2f}" for v in t.values()) + f" | {sum(t.values()):.2f} |"
+        )
     return lines
