@@ -122,4 +122,3 @@ def test_nested_unevaluated_sum_10000_deep():
         expr = sp.Add(expr, sp.Integer(k % 3 - 1), evaluate=False)
     value, (dx,) = stagegen.load(expr).value_and_grad(0.5)
     assert value == 0.5 + sum(k % 3 - 1 for k in range(N)) and dx == 1.0
-
