@@ -227,3 +227,13 @@ def test_tokenizer_warnings_do_not_reach_stderr(folder, content):
     result = run_subprocess(["in.txt", "-o", "OUT.py"], folder)
     assert "Warning" not in result[2]
     assert_refused(result, folder, True)
+
+
+def test_one_line_of_a_megabyte_gives_a_short_diagnostic(folder, capsys):
+    """The source line under a diagnostic is cut around the column: a one-line
+    file of a megabyte gives four short lines, not two copies of the file."""
+    content = "f = " + " + ".join(["x"] * 250_000) + "\n"
+    result = invoke(folder, capsys, content, True)
+    assert_refused(result, folder, True)
+    assert len(result[2]) < 1000
+    assert result[2].split("\n")[1].endswith(" + x + ...")
