@@ -19,8 +19,8 @@ from .options import add_arguments
 from .parse import MAX_SOURCE_CHARS
 from .trace import evaluate, parse_point
 
-# A larger file is refused before it is read (some 2,000,000 stages of named
-# lines, far more than generate in minutes); standard input is read up to it.
+# A larger file is refused before it is read (some 400,000 stages of named
+# lines, more than generate in minutes); standard input is read up to it.
 MAX_FILE_BYTES = MAX_SOURCE_CHARS
 
 EPILOG = """\

@@ -30,7 +30,10 @@ from .ir import Input
 from .tokens import keyword_as_name, longest_number
 
 MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
-MAX_SOURCE_CHARS = 50_000_000  # a larger file is refused before it is parsed
+# A larger input is refused before it is parsed: Python's parser needs some
+# 150 bytes of memory per byte of source (4 GB for 24 MB), and 10 MB is already
+# several hundred thousand stages.
+MAX_SOURCE_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,15 @@ def _deepest_statement(text: str) -> int:
     """The first line of the first statement Python cannot parse on its own."""
     start = 1
     lines = text.splitlines(keepends=True)
+    for lineno, line in enumerate(lines, 1):  # one statement a line, the common case: no tokenizer
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ast.parse(line)
+        except (RecursionError, MemoryError):
+            return lineno
+        except SyntaxError:
+            break  # a statement over several lines
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.NEWLINE:

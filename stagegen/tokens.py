@@ -17,8 +17,13 @@ _OPENS = {"=", "(", ",", "+", "-", "*", "/", "**", "@", "%", "//"}
 _CLOSES = {"=", ":", ")", ",", "+", "-", "*", "/", "**", "@", "%", "//"}
 
 
+MAX_LINE = 100_000  # a longer line is not diagnosed token by token (Python's tokenizer: ~1 s a MB)
+
+
 def _tokens(line: str) -> list[tokenize.TokenInfo]:
     found = []
+    if len(line) > MAX_LINE:
+        return found
     try:
         for tok in tokenize.generate_tokens(io.StringIO(line + "\n").readline):
             if tok.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
