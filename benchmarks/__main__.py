@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from . import arrays, growth, locate, scalar
+from . import arrays, growth, locate, scalar, scale
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "locate")
+SECTIONS = ("scalar", "growth", "arrays", "locate", "scale")
 
 
 def main(argv=None) -> int:
@@ -72,6 +72,9 @@ def main(argv=None) -> int:
     if "locate" in only:
         print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
         print("\n".join(locate.run(args.quick)) + "\n")
+    if "scale" in only:
+        print("### Scale: generation time and module size against stages (named-stage file)\n")
+        print("\n".join(scale.run(args.quick)) + "\n")
     if headlines:
         print("Headlines: " + "; ".join(headlines) + ".")
     print(f"total time: {time.perf_counter() - start:.0f} s")

@@ -7,6 +7,8 @@ lives here.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import linecache
 import types
@@ -19,6 +21,7 @@ from .differentiate import Backward, differentiate
 from .emit import emit
 from .errors import ParseError, StagegenError, UnsupportedError, UsageError
 from .gates import REGISTRY
+from .identifiers import problem
 from .ir import Graph, Input
 from .lower import lower
 from .names import Names, assign
@@ -77,6 +80,25 @@ def build(
     filename: str | None = None,
 ) -> Build:
     """Run every pass on `source` (input-language text or a SymPy expression)."""
+    with _collector_paused():
+        return _build(source, inputs, wrt, backend, style, gates, filename)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """The passes make millions of short-lived objects and no garbage cycles; the
+    cycle collector's full passes over them made generation superlinear in
+    the number of stages. It runs again, as before, once the build is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(source, inputs, wrt, backend, style, gates, filename) -> Build:
     wrt = _names(wrt, "wrt")
     options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
     if isinstance(source, str):
@@ -138,11 +160,12 @@ def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
     if order is None:
         return program
     known = {i.name: i for i in program.inputs}
-    missing = [n for n in known if n not in order]
+    listed = set(order)
+    missing = [n for n in known if n not in listed]
     if missing:
         raise UsageError(f"inputs= misses {', '.join(missing)}; list every input of the program")
     stages = {s.name for s in program.statements}
-    bad = [n for n in order if n in stages or not n.isidentifier()]
+    bad = [n for n in order if n in stages or problem(n)]
     if bad:
         raise UsageError(f"inputs= names {', '.join(bad)}, which cannot be an input")
     inputs = tuple(known.get(n, Input(n)) for n in order)

@@ -20,6 +20,10 @@ from .options import add_arguments
 from .parse import MAX_SOURCE_CHARS
 from .trace import evaluate, parse_point
 
+# A larger file is refused before it is read (some 400,000 stages of named
+# lines, more than generate in minutes); standard input is read up to it.
+MAX_FILE_BYTES = MAX_SOURCE_CHARS
+
 EPILOG = """\
 examples:
   stagegen examples/notes.txt                 print the generated module
@@ -95,26 +99,23 @@ def parser() -> argparse.ArgumentParser:
 def read_source(path: str) -> str:
     """The text of `path` ('-': standard input), or a located error."""
     if path == "-":
-        data = sys.stdin.buffer.read(MAX_SOURCE_CHARS * 4 + 1)
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
         name = "<stdin>"
     else:
         name = path
         try:
             if os.path.isdir(path):
                 raise ParseError("is a directory, not an expression file", file=name)
-            size = os.path.getsize(path)
-            if size > MAX_SOURCE_CHARS * 4:
-                raise ParseError(
-                    f"the file has {size:,} bytes; the limit is {MAX_SOURCE_CHARS:,} characters", file=name
-                )
+            _check_size(os.path.getsize(path), name)
             with open(path, "rb") as handle:
-                data = handle.read()
+                data = handle.read(MAX_FILE_BYTES + 1)  # a device or a growing file: bounded too
         except FileNotFoundError:
             raise ParseError("no such file", file=name) from None
         except PermissionError:
             raise ParseError("permission denied: cannot read the file", file=name) from None
         except OSError as exc:
             raise ParseError(f"cannot read the file: {exc.strerror or exc}", file=name) from None
+    _check_size(len(data), name)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if b"\0" in data:
@@ -131,6 +132,15 @@ def read_source(path: str) -> str:
             f"not UTF-8 text: byte 0x{data[exc.start]:02x}", span, hint="save the file as UTF-8"
         ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_size(size: int, name: str) -> None:
+    if size > MAX_FILE_BYTES:
+        raise ParseError(
+            f"the file is larger than {MAX_FILE_BYTES:,} bytes, the limit for an expression file",
+            file=name,
+            hint="split the model into smaller files, or generate from SymPy objects through the API",
+        )
 
 
 def write_atomically(path: str, data: str | bytes) -> None:

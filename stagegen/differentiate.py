@@ -14,6 +14,7 @@ the emitter.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -79,13 +80,18 @@ def _reduce(graph: Graph, stage: Stage, target: int, unbroadcast: set[int]):
     return ()  # elementwise all the way: the sum can wait for the inputs
 
 
+@functools.lru_cache(maxsize=None)  # rule expressions: one per gate instance and operand
+def _free_symbols(expr: sp.Expr) -> frozenset:
+    return frozenset(expr.free_symbols)
+
+
 def reads(stage: Stage, expr: sp.Expr) -> list[int]:
     """Values a rule expression reads: operand slots that are values, and the output."""
     found = []
     for i, op in enumerate(stage.operands):
-        if isinstance(op, int) and slot(i) in expr.free_symbols:
+        if isinstance(op, int) and slot(i) in _free_symbols(expr):
             found.append(op)
-    if OUT in expr.free_symbols:
+    if OUT in _free_symbols(expr):
         found.append(stage.out)
     return found
 
@@ -96,7 +102,8 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     n = len(graph.inputs)
     wrt = tuple(range(n)) if wrt is None else tuple(sorted(set(wrt)))
-    depends = [k in wrt for k in range(n)] + [False] * len(graph.stages)
+    asked = set(wrt)
+    depends = [k in asked for k in range(n)] + [False] * len(graph.stages)
     for stage in graph.stages:
         depends[stage.out] = any(depends[op] for op in stage.values())
 

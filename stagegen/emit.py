@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jinja2
 
+from .blackline import format_statement
 from .differentiate import Backward, Line
 from .gates import REGISTRY
 from .ir import Graph
@@ -431,18 +432,19 @@ def _format_long_lines(text: str) -> str:
     import black
 
     mode = black.Mode(line_length=LINE_LENGTH)
+    memo: dict[str, str] = {}
     out = lines[:start]
     for line in lines[start:]:
-        if len(line) <= LINE_LENGTH:
-            out.append(line)
+        if len(line) <= LINE_LENGTH or line.lstrip().startswith("#"):
+            out.append(line)  # black leaves a long comment as it is
         elif line.startswith("def "):
-            formatted = black.format_str(line + "\n    pass\n", mode=mode)
+            formatted = format_statement(line + "\n    pass\n", mode, memo)
             out.extend(formatted.split("\n")[:-3])
         elif line.startswith("    "):
             depth = (len(line) - len(line.lstrip(" "))) // 4
             header = ["def _():"] + ["    " * d + "if 1:" for d in range(1, depth)]
-            formatted = black.format_str("\n".join(header + [line]) + "\n", mode=mode)
+            formatted = format_statement("\n".join(header + [line]) + "\n", mode, memo)
             out.extend(formatted.split("\n")[len(header) : -1])
         else:
-            out.extend(black.format_str(line + "\n", mode=mode).split("\n")[:-1])
+            out.extend(format_statement(line + "\n", mode, memo).split("\n")[:-1])
     return "\n".join(out)

@@ -42,11 +42,11 @@ class StagegenError(Exception):
         else:
             lines = [f"{self.span}: error: {self.message}"]
             if self.span.text:
-                source = self.span.text.rstrip("\n")
-                width = max(1, min(self.span.end_col, len(source) + 1) - self.span.col)
+                source, col, end = _window(self.span.text.rstrip("\n"), self.span.col, self.span.end_col)
+                width = max(1, min(end, len(source) + 1) - col)
                 lines.append("  " + source)
                 # the caret lines up under tabs too
-                pad = "".join(c if c == "\t" else " " for c in source[: self.span.col - 1])
+                pad = "".join(c if c == "\t" else " " for c in source[: col - 1])
                 lines.append("  " + pad + "^" * width)
         if self.hint:
             lines.append("  " + self.hint)
@@ -54,6 +54,24 @@ class StagegenError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+SHOWN = 120  # characters of a source line shown under a diagnostic; a longer line is cut
+_CONTEXT = 40  # characters shown before the reported column of a cut line
+
+
+def _window(source: str, col: int, end: int) -> tuple[str, int, int]:
+    """The part of a long source line around columns col..end (1-based), cut
+    with '...' marks, and the columns within it: a one-line file of megabytes
+    gives a diagnostic of a few lines, not two copies of the file."""
+    if len(source) <= SHOWN:
+        return source, col, end
+    start = max(0, min(col - 1 - _CONTEXT, len(source) - SHOWN))
+    stop = min(len(source), start + SHOWN)
+    head = "..." if start > 0 else ""
+    tail = "..." if stop < len(source) else ""
+    shift = len(head) - start
+    return head + source[start:stop] + tail, col + shift, min(end, stop + 1) + shift
 
 
 class ParseError(StagegenError):

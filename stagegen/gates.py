@@ -30,6 +30,7 @@ from .shapes import drop_axis, text
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "slot", "ordered_max", "ordered_min"]
 
 
+@functools.lru_cache(maxsize=None)
 def slot(i: int) -> sp.Symbol:
     """The placeholder for operand `i` in a gate's rules (sorts in operand order)."""
     return sp.Symbol(f"_{i:03d}", real=True)

@@ -39,14 +39,25 @@ def _app(name: str, *args) -> sp.Expr:
     return _G[name].function(*args)
 
 
+# SymPy hashes an undefined function class by its name and assumptions, which
+# costs more than the rest of a lookup; the gate classes are single objects, so
+# they are found by identity first.
+_GATE_IDS = {id(f): g for f, g in BY_FUNCTION.items()}
+
+
+def _gate_of(func) -> Gate | None:
+    gate = _GATE_IDS.get(id(func))
+    return gate if gate is not None else BY_FUNCTION.get(func)
+
+
 def _leaf(e: sp.Expr) -> bool:
     """In a decoded tree: an input or stage name, or a constant."""
-    return isinstance(e, sp.Symbol) or e.func not in BY_FUNCTION
+    return isinstance(e, sp.Symbol) or _gate_of(e.func) is None
 
 
 def _const(e: sp.Expr) -> bool:
     """In a decoded tree: a constant (SymPy number or constant expression)."""
-    return not isinstance(e, sp.Symbol) and e.func not in BY_FUNCTION
+    return not isinstance(e, sp.Symbol) and _gate_of(e.func) is None
 
 
 def _children(e: sp.Expr) -> list:
@@ -138,20 +149,34 @@ class _Decoder:
         self.roles = roles  # id(tree node) -> a name the node's role suggests
         self.walk = _Walk(self.deps, self.combine)
         self.plan: dict[int, tuple] = {}
+        self.symbolic: dict[int, bool] = {}  # id(subtree) -> whether it holds a symbol
 
     def __call__(self, expr: sp.Expr) -> sp.Expr:
+        # which subtrees hold a symbol, found once without recursion (SymPy's
+        # is_number recurses through a deep tree)
+        symbolic = _Walk(
+            lambda n: [] if isinstance(n, sp.Symbol) else list(n.args),
+            lambda n, kids: isinstance(n, sp.Symbol) or any(kids),
+        )
+        symbolic(expr)
+        self.symbolic = {key: has for key, (_, has) in symbolic.memo.items()}
         return self.walk(expr)
+
+    def is_number(self, e: sp.Expr) -> bool:
+        has = self.symbolic.get(id(e))
+        return e.is_number if has is None else not has
 
     def deps(self, node) -> list:
         if isinstance(node, (sp.Symbol, sp.Number, sp.NumberSymbol)):
             plan = ("leaf",)
         elif isinstance(node, sp.Add):
             terms = list(node.args)
-            neg = [t.could_extract_minus_sign() for t in terms]
+            # a nested (unevaluated) sum counts as positive: SymPy's test recurses through it
+            neg = [not isinstance(t, sp.Add) and t.could_extract_minus_sign() for t in terms]
             if all(neg):
                 plan = ("neg", [-node])
             else:
-                order = sorted(range(len(terms)), key=lambda i: (neg[i], terms[i].is_number))
+                order = sorted(range(len(terms)), key=lambda i: (neg[i], self.is_number(terms[i])))
                 plan = (
                     "add",
                     [terms[i] if not neg[i] else -terms[i] for i in order],
@@ -218,6 +243,12 @@ class _Decoder:
             out = _divide(num, _chain("mul", args[n_num:]), self.roles) if n_num < len(args) else num
         elif kind == "pow":
             out = _power(*args)
+        elif (
+            _GATE_IDS.get(id(node.func)) is plan[2]
+            and plan[2] not in (_G["div"], _G["pow"])
+            and all(a is b for a, b in zip(args, node.args, strict=True))
+        ):
+            out = node  # already the gate application it decodes to (a tree from the parser)
         else:
             out = self.gate(plan[2], args)
         span = self.spans.get(id(node))
@@ -283,6 +314,9 @@ def _patterns() -> list[tuple[Gate, sp.Expr, tuple[sp.Symbol, ...]]]:
 
 
 _PATTERNS = _patterns()
+_PATTERNS_BY_ROOT: dict[str, list] = {}  # the gate at a pattern's root -> its patterns, in order
+for _entry in _PATTERNS:
+    _PATTERNS_BY_ROOT.setdefault(_gate_of(_entry[1].func).name, []).append(_entry)
 
 
 def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Symbol, ...]) -> dict | None:
@@ -297,7 +331,7 @@ def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Symbol, ...]) -> dict
         elif _const(p):
             if not _const(n) or float(p) != float(sp.N(n, 20)):
                 return None
-        elif _leaf(n) or p.func != n.func or len(p.args) != len(n.args):
+        elif _leaf(n) or _gate_of(p.func) is not _gate_of(n.func) or len(p.args) != len(n.args):
             return None
         else:
             stack.extend(zip(p.args, n.args, strict=True))
@@ -316,7 +350,7 @@ class _Grouper:
     def combine(self, node, args):
         if not args:
             return node
-        for gate, pattern, wild in _PATTERNS:
+        for gate, pattern, wild in _PATTERNS_BY_ROOT.get(_gate_of(node.func).name, ()):
             bound = _match(pattern, node, wild)
             if bound is not None:
                 memo = self.walk.memo
@@ -352,7 +386,7 @@ class _Builder:
             return self.values[node.name]
         if _const(node):
             return Const(node)
-        gate = BY_FUNCTION[node.func]
+        gate = _gate_of(node.func)
         n = gate.arity(len(args))
         params = tuple(a.value for a in args[n:])
         key = (gate.name, tuple(args[:n]), params)

@@ -15,20 +15,25 @@ from __future__ import annotations
 import ast
 import difflib
 import io
-import keyword
 import math
 import sys
 import tokenize
+import warnings
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from .errors import ParseError, Span, UnsupportedError
 from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
+from .identifiers import problem
 from .ir import Input
+from .tokens import keyword_as_name, longest_number
 
 MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
-MAX_SOURCE_CHARS = 50_000_000  # a larger file is refused before it is parsed
+# A larger input is refused before it is parsed: Python's parser needs some
+# 150 bytes of memory per byte of source (4 GB for 24 MB), and 10 MB is already
+# several hundred thousand stages.
+MAX_SOURCE_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class _Source:
 
     def col(self, lineno: int, byte_offset: int) -> int:
         # ast counts columns in UTF-8 bytes; users count characters.
+        if self.line(lineno).isascii():
+            return byte_offset + 1
         return len(self.line(lineno).encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
 
     def span(self, node: ast.AST) -> Span:
@@ -131,10 +138,9 @@ def _close(name: str, choices) -> str:
 
 
 def _check_name(name: str, span: Span) -> None:
-    if name.startswith("__") and name.endswith("__"):
-        raise ParseError(
-            f"the name '{name}' is reserved (double underscores)", span, "choose a plain name such as x or w1"
-        )
+    why = problem(name)
+    if why:
+        raise ParseError(why, span, "choose a plain name such as x or w1")
 
 
 def parse(text: str, filename: str = "<input>") -> Program:
@@ -158,13 +164,33 @@ def parse(text: str, filename: str = "<input>") -> Program:
 
 def _ast_parse(text: str, source: _Source) -> ast.Module:
     try:
-        return ast.parse(text, source.filename)
+        with warnings.catch_warnings():
+            # the tokenizer warns about e.g. "1if" on stderr; the input is refused or read anyway
+            warnings.simplefilter("ignore")
+            return ast.parse(text, source.filename)
     except SyntaxError as exc:
         lineno = exc.lineno or 1
         # SyntaxError.offset is a 1-based character column.
         span = source.at(lineno, max(1, exc.offset or 1))
         msg = exc.msg
         hint = _HINT_STAGING if "too many" in msg or "too complex" in msg else ""
+        found = keyword_as_name(source.line(lineno))
+        if found:
+            word, col = found
+            span = Span(source.filename, lineno, col, col + len(word), source.line(lineno))
+            raise ParseError(
+                f"'{word}' is a Python keyword; it cannot name an input or a stage",
+                span,
+                f"rename it, e.g. {word}_ or {word.lower()}1",
+            ) from None
+        number = longest_number(source.line(lineno)) if "Exceeds the limit" in msg else None
+        if number:
+            col, end, digits = number
+            raise ParseError(
+                f"this integer has {digits:,} digits",
+                Span(source.filename, lineno, col, end, source.line(lineno)),
+                "numbers must fit in a float (about 1.8e308)",
+            ) from None
         raise ParseError(
             msg if msg.startswith("invalid syntax") else f"invalid syntax: {msg}", span, hint
         ) from None
@@ -179,12 +205,23 @@ def _deepest_statement(text: str) -> int:
     """The first line of the first statement Python cannot parse on its own."""
     start = 1
     lines = text.splitlines(keepends=True)
+    for lineno, line in enumerate(lines, 1):  # one statement a line, the common case: no tokenizer
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ast.parse(line)
+        except (RecursionError, MemoryError):
+            return lineno
+        except SyntaxError:
+            break  # a statement over several lines
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.NEWLINE:
                 chunk = "".join(lines[start - 1 : tok.end[0]])
                 try:
-                    ast.parse(chunk)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ast.parse(chunk)
                 except (RecursionError, MemoryError, SyntaxError):
                     return start
                 start = tok.end[0] + 1
@@ -205,6 +242,7 @@ class _Converter:
         self.shapes: dict[str, tuple] = {}  # declared inputs' shapes; undeclared ones are unknown
         self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans: dict[int, Span] = {}
+        self.symbols: dict[str, sp.Symbol] = {}
 
     def error(self, node: ast.AST, message: str, hint: str = "", cls=ParseError):
         return cls(message, self.source.span(node), hint)
@@ -375,8 +413,8 @@ class _Converter:
             args = [done[id(c)] for c in self.children(node)]
             value = self.build(node, args, first_use)
             done[id(node)] = value
-            if not value[1] and not isinstance(value[0], sp.Symbol):
-                self.spans.setdefault(id(value[0]), self.source.span(node))
+            if not value[1] and not isinstance(value[0], sp.Symbol) and id(value[0]) not in self.spans:
+                self.spans[id(value[0])] = self.source.span(node)
         expr, constant = done[id(root)]
         if isinstance(expr, sp.Symbol):
             what = "an input" if expr.name in self.inputs else "a stage"
@@ -571,14 +609,14 @@ class _Converter:
 
     def name(self, node: ast.Name, first_use: dict[str, Span]) -> sp.Expr:
         name = node.id
+        if name in self.stages or name in self.inputs:  # checked where it was first seen
+            return self.symbol(name), False
         span = self.source.span(node)
         _check_name(name, span)
         if name in CONSTANTS:
             return CONSTANTS[name], True
         if name in BY_SOURCE:
             raise self.error(node, f"'{name}' is a function", f"call it: {name}(...)")
-        if name in self.stages or name in self.inputs:
-            return sp.Symbol(name, real=True), False
         if name in self.later:
             raise self.error(
                 node,
@@ -588,7 +626,12 @@ class _Converter:
         if name not in first_use:
             first_use[name] = span
         self.inputs.setdefault(name, span)
-        return sp.Symbol(name, real=True), False
+        return self.symbol(name), False
+
+    def symbol(self, name: str) -> sp.Symbol:
+        if name not in self.symbols:  # one Symbol per name: SymPy's own cache is smaller than a big file
+            self.symbols[name] = sp.Symbol(name, real=True)
+        return self.symbols[name]
 
 
 def _keyword_int(node: ast.expr) -> int:
@@ -637,13 +680,10 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         )
     found = _symbols_in_order(expr)
     for s in found:
-        if (
-            not s.name.isidentifier()
-            or keyword.iskeyword(s.name)
-            or (s.name.startswith("__") and s.name.endswith("__"))
-        ):
+        why = problem(s.name)
+        if why:
             raise UnsupportedError(
-                f"the symbol '{s}' cannot be an argument name of a Python function",
+                f"the symbol '{s}' cannot be an argument name of a Python function: {why}",
                 file=filename,
                 hint="use SymPy symbols named like Python identifiers",
             )
@@ -654,7 +694,8 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         raise UnsupportedError("two different symbols share a name (different assumptions?)", file=filename)
     if inputs is not None:
         order = [i.name if isinstance(i, sp.Symbol) else str(i) for i in inputs]
-        missing = [n for n in names if n not in order]
+        listed = set(order)
+        missing = [n for n in names if n not in listed]
         if missing:
             raise UnsupportedError(
                 f"inputs= misses {', '.join(missing)}",

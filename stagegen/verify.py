@@ -469,10 +469,27 @@ class _Checker:
                     # d output / d v of the composition, differentiated by mpmath
                     # at twice the working precision (50 correct digits)
                     with mpmath.workdps(2 * DPS):
-                        ref = _real(mpmath.diff(self._composed(k, downstream, values), values[v]))
+                        output = self._composed(k, downstream, values)
+                        ref = _real(mpmath.diff(output, values[v], **_step(output, values[v])))
                 except (ValueError, ZeroDivisionError, TypeError):
                     continue
                 rows[k].add(got.get(name), ref, scales[v] + PER_STAGE_FLOOR / RTOL, where)
+
+
+def _step(output, at) -> dict:
+    """mpmath.diff options for d output / d at, whatever the magnitudes.
+
+    mpmath's default step is absolute (~1e-104 here): it jumps over a stage
+    value of 1e-117 (1/den changes sign) and is below the last digit of a value
+    of 1e200. The step is made relative to the value, and the working precision
+    is raised by the bits between the output's magnitude and the value's, so
+    that output(at ± step) still resolves the step (x + 1e-117 has the
+    derivative 1, not 0)."""
+    if not at:
+        return {}
+    value = output(at)
+    extra = max(0, int(mpmath.mag(value)) - int(mpmath.mag(at))) if value else 0
+    return {"h": abs(at) * mpmath.ldexp(1, -mpmath.mp.prec - 10), "addprec": 10 + extra}
 
 
 def _heaviside(x, at_zero=0.5):

@@ -41,6 +41,20 @@ def test_quick_run_prints_its_tables(quick_run):
         line for line in out.splitlines() if line.startswith("| seed |") or line.startswith("| compact |")
     ]
     assert len(rows) == 2
+    sizes, per_pass = out.split("### Scale", 1)[1].split("CPU seconds per pass", 1)
+    rows = [line.split(" |")[0] for line in sizes.splitlines() if line.startswith("| 1")]
+    assert rows == ["| 100", "| 1,000", "| 10,000"]
+    assert "fitted exponent (log-log least squares over 100 ... 10,000): wall " in sizes
+    rows = [line.split(" |")[0] for line in per_pass.splitlines() if line.startswith("| 1")]
+    assert rows == ["| 1,000", "| 10,000"]
+
+
+def test_scale_workload_has_one_stage_per_line():
+    import stagegen
+    from benchmarks.scale import exponent, source
+
+    assert len(stagegen.build(source(60)).graph.stages) == 60
+    assert abs(exponent([10, 100, 1000], [2.0, 20.0, 200.0]) - 1.0) < 1e-12
 
 
 def test_quick_run_times_or_skips_every_candidate(quick_run):

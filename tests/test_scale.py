@@ -1,0 +1,124 @@
+"""Deep and wide inputs: 10,000-deep nesting, 10,000-term sums and products,
+10,000 named stages. Each generated module is checked at a point against an
+independent computation written here (plain math, or forward-mode dual
+numbers), never against stagegen's own rules. No timing is asserted; the
+benchmark (benchmarks/scale.py) measures time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+
+import stagegen
+from benchmarks.scale import FORMS, source
+from gradcheck import close
+
+N = 10_000
+RTOL = 1e-9
+
+
+def test_sin_nested_10000_deep():
+    x = sp.Symbol("x", real=True)
+    expr = x
+    for _ in range(N):
+        expr = sp.sin(expr, evaluate=False)
+    module = stagegen.load(expr)
+    value, (dx,) = module.value_and_grad(1.2)
+    v, d = 1.2, 1.0
+    for _ in range(N):
+        d *= math.cos(v)
+        v = math.sin(v)
+    assert close(value, v, RTOL) and close(dx, d, RTOL)
+
+
+def test_sum_of_10000_terms():
+    xs = sp.symbols(f"x0:{N}", real=True)
+    module = stagegen.load(sp.Add(*[(k % 7 + 1) * sp.sin(x) for k, x in enumerate(xs)]), inputs=xs)
+    point = [0.001 * k - 3.0 for k in range(N)]
+    value, grads = module.value_and_grad(*point)
+    terms = [(k % 7 + 1) * math.sin(p) for k, p in enumerate(point)]
+    assert close(value, math.fsum(terms), RTOL, scale=sum(map(abs, terms)))
+    assert len(grads) == N
+    for k, (g, p) in enumerate(zip(grads, point, strict=True)):
+        assert close(g, (k % 7 + 1) * math.cos(p), RTOL)
+
+
+def test_product_chain_of_10000_factors():
+    xs = sp.symbols(f"x0:{N}", real=True)
+    module = stagegen.load(sp.Mul(*xs), inputs=xs)
+    point = [1.0 + ((-1) ** k) * 1e-4 * (k % 13) for k in range(N)]
+    value, grads = module.value_and_grad(*point)
+    product = math.prod(point)
+    assert close(value, product, 1e-12 * N)  # N roundings, each within half an ulp
+    for g, p in zip(grads, point, strict=True):
+        assert close(g, product / p, 1e-12 * N)
+
+
+class Dual:
+    """a + b·ε with ε² = 0: forward-mode derivatives, independent of stagegen."""
+
+    def __init__(self, a, b=0.0):
+        self.a, self.b = a, b
+
+    def __add__(self, o):
+        return Dual(self.a + o.a, self.b + o.b)
+
+    def __sub__(self, o):
+        return Dual(self.a - o.a, self.b - o.b)
+
+    def __mul__(self, o):
+        return Dual(self.a * o.a, self.a * o.b + self.b * o.a)
+
+
+def _apply(form: str, p: Dual, h: Dual, x: Dual, y: Dual) -> Dual:
+    if form == "t{k} = t{p} * x":
+        return p * x
+    if form == "t{k} = sin(t{p})":
+        return Dual(math.sin(p.a), math.cos(p.a) * p.b)
+    if form == "t{k} = t{p} + t{h}":
+        return p + h
+    if form == "t{k} = sigmoid(t{p})":
+        s = 1.0 / (1.0 + math.exp(-p.a))
+        return Dual(s, s * (1.0 - s) * p.b)
+    if form == "t{k} = t{p} - y":
+        return p - y
+    assert form == "t{k} = tanh(t{p})"
+    t = math.tanh(p.a)
+    return Dual(t, (1.0 - t * t) * p.b)
+
+
+def _reference(n: int, at: tuple[float, float], seed: int) -> Dual:
+    x, y = Dual(at[0], float(seed == 0)), Dual(at[1], float(seed == 1))
+    t = [x * y]
+    for k in range(1, n):
+        t.append(_apply(FORMS[k % len(FORMS)], t[k - 1], t[k // 2], x, y))
+    return t[-1]
+
+
+def test_10000_named_stages():
+    module = stagegen.load(source(N))
+    assert module.INPUTS == ("x", "y")
+    at = (0.7, -0.4)
+    value, (dx, dy) = module.value_and_grad(*at)
+    rx, ry = _reference(N, at, 0), _reference(N, at, 1)
+    assert close(value, rx.a, RTOL)
+    assert close(dx, rx.b, 1e-7, scale=1.0) and close(dy, ry.b, 1e-7, scale=1.0)
+
+
+def test_code_size_grows_linearly():
+    """Four times the stages, four times the code (names grow by a digit)."""
+    small, large = (stagegen.generate(source(n)) for n in (1_000, 4_000))
+    assert 4.0 <= len(large) / len(small) <= 4.0 * 1.1
+    assert 3.9 <= large.count("\n") / small.count("\n") <= 4.1
+
+
+def test_nested_unevaluated_sum_10000_deep():
+    """SymPy's own sign and is_number tests recurse through nested sums; lowering does not."""
+    x = sp.Symbol("x", real=True)
+    expr = x
+    for k in range(N):
+        expr = sp.Add(expr, sp.Integer(k % 3 - 1), evaluate=False)
+    value, (dx,) = stagegen.load(expr).value_and_grad(0.5)
+    assert value == 0.5 + sum(k % 3 - 1 for k in range(N)) and dx == 1.0
