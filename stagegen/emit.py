@@ -24,6 +24,7 @@ from .names import Names
 from .options import Options
 from .parse import Program
 from .printer import MUL, SourcePrinter, StagePrinter
+from .shapes import elementwise
 
 LINE_LENGTH = 88  # black's default
 SOURCE_LIMIT = 20_000  # characters of a SymPy object's source shown in the docstring
@@ -68,6 +69,16 @@ class _Module:
         self.numpy = options.backend == "numpy"
         # numpy: adjoints that may take += in place (a fresh array of their own shape)
         self.in_place: dict[int, bool] = {}
+        if self.numpy:
+            # per adjoint: its number of contributions, and whether every one has a known shape
+            self.contributions: dict[int, int] = {}
+            self.known: dict[int, bool] = {}
+            for line in backward.lines:
+                self.contributions[line.target] = self.contributions.get(line.target, 0) + 1
+                known = self.shape(graph.stages[line.stage].out) is not None
+                self.known[line.target] = self.known.get(line.target, True) and known
+            # a program of elementwise stages on inputs of unknown shape
+            self.unknown_elementwise = elementwise(graph) and None in graph.shapes[: len(graph.inputs)]
 
     def shape(self, value: int):
         return self.graph.shapes[value] if self.graph.shapes else ()
@@ -146,11 +157,7 @@ class _Module:
 
     def _returned_alone(self, value: int) -> bool:
         """An input's gradient (an array, possibly) made by one line."""
-        return (
-            value < len(self.graph.inputs)
-            and self.shape(value) != ()
-            and sum(line.target == value for line in self.backward.lines) == 1
-        )
+        return value < len(self.graph.inputs) and self.shape(value) != () and self.contributions[value] == 1
 
     def _exact(self, value: int, unit_dout: bool) -> bool:
         """Every contribution to value's adjoint has the shape of the first one.
@@ -158,18 +165,9 @@ class _Module:
         Known shapes: the reductions bring each to value's shape. A program of
         elementwise stages on inputs of unknown shape sums only at the end, so
         every adjoint there has the shape of dout (unless dout is folded away)."""
-        graph = self.graph
-        if (
-            not unit_dout
-            and all(s is None for s in graph.shapes[: len(graph.inputs)])
-            and not any(REGISTRY[s.gate].structural for s in graph.stages)
-        ):
+        if not unit_dout and self.unknown_elementwise:
             return True
-        return self.shape(value) is not None and all(
-            self.shape(self.graph.stages[line.stage].out) is not None
-            for line in self.backward.lines
-            if line.target == value
-        )
+        return self.shape(value) is not None and self.known[value]
 
     def backward_lines(self, unit_dout: bool) -> list[str]:
         graph, names, backward = self.graph, self.names, self.backward
