@@ -365,21 +365,22 @@ def _bracketed(
 
 def _tree_size(exprs) -> int:
     """Nodes of SymPy expressions counted as trees (a shared subexpression once
-    per use), in time linear in the number of distinct nodes."""
-    sizes: dict = {}
+    per use), in time linear in the number of distinct nodes. Nodes are told
+    apart by identity: SymPy's == compares equal but distinct objects as trees."""
+    sizes: dict[int, int] = {}
     stack = list(exprs)
     while stack:
         e = stack[-1]
-        if e in sizes:
+        if id(e) in sizes:
             stack.pop()
             continue
-        pending = [a for a in e.args if a not in sizes]
+        pending = [a for a in e.args if id(a) not in sizes]
         if pending:
             stack.extend(pending)
             continue
         stack.pop()
-        sizes[e] = 1 + sum(sizes[a] for a in e.args)
-    return sum(sizes[e] for e in exprs)
+        sizes[id(e)] = 1 + sum(sizes[id(a)] for a in e.args)
+    return sum(sizes[id(e)] for e in exprs)
 
 
 def _spanned(span) -> str:
