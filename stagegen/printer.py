@@ -214,15 +214,35 @@ class _Printer(Printer):
         )
 
 
-class MathPrinter(_Printer):
-    """Python source for the ``math`` backend (module alias configurable)."""
-
-    backend = "math"
+class _ModulePrinter(_Printer):
+    """A backend's printer: functions and constants from its module (math or
+    numpy), noting whether the printed code uses the module at all."""
 
     def __init__(self, slots=None, module: str = "math"):
         super().__init__(slots)
         self.module = module
         self.uses_module = False
+
+    def call(self, name, args):
+        self.uses_module |= self.functions.get(name, "").startswith(self.module + ".")
+        return super().call(name, args)
+
+    def _constant(self, expr):
+        if expr in (sp.pi, sp.E):
+            self.uses_module = True
+            return f"{self.module}.{'pi' if expr is sp.pi else 'e'}", ATOM
+        return super()._constant(expr)
+
+    _print_Pi = _print_Exp1 = _constant
+
+
+class MathPrinter(_ModulePrinter):
+    """Python source for the ``math`` backend (module alias configurable)."""
+
+    backend = "math"
+
+    def __init__(self, slots=None, module: str = "math"):
+        super().__init__(slots, module)
         mathfuncs = [
             "exp",
             "log",
@@ -247,18 +267,6 @@ class MathPrinter(_Printer):
         self.functions = {name: f"{module}.{name}" for name in mathfuncs}
         self.functions.update({"Abs": "abs", "ordered_max": "max", "ordered_min": "min"})
 
-    def call(self, name, args):
-        self.uses_module |= self.functions.get(name, "").startswith(self.module + ".")
-        return super().call(name, args)
-
-    def _constant(self, expr):
-        if expr in (sp.pi, sp.E):
-            self.uses_module = True
-            return f"{self.module}.{'pi' if expr is sp.pi else 'e'}", ATOM
-        return super()._constant(expr)
-
-    _print_Pi = _print_Exp1 = _constant
-
     def power(self, base, exp):
         # A non-integer power of a negative float is complex in Python; math.pow
         # raises a domain error instead, as the hand-written code would.
@@ -267,7 +275,7 @@ class MathPrinter(_Printer):
         return self.call("pow", [base, exp])
 
 
-class NumpyPrinter(_Printer):
+class NumpyPrinter(_ModulePrinter):
     """Python source for the ``numpy`` backend: elementwise ufuncs, array operations."""
 
     backend = "numpy"
@@ -289,10 +297,7 @@ class NumpyPrinter(_Printer):
     }
 
     def __init__(self, slots=None, module: str = "np"):
-        super().__init__(slots)
-        self.module = module
-        self.uses_module = False
-        self.helpers: set[str] = set()  # module-level helpers the printed code calls (erf)
+        super().__init__(slots, module)
         ufuncs = ["exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "expm1", "log1p", "sign"]
         self.functions = {name: f"{module}.{name}" for name in ufuncs}
         self.functions.update(
@@ -307,21 +312,6 @@ class NumpyPrinter(_Printer):
                 "erf": "_erf",
             }
         )
-
-    def call(self, name, args):
-        target = self.functions.get(name, "")
-        self.uses_module |= target.startswith(self.module + ".")
-        if target == "_erf":
-            self.helpers.add("erf")
-        return super().call(name, args)
-
-    def _constant(self, expr):
-        if expr in (sp.pi, sp.E):
-            self.uses_module = True
-            return f"{self.module}.{'pi' if expr is sp.pi else 'e'}", ATOM
-        return super()._constant(expr)
-
-    _print_Pi = _print_Exp1 = _constant
 
     def _print_Function(self, expr):
         name = type(expr).__name__
