@@ -565,12 +565,19 @@ class _Converter:
         """A gate applied to constants, evaluated exactly, once its size is known to be sane."""
         if gate is BY_OPERATOR["**"]:
             base, exp = (float(sp.N(a, 20)) for a in args)
-            size = abs(exp) * math.log10(abs(base)) if base not in (0.0, 1.0, -1.0) else 0.0
+            # log10 of the result's magnitude
+            size = exp * math.log10(abs(base)) if base not in (0.0, 1.0, -1.0) else 0.0
             if abs(exp) > MAX_EXPONENT or size > 308:
                 raise self.error(
                     node,
                     "this constant is too large to compute",
                     "constants must fit in a float (about 1.8e308)",
+                )
+            if size < -324:
+                raise self.error(
+                    node,
+                    "this constant is too small for a float (it would be 0.0)",
+                    "the smallest positive float is about 4.9e-324",
                 )
         value = gate.forward(*args)
         approx = sp.N(value, 20)

@@ -653,6 +653,15 @@ in.txt:1:5: error: this constant is too large to compute
         "power-tower",
     ),
     case(
+        "f = x * 10**-400\n",
+        """\
+in.txt:1:9: error: this constant is too small for a float (it would be 0.0)
+  f = x * 10**-400
+          ^^^^^^^^
+  the smallest positive float is about 4.9e-324""",
+        "constant-underflow",
+    ),
+    case(
         "f = 10**308 * 10 * x\n",
         """\
 in.txt:1:5: error: this constant is too large for a float
