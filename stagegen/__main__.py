@@ -145,10 +145,11 @@ def _check_size(size: int, name: str) -> None:
 
 def write_atomically(path: str, data: str | bytes) -> None:
     """Write `data` (text is written as UTF-8) to `path`: readers see the old file or the new one,
-    never a part."""
-    folder = os.path.dirname(os.path.abspath(path))
+    never a part. A symbolic link is written through: its target is replaced, the link stays."""
+    shown, path = path, os.path.realpath(path)
+    folder = os.path.dirname(path)
     if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
+        raise UsageError(f"cannot write {shown}: the folder {folder} does not exist")
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
@@ -156,7 +157,7 @@ def write_atomically(path: str, data: str | bytes) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     if os.path.isdir(path):
-        raise UsageError(f"cannot write {path}: it is a directory")
+        raise UsageError(f"cannot write {shown}: it is a directory")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
@@ -167,7 +168,7 @@ def write_atomically(path: str, data: str | bytes) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write {shown}: {exc.strerror or exc}") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)

@@ -116,6 +116,17 @@ def test_output_file_keeps_the_mode_of_the_file_it_replaces(folder, capsys):
     assert out.read_text(encoding="utf-8").startswith('"""f(x, y)')
 
 
+def test_output_through_a_symlink_replaces_its_target(folder, capsys):
+    (folder / "gen").mkdir()
+    target = folder / "gen" / "real.py"
+    target.write_text(OLD, encoding="utf-8")
+    (folder / "link.py").symlink_to(target)
+    assert run(["in.txt", "-o", "link.py"], capsys) == (0, "", "")
+    assert (folder / "link.py").is_symlink()
+    assert target.read_text(encoding="utf-8").startswith('"""f(x, y)')
+    assert not temp_files(folder) and not temp_files(folder / "gen")
+
+
 _real_fdopen = os.fdopen
 
 
