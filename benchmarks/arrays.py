@@ -16,23 +16,14 @@ PyTorch); outputs are left in that form (JAX's are waited for).
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import stagegen
 
 from .compare import table
 from .peers import Skip, need
 
-NOTES_LINES = """x: scalar
-y: scalar
-sigy = sigmoid(y)
-num = x + sigy
-sigx = sigmoid(x)
-xpy = x + y
-xpysqr = xpy**2
-den = sigx + xpysqr
-invden = 1.0 / den
-f = num * invden
-"""
+NOTES_LINES = (Path(__file__).resolve().parent.parent / "examples" / "notes.txt").read_text()
 UNAVAILABLE = "stagegen numpy backend not available"
 
 

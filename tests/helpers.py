@@ -70,3 +70,20 @@ def run_subprocess(argv, folder: Path, stdin: bytes | None = None):
         env=env,
     )
     return done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
+
+
+def scale_backward_line(monkeypatch) -> None:
+    """Make the generated module's backward line `dq = (z) * dout  # (2)` (of
+    examples' (x + y) * z circuit) give ten times its gradient, in every
+    module stagegen.trace renders: whatever reads the module's numbers shows it."""
+    import importlib
+
+    trace = importlib.import_module("stagegen.trace")  # the module; stagegen.trace is its function
+    real = trace.emit
+
+    def edited(*args, **kwargs):
+        text = real(*args, **kwargs)
+        assert "dq = (z) * dout  # (2)" in text
+        return text.replace("dq = (z) * dout  # (2)", "dq = (z) * dout * 10.0  # (2)")
+
+    monkeypatch.setattr(trace, "emit", edited)

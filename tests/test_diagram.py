@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import pytest
 
 import stagegen
-from helpers import example, run_subprocess
+from helpers import example, run_subprocess, scale_backward_line
 from helpers import run_cli as run
 from stagegen.errors import UsageError
 
 DIAGRAM = importlib.import_module("stagegen.diagram")  # the module; stagegen.diagram is its function
-TRACE = importlib.import_module("stagegen.trace")
 CIRCUIT = example("circuit.txt")  # q = x + y; f = q * z
 NEURON = example("neuron.txt")  # dot = w0*x0 + w1*x1 + w2; f = 1 / (1 + exp(-dot))
 NOTES = example("notes.txt")
@@ -274,14 +273,7 @@ def test_a_fork_is_a_junction_whose_gradient_is_the_sum_of_its_branches():
 
 def test_numbers_come_from_the_generated_module(monkeypatch):
     """A changed backward line in the module shows up on the wires: nothing is re-derived."""
-    real = TRACE.emit
-
-    def edited(*args, **kwargs):
-        text = real(*args, **kwargs)
-        assert "dq = (z) * dout  # (2)" in text
-        return text.replace("dq = (z) * dout  # (2)", "dq = (z) * dout * 10.0  # (2)")
-
-    monkeypatch.setattr(TRACE, "emit", edited)
+    scale_backward_line(monkeypatch)
     c = read_dot(stagegen.diagram(CIRCUIT, {"x": -2, "y": 5, "z": -4}).dot)
     assert (c.gradient("q"), c.gradient("x"), c.gradient("z")) == (-40.0, -40.0, 3.0)
 
