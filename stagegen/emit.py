@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib.resources
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from .blackline import format_statement
-from .differentiate import Backward, Line
+from .differentiate import Backward, Line, reads
+from .differentiate import local as local_rule
 from .gates import REGISTRY
 from .ir import Graph
 from .names import Names
@@ -48,6 +50,19 @@ def _environment() -> jinja2.Environment:
 _ENV = _environment()
 
 
+@dataclass(frozen=True)
+class _Statement:
+    """One line of a function body, with the names it binds and reads (from the
+    IR, not its text); a comment binds and reads nothing."""
+
+    text: str
+    binds: str = ""
+    reads: tuple[str, ...] = ()
+    alias: str = ""  # binds this name's array (or a view of it), not a new one
+    array: bool = True  # binds an array, or what may be one (not a number of shape ())
+    block: tuple = ()  # the forward stage, or the stage a backprop block is about
+
+
 def _tuple(items: list[str]) -> str:
     if len(items) == 1:
         return f"({items[0]},)"
@@ -67,6 +82,8 @@ class _Module:
         )
         self.printer = StagePrinter(options.backend, names.module)
         self.numpy = options.backend == "numpy"
+        # compact math: the rules' integer constants as floats (CPython's float fast path)
+        self.floats = not self.numpy and backward.style == "compact"
         # numpy: adjoints that may take += in place (a fresh array of their own shape)
         self.in_place: dict[int, bool] = {}
         if self.numpy:
@@ -95,17 +112,28 @@ class _Module:
             for op in stage.operands
         ]
 
-    def forward(self) -> list[str]:
-        return [
-            f"{self.names.values[s.out]} = {self.printer.forward(s, self.operands(s))}  # ({k + 1})"
-            for k, s in enumerate(self.graph.stages)
-        ]
+    def forward(self) -> list[_Statement]:
+        values = self.names.values
+        statements = []
+        for k, s in enumerate(self.graph.stages):
+            text = self.printer.forward(s, self.operands(s))
+            statements.append(
+                _Statement(
+                    f"{values[s.out]} = {text}  # ({k + 1})",
+                    values[s.out],
+                    tuple(values[op] for op in s.values()),
+                    _viewed(text),
+                    self.shape(s.out) != (),
+                    ("forward", k),
+                )
+            )
+        return statements
 
     def display(self, k: int) -> str:
         stage = self.graph.stages[k]
         return f"{self.names.values[stage.out]} = {self.printer.display(stage, self.operands(stage, True))}"
 
-    def line(self, line: Line, unit_dout: bool) -> str:
+    def line(self, line: Line, unit_dout: bool) -> _Statement:
         """One adjoint line; `unit_dout`: the output's adjoint is the literal 1.0."""
         graph, names = self.graph, self.names
         stage = graph.stages[line.stage]
@@ -113,8 +141,9 @@ class _Module:
         upstream = self.backward.upstream(graph, line)
         up = names.adjoints[upstream]
         unit = unit_dout and upstream == graph.output
+        rule = local_rule(graph, stage, line.operand)
         local, prec = self.printer.local(
-            stage, line.operand, self.operands(stage), names.values[stage.out], up, unit
+            stage, line.operand, self.operands(stage), names.values[stage.out], up, unit, self.floats
         )
         target = names.adjoints[line.target]
         sign = "+"
@@ -124,17 +153,17 @@ class _Module:
             text = f"({local}) * {up}"
         elif unit:
             # dout is the literal 1.0 here; the gradient must still be a float
-            if local.lstrip("-").isdigit():
-                text = f"{local}.0"
-            elif self.printer.floating(stage, line.operand):
+            if self.printer.floating(stage, line.operand, self.floats):
                 text = local
+            elif rule.is_Integer:
+                text = f"{local}.0"
             else:
                 text = f"({local}) * 1.0" if prec < MUL else f"{local} * 1.0"
-        elif local == "1":
+        elif rule == 1:
             text = up
-        elif local == "-1" and line.accumulate:
+        elif rule == -1 and line.accumulate:
             sign, text = "-", up
-        elif local == "-1":
+        elif rule == -1:
             text = f"-{up}"
         else:
             text = f"({local}) * {up}" if prec < MUL else f"{local} * {up}"
@@ -143,6 +172,10 @@ class _Module:
         elif line.reduce:
             text = self.printer.reduce(text, line.reduce)
         comment = f"  # ({line.stage + 1}){'; ' + gate.convention if gate.convention else ''}"
+        read = [names.values[v] for v in reads(stage, rule)]
+        read += [] if unit else [up]
+        read += [names.values[line.target]] if line.reduce is None else []
+        array, block = self.shape(line.target) != (), ("backprop", line.stage)
         if not line.accumulate:
             fresh = not _is_view(text)
             if self.numpy and not fresh and self._returned_alone(line.target):
@@ -150,10 +183,11 @@ class _Module:
                 text, fresh = f"{names.module}.copy({text})", True
             # a name or view of another array is never updated in place
             self.in_place[line.target] = fresh
-            return f"{target} = {text}{comment}"
+            return _Statement(f"{target} = {text}{comment}", target, tuple(read), _viewed(text), array, block)
         if self.numpy and not (self.in_place[line.target] and self._exact(line.target, unit_dout)):
-            return f"{target} = {target} {sign} {text}{comment}"
-        return f"{target} {sign}= {text}{comment}"
+            text = f"{target} = {target} {sign} {text}{comment}"
+            return _Statement(text, target, (*read, target), "", array, block)
+        return _Statement(f"{target} {sign}= {text}{comment}", target, (*read, target), target, array, block)
 
     def _returned_alone(self, value: int) -> bool:
         """An input's gradient (an array, possibly) made by one line."""
@@ -169,26 +203,24 @@ class _Module:
             return True
         return self.shape(value) is not None and self.known[value]
 
-    def backward_lines(self, unit_dout: bool) -> list[str]:
+    def backward_lines(self, unit_dout: bool) -> list[_Statement]:
         graph, names, backward = self.graph, self.names, self.backward
         lines, current = [], None
         for line in backward.lines:
             if line.stage != current:
                 current = line.stage
-                lines.append(f"# backprop {self.display(current)}")
+                lines.append(_Statement(f"# backprop {self.display(current)}", block=("backprop", current)))
             lines.append(self.line(line, unit_dout))
         for k in backward.unbroadcast:
             if k in backward.wrt and k not in backward.zero:
-                name = graph.inputs[k].name
-                lines.append(
-                    f"{names.adjoints[k]} = _unbroadcast({names.adjoints[k]}, {name})  # to {name}'s shape"
-                )
+                name, grad = graph.inputs[k].name, names.adjoints[k]
+                text = f"{grad} = _unbroadcast({grad}, {name})  # to {name}'s shape"
+                lines.append(_Statement(text, grad, (grad, name)))
         for k in backward.zero:
-            zero = "0.0" if self.shape(k) == () else f"{names.module}.zeros_like({graph.inputs[k].name})"
-            lines.append(
-                f"{names.adjoints[k]} = {zero}  # {graph.inputs[k].name} does not reach "
-                f"{names.values[graph.output]}"
-            )
+            name, grad = graph.inputs[k].name, names.adjoints[k]
+            zero = "0.0" if self.shape(k) == () else f"{names.module}.zeros_like({name})"
+            text = f"{grad} = {zero}  # {name} does not reach {names.values[graph.output]}"
+            lines.append(_Statement(text, grad, (name,)))
         return lines
 
     def shapes_note(self) -> str:
@@ -295,9 +327,20 @@ class _Module:
             fused = self.backward_lines(unit_dout=True)
         else:
             seed = "1.0" if self.shape(graph.output) == () else f"{names.module}.ones_like({out})"
-            fused = [f"{names.dout} = {seed}", *back]
-        n_lines = sum(1 for line in back if not line.startswith("#"))
-        text = "\n".join(forward + fused)
+            dout = _Statement(
+                f"{names.dout} = {seed}", names.dout, (out,), array=self.shape(graph.output) != ()
+            )
+            fused = [dout, *back]
+        n_lines = sum(1 for line in back if line.binds)
+        if self.numpy and not instrument:
+            bodies = (
+                _released(forward, {*cached, out}),
+                _released(back, set(grads)),
+                _released(forward + fused, {*grads, out}),
+            )
+        else:
+            bodies = tuple([st.text for st in part] for part in (forward, back, forward + fused))
+        text = "\n".join(bodies[2])
         helpers = [h for h in ("_unbroadcast", "_erf") if h + "(" in text]
         imports = []
         if self.numpy or self.printer.code.uses_module:
@@ -323,7 +366,7 @@ class _Module:
             ),
             output=f'"{out}"',
             forward_def=_bracketed("def forward(", inputs, "):", 0),
-            forward=forward,
+            forward=bodies[0],
             forward_return=(
                 _bracketed(f"return {out}, (", cached, ")", 4, tuple_=True)
                 if cached
@@ -331,10 +374,10 @@ class _Module:
             ),
             backward_def=_bracketed("def backward(", [names.dout, names.cache], "):", 0),
             cache_unpack=unpack,
-            backward=back,
+            backward=bodies[1],
             backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
             fused_def=_bracketed("def value_and_grad(", inputs, "):", 0),
-            fused=fused,
+            fused=bodies[2],
             fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
             instrument=instrument,
             locate=not self.numpy,
@@ -347,6 +390,61 @@ def _is_view(text: str) -> bool:
     """Whether an adjoint's right-hand side names another array (or a view of
     one, ``dD.T``) rather than making a new one."""
     return text.removesuffix(".T").isidentifier()
+
+
+def _viewed(text: str) -> str:
+    """The name whose array a right-hand side names or views; "" for a new array."""
+    return text.removesuffix(".T") if _is_view(text) else ""
+
+
+def _released(statements: list[_Statement], keep: set[str]) -> list[str]:
+    """The statements' text, each array the function made released (`del` of
+    every name bound to it) at the end of the stage block that last reads it,
+    so a call holds only the arrays still to be read: on large elementwise
+    work, fresh pages for new arrays cost as much as the arithmetic. Arrays a
+    returned name (`keep`) holds, the arguments and the cache's arrays stay;
+    nothing is released after the last block."""
+    last: dict[int, int] = {}  # array (the statement that made it) -> the statement that last uses it
+    holds: dict[str, int | None] = {}  # name -> its array (None: one the function did not make)
+    for i, statement in enumerate(statements):
+        for name in statement.reads:
+            if holds.get(name) is not None:
+                last[holds[name]] = i
+        if statement.binds:
+            holds[statement.binds] = array = _held(statement, holds, i)
+            if array is not None:
+                last[array] = i
+    dying: dict[int, list[int]] = {}
+    for array, i in last.items():
+        dying.setdefault(i, []).append(array)
+    holders: dict[int, dict[str, None]] = {}  # array -> the names bound to it now, in binding order
+    holds.clear()
+    lines, pending = [], []
+    for i, statement in enumerate(statements):
+        if pending and statement.block != statements[i - 1].block:
+            lines.append("del " + ", ".join(pending))
+            pending = []
+        lines.append(statement.text)
+        name = statement.binds
+        if name:
+            if holds.get(name) is not None:
+                del holders[holds[name]][name]
+            holds[name] = array = _held(statement, holds, i)
+            if array is not None:
+                holders.setdefault(array, {})[name] = None
+        for array in sorted(dying.get(i, ())):
+            group = list(holders.pop(array, {}))
+            if not keep.intersection(group):
+                pending += group
+    return lines
+
+
+def _held(statement: _Statement, holds: dict[str, int | None], i: int) -> int | None:
+    """The array `statement` (number i) binds: a new one, the one it aliases, or
+    None for a number or an array the function did not make."""
+    if not statement.array:
+        return None
+    return holds.get(statement.alias) if statement.alias else i
 
 
 def _bracketed(

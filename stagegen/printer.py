@@ -60,6 +60,9 @@ class _Printer(Printer):
     def __init__(self, slots: dict[sp.Symbol, tuple[str, int]] | None = None):
         super().__init__()
         self.slots = slots or {}
+        # integer constants as float literals (not exponents): CPython's float
+        # arithmetic takes its fast path only when both operands are floats
+        self.floats = False
 
     def doprint(self, expr) -> str:
         return self._print(sp.sympify(expr))[0]
@@ -76,7 +79,7 @@ class _Printer(Printer):
         return self.slots.get(expr, (expr.name, ATOM))
 
     def _print_Number(self, expr):
-        text = number(expr)
+        text = repr(float(expr)) if self.floats and expr.is_Integer else number(expr)
         return text, UNARY if text.startswith("-") else ATOM
 
     def _constant(self, expr):
@@ -147,7 +150,9 @@ class _Printer(Printer):
 
     def power(self, base, exp):
         b, bp = self._print(base)
+        floats, self.floats = self.floats, False  # x**2 stays an integer power
         e, ep = self._print(exp)
+        self.floats = floats
         # black hugs ** when both operands are simple: names, numbers, -number.
         simple = _simple(b) and _simple(e)
         b = b if bp > POW else f"({b})"
@@ -425,9 +430,11 @@ class StagePrinter:
                 )
                 self._cache[key] = template(self.source, expr, kinds)
             else:
-                operand, unit = which
+                operand, unit, floats = which
                 rule = (inst.local or inst.vjp)[operand]
+                self.code.floats = floats
                 self._cache[key] = template(self.code, rule.subs(DOUT, 1) if unit else rule, kinds)
+                self.code.floats = False
         text, prec = self._cache[key]
         return text.format(*operands, out=out, dout=dout), prec
 
@@ -443,20 +450,29 @@ class StagePrinter:
         return self._text(stage, "source", operands)[0]
 
     def local(
-        self, stage, operand: int, operands: list[str], out: str, dout: str = "", unit: bool = False
+        self,
+        stage,
+        operand: int,
+        operands: list[str],
+        out: str,
+        dout: str = "",
+        unit: bool = False,
+        floats: bool = False,
     ) -> tuple[str, int]:
         """The local gradient of `stage` for operand `operand`, with its precedence;
         for a structural gate, the whole contribution (reading the adjoint `dout`,
-        or with `unit`, the literal 1 in its place, simplified away)."""
-        return self._text(stage, (operand, unit), operands, out, dout)
+        or with `unit`, the literal 1 in its place, simplified away). `floats`:
+        the rule's integer constants written as floats (``1.0 - out``)."""
+        return self._text(stage, (operand, unit, floats), operands, out, dout)
 
     @staticmethod
-    def floating(stage, operand: int) -> bool:
+    def floating(stage, operand: int, floats: bool = False) -> bool:
         """Whether the local gradient's text evaluates to a float by itself: a
-        comparison such as (x > 0) is a bool, sign(x) and integer literals are ints."""
+        comparison such as (x > 0) is a bool, sign(x) and integer literals are
+        ints (unless written as floats)."""
         instance = REGISTRY[stage.gate].instance(len(stage.operands), stage.params)
         rule = (instance.local or instance.vjp)[operand]
-        return not (rule.is_Integer or rule.has(sp.Heaviside, sp.sign))
+        return not ((rule.is_Integer and not floats) or rule.has(sp.Heaviside, sp.sign))
 
     def reduce(self, text: str, steps) -> str:
         """`text` summed over axes, as NumPy writes it: np.sum(g, axis=0)."""

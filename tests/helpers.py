@@ -87,3 +87,44 @@ def scale_backward_line(monkeypatch) -> None:
         return text.replace("dq = (z) * dout  # (2)", "dq = (z) * dout * 10.0  # (2)")
 
     monkeypatch.setattr(trace, "emit", edited)
+
+
+def release_errors(text: str) -> list[str]:
+    """What is wrong with the `del` statements of a generated module, read from
+    its syntax alone: a name read after it was released (and not bound again),
+    or a released name the function never bound (an argument, a parameter)."""
+    import ast
+
+    errors = []
+    for function in ast.parse(text).body:
+        if not isinstance(function, ast.FunctionDef) or function.name.startswith("_"):
+            continue
+        bound, released = set(), set()
+        for statement in _flat(function.body):
+            loads = [
+                n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            ]
+            if isinstance(statement, ast.AugAssign):
+                loads.append(statement.target.id)
+            errors += [f"{function.name}: {n} read after del" for n in loads if n in released]
+            if isinstance(statement, ast.Delete):
+                for target in statement.targets:
+                    if target.id not in bound:
+                        errors.append(f"{function.name}: del {target.id}, which it did not bind")
+                    released.add(target.id)
+            for n in ast.walk(statement):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    bound.add(n.id)
+                    released.discard(n.id)
+    return errors
+
+
+def _flat(statements):
+    """Statements in execution order, the bodies of `try` blocks included."""
+    import ast
+
+    for statement in statements:
+        if isinstance(statement, ast.Try):
+            yield from _flat(statement.body)
+        else:
+            yield statement

@@ -23,7 +23,7 @@ from test_gates import CASES, application
 
 import stagegen
 from gradcheck import DPS, RTOL, close
-from helpers import EXAMPLES, run_cli
+from helpers import EXAMPLES, release_errors, run_cli
 from stagegen.errors import ShapeError
 
 # Declared shapes per arity: (rows, columns) broadcasting, a scalar weight
@@ -162,6 +162,7 @@ def _fd_check(module, args, rng, directions=3):
 def test_matrix_program_against_finite_differences(name, style):
     source = PROGRAMS[name]
     build = stagegen.build(source, backend="numpy", style=style)
+    assert release_errors(build.text) == []
     module = stagegen.module_from_text(build.text, name)
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     args = [
@@ -341,7 +342,9 @@ def test_random_matrix_programs_against_finite_differences(data, style, gates):
     decls = [declaration(n, s) for n, s in MATRIX_INPUTS.items()]
     source = "\n".join([*decls, f"L = sum({text})" if shape else f"L = {text} + 0.5 * s", ""])
     note(source)
-    module = stagegen.load(source, backend="numpy", style=style, gates=gates)
+    generated = stagegen.generate(source, backend="numpy", style=style, gates=gates)
+    assert release_errors(generated) == []
+    module = stagegen.module_from_text(generated, "<random matrix program>")
     rng = np.random.default_rng(0)
     args = [rng.uniform(-1.5, 1.5, s) if s else float(rng.uniform(-1.5, 1.5)) for s in MATRIX_INPUTS.values()]
     _fd_check(module, args, rng, directions=2)

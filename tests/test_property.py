@@ -53,6 +53,7 @@ from hypothesis import strategies as st
 
 import stagegen
 from gradcheck import DPS, RTOL, close, reference
+from helpers import release_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -744,6 +745,7 @@ def check_arrays(case: Case) -> None:
     text = stagegen.generate(ex.text, backend="numpy", **opts)
     note(f"generated:\n{text}")
     assert black.format_str(text, mode=black.Mode()) == text, "not black-formatted"
+    assert release_errors(text) == []
     module = stagegen.module_from_text(text, "<property numpy>")
     names, wrt = module.INPUTS, module.WRT
     points = reference_points(ex, names, random.Random(case.seed))

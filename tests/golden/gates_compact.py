@@ -81,20 +81,20 @@ def backward(dout, cache):
         # backprop xsqrp1 = xsqr + 1
         dxsqr = dxsqrp1  # (15)
         # backprop log1pxsqr = log1p(xsqr)
-        dxsqr += 1 / (1 + xsqr) * dt  # (13)
+        dxsqr += 1.0 / (1.0 + xsqr) * dt  # (13)
         # backprop xsqr = x**2
-        dx = 2 * x * dxsqr  # (12)
+        dx = 2.0 * x * dxsqr  # (12)
         # backprop tanhrerfy = tanhr * erfy
         dtanhr = erfy * dt  # (11)
         derfy = tanhr * dt  # (11)
         # backprop erfy = erf(y)
         dy += 1.1283791670955126 * math.exp(-(y**2)) * derfy  # (10)
         # backprop tanhr = tanh(r)
-        dr += (1 - tanhr**2) * dtanhr  # (9)
+        dr += (1.0 - tanhr**2) * dtanhr  # (9)
         # backprop absx = abs(x)
-        dx += ((x > 0) - (x < 0)) * ds  # (7); 0 at x = 0
+        dx += ((x > 0.0) - (x < 0.0)) * ds  # (7); 0 at x = 0
         # backprop reluy = relu(y)
-        dy += (y > 0) * ds  # (5); 0 at x = 0
+        dy += (y > 0.0) * ds  # (5); 0 at x = 0
         # backprop spxmy = softplus(xmy)
         dxmy = -math.expm1(-spxmy) * ds  # (4)
         # backprop xmy = x - y
@@ -158,20 +158,20 @@ def value_and_grad(x, y):
         # backprop xsqrp1 = xsqr + 1
         dxsqr = dxsqrp1  # (15)
         # backprop log1pxsqr = log1p(xsqr)
-        dxsqr += 1 / (1 + xsqr) * dt  # (13)
+        dxsqr += 1.0 / (1.0 + xsqr) * dt  # (13)
         # backprop xsqr = x**2
-        dx = 2 * x * dxsqr  # (12)
+        dx = 2.0 * x * dxsqr  # (12)
         # backprop tanhrerfy = tanhr * erfy
         dtanhr = erfy * dt  # (11)
         derfy = tanhr * dt  # (11)
         # backprop erfy = erf(y)
         dy += 1.1283791670955126 * math.exp(-(y**2)) * derfy  # (10)
         # backprop tanhr = tanh(r)
-        dr += (1 - tanhr**2) * dtanhr  # (9)
+        dr += (1.0 - tanhr**2) * dtanhr  # (9)
         # backprop absx = abs(x)
-        dx += ((x > 0) - (x < 0)) * ds  # (7); 0 at x = 0
+        dx += ((x > 0.0) - (x < 0.0)) * ds  # (7); 0 at x = 0
         # backprop reluy = relu(y)
-        dy += (y > 0) * ds  # (5); 0 at x = 0
+        dy += (y > 0.0) * ds  # (5); 0 at x = 0
         # backprop spxmy = softplus(xmy)
         dxmy = -math.expm1(-spxmy) * ds  # (4)
         # backprop xmy = x - y

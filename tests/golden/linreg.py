@@ -28,6 +28,7 @@ OUTPUT = "L"
 def forward(W, X, Y):
     WX = W @ X  # (1)
     R = WX - Y  # (2)
+    del WX
     Rsqr = R**2  # (3)
     L = np.sum(Rsqr)  # (4)
     return L, (W, X, R, Rsqr)
@@ -39,9 +40,11 @@ def backward(dout, cache):
     dRsqr = np.full_like(Rsqr, dout)  # (4)
     # backprop Rsqr = R**2
     dR = (2 * R) * dRsqr  # (3)
+    del dRsqr
     # backprop R = WX - Y
     dWX = (1) * dR  # (2)
     dY = (-1) * dR  # (2)
+    del dR
     # backprop WX = W @ X
     dW = dWX @ X.T  # (1)
     dX = W.T @ dWX  # (1)
@@ -51,16 +54,20 @@ def backward(dout, cache):
 def value_and_grad(W, X, Y):
     WX = W @ X  # (1)
     R = WX - Y  # (2)
+    del WX
     Rsqr = R**2  # (3)
     L = np.sum(Rsqr)  # (4)
     dout = 1.0
     # backprop L = sum(Rsqr)
     dRsqr = np.full_like(Rsqr, dout)  # (4)
+    del Rsqr
     # backprop Rsqr = R**2
     dR = (2 * R) * dRsqr  # (3)
+    del R, dRsqr
     # backprop R = WX - Y
     dWX = (1) * dR  # (2)
     dY = (-1) * dR  # (2)
+    del dR
     # backprop WX = W @ X
     dW = dWX @ X.T  # (1)
     dX = W.T @ dWX  # (1)

@@ -38,6 +38,7 @@ def backward(dout, cache):
     # backprop DD = D * D
     dD = (D) * dDD  # (2)
     dD += (D) * dDD  # (2)
+    del dDD
     # backprop D = W @ X
     dW = dD @ X.T  # (1)
     dX = W.T @ dD  # (1)
@@ -51,9 +52,11 @@ def value_and_grad(W, X):
     dout = 1.0
     # backprop L = sum(DD)
     dDD = np.full_like(DD, dout)  # (3)
+    del DD
     # backprop DD = D * D
     dD = (D) * dDD  # (2)
     dD += (D) * dDD  # (2)
+    del D, dDD
     # backprop D = W @ X
     dW = dD @ X.T  # (1)
     dX = W.T @ dD  # (1)

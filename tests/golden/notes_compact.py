@@ -51,16 +51,16 @@ def backward(dout, cache):
         # backprop invden = 1.0 / den
         dden = -1.0 / den**2 * dinvden  # (7)
         # backprop xpysqr = xpy**2
-        dxpy = 2 * xpy * dden  # (5)
+        dxpy = 2.0 * xpy * dden  # (5)
         # backprop xpy = x + y
         dx = dxpy  # (4)
         dy = dxpy  # (4)
         # backprop sigx = sigmoid(x)
-        dx += (1 - sigx) * sigx * dden  # (3)
+        dx += (1.0 - sigx) * sigx * dden  # (3)
         # backprop num = x + sigy
         dx += dnum  # (2)
         # backprop sigy = sigmoid(y)
-        dy += (1 - sigy) * sigy * dnum  # (1)
+        dy += (1.0 - sigy) * sigy * dnum  # (1)
     except (ArithmeticError, ValueError) as exc:
         _locate(exc)
         raise
@@ -83,16 +83,16 @@ def value_and_grad(x, y):
         # backprop invden = 1.0 / den
         dden = -1.0 / den**2 * dinvden  # (7)
         # backprop xpysqr = xpy**2
-        dxpy = 2 * xpy * dden  # (5)
+        dxpy = 2.0 * xpy * dden  # (5)
         # backprop xpy = x + y
         dx = dxpy  # (4)
         dy = dxpy  # (4)
         # backprop sigx = sigmoid(x)
-        dx += (1 - sigx) * sigx * dden  # (3)
+        dx += (1.0 - sigx) * sigx * dden  # (3)
         # backprop num = x + sigy
         dx += dnum  # (2)
         # backprop sigy = sigmoid(y)
-        dy += (1 - sigy) * sigy * dnum  # (1)
+        dy += (1.0 - sigy) * sigy * dnum  # (1)
     except (ArithmeticError, ValueError) as exc:
         _locate(exc)
         raise

@@ -37,6 +37,7 @@ def forward(x, y):
     xpy = x + y  # (4)
     xpysqr = xpy**2  # (5)
     den = sigx + xpysqr  # (6)
+    del xpysqr
     invden = 1.0 / den  # (7)
     f = num * invden  # (8)
     return f, (x, y, sigy, num, sigx, xpy, den, invden)
@@ -49,21 +50,28 @@ def backward(dout, cache):
     dinvden = (num) * dout  # (8)
     # backprop invden = 1.0 / den
     dden = (-1.0 / den**2) * dinvden  # (7)
+    del dinvden
     # backprop den = sigx + xpysqr
     dsigx = (1) * dden  # (6)
     dxpysqr = (1) * dden  # (6)
+    del dden
     # backprop xpysqr = xpy**2
     dxpy = (2 * xpy) * dxpysqr  # (5)
+    del dxpysqr
     # backprop xpy = x + y
     dx = (1) * dxpy  # (4)
     dy = (1) * dxpy  # (4)
+    del dxpy
     # backprop sigx = sigmoid(x)
     dx += ((1 - sigx) * sigx) * dsigx  # (3)
+    del dsigx
     # backprop num = x + sigy
     dx += (1) * dnum  # (2)
     dsigy = (1) * dnum  # (2)
+    del dnum
     # backprop sigy = sigmoid(y)
     dy += ((1 - sigy) * sigy) * dsigy  # (1)
+    del dsigy
     dx = _unbroadcast(dx, x)  # to x's shape
     dy = _unbroadcast(dy, y)  # to y's shape
     return (dx, dy)
@@ -76,29 +84,38 @@ def value_and_grad(x, y):
     xpy = x + y  # (4)
     xpysqr = xpy**2  # (5)
     den = sigx + xpysqr  # (6)
+    del xpysqr
     invden = 1.0 / den  # (7)
     f = num * invden  # (8)
     dout = np.ones_like(f)
     # backprop f = num * invden
     dnum = (invden) * dout  # (8)
     dinvden = (num) * dout  # (8)
+    del invden, num, dout
     # backprop invden = 1.0 / den
     dden = (-1.0 / den**2) * dinvden  # (7)
+    del den, dinvden
     # backprop den = sigx + xpysqr
     dsigx = (1) * dden  # (6)
     dxpysqr = (1) * dden  # (6)
+    del dden
     # backprop xpysqr = xpy**2
     dxpy = (2 * xpy) * dxpysqr  # (5)
+    del xpy, dxpysqr
     # backprop xpy = x + y
     dx = (1) * dxpy  # (4)
     dy = (1) * dxpy  # (4)
+    del dxpy
     # backprop sigx = sigmoid(x)
     dx += ((1 - sigx) * sigx) * dsigx  # (3)
+    del sigx, dsigx
     # backprop num = x + sigy
     dx += (1) * dnum  # (2)
     dsigy = (1) * dnum  # (2)
+    del dnum
     # backprop sigy = sigmoid(y)
     dy += ((1 - sigy) * sigy) * dsigy  # (1)
+    del sigy, dsigy
     dx = _unbroadcast(dx, x)  # to x's shape
     dy = _unbroadcast(dy, y)  # to y's shape
     return f, (dx, dy)

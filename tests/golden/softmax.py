@@ -30,6 +30,7 @@ OUTPUT = "L"
 def forward(W, b, X, Y):
     WX = W @ X  # (1)
     S = WX + b  # (2)
+    del WX
     lseS0 = np.max(S, axis=0) + np.log(
         np.sum(np.exp(S - np.max(S, axis=0, keepdims=True)), axis=0)
     )  # (3)
@@ -50,13 +51,16 @@ def backward(dout, cache):
     # backprop YS = Y * S
     dY = (S) * dYS  # (5)
     dS = (Y) * dYS  # (5)
+    del dYS
     # backprop sumlseS0 = sum(lseS0)
     dlseS0 = np.full_like(lseS0, dsumlseS0)  # (4)
     # backprop lseS0 = logsumexp(S, axis=0)
     dS += np.exp(S - np.expand_dims(lseS0, 0)) * np.expand_dims(dlseS0, 0)  # (3)
+    del dlseS0
     # backprop S = WX + b
     dWX = (1) * dS  # (2)
     db = np.sum((1) * dS, axis=1, keepdims=True)  # (2)
+    del dS
     # backprop WX = W @ X
     dW = dWX @ X.T  # (1)
     dX = W.T @ dWX  # (1)
@@ -66,6 +70,7 @@ def backward(dout, cache):
 def value_and_grad(W, b, X, Y):
     WX = W @ X  # (1)
     S = WX + b  # (2)
+    del WX
     lseS0 = np.max(S, axis=0) + np.log(
         np.sum(np.exp(S - np.max(S, axis=0, keepdims=True)), axis=0)
     )  # (3)
@@ -79,16 +84,20 @@ def value_and_grad(W, b, X, Y):
     dsumYS = (-1) * dout  # (7)
     # backprop sumYS = sum(YS)
     dYS = np.full_like(YS, dsumYS)  # (6)
+    del YS
     # backprop YS = Y * S
     dY = (S) * dYS  # (5)
     dS = (Y) * dYS  # (5)
+    del dYS
     # backprop sumlseS0 = sum(lseS0)
     dlseS0 = np.full_like(lseS0, dsumlseS0)  # (4)
     # backprop lseS0 = logsumexp(S, axis=0)
     dS += np.exp(S - np.expand_dims(lseS0, 0)) * np.expand_dims(dlseS0, 0)  # (3)
+    del S, lseS0, dlseS0
     # backprop S = WX + b
     dWX = (1) * dS  # (2)
     db = np.sum((1) * dS, axis=1, keepdims=True)  # (2)
+    del dS
     # backprop WX = W @ X
     dW = dWX @ X.T  # (1)
     dX = W.T @ dWX  # (1)

@@ -33,10 +33,13 @@ OUTPUT = "L"
 def forward(W1, b1, W2, b2, X, Y):
     W1X = W1 @ X  # (1)
     W1Xpb1 = W1X + b1  # (2)
+    del W1X
     H = np.maximum(W1Xpb1, 0.0)  # (3)
     W2H = W2 @ H  # (4)
     S = W2H + b2  # (5)
+    del W2H
     Err = S - Y  # (6)
+    del S
     Errsqr = Err**2  # (7)
     L = np.mean(Errsqr)  # (8)
     return L, (W1, W2, X, W1Xpb1, H, Err, Errsqr)
@@ -48,6 +51,7 @@ def backward(dout, cache):
     dErrsqr = np.full_like(Errsqr, dout / Errsqr.size)  # (8)
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)
+    del dErrsqr
     # backprop Err = S - Y
     dY = -dErr  # (6)
     # backprop S = W2H + b2
@@ -55,8 +59,10 @@ def backward(dout, cache):
     # backprop W2H = W2 @ H
     dW2 = dErr @ H.T  # (4)
     dH = W2.T @ dErr  # (4)
+    del dErr
     # backprop H = relu(W1Xpb1)
     dW1Xpb1 = (W1Xpb1 > 0) * dH  # (3); 0 at x = 0
+    del dH
     # backprop W1Xpb1 = W1X + b1
     db1 = np.sum(dW1Xpb1, axis=1, keepdims=True)  # (2)
     # backprop W1X = W1 @ X
@@ -68,16 +74,21 @@ def backward(dout, cache):
 def value_and_grad(W1, b1, W2, b2, X, Y):
     W1X = W1 @ X  # (1)
     W1Xpb1 = W1X + b1  # (2)
+    del W1X
     H = np.maximum(W1Xpb1, 0.0)  # (3)
     W2H = W2 @ H  # (4)
     S = W2H + b2  # (5)
+    del W2H
     Err = S - Y  # (6)
+    del S
     Errsqr = Err**2  # (7)
     L = np.mean(Errsqr)  # (8)
     # backprop L = mean(Errsqr)
     dErrsqr = np.full_like(Errsqr, 1 / Errsqr.size)  # (8)
+    del Errsqr
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)
+    del Err, dErrsqr
     # backprop Err = S - Y
     dY = -dErr  # (6)
     # backprop S = W2H + b2
@@ -85,8 +96,10 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
     # backprop W2H = W2 @ H
     dW2 = dErr @ H.T  # (4)
     dH = W2.T @ dErr  # (4)
+    del H, dErr
     # backprop H = relu(W1Xpb1)
     dW1Xpb1 = (W1Xpb1 > 0) * dH  # (3); 0 at x = 0
+    del W1Xpb1, dH
     # backprop W1Xpb1 = W1X + b1
     db1 = np.sum(dW1Xpb1, axis=1, keepdims=True)  # (2)
     # backprop W1X = W1 @ X
