@@ -61,12 +61,14 @@ def main(argv=None) -> int:
         print("### Workloads 4 and 5: arrays\n")
         lines, figures = arrays.run(args.quick)
         print("\n".join(lines) + "\n")
+        alone = figures["elementwise alone"].get("stagegen numpy compact")
         for number, key in ((4, "elementwise"), (5, "matrix")):
             rel = figures[key]
             ours = rel.get("stagegen numpy compact")
             headlines.append(
                 f"workload {number}: stagegen numpy "
                 + (f"{ours[0]:.2f}× hand NumPy" if ours else "not available")
+                + (f" ({alone[0]:.2f}× in a NumPy-only process)" if number == 4 and alone else "")
                 + f", fastest peer {best_peer(rel)}"
             )
     if "locate" in only:

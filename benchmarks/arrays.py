@@ -11,10 +11,21 @@ arrays at the forks (no aliasing). Each candidate is a zero-argument closure
 over inputs in its own library's form, made before timing (NumPy arrays for
 NumPy, device arrays for JAX, leaf tensors sharing NumPy's memory for
 PyTorch); outputs are left in that form (JAX's are waited for).
+
+Workload 4's NumPy candidates are timed twice: in a new process that runs
+nothing else (`python -m benchmarks.arrays`, what a NumPy program sees), and
+with the peers in one process. The two differ in what a fresh array costs:
+glibc's malloc gives large freed blocks back to the system, so a NumPy-only
+program pays page faults for every temporary, until something frees larger
+blocks (PyTorch's autograd does) and malloc's thresholds rise for the rest of
+the process.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -252,23 +263,53 @@ NOTES = {
 }
 
 
-def run(quick: bool = False) -> tuple[list[str], dict]:
+NUMPY_ONLY = (
+    "hand NumPy",
+    "stagegen numpy seed",
+    "stagegen numpy compact",
+    "hand NumPy, overflow-safe sigmoid",
+    "hand NumPy, in-place temporaries",
+    "value only: hand NumPy",
+)
+def elementwise(quick: bool, names=None) -> tuple[list[str], dict]:
+    """Workload 4's table (only the candidates `names`, if given) and its ratios."""
     np = need("numpy")
     rng = np.random.default_rng(7)
-    size, (m, k, n) = (10_000, (32, 64, 128)) if quick else (1_000_000, (256, 512, 1024))
-    seconds, repeats = (0.005, 3) if quick else (0.05, 21)
+    size = 10_000 if quick else 1_000_000
     x, y = rng.standard_normal(size), rng.standard_normal(size)
+    builders = elementwise_builders(x, y)
+    if names is not None:
+        builders = {name: builders[name] for name in names}
+    seconds, repeats = (0.005, 3) if quick else (0.05, 21)
     value = ("value only: hand NumPy", lambda out: out)
-    elementwise, _, rel4 = table(
-        elementwise_builders(x, y),
-        (),
-        "hand NumPy",
-        seconds=seconds,
-        repeats=repeats,
-        unit="ms",
-        notes=NOTES,
-        checks={"value only: hand NumPy": value, "value only: numexpr": value},
+    checks = {"value only: hand NumPy": value, "value only: numexpr": value}
+    lines, _, rel = table(
+        builders, (), "hand NumPy", seconds=seconds, repeats=repeats, unit="ms", notes=NOTES, checks=checks
     )
+    return [f"Elementwise, {size:,} float64 elements per input:", "", *lines], rel
+
+
+def numpy_only(quick: bool) -> tuple[list[str], dict]:
+    """Workload 4's NumPy candidates, timed in a new process that runs nothing else."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.arrays", *(["--quick"] if quick else [])],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    return result["lines"], {name: tuple(r) for name, r in result["ratios"].items()}
+
+
+def run(quick: bool = False) -> tuple[list[str], dict]:
+    np = need("numpy")
+    alone, rel_alone = numpy_only(quick)
+    shared, rel4 = elementwise(quick)
+    rng = np.random.default_rng(8)
+    (m, k, n) = (32, 64, 128) if quick else (256, 512, 1024)
+    seconds, repeats = (0.005, 3) if quick else (0.05, 21)
     W, X, Y = rng.standard_normal((m, k)), rng.standard_normal((k, n)), rng.standard_normal((m, n))
     matrix, _, rel5 = table(
         matrix_builders(W, X, Y),
@@ -280,7 +321,12 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
         notes=NOTES,
         checks={"value only: hand NumPy": ("value only: hand NumPy", None)},
     )
-    header4 = f"Elementwise, {size:,} float64 elements per input:"
-    header5 = f"Matrices, W {m}×{k}, X {k}×{n}, Y {m}×{n}, float64:"
-    lines = [header4, "", *elementwise, "", header5, "", *matrix]
-    return lines, {"elementwise": rel4, "matrix": rel5}
+    alone[0] = alone[0].removesuffix(":") + ", in a process that runs only NumPy:"
+    shared[0] = shared[0].removesuffix(":") + ", with the peers in one process:"
+    lines = [*alone, "", *shared, "", f"Matrices, W {m}×{k}, X {k}×{n}, Y {m}×{n}, float64:", "", *matrix]
+    return lines, {"elementwise alone": rel_alone, "elementwise": rel4, "matrix": rel5}
+
+
+if __name__ == "__main__":  # the NumPy-only table, as JSON, for numpy_only()
+    lines, rel = elementwise("--quick" in sys.argv[1:], NUMPY_ONLY)
+    print(json.dumps({"lines": lines, "ratios": rel}))
