@@ -16,9 +16,8 @@ Workload 4's NumPy candidates are timed twice: in a new process that runs
 nothing else (`python -m benchmarks.arrays`, what a NumPy program sees), and
 with the peers in one process. The two differ in what a fresh array costs:
 glibc's malloc gives large freed blocks back to the system, so a NumPy-only
-program pays page faults for every temporary, until something frees larger
-blocks (PyTorch's autograd does) and malloc's thresholds rise for the rest of
-the process.
+program pays page faults for every temporary; once PyTorch's autograd has run
+in a process, freed blocks stay with the allocator for the rest of it.
 """
 
 from __future__ import annotations
