@@ -513,7 +513,8 @@ _GATES = [
         "expm1",
         operands=("x",),
         forward=lambda x: sp.exp(x) - 1,
-        local=lambda x, out: (out + 1,),
+        # not out + 1: that cancels to 0.0 once expm1(x) rounds to -1 (x < -37)
+        local=lambda x, out: (sp.exp(x),),
         source="expm1",
         grouped=True,
         emit={"math": lambda x: expm1(x), "numpy": lambda x: expm1(x)},
@@ -521,7 +522,7 @@ _GATES = [
         symbol="expm1",
         special=(0.0, 1e-20, -1e-20, 1e-300, 5e-324, -1000.0, 700.0),
         why="accurate when the argument is small (exp(t) - 1 loses the digits of t)",
-        doc="expm1(x) = exp(x) - 1; d/dx = exp(x) = expm1(x) + 1",
+        doc="expm1(x) = exp(x) - 1; d/dx = exp(x)",
     ),
     # -- non-smooth gates: subgradient conventions of DESIGN.md --------------
     Gate(
