@@ -59,6 +59,9 @@ sum_axis = sp.Function("sum_axis")  # np.sum(a, axis=axis)
 array_mean = sp.Function("mean")
 mean_axis = sp.Function("mean_axis")
 logsumexp = sp.Function("logsumexp")
+# if_all(condition, a, b): a if the condition holds for every element, else b;
+# a fast form for arrays with no extreme element, a safe one for the rest.
+if_all = sp.Function("if_all")
 logsumexp_axis = sp.Function("logsumexp_axis")
 
 
@@ -465,9 +468,12 @@ _GATES = [
         # correctly rounded result is exp(x) itself, since 1 + exp(x) == 1.
         emit={
             "math": lambda x: sp.Piecewise((1.0 / (1.0 + sp.exp(-x)), x > -700.0), (sp.exp(x), True)),
-            # both branches at once, elementwise: exp(x) / (1 + exp(x)) for x < 0
-            # and 1 / (1 + exp(-x)) for x >= 0; no exp of a positive number.
-            "numpy": lambda x: sp.exp(ordered_min(x, 0.0)) / (1.0 + sp.exp(-sp.Abs(x))),
+            # Arrays: the four-pass form when no element is below -700; else both
+            # branches at once, elementwise, exp(x) / (1 + exp(x)) for x < 0 and
+            # 1 / (1 + exp(-x)) for x >= 0 (no exp of a positive number; 7 passes).
+            "numpy": lambda x: if_all(
+                x > -700.0, 1.0 / (1.0 + sp.exp(-x)), sp.exp(ordered_min(x, 0.0)) / (1.0 + sp.exp(-sp.Abs(x)))
+            ),
         },
         name_hint="sig{0}",
         symbol="σ",
@@ -486,7 +492,11 @@ _GATES = [
         # non-positive number, so nothing overflows; log1p keeps the tail.
         emit={
             "math": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0.0), (log1p(sp.exp(x)), True)),
-            "numpy": lambda x: ordered_max(x, 0.0) + log1p(sp.exp(-sp.Abs(x))),
+            # Arrays: log1p(exp(x)) (two passes) when no element is above 700;
+            # else both branches at once, elementwise (five passes).
+            "numpy": lambda x: if_all(
+                x < 700.0, log1p(sp.exp(x)), ordered_max(x, 0.0) + log1p(sp.exp(-sp.Abs(x)))
+            ),
         },
         name_hint="sp{0}",
         symbol="softplus",

@@ -327,6 +327,14 @@ class NumpyPrinter(_ModulePrinter):
                 text = f"{self.module}.{fn}({text}, {self._print(arg)[0]})"
             self.uses_module = True
             return text, ATOM
+        if name == "if_all":  # a if every element meets the condition, else b
+            cond, a, b = expr.args
+            self.uses_module = True
+            return (
+                f"{self.paren(a, COND, strict=True)} if {self.module}.all({self._print(cond)[0]}) "
+                f"else {self.paren(b, COND)}",
+                COND,
+            )
         if name in self.ARRAY:
             form = self.ARRAY[name][len(expr.args)]
             if "{np}" in form:

@@ -31,9 +31,17 @@ OUTPUT = "f"
 
 
 def forward(x, y):
-    sigy = np.exp(np.minimum(y, 0.0)) / (1.0 + np.exp(-np.abs(y)))  # (1)
+    sigy = (
+        1.0 / (1.0 + np.exp(-y))
+        if np.all(y > -700.0)
+        else np.exp(np.minimum(y, 0.0)) / (1.0 + np.exp(-np.abs(y)))
+    )  # (1)
     num = x + sigy  # (2)
-    sigx = np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))  # (3)
+    sigx = (
+        1.0 / (1.0 + np.exp(-x))
+        if np.all(x > -700.0)
+        else np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+    )  # (3)
     xpy = x + y  # (4)
     xpysqr = xpy**2  # (5)
     den = sigx + xpysqr  # (6)
@@ -78,9 +86,17 @@ def backward(dout, cache):
 
 
 def value_and_grad(x, y):
-    sigy = np.exp(np.minimum(y, 0.0)) / (1.0 + np.exp(-np.abs(y)))  # (1)
+    sigy = (
+        1.0 / (1.0 + np.exp(-y))
+        if np.all(y > -700.0)
+        else np.exp(np.minimum(y, 0.0)) / (1.0 + np.exp(-np.abs(y)))
+    )  # (1)
     num = x + sigy  # (2)
-    sigx = np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))  # (3)
+    sigx = (
+        1.0 / (1.0 + np.exp(-x))
+        if np.all(x > -700.0)
+        else np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+    )  # (3)
     xpy = x + y  # (4)
     xpysqr = xpy**2  # (5)
     den = sigx + xpysqr  # (6)
