@@ -271,6 +271,8 @@ NUMPY_ONLY = (
     "hand NumPy, in-place temporaries",
     "value only: hand NumPy",
 )
+
+
 def elementwise(quick: bool, names=None) -> tuple[list[str], dict]:
     """Workload 4's table (only the candidates `names`, if given) and its ratios."""
     np = need("numpy")
@@ -308,7 +310,7 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
     alone, rel_alone = numpy_only(quick)
     shared, rel4 = elementwise(quick)
     rng = np.random.default_rng(8)
-    (m, k, n) = (32, 64, 128) if quick else (256, 512, 1024)
+    m, k, n = (32, 64, 128) if quick else (256, 512, 1024)
     seconds, repeats = (0.005, 3) if quick else (0.05, 21)
     W, X, Y = rng.standard_normal((m, k)), rng.standard_normal((k, n)), rng.standard_normal((m, n))
     matrix, _, rel5 = table(

@@ -39,7 +39,9 @@ def test_quick_run_prints_its_tables(quick_run):
     for title in ("Workload 1:", "Workload 2:", "Workload 3:", "Workloads 4 and 5:", "Error location:"):
         assert f"### {title}" in out
     # workload 4's NumPy candidates, once more in a process of their own
-    alone = out.split("in a process that runs only NumPy:", 1)[1].split("with the peers in one process:", 1)[0]
+    alone = out.split("in a process that runs only NumPy:", 1)[1].split("with the peers in one process:", 1)[
+        0
+    ]
     names = [line.split("|")[1].strip() for line in alone.splitlines() if line.startswith("| ")]
     assert names[2:] == list(arrays.NUMPY_ONLY)
     rows = [

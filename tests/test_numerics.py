@@ -16,7 +16,20 @@ from helpers import EXAMPLES, adjoint_lines, example
 from stagegen.gates import REGISTRY
 
 GROUPED = sorted(name for name, gate in REGISTRY.items() if gate.grouped)
-EXTREMES = [1e3, -1e3, 1e308, -1e308, 5e-324, -5e-324, 2.2250738585072014e-308, 0.0, -0.0, -745.0, -720.0, -699.5]
+EXTREMES = [
+    1e3,
+    -1e3,
+    1e308,
+    -1e308,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    0.0,
+    -0.0,
+    -745.0,
+    -720.0,
+    -699.5,
+]
 FLOAT_MAX = 1.7976931348623157e308
 
 
