@@ -122,9 +122,9 @@ class _Module:
                     f"{values[s.out]} = {text}  # ({k + 1})",
                     values[s.out],
                     tuple(values[op] for op in s.values()),
-                    _viewed(text),
-                    self.shape(s.out) != (),
-                    ("forward", k),
+                    alias=_viewed(text),
+                    array=self.shape(s.out) != (),
+                    block=("forward", k),
                 )
             )
         return statements
@@ -175,7 +175,7 @@ class _Module:
         read = [names.values[v] for v in reads(stage, rule)]
         read += [] if unit else [up]
         read += [names.values[line.target]] if line.reduce is None else []
-        array, block = self.shape(line.target) != (), ("backprop", line.stage)
+        kind = {"array": self.shape(line.target) != (), "block": ("backprop", line.stage)}
         if not line.accumulate:
             fresh = not _is_view(text)
             if self.numpy and not fresh and self._returned_alone(line.target):
@@ -183,11 +183,11 @@ class _Module:
                 text, fresh = f"{names.module}.copy({text})", True
             # a name or view of another array is never updated in place
             self.in_place[line.target] = fresh
-            return _Statement(f"{target} = {text}{comment}", target, tuple(read), _viewed(text), array, block)
+            return _Statement(f"{target} = {text}{comment}", target, tuple(read), alias=_viewed(text), **kind)
+        read.append(target)
         if self.numpy and not (self.in_place[line.target] and self._exact(line.target, unit_dout)):
-            text = f"{target} = {target} {sign} {text}{comment}"
-            return _Statement(text, target, (*read, target), "", array, block)
-        return _Statement(f"{target} {sign}= {text}{comment}", target, (*read, target), target, array, block)
+            return _Statement(f"{target} = {target} {sign} {text}{comment}", target, tuple(read), **kind)
+        return _Statement(f"{target} {sign}= {text}{comment}", target, tuple(read), alias=target, **kind)
 
     def _returned_alone(self, value: int) -> bool:
         """An input's gradient (an array, possibly) made by one line."""
