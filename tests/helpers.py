@@ -107,11 +107,12 @@ def release_errors(text: str) -> list[str]:
             if isinstance(statement, ast.AugAssign):
                 loads.append(statement.target.id)
             errors += [f"{function.name}: {n} read after del" for n in loads if n in released]
-            if isinstance(statement, ast.Delete):
+            if isinstance(statement, ast.Delete):  # del a, b; black writes a long one del (a, b, ...)
                 for target in statement.targets:
-                    if target.id not in bound:
-                        errors.append(f"{function.name}: del {target.id}, which it did not bind")
-                    released.add(target.id)
+                    for name in target.elts if isinstance(target, ast.Tuple) else [target]:
+                        if name.id not in bound:
+                            errors.append(f"{function.name}: del {name.id}, which it did not bind")
+                        released.add(name.id)
             for n in ast.walk(statement):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
                     bound.add(n.id)

@@ -47,6 +47,17 @@ def test_no_name_is_read_after_its_release(name, style):
     assert release_errors(text) == []
 
 
+def test_a_long_release_is_black_formatted_and_checked():
+    """Views share their base's array: a chain of transposes is released in one
+    del, which black writes as a parenthesised tuple."""
+    text = stagegen.generate("A: matrix(3, 4)\nL = sum((((exp(tanh(A))).T).T).T)\n", backend="numpy")
+    assert "    del (\n        exptanhA,\n        exptanhAT,\n" in text
+    assert release_errors(text) == []
+    bad = text.replace("    # backprop tanhA", "    print(exptanhAT)\n    # backprop tanhA")
+    assert bad != text
+    assert any("exptanhAT read after del" in e for e in release_errors(bad))
+
+
 def test_the_checker_sees_a_read_after_release():
     text = stagegen.generate(example("notes.txt"), backend="numpy", style="compact")
     bad = text.replace("    del xpysqr\n", "    del xpysqr, sigx\n", 1)
