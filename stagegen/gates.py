@@ -59,10 +59,10 @@ sum_axis = sp.Function("sum_axis")  # np.sum(a, axis=axis)
 array_mean = sp.Function("mean")
 mean_axis = sp.Function("mean_axis")
 logsumexp = sp.Function("logsumexp")
+logsumexp_axis = sp.Function("logsumexp_axis")
 # if_all(condition, a, b): a if the condition holds for every element, else b;
 # a fast form for arrays with no extreme element, a safe one for the rest.
 if_all = sp.Function("if_all")
-logsumexp_axis = sp.Function("logsumexp_axis")
 
 
 @dataclass(frozen=True)

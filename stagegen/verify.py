@@ -51,12 +51,12 @@ DPS = 50  # mpmath digits of the reference
 SAMPLE_HALF_WIDTH = 3.0  # inputs are sampled uniformly in [-3, 3]
 TRIES_PER_POINT = 50  # samples drawn per accepted point before giving up
 PER_STAGE_FLOOR = 1e-60  # mpmath.diff's own noise where a per-stage adjoint is exactly 0
+PER_STAGE_LIMIT = 200  # larger programs skip the per-stage adjoint check
+FLOAT_MAX = 1e300  # larger magnitudes would overflow float64 on the way
 # Below float64's smallest normal number a result keeps an absolute precision,
 # not a relative one (gradual underflow): exp(-x**8) at x = 2.45 is 1e-565 and
 # comes out 0.0, as it must. Differences this small are not counted.
 UNDERFLOW = 2.0**-1022
-PER_STAGE_LIMIT = 200  # larger programs skip the per-stage adjoint check
-FLOAT_MAX = 1e300  # larger magnitudes would overflow float64 on the way
 
 
 @dataclass
