@@ -21,7 +21,7 @@ from .differentiate import Backward, differentiate
 from .emit import emit
 from .errors import ParseError, StagegenError, UnsupportedError, UsageError
 from .gates import REGISTRY
-from .identifiers import problem
+from .identifiers import name_list
 from .ir import Graph, Input
 from .lower import lower
 from .names import Names, assign
@@ -99,10 +99,10 @@ def _collector_paused():
 
 
 def _build(source, inputs, wrt, backend, style, gates, filename) -> Build:
-    wrt = _names(wrt, "wrt")
+    wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
     options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
     if isinstance(source, str):
-        program = _reorder(parse(source, filename or "<input>"), _names(inputs, "inputs"))
+        program = _reorder(parse(source, filename or "<input>"), inputs)
     elif isinstance(source, sp.Basic):
         program = from_sympy(source, inputs, filename or "<sympy>")
     else:
@@ -143,19 +143,6 @@ def module_from_text(text: str, filename: str) -> types.ModuleType:
     return module
 
 
-def _names(value, what: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    names = tuple(v.name if isinstance(v, sp.Symbol) else str(v) for v in value)
-    if not names:
-        raise UsageError(f"{what} names no input")
-    if len(set(names)) != len(names):
-        raise UsageError(f"{what} names an input twice")
-    return names
-
-
 def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
     if order is None:
         return program
@@ -164,10 +151,9 @@ def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
     missing = [n for n in known if n not in listed]
     if missing:
         raise UsageError(f"inputs= misses {', '.join(missing)}; list every input of the program")
-    stages = {s.name for s in program.statements}
-    bad = [n for n in order if n in stages or problem(n)]
-    if bad:
-        raise UsageError(f"inputs= names {', '.join(bad)}, which cannot be an input")
+    stages = [n for n in order if n in {s.name for s in program.statements}]
+    if stages:
+        raise UsageError(f"inputs= names {', '.join(stages)}, which the program defines as a stage")
     inputs = tuple(known.get(n, Input(n)) for n in order)
     return Program(program.filename, program.text, inputs, program.statements, program.spans)
 

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .identifiers import name_list
 
 BACKENDS = ("math", "numpy")
 STYLES = ("seed", "compact")
@@ -62,10 +63,9 @@ class Options:
 
 
 def split_names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
+    if not text.strip(" ,"):
         raise UsageError("--wrt needs at least one input name, e.g. --wrt x,y")
-    return names
+    return name_list(text, "--wrt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

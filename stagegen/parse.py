@@ -25,7 +25,7 @@ import sympy as sp
 
 from .errors import ParseError, Span, UnsupportedError
 from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
-from .identifiers import problem
+from .identifiers import Namespace, name_list, problem, shown
 from .ir import Input
 from .tokens import keyword_as_name, longest_number
 
@@ -140,7 +140,7 @@ def _close(name: str, choices) -> str:
 def _check_name(name: str, span: Span) -> None:
     why = problem(name)
     if why:
-        raise ParseError(why, span, "choose a plain name such as x or w1")
+        raise ParseError(why, span, "choose another name, such as x or w1")
 
 
 def parse(text: str, filename: str = "<input>") -> Program:
@@ -332,7 +332,6 @@ class _Converter:
                 f"'{name}' is declared after its first use on line {first_use[name].line}",
                 "put declarations at the top of the file",
             )
-        self.reserved(name, stmt.target)
         self.declared[name] = span
         self.inputs[name] = span
         self.shapes[name] = shape
@@ -378,7 +377,6 @@ class _Converter:
             )
         name = target.id
         _check_name(name, self.source.span(target))
-        self.reserved(name, target)
         if name in self.inputs:
             raise self.error(
                 target,
@@ -393,12 +391,6 @@ class _Converter:
                 "each stage needs its own name",
             )
         return name
-
-    def reserved(self, name: str, node: ast.AST) -> None:
-        if name in BY_SOURCE:
-            raise self.error(node, f"'{name}' is a function name", "choose another name")
-        if name in CONSTANTS:
-            raise self.error(node, f"'{name}' is a constant", "choose another name")
 
     # -- expressions -------------------------------------------------------
     def expression(self, root: ast.expr, first_use: dict[str, Span], defining: str | None) -> sp.Expr:
@@ -618,12 +610,12 @@ class _Converter:
         name = node.id
         if name in self.stages or name in self.inputs:  # checked where it was first seen
             return self.symbol(name), False
-        span = self.source.span(node)
-        _check_name(name, span)
         if name in CONSTANTS:
             return CONSTANTS[name], True
         if name in BY_SOURCE:
             raise self.error(node, f"'{name}' is a function", f"call it: {name}(...)")
+        span = self.source.span(node)
+        _check_name(name, span)
         if name in self.later:
             raise self.error(
                 node,
@@ -680,7 +672,9 @@ def _describe_statement(stmt: ast.stmt) -> str:
 
 
 def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
-    """A `Program` with one statement f = expr, for a SymPy expression."""
+    """A `Program` with one statement f = expr, for a SymPy expression; `inputs`
+    (as `identifiers.name_list` reads them) fixes the argument order."""
+    inputs = name_list(inputs, "inputs=")
     if not isinstance(expr, sp.Expr):
         raise UnsupportedError(
             f"expected a SymPy expression or source text, got {type(expr).__name__}", file=filename
@@ -690,34 +684,28 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         why = problem(s.name)
         if why:
             raise UnsupportedError(
-                f"the symbol '{s}' cannot be an argument name of a Python function: {why}",
+                f"the symbol {shown(s.name)} cannot be an argument name of a Python function: {why}",
                 file=filename,
                 hint="use SymPy symbols named like Python identifiers",
             )
-        if s.name in BY_SOURCE or s.name in CONSTANTS:
-            raise UnsupportedError(f"the symbol '{s}' has the name of a function or constant", file=filename)
     names = [s.name for s in found]
     if len(set(names)) != len(names):
         raise UnsupportedError("two different symbols share a name (different assumptions?)", file=filename)
     if inputs is not None:
-        order = [i.name if isinstance(i, sp.Symbol) else str(i) for i in inputs]
-        listed = set(order)
-        missing = [n for n in names if n not in listed]
+        missing = [n for n in names if n not in inputs]
         if missing:
             raise UnsupportedError(
                 f"inputs= misses {', '.join(missing)}",
                 file=filename,
                 hint="list every free symbol of the expression",
             )
-        if len(set(order)) != len(order):
-            raise UnsupportedError("inputs= names an input twice", file=filename)
-        names = order
+        names = list(inputs)
     if not found:
         raise UnsupportedError("the expression is a constant; it does not depend on any input", file=filename)
-    name = "f"
-    while name in names:
-        name += "_"
-    return Program(filename, None, tuple(Input(n, None, None) for n in names), (Statement(name, expr, None),))
+    output = Namespace(names).free("f")
+    return Program(
+        filename, None, tuple(Input(n, None, None) for n in names), (Statement(output, expr, None),)
+    )
 
 
 def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:

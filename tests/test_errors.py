@@ -97,7 +97,7 @@ in.txt:1:5: error: '.T' (transpose) needs the numpy backend (--backend numpy)
 in.txt:1:5: error: the name '__x__' is reserved (double underscores)
   f = __x__ + 1
       ^^^^^
-  choose a plain name such as x or w1""",
+  choose another name, such as x or w1""",
         "dunder-name",
     ),
     case(
@@ -106,7 +106,7 @@ in.txt:1:5: error: the name '__x__' is reserved (double underscores)
 in.txt:1:1: error: the name '__f__' is reserved (double underscores)
   __f__ = x + 1
   ^^^^^
-  choose a plain name such as x or w1""",
+  choose another name, such as x or w1""",
         "dunder-stage-name",
     ),
     case(
@@ -461,7 +461,7 @@ in.txt:1:5: error: this stage is a constant; it does not depend on any input
 in.txt:1:1: error: 'exp' is a function name
   exp = x + 1
   ^^^
-  choose another name""",
+  choose another name, such as x or w1""",
         "stage-named-like-function",
     ),
     case(
@@ -470,7 +470,7 @@ in.txt:1:1: error: 'exp' is a function name
 in.txt:1:1: error: 'pi' is a constant
   pi = x + 1
   ^^
-  choose another name""",
+  choose another name, such as x or w1""",
         "stage-named-like-constant",
     ),
 ]

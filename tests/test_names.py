@@ -2,13 +2,22 @@
 
 import dis
 import keyword
+import math
+import subprocess
+import sys
+import tempfile
+import unicodedata
+from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import event, given, note
+from hypothesis import strategies as st
 
 import stagegen
 from gradcheck import RTOL, close, reference
-from helpers import adjoint_lines
+from helpers import adjoint_lines, run_subprocess
 from stagegen.emit import emit
 from stagegen.gates import BY_SOURCE
 from stagegen.identifiers import GLOBALS
@@ -191,3 +200,230 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
             if hasattr(const, "co_code") and const.co_name not in ("_locate", "_unbroadcast"):
                 loaded = {i.argval for i in dis.get_instructions(const) if i.opname == "LOAD_GLOBAL"}
                 assert loaded <= {module, *BY_SOURCE, *GLOBALS}, loaded
+
+
+# -- every name that reaches generated code passes one check ---------------------
+
+x_, y_ = sp.symbols("x y", real=True)
+MARKER_DIR = Path(tempfile.mkdtemp(prefix="stagegen-names-"))
+MARKER = MARKER_DIR / "PWNED"
+PAYLOAD = f"y=open({str(MARKER)!r}, 'w')"  # a default value that would create MARKER when run
+HOSTILE = [
+    PAYLOAD,
+    f"y):\n    open({str(MARKER)!r}, 'w')\ndef _(y",
+    "lambda",
+    "a b",
+    "x\n",
+    "",
+    "ℌ",
+    "__x__",
+    "exp",
+    "pi",
+    *GLOBALS,
+    "1x",
+    "x.y",
+]
+
+
+def _entry_points(options):
+    """Every API entry point, called on the same SymPy source with `options`."""
+    return {
+        "generate": lambda: stagegen.generate(x_ * 2, **options),
+        "build": lambda: stagegen.build(x_ * 2, **options),
+        "load": lambda: stagegen.load(x_ * 2, **options),
+        "trace": lambda: stagegen.trace(x_ * 2, {"x": 1.0, "y": 2.0}, **options),
+        "verify": lambda: stagegen.verify(x_ * 2, points=2, **options),
+        "diagram": lambda: stagegen.diagram(x_ * 2, **options),
+    }
+
+
+@pytest.mark.parametrize(
+    "name, argument",
+    [
+        (name, argument)
+        for argument in ("inputs", "inputs-string", "wrt", "symbol")
+        for name in HOSTILE
+        # a comma splits a string into other names, blanks into none
+        if not (argument == "inputs-string" and ("," in name or not name.strip()))
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("entry", list(_entry_points({})))
+def test_a_bad_name_is_a_clear_error_from_every_entry_point(name, argument, entry):
+    options = {
+        "inputs": {"inputs": [x_, name]},
+        "inputs-string": {"inputs": f"x, {name}"},
+        "wrt": {"wrt": [x_, name]},
+        "symbol": {},
+    }[argument]
+    call = _entry_points(options)[entry]
+    if argument == "symbol":
+        call = {
+            "generate": lambda: stagegen.generate(x_ * sp.Symbol(name)),
+            "build": lambda: stagegen.build(x_ * sp.Symbol(name)),
+            "load": lambda: stagegen.load(x_ * sp.Symbol(name)),
+            "trace": lambda: stagegen.trace(x_ * sp.Symbol(name), {"x": 1.0}),
+            "verify": lambda: stagegen.verify(x_ * sp.Symbol(name), points=2),
+            "diagram": lambda: stagegen.diagram(x_ * sp.Symbol(name)),
+        }[entry]
+    with pytest.raises(stagegen.StagegenError) as info:
+        call()
+    message = info.value.render()
+    assert "Traceback" not in message and "AssertionError" not in message
+    assert not MARKER.exists()
+
+
+def test_the_payload_is_named_in_the_message():
+    with pytest.raises(stagegen.UsageError) as info:
+        stagegen.generate(x_ * 2, inputs=[x_, PAYLOAD], wrt=[x_])
+    assert info.value.render().split("\n")[0] == (
+        f"stagegen: error: {PAYLOAD!r} is not a Python identifier (in inputs=)"
+    )
+    assert not MARKER.exists()
+
+
+@pytest.mark.parametrize("inputs", ["y,x", " y , x ", ("y", "x"), [y_, x_], [y_, "x"], (n for n in "yx")])
+def test_inputs_as_a_string_or_a_sequence_on_both_paths(inputs):
+    materialised = list(inputs) if not isinstance(inputs, (str, tuple, list)) else inputs
+    for source in (x_ * sp.exp(y_), "f = x * exp(y)"):
+        module = stagegen.load(source, inputs=materialised)
+        assert module.INPUTS == ("y", "x")
+        value, (dy, dx) = module.value_and_grad(0.5, 2.0)
+        assert (value, dx, dy) == (2.0 * math.exp(0.5), math.exp(0.5), 2.0 * math.exp(0.5))
+
+
+@pytest.mark.parametrize("wrt", ["y", [y_], ("y",), " y, "])
+def test_wrt_as_a_string_or_a_sequence_on_both_paths(wrt):
+    for source in (x_ * sp.exp(y_), "f = x * exp(y)"):
+        assert stagegen.load(source, wrt=wrt).WRT == ("y",)
+
+
+def test_a_keyword_in_inputs_is_a_usage_error_not_an_assertion():
+    with pytest.raises(stagegen.UsageError, match="'lambda' is a Python keyword"):
+        stagegen.generate(x_ * y_, inputs=[x_, y_, "lambda"])
+
+
+JAMO = ("xᄀ", "ᅡy", "x가y")  # the stage xᄀ * ᅡy would be named "x가y", which Python reads as x가y
+
+
+@pytest.mark.parametrize("backend", ["math", "numpy"])
+def test_a_generated_name_never_equals_a_user_name_after_normalisation(backend):
+    source = f"f = {JAMO[0]} * {JAMO[1]} + {JAMO[2]}"
+    b = stagegen.build(source, backend=backend)
+    names = [*b.names.values, *b.names.adjoints.values()]
+    folded = [unicodedata.normalize("NFKC", n) for n in names]
+    assert len(set(folded)) == len(folded) and folded == names
+    module = stagegen.load(source, backend=backend)
+    value, grads = module.value_and_grad(2.0, 3.0, 7.0)
+    assert (float(value), tuple(map(float, grads))) == (13.0, (3.0, 2.0, 1.0))
+    assert stagegen.verify(source, backend=backend, points=4).ok
+
+
+def test_a_module_written_with_odd_names_imports_and_computes(tmp_path):
+    (tmp_path / "in.txt").write_text(f"f = {JAMO[0]} * {JAMO[1]} + {JAMO[2]}\n", encoding="utf-8")
+    status, _, err = run_subprocess(["in.txt", "-o", "jamo_module.py"], tmp_path)
+    assert status == 0, err
+    done = subprocess.run(
+        [sys.executable, "-c", "import jamo_module as m; print(m.value_and_grad(2.0, 3.0, 7.0))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "(13.0, (3.0, 2.0, 1.0))", done.stderr
+
+
+@pytest.mark.parametrize(
+    "source, backend, point",
+    [
+        ("f = erf(_e*rf)", "numpy", (0.5, 0.25)),
+        ("f = erf(_e*rf)", "math", (0.5, 0.25)),
+        ("f = _unbroad*cast", "numpy", (np.array([1.0, 2.0]), np.array([[3.0], [4.0]]))),
+        ("f = log(_loc*ate) + exp(_unbroad*cast)", "math", (0.5, 0.25, 0.5, 0.25)),
+    ],
+)
+def test_a_generated_name_never_shadows_a_global_the_module_reads(source, backend, point):
+    b = stagegen.build(source, backend=backend)
+    generated = set(b.names.values[len(b.graph.inputs) :]) | set(b.names.adjoints.values())
+    assert not generated & set(GLOBALS)
+    module = stagegen.load(source, backend=backend)
+    value, grads = module.value_and_grad(*point)
+    assert all(np.shape(g) == np.shape(p) for g, p in zip(grads, point, strict=True))
+    assert stagegen.verify(source, backend=backend, points=4).ok
+
+
+def test_a_failing_stage_is_located_even_beside_odd_names():
+    module = stagegen.load("f = log(_loc*ate)")
+    with pytest.raises(ValueError, match=r"stage \(2\)"):
+        module.value_and_grad(-1.0, 2.0)
+
+
+# names a SymPy symbol, an inputs= entry or a wrt= entry may take in the property
+# below: valid ones (Unicode, jamo, soft keywords, the module's own and its helpers'
+# fragments) and hostile ones (the payload, keywords, spaces, quotes, confusables)
+VALID_NAMES = [
+    *("x", "y", "z", "θ", "_", "match", "type", "xᄀ", "ᅡy", "x가y", "μ1", "Θ"),
+    *("_e", "rf", "_loc", "ate", "_unbroad", "cast", "dx", "dout", "cache", "math", "np", "t1", "f"),
+]
+BAD_NAMES = [
+    *(PAYLOAD, "lambda", "None", "a b", "x'", 'x"', "x(", "x\n", "", " ", "ℌ", "ｘ", "__x__"),
+    *("exp", "pi", "E", "_erf", "_locate", "locals", "ValueError", "x=1", "1x"),
+]
+ODD_NAMES = st.sampled_from(VALID_NAMES + BAD_NAMES) | st.text(
+    alphabet="xy가가_ =(',\n", min_size=0, max_size=4
+)
+
+
+OPERATIONS = {
+    "add": lambda a, b: sp.Add(a, b, evaluate=False),
+    "mul": lambda a, b: sp.Mul(a, b, evaluate=False),
+    "sin": lambda a, b: sp.sin(a),
+    "sigmoid": lambda a, b: stagegen.sigmoid(a),
+    "square": lambda a, b: sp.Pow(a, 2, evaluate=False),
+}
+
+
+@st.composite
+def sympy_trees(draw):
+    """A random SymPy expression over symbols with odd names (safe on [-3, 3])."""
+    names = draw(st.lists(ODD_NAMES, min_size=1, max_size=3, unique=True))
+    leaves = [sp.Symbol(n, real=True) for n in names]
+    nodes = list(leaves)
+    for _ in range(draw(st.integers(1, 5))):
+        a, b = draw(st.sampled_from(nodes)), draw(st.sampled_from(nodes))
+        op = draw(st.sampled_from(list(OPERATIONS)))
+        nodes.append(OPERATIONS[op](a, b))
+    return nodes[-1], names
+
+
+@st.composite
+def name_arguments(draw, names):
+    """An inputs= or wrt= value: None, the names (maybe shuffled, cut, or with odd
+    extras) as a comma-separated string or as a list of symbols and strings."""
+    if draw(st.booleans()):
+        return None
+    chosen = draw(st.permutations(names))
+    chosen = chosen[: draw(st.integers(0, len(chosen)))] if draw(st.booleans()) else chosen
+    if draw(st.integers(0, 3)) == 0:
+        chosen = chosen + draw(st.lists(ODD_NAMES, min_size=1, max_size=2))
+    if draw(st.booleans()):
+        return ", ".join(chosen)
+    return [sp.Symbol(n, real=True) if draw(st.booleans()) else n for n in chosen]
+
+
+@given(data=st.data())
+def test_odd_names_give_a_verified_module_or_a_clear_error(data):
+    expr, names = data.draw(sympy_trees())
+    inputs = data.draw(name_arguments(names), label="inputs")
+    wrt = data.draw(name_arguments(names), label="wrt")
+    try:
+        report = stagegen.verify(expr, inputs=inputs, wrt=wrt, points=3)
+    except stagegen.StagegenError as exc:
+        event(type(exc).__name__)
+        message = exc.render()
+        assert message and "Traceback" not in message
+    else:
+        event("verified" if report.ok else "no valid point")
+        note(report.table())
+        assert report.ok or (report.points == 0 and all(row.ok for row in report.rows))
+    assert not MARKER.exists()
