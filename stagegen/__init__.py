@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
-import linecache
 import types
 from dataclasses import dataclass
 
@@ -19,11 +17,12 @@ import sympy as sp
 from .diagram import Diagram, diagram
 from .differentiate import Backward, differentiate
 from .emit import emit
-from .errors import ParseError, StagegenError, UnsupportedError, UsageError
+from .errors import InternalError, ParseError, StagegenError, UnsupportedError, UsageError
 from .gates import REGISTRY
 from .identifiers import name_list
 from .ir import Graph, Input
 from .lower import lower
+from .modules import module_from_text
 from .names import Names, assign
 from .options import Options
 from .parse import Program, from_sympy, parse
@@ -45,6 +44,7 @@ __all__ = [
     "ParseError",
     "UnsupportedError",
     "UsageError",
+    "InternalError",
     "sigmoid",
     "softplus",
     "relu",
@@ -67,6 +67,12 @@ class Build:
     names: Names
     options: Options
     text: str
+
+    def __repr__(self) -> str:  # the dataclass's would print every SymPy tree, recursively
+        return (
+            f"<Build of {self.program.filename}: {len(self.graph.inputs)} inputs, "
+            f"{len(self.graph.stages)} stages, {self.options.command(self.program.filename)}>"
+        )
 
 
 def build(
@@ -132,15 +138,6 @@ def generate(
 def load(source, **options) -> types.ModuleType:
     """Generate a module for `source` and import it (for notebooks and tests)."""
     return module_from_text(generate(source, **options), options.get("filename") or "<stagegen>")
-
-
-def module_from_text(text: str, filename: str) -> types.ModuleType:
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    module = types.ModuleType(f"stagegen_generated_{digest}")
-    module.__file__ = f"<stagegen {filename} {digest}>"
-    linecache.cache[module.__file__] = (len(text), None, text.splitlines(True), module.__file__)
-    exec(compile(text, module.__file__, "exec"), module.__dict__)
-    return module
 
 
 def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:

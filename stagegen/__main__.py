@@ -219,16 +219,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.check:
         from .verify import verify
 
-        report = verify(
-            text,
-            points=args.points,
-            seed=args.seed,
-            filename=filename,
-            wrt=args.wrt,
-            backend=args.backend,
-            style=args.style,
-            gates=args.gates,
-        )
+        report = verify(result, points=args.points, seed=args.seed)
         print(report.table())
         status = 0 if report.ok else 1
     if traced is not None:

@@ -3,9 +3,10 @@
 Builds the template context from the stage DAG, the reverse pass and the
 names: every expression comes from `printer.StagePrinter`, the layout from
 ``templates/module.py.j2`` (which only loops over finished lines). The text is
-written in black's style directly; `compile()` checks it, and black runs only
-when a line is longer than black's limit, so that black stays a test oracle
-rather than the cost of every generation.
+written in black's style directly, and black runs only when a line is longer
+than black's limit, so that black stays a test oracle rather than the cost of
+every generation. `compile()` checks the finished text: a module that does not
+compile is a stagegen bug (`InternalError`), never returned or written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jinja2
 from .blackline import format_statement
 from .differentiate import Backward, Line, reads
 from .differentiate import local as local_rule
+from .errors import InternalError
 from .gates import REGISTRY
 from .ir import Graph
 from .names import Names
@@ -30,6 +32,7 @@ from .shapes import elementwise
 
 LINE_LENGTH = 88  # black's default
 SOURCE_LIMIT = 20_000  # characters of a SymPy object's source shown in the docstring
+SOURCE_DEPTH = 40  # deeper SymPy expressions are shown as their stages
 
 
 def _environment() -> jinja2.Environment:
@@ -297,15 +300,17 @@ class _Module:
 
     def source_lines(self) -> list[str]:
         """The source for the docstring: a file's text verbatim; a SymPy object
-        printed per statement while that stays small, else its stages, one per
-        line (a shared subexpression printed as a tree repeats at every use,
-        which grows exponentially with the nesting of the sharing)."""
+        printed per statement while that stays small and shallow, else its
+        stages, one per line (a shared subexpression printed as a tree repeats
+        at every use, which grows exponentially with the nesting of the
+        sharing; the printer recurses once per level of nesting)."""
         program, graph = self.program, self.graph
         if program.text is not None:
             return [line.rstrip() for line in program.text.strip("\n").splitlines()]
         declarations = [f"{i.name}: scalar" for i in graph.inputs]  # the argument order
         exprs = [s.expr for s in program.statements]
-        if _tree_size(exprs) <= SOURCE_LIMIT // 4:
+        size, depth = _tree_shape(exprs)
+        if size <= SOURCE_LIMIT // 4 and depth <= SOURCE_DEPTH:
             printer = SourcePrinter()
             lines = declarations + [f"{s.name} = {printer.doprint(s.expr)}" for s in program.statements]
             if sum(map(len, lines)) <= SOURCE_LIMIT:
@@ -315,7 +320,7 @@ class _Module:
             return staged
         return [f"(a SymPy expression of {len(graph.stages)} stages, too large to show here)"]
 
-    def render(self, instrument: bool) -> str:
+    def render(self) -> str:
         graph, names, backward = self.graph, self.names, self.backward
         inputs = [i.name for i in graph.inputs]
         cached = [names.values[v] for v in backward.cache]
@@ -332,7 +337,7 @@ class _Module:
             )
             fused = [dout, *back]
         n_lines = sum(1 for line in back if line.binds)
-        if self.numpy and not instrument:
+        if self.numpy:
             bodies = (
                 _released(forward, {*cached, out}),
                 _released(back, set(grads)),
@@ -379,7 +384,6 @@ class _Module:
             fused_def=_bracketed("def value_and_grad(", inputs, "):", 0),
             fused=bodies[2],
             fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
-            instrument=instrument,
             locate=not self.numpy,
             helpers=helpers,
             np=names.module,
@@ -461,24 +465,26 @@ def _bracketed(
     return "\n".join([pad + head, *(f"{pad}    {item}," for item in items), pad + tail])
 
 
-def _tree_size(exprs) -> int:
+def _tree_shape(exprs) -> tuple[int, int]:
     """Nodes of SymPy expressions counted as trees (a shared subexpression once
-    per use), in time linear in the number of distinct nodes. Nodes are told
-    apart by identity: SymPy's == compares equal but distinct objects as trees."""
-    sizes: dict[int, int] = {}
+    per use), and the deepest nesting, in time linear in the number of distinct
+    nodes. Nodes are told apart by identity: SymPy's == compares equal but
+    distinct objects as trees."""
+    shapes: dict[int, tuple[int, int]] = {}
     stack = list(exprs)
     while stack:
         e = stack[-1]
-        if id(e) in sizes:
+        if id(e) in shapes:
             stack.pop()
             continue
-        pending = [a for a in e.args if id(a) not in sizes]
+        pending = [a for a in e.args if id(a) not in shapes]
         if pending:
             stack.extend(pending)
             continue
         stack.pop()
-        sizes[id(e)] = 1 + sum(sizes[id(a)] for a in e.args)
-    return sum(sizes[id(e)] for e in exprs)
+        kids = [shapes[id(a)] for a in e.args]
+        shapes[id(e)] = (1 + sum(k[0] for k in kids), 1 + max((k[1] for k in kids), default=0))
+    return sum(shapes[id(e)][0] for e in exprs), max((shapes[id(e)][1] for e in exprs), default=0)
 
 
 def _spanned(span) -> str:
@@ -498,20 +504,15 @@ def emit(
     backward: Backward,
     names: Names,
     options: Options,
-    instrument: bool = False,
 ) -> str:
-    """The generated module's source text, black-formatted.
-
-    `instrument`: the same statements, but value_and_grad returns ``locals()``,
-    every forward value and adjoint by name (for `verify` and traces only).
-    """
-    text = _Module(program, graph, backward, names, options).render(instrument)
+    """The generated module's source text, black-formatted."""
+    text = _format_long_lines(_Module(program, graph, backward, names, options).render())
     try:
         compile(text, "<stagegen output>", "exec")
     except SyntaxError as exc:  # a stagegen bug: show the numbered text
         numbered = "\n".join(f"{k + 1:5d}  {line}" for k, line in enumerate(text.splitlines()))
-        raise AssertionError(f"generated code does not compile: {exc}\n{numbered}") from exc
-    return _format_long_lines(text)
+        raise InternalError(f"the generated module does not compile: {exc}\n{numbered}") from exc
+    return text
 
 
 def _format_long_lines(text: str) -> str:
@@ -536,7 +537,7 @@ def _format_long_lines(text: str) -> str:
             out.append(line)  # black leaves a long comment as it is
         elif line.startswith("def "):
             formatted = format_statement(line + "\n    pass\n", mode, memo)
-            out.extend(formatted.split("\n")[:-3])
+            out.extend(formatted.split("\n")[:-2])  # without "    pass" and the final newline
         elif line.startswith("    "):
             depth = (len(line) - len(line.lstrip(" "))) // 4
             header = ["def _():"] + ["    " * d + "if 1:" for d in range(1, depth)]

@@ -94,5 +94,10 @@ class ToolError(StagegenError):
     """A program stagegen runs for the user (Graphviz's dot) is missing or failed."""
 
 
+class InternalError(Exception):
+    """stagegen made something it must not (a module that does not compile): a bug
+    to report, not a user's mistake (the CLI exits with status 3)."""
+
+
 class GateDefinitionError(Exception):
     """A gate record in the registry is inconsistent (a stagegen bug)."""

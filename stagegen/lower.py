@@ -111,6 +111,28 @@ class _Walk:
         return self.memo[id(root)][1]
 
 
+def brief(expr: sp.Basic, limit: int = 80) -> str:
+    """`expr` as SymPy's str writes its head and arguments (``sin(Add(x, 1))``),
+    cut after about `limit` characters, without recursion: a message about a
+    deep tree stays short and is made at any depth."""
+    parts, size, stack = [], 0, [expr]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            text = item
+        elif not item.args:
+            text = str(item)
+        else:
+            text = type(item).__name__ + "("
+            stack.append(")")
+            for k, arg in enumerate(reversed(item.args)):
+                stack.extend([arg, ", "] if k < len(item.args) - 1 else [arg])
+        parts.append(text)
+        size += len(text)
+    text = "".join(parts)
+    return text if not stack and size <= limit else text[:limit] + "..."
+
+
 # -- step 1: decode SymPy's encoding ---------------------------------------------
 
 
@@ -213,9 +235,9 @@ class _Decoder:
             plan = ("gate", list(node.args), _HEADS[node.func])
         else:
             raise UnsupportedError(
-                f"stagegen has no gate for {type(node).__name__} (in {node})",
+                f"stagegen has no gate for {type(node).__name__} (in {brief(node)})",
                 self.spans.get(id(node)),
-                "supported functions: " + ", ".join(sorted(g.source for g in _G.values() if g.source)),
+                "supported functions: " + ", ".join(sorted({g.source for g in _G.values() if g.source})),
             )
         self.plan[id(node)] = plan
         return plan[1] if len(plan) > 1 else []
@@ -270,7 +292,7 @@ def _constant(value: sp.Expr, span: Span | None) -> sp.Expr:
     except (TypeError, ValueError):
         approx = complex("nan")
     if approx.imag != 0 or not math.isfinite(approx.real):
-        raise UnsupportedError(f"the constant {value} is not a finite real number", span)
+        raise UnsupportedError(f"the constant {brief(value)} is not a finite real number", span)
     return value
 
 
@@ -450,21 +472,3 @@ def _prune(graph: Graph) -> Graph:
     pruned = Graph(graph.inputs, tuple(stages), renumber[graph.output], graph.rewrites, dropped)
     pruned.check()
     return pruned
-
-
-# -- meaning: the reference the generated code is checked against ---------------
-
-
-def meaning(expr: sp.Expr, stages: dict[str, sp.Expr] | None = None) -> sp.Expr:
-    """`expr` as plain, evaluated SymPy: every gate application replaced by its
-    `forward` meaning, every stage name in `stages` by its expression."""
-    stages = stages or {}
-
-    def combine(node, args):
-        if isinstance(node, sp.Symbol):
-            return stages.get(node.name, node)
-        if node.func in BY_FUNCTION:
-            return BY_FUNCTION[node.func].meaning(*args)
-        return node.func(*args) if args else node
-
-    return _Walk(lambda n: [] if isinstance(n, sp.Symbol) or not n.args else list(n.args), combine)(expr)

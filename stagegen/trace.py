@@ -2,8 +2,8 @@
 
 A view, not a pass: it reads the stage DAG, the reverse pass and the names of
 one `Build`, and takes every number from the generated module itself. The
-instrumented rendering of the module (`emit(..., instrument=True)`, whose
-value_and_grad returns ``locals()``) gives each forward value and adjoint by
+instrumented module (`modules.instrumented`: the module's own text with
+value_and_grad returning ``locals()``) gives each forward value and adjoint by
 name; a local gradient is the module's own printed local factor
 (`StagePrinter.local`, stagegen-generated text, never user text) evaluated in
 that namespace. So the trace shows what the code computes, not what a second
@@ -18,9 +18,9 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .emit import emit
 from .errors import UsageError
 from .ir import Const
+from .modules import instrumented
 from .printer import StagePrinter
 from .shapes import elementwise
 
@@ -121,8 +121,6 @@ def check_point(graph, point: Mapping, filename: str, option: str = "the point")
 
 def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
     """The trace of `build`'s generated module at `point` (input name -> number)."""
-    from . import module_from_text
-
     graph, backward, names, program = build.graph, build.backward, build.names, build.program
     if graph.shapes and not elementwise(graph):
         raise UsageError(
@@ -131,9 +129,7 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
             hint="trace a scalar program (one without matrix, vector or array gates)",
         )
     args = check_point(graph, point, program.filename, option)
-    module = module_from_text(
-        emit(program, graph, backward, names, build.options, instrument=True), program.filename
-    )
+    module = instrumented(build.text, program.filename)
     try:
         ns = module.value_and_grad(*args)
     except (ArithmeticError, ValueError) as exc:

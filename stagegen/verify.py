@@ -1,27 +1,33 @@
 """A generated module checked against SymPy (mpmath, 50 digits) and finite differences.
 
-What is compared, at random points where the reference is finite and real:
+What is compared, at random points where the references are finite and real:
 
-- the value, and every requested gradient from `value_and_grad`,
-  `backward(1.0, cache)` and `backward(c, cache)` for a random c, against
-  ``sympy.diff`` of the source expression (every stage substituted), evaluated
-  with mpmath at 50 digits;
+- the value, from `value_and_grad` and `forward`, against the program itself:
+  its SymPy statements evaluated node by node with mpmath at 50 digits, with
+  no lowering and no gate rule in between (so lowering is checked too);
+- every requested gradient, from `value_and_grad`, `backward(1.0, cache)` and
+  `backward(c, cache)` for a random c, and every intermediate adjoint ``dv``,
+  against one reverse sweep over the stage DAG at 50 digits: each stage's
+  value from its gate's meaning, each adjoint the sum over the stage's uses of
+  SymPy's partial derivative of the using gate's meaning times that gate's
+  adjoint. The sweep's cost is linear in the number of stages, and a shared
+  stage is computed once;
 - every gradient against central finite differences of the module's own
-  `forward` (skipped where two step sizes disagree: the point is near a kink);
-- every intermediate adjoint ``dv`` of an instrumented rendering of the same
-  statements against d output / d v, obtained by composing the stage formulas
-  (the gates' SymPy meanings) downstream of v with v as a free variable and
-  differentiating that composition with mpmath at 100 digits.
+  `forward` (skipped where two step sizes disagree: the point is near a kink).
 
-No reference reads the gate registry's gradient rules: references come from
-the gates' `forward` meanings and SymPy's own derivatives. The tolerance is
-``|g - r| <= RTOL * (|r| + s)``, s the magnitude of the terms that make r: a
-first-order running-error bound of the computation as the module performs it
-(each value's magnitude is its own plus its operands' magnitudes times the
-partial derivatives; each adjoint's adds |local| * magnitude(upstream) and
-magnitude(local) * |upstream| over its contributions). Where that bound is
-large, float64 cannot do better than it, and a difference below RTOL times it
-is rounding, not a wrong rule; elsewhere the check is as tight as RTOL.
+The intermediate adjoints are read from the module's own text, instrumented
+(`modules.instrumented`): an edited line is checked as it is written.
+
+No reference reads what it checks: not the gates' gradient rules (`local`,
+`vjp`), not the reverse pass, not the module. The tolerance is
+``|g - r| <= RTOL * (|r| + s)``, s the magnitude of the terms that make r, a
+first-order running-error bound propagated in the same sweep from the
+meanings alone: a value's s is its magnitude plus its operands' s times the
+partial derivatives' magnitudes (inputs are exact); an adjoint's adds, over
+its contributions, |partial| * s(upstream) and s(partial) * |upstream|, with
+s(partial) from SymPy's second derivatives of the meaning. Where that bound
+is large, float64 cannot do better than it, and a difference below RTOL times
+it is rounding, not a wrong rule; elsewhere the check is as tight as RTOL.
 """
 
 from __future__ import annotations
@@ -30,16 +36,17 @@ import functools
 import math
 import random
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mpmath
 import sympy as sp
 
-from .differentiate import differentiate
 from .errors import UsageError
-from .gates import OUT, REGISTRY, slot
+from .gates import BY_FUNCTION, REGISTRY, slot
 from .ir import Const
+from .modules import instrumented, module_from_text, stage_names
 from .shapes import elementwise
 
 RTOL = 1e-9  # against the 50-digit reference
@@ -50,13 +57,12 @@ FD_NOISE = 1e-15  # rounding of a difference quotient: about eps * |f| / h
 DPS = 50  # mpmath digits of the reference
 SAMPLE_HALF_WIDTH = 3.0  # inputs are sampled uniformly in [-3, 3]
 TRIES_PER_POINT = 50  # samples drawn per accepted point before giving up
-PER_STAGE_FLOOR = 1e-60  # mpmath.diff's own noise where a per-stage adjoint is exactly 0
-PER_STAGE_LIMIT = 200  # larger programs skip the per-stage adjoint check
 FLOAT_MAX = 1e300  # larger magnitudes would overflow float64 on the way
 # Below float64's smallest normal number a result keeps an absolute precision,
 # not a relative one (gradual underflow): exp(-x**8) at x = 2.45 is 1e-565 and
 # comes out 0.0, as it must. Differences this small are not counted.
 UNDERFLOW = 2.0**-1022
+_UNUSABLE = (ValueError, ZeroDivisionError, TypeError, OverflowError)  # the maths has no real value here
 
 
 @dataclass
@@ -116,14 +122,19 @@ class Report:
 
 
 def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
-    """Check `target`: source text or a SymPy expression (generated with `options`),
-    a generated module object, or the path of a generated module file."""
+    """Check `target`: a `Build`, source text or a SymPy expression (generated
+    with `options`), a generated module object, or the path of a generated
+    module file (built once more from the source its docstring holds)."""
+    from . import Build
     from . import build as _build
-    from . import module_from_text
-    from .emit import emit
 
     notes: list[str] = []
-    if isinstance(target, types.ModuleType) or (
+    module = None
+    if isinstance(target, Build):
+        if options:
+            raise UsageError(f"verify of a Build takes no generation options (got {', '.join(options)})")
+        build, text = target, target.text
+    elif isinstance(target, types.ModuleType) or (
         isinstance(target, (str, Path)) and str(target).endswith(".py") and Path(target).is_file()
     ):
         module, text = _module_and_text(target)
@@ -131,32 +142,36 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
         build = _build(
             source, filename=filename, backend=opts.backend, style=opts.style, gates=opts.gates, wrt=opts.wrt
         )
-        same = text is not None and build.text == text
-        if not same:
+        if text is not None and text != build.text:
             notes.append(
                 "the module's text differs from what its source generates now (edited, or made "
-                "from a SymPy object); the per-stage adjoint check is skipped"
+                "from a SymPy object); it is checked as it is written"
             )
     else:
         build = _build(target, **options)
+        text = build.text
+    if module is None:
         module = module_from_text(build.text, build.program.filename)
-        same = True
-    instrumented = None
-    if same and len(build.graph.stages) <= PER_STAGE_LIMIT:
-        instrumented = module_from_text(
-            emit(build.program, build.graph, build.backward, build.names, build.options, instrument=True),
-            build.program.filename,
-        )
-    elif same:
-        notes.append(f"more than {PER_STAGE_LIMIT} stages: the per-stage adjoint check is skipped")
     if build.graph.shapes and not elementwise(build.graph):
         return _ArrayChecker(build, module, notes).run(points, seed)
-    return _Checker(build, module, instrumented, notes).run(points, seed)
+    return _Checker(build, module, _per_stage(build, text, notes), notes).run(points, seed)
+
+
+def _per_stage(build, text: str | None, notes: list[str]) -> types.ModuleType | None:
+    """The module's own text instrumented for the per-stage check, if its
+    stages are the build's (each line numbered (k) binds stage k's name)."""
+    graph, names = build.graph, build.names
+    expected = {k + 1: names.values[stage.out] for k, stage in enumerate(graph.stages)}
+    if text is None or stage_names(text) != expected:
+        notes.append(
+            "the module's stages differ from what its source generates now (or its text is not "
+            "available): the per-stage adjoint check is skipped"
+        )
+        return None
+    return instrumented(text, build.program.filename)
 
 
 def _module_and_text(target) -> tuple[types.ModuleType, str | None]:
-    from . import module_from_text
-
     if isinstance(target, types.ModuleType):
         import inspect
         import linecache
@@ -191,184 +206,283 @@ def _read_docstring(module: types.ModuleType):
     return source, filename, options
 
 
+# -- references: the program's meaning, never the rules under test -------------
+
+
+def _heaviside(x, at_zero=0.5):
+    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(at_zero)
+
+
+# SymPy writes derivatives of max, min and relu with Heaviside; printed as a
+# function it avoids the (slow) rewrite to Piecewise. Its value at 0 is never
+# used: points on a kink compare the value only.
+_MODULES = [{"Heaviside": _heaviside}, "mpmath"]
+
+
+def _lambdified(args, expr) -> Callable | None:
+    """`expr` as an mpmath function of `args`; None for an expression that is 0.
+    DiracDelta (a derivative of a kink) is 0: kinks have measure zero."""
+    expr = sp.sympify(expr).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+    return None if expr == 0 else sp.lambdify(args, expr, modules=_MODULES)
+
+
+@dataclass(frozen=True)
+class _Meaning:
+    """One gate application's meaning in mpmath: its value, SymPy's first and
+    second partial derivatives of it, and its kinks. Never its gradient rules."""
+
+    value: Callable
+    partials: tuple  # d value / d operand i (None: 0)
+    second: tuple  # [i][j]: d partials[i] / d operand j (None: 0)
+    kink: tuple | None  # (distance to a kink, its slopes per operand); None: smooth
+
+
+@functools.lru_cache(maxsize=None)
+def _meaning(gate_name: str, arity: int, params: tuple) -> _Meaning:
+    gate = REGISTRY[gate_name]
+    xs = [slot(i) for i in range(arity)]
+    f = sp.sympify(gate.meaning(*xs, *params))
+    first = [sp.diff(f, x) for x in xs]
+    return _Meaning(
+        value=sp.lambdify(xs, f, modules=_MODULES),
+        partials=tuple(_lambdified(xs, d) for d in first),
+        second=tuple(tuple(_lambdified(xs, sp.diff(d, x)) for x in xs) for d in first),
+        kink=(
+            None
+            if gate.smooth
+            else tuple(
+                (_lambdified(xs, e), [_lambdified(xs, sp.diff(e, x)) for x in xs]) for e in gate.kink(*xs)
+            )
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _head(func, arity: int) -> Callable:
+    """A SymPy function class (Add, Mul, Pow, exp, Max, ...) applied to `arity`
+    arguments, as an mpmath function."""
+    xs = [sp.Dummy(real=True) for _ in range(arity)]
+    return sp.lambdify(xs, func(*xs), modules=_MODULES)
+
+
+def _call(fn, args):
+    return _real(fn(*args)) if fn is not None else mpmath.mpf(0)
+
+
+class _Program:
+    """The program's output as its own SymPy statements compute it: every
+    distinct node of every statement once, in an order that evaluates operands
+    first, at 50 digits. Gate applications take their meaning; SymPy's own
+    functions are evaluated as SymPy defines them. No lowering, no rules."""
+
+    def __init__(self, program):
+        with mpmath.workdps(DPS):
+            self._steps(program)
+
+    def _steps(self, program) -> None:
+        slots = {i.name: k for k, i in enumerate(program.inputs)}
+        self.n_inputs = len(slots)
+        self.steps: list[tuple[Callable | None, tuple[int, ...], object]] = (
+            []
+        )  # (fn, operand slots, constant)
+        for statement in program.statements:
+            memo: dict[int, int] = {}
+            stack = [(statement.expr, False)]
+            while stack:
+                node, ready = stack.pop()
+                if id(node) in memo:
+                    continue
+                if isinstance(node, sp.Symbol):
+                    memo[id(node)] = slots[node.name]
+                    continue
+                fn, operands = self._decode(node)
+                if not ready:
+                    stack.append((node, True))
+                    stack.extend((a, False) for a in reversed(operands) if id(a) not in memo)
+                    continue
+                constant = None if operands else mpmath.mpf(sp.N(node, DPS))
+                self.steps.append((fn, tuple(memo[id(a)] for a in operands), constant))
+                memo[id(node)] = self.n_inputs + len(self.steps) - 1
+            slots[statement.name] = memo[id(statement.expr)]
+        self.output = slots[program.output]
+
+    @staticmethod
+    def _decode(node) -> tuple[Callable | None, tuple]:
+        """The node's function and its operands (a gate's parameters are part of its function)."""
+        if not node.args:
+            return None, ()
+        gate = BY_FUNCTION.get(node.func)
+        if gate is not None:
+            n = gate.arity(len(node.args))
+            return _meaning(gate.name, n, tuple(node.args[n:])).value, node.args[:n]
+        return _head(node.func, len(node.args)), node.args
+
+    def value(self, point):
+        values = list(map(mpmath.mpf, point))
+        for fn, operands, constant in self.steps:
+            values.append(constant if fn is None else _real(fn(*[values[k] for k in operands])))
+        return values[self.output]
+
+
+@dataclass
+class _Sweep:
+    """One point of the stage DAG at 50 digits: values, the partial derivatives
+    of each stage, every adjoint (d output / d value), and rounding scales."""
+
+    values: list
+    adjoint: list
+    value_scale: list  # s of each value
+    adjoint_scale: list  # s of each adjoint
+    kink: bool  # a non-smooth gate is on (or float64-indistinguishably near) its kink
+
+
 class _Checker:
     def __init__(self, build, module, instrumented, notes):
         self.build, self.module, self.instrumented, self.notes = build, module, instrumented, notes
-        graph = build.graph
+        graph, backward, names = build.graph, build.backward, build.names
         self.names = [i.name for i in graph.inputs]
-        self.wrt = [graph.inputs[k].name for k in build.backward.wrt]
-        self.rules = [_rules(stage) for stage in graph.stages]
-        self.lines = differentiate(graph, build.backward.wrt, "seed").lines  # every contribution
-        self.reference = self._reference()
-        self.adjoint_refs = self._adjoint_refs() if instrumented is not None else []
-
-    # -- references (SymPy, independent of the gradient rules) ----------------
-    def _reference(self):
-        from .lower import meaning
-
-        program = self.build.program
-        stages: dict[str, sp.Expr] = {}
-        for statement in program.statements:
-            stages[statement.name] = meaning(statement.expr, stages)
-        f = stages[program.output]
-        symbols = {s.name: s for s in f.free_symbols if isinstance(s, sp.Symbol)}
-        args = [symbols.get(n, sp.Symbol(n, real=True)) for n in self.names]
-        exprs = [f] + [sp.diff(f, args[self.names.index(w)]) for w in self.wrt]
-        return sp.lambdify(args, exprs, modules=_MODULES)
-
-    def _adjoint_refs(self):
-        """(stage index, label, adjoint name, the stages downstream of it, in order)."""
-        graph, backward, names = self.build.graph, self.build.backward, self.build.names
-        refs = []
-        for k, stage in enumerate(graph.stages):
-            v = stage.out
-            if v == graph.output or (v not in names.adjoints and v not in backward.alias):
-                continue
-            tainted, downstream = {v}, []
-            for j in range(k + 1, len(graph.stages)):
-                if any(op in tainted for op in graph.stages[j].values()):
-                    tainted.add(graph.stages[j].out)
-                    downstream.append(j)
-            refs.append((k, f"d{names.values[v]} ({k + 1})", names.adjoint(backward, v), downstream))
-        return refs
-
-    def _composed(self, k: int, downstream: list[int], values):
-        """The output as a function of stage k's value: the stage formulas
-        downstream of it composed, everything else held at `values`."""
-        graph = self.build.graph
-        v = graph.stages[k].out
-
-        def output(V):
-            vals = dict.fromkeys(())
-            vals[v] = V
-            for j in downstream:
-                stage = graph.stages[j]
-                args = [
-                    vals.get(op, values[op]) if isinstance(op, int) else _mp(op, values)
-                    for op in stage.operands
-                ]
-                vals[stage.out] = self.rules[j].forward(*args)
-            return vals[graph.output]
-
-        return output
-
-    # -- sampling -----------------------------------------------------------
-    def _sample(self, rng: random.Random):
-        graph = self.build.graph
-        point = [rng.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for _ in self.names]
+        self.wrt = [graph.inputs[k].name for k in backward.wrt]
+        self.meanings = [_meaning(s.gate, len(s.operands), s.params) for s in graph.stages]
+        self.program = _Program(build.program)
+        self.constants: dict[int, mpmath.mpf] = {}  # id(Const) -> its value at 50 digits
         with mpmath.workdps(DPS):
-            try:
-                ref = [_real(r) for r in self.reference(*map(mpmath.mpf, point))]
-                values = list(map(mpmath.mpf, point))
-                for stage, rules in zip(graph.stages, self.rules, strict=True):
-                    values.append(_real(rules.forward(*[_mp(op, values) for op in stage.operands])))
-            except (ValueError, ZeroDivisionError, TypeError, OverflowError):
-                return None
-        return point, ref, values
+            for stage in graph.stages:
+                for op in stage.operands:
+                    if isinstance(op, Const) and id(op) not in self.constants:
+                        self.constants[id(op)] = mpmath.mpf(sp.N(op.value, DPS))
+        # (stage, label, the adjoint's name in the module) for every adjoint the module computes
+        self.adjoint_rows = [
+            (k, f"d{names.values[s.out]} ({k + 1})", names.adjoint(backward, s.out))
+            for k, s in enumerate(graph.stages)
+            if instrumented is not None
+            and s.out != graph.output
+            and (s.out in names.adjoints or s.out in backward.alias)
+        ]
 
-    def _at_kink(self, values, mag) -> bool:
-        """Some non-smooth gate is at a kink, or closer to one than float64 can tell
-        (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
+    # -- the references at one point --------------------------------------------
+    def _args(self, stage, values):
+        return [values[op] if isinstance(op, int) else self.constants[id(op)] for op in stage.operands]
+
+    def _sweep(self, point) -> _Sweep:
         graph = self.build.graph
-        with mpmath.workdps(DPS):
-            for stage, rules in zip(graph.stages, self.rules, strict=True):
-                if rules.kink is None:
-                    continue
-                args = [_mp(op, values) for op in stage.operands]
-                mags = [
-                    mag[op] if isinstance(op, int) else abs(a)
-                    for op, a in zip(stage.operands, args, strict=True)
+        n = len(point)
+        values = list(map(mpmath.mpf, point))
+        args, partials = [], []
+        for stage, meaning in zip(graph.stages, self.meanings, strict=True):
+            a = self._args(stage, values)
+            values.append(_real(meaning.value(*a)))
+            args.append(a)
+        for stage, meaning, a in zip(graph.stages, self.meanings, args, strict=True):
+            partials.append(
+                [
+                    _call(d, a) if isinstance(op, int) else None
+                    for op, d in zip(stage.operands, meaning.partials, strict=True)
                 ]
-                for distance, slopes in rules.kink:
-                    spread = sum(
-                        (abs(d(*args)) * m for d, m in zip(slopes, mags, strict=True)), mpmath.mpf(0)
-                    )
-                    if abs(distance(*args)) <= RTOL * spread:
-                        return True
-        return False
-
-    def _scales(self, values):
-        """Rounding-error magnitudes: of the output value, of every adjoint, of every value."""
-        graph = self.build.graph
+            )
         zero = mpmath.mpf(0)
-        with mpmath.workdps(DPS):
-            n = len(self.names)
-            mag = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
-            for stage, rules in zip(graph.stages, self.rules, strict=True):
-                args = [_mp(op, values) for op in stage.operands]
-                for op, d in zip(stage.operands, rules.partials, strict=True):
-                    if isinstance(op, int):
-                        mag[stage.out] += _abs(d, args) * mag[op]
-            adjoint = [zero] * len(values)
-            adjoint_mag = [zero] * len(values)
-            adjoint[graph.output] = adjoint_mag[graph.output] = mpmath.mpf(1)
-            for line in self.lines:
-                stage = graph.stages[line.stage]
-                rules = self.rules[line.stage]
-                args = [_mp(op, values) for op in stage.operands] + [values[stage.out]]
-                reads = [op for op in stage.operands] + [stage.out]
-                local = _abs(rules.local[line.operand], args, signed=True)
-                local_mag = abs(local) + sum(
+        scale = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
+        for stage, ds in zip(graph.stages, partials, strict=True):
+            for op, d in zip(stage.operands, ds, strict=True):
+                if d is not None:
+                    scale[stage.out] += abs(d) * scale[op]
+        adjoint, adjoint_scale = [zero] * len(values), [zero] * len(values)
+        adjoint[graph.output] = adjoint_scale[graph.output] = mpmath.mpf(1)
+        for k in reversed(range(len(graph.stages))):
+            stage, meaning, a, ds = graph.stages[k], self.meanings[k], args[k], partials[k]
+            up, up_scale = adjoint[stage.out], adjoint_scale[stage.out]
+            for i, (op, d) in enumerate(zip(stage.operands, ds, strict=True)):
+                if d is None:
+                    continue
+                # the partial's own rounding: |d| plus its slopes times its operands' scales
+                d_scale = abs(d) + sum(
                     (
-                        _abs(d, args) * (mag[v] if isinstance(v, int) else abs(args[j]))
-                        for j, (d, v) in enumerate(
-                            zip(rules.local_partials[line.operand], reads, strict=True)
-                        )
-                        if d is not None
+                        abs(_call(dd, a)) * scale[o]
+                        for o, dd in zip(stage.operands, meaning.second[i], strict=True)
+                        if dd is not None and isinstance(o, int)
                     ),
                     zero,
                 )
-                up = stage.out
-                adjoint[line.target] += local * adjoint[up]
-                adjoint_mag[line.target] += abs(local) * adjoint_mag[up] + local_mag * abs(adjoint[up])
-        finite = lambda x: float(x) if mpmath.isfinite(x) else math.inf  # noqa: E731
-        return finite(mag[graph.output]), [finite(m) for m in adjoint_mag], mag
+                adjoint[op] += d * up
+                adjoint_scale[op] += abs(d) * up_scale + d_scale * abs(up)
+        return _Sweep(values, adjoint, scale, adjoint_scale, self._at_kink(args, scale))
+
+    def _at_kink(self, args, scale) -> bool:
+        """Some non-smooth gate is at a kink, or closer to one than float64 can tell
+        (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
+        for stage, meaning, a in zip(self.build.graph.stages, self.meanings, args, strict=True):
+            for distance, slopes in meaning.kink or ():
+                spread = sum(
+                    (
+                        abs(_call(d, a)) * (scale[op] if isinstance(op, int) else abs(x))
+                        for d, op, x in zip(slopes, stage.operands, a, strict=True)
+                    ),
+                    mpmath.mpf(0),
+                )
+                if abs(_call(distance, a)) <= RTOL * spread:
+                    return True
+        return False
+
+    def _sample(self, rng: random.Random):
+        point = [rng.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for _ in self.names]
+        with mpmath.workdps(DPS):
+            try:
+                value = self.program.value(point)
+                sweep = self._sweep(point)
+            except _UNUSABLE:
+                return None
+        n = len(point)
+        grads = [sweep.adjoint[k] for k in self.build.backward.wrt]
+        if not _usable([value, *grads]) or not _usable(sweep.values[n:]):
+            return None
+        return point, value, sweep
 
     # -- the run --------------------------------------------------------------
     def run(self, points: int, seed: int) -> Report:
         rng = random.Random(seed)
-        out = self.build.names.values[self.build.graph.output]
+        graph, wrt_ids = self.build.graph, self.build.backward.wrt
+        out = self.build.names.values[graph.output]
         value_row = Row(out, "sympy/mpmath")
         grad_rows = {
             w: Row(f"d{w}" if f"d{w}" not in self.names else f"gradient of {w}", "sympy/mpmath")
             for w in self.wrt
         }
         fd_rows = {w: Row(grad_rows[w].quantity, "finite differences", tolerance=FD_RTOL) for w in self.wrt}
-        adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _, _ in self.adjoint_refs}
+        adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _ in self.adjoint_rows}
         accepted = discarded = kinks = 0
         smooth = []  # (point, reference, value scale, gradient scales, where) away from kinks
         while accepted < points and discarded < points * TRIES_PER_POINT:
             sample = self._sample(rng)
-            if sample is None or not _usable(sample[1]) or not _usable(sample[2]):
+            if sample is None:
                 discarded += 1
                 continue
             accepted += 1
-            point, ref, values = sample
+            point, value, sweep = sample
+            ref = [value, *(sweep.adjoint[k] for k in wrt_ids)]
+            value_scale = _finite(sweep.value_scale[graph.output])
+            scales = [_finite(sweep.adjoint_scale[k]) for k in wrt_ids]
             where = "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True)) + ")"
-            value_scale, scales, mag = self._scales(values)
-            kink = self._at_kink(values, mag)
             try:
                 results = self._evaluate(point, rng)
             except Exception as exc:  # the module failed at a point where the maths is finite
                 value_row.failure = f"raised {type(exc).__name__}: {exc} at {where}"
                 value_row.error = math.inf
                 continue
-            if kink:
+            if sweep.kink:
                 # A non-smooth gate sits exactly on its kink (a tie of max, relu at 0):
                 # SymPy's derivative there is an average (Heaviside(0) = 1/2), the
-                # module follows DESIGN.md's convention; only the value compares.
+                # module follows the gate's convention; only the value compares.
                 kinks += 1
                 value_row.add(results[0][0], ref[0], value_scale, where)
                 continue
-            for value, grads, label in results:
-                if value is not None:
-                    value_row.add(value, ref[0], value_scale, f"{where} [{label}]")
-                for w, g, r, s in zip(self.wrt, grads, ref[1:], self._wrt_scales(scales), strict=True):
+            for got, grads, label in results:
+                if got is not None:
+                    value_row.add(got, ref[0], value_scale, f"{where} [{label}]")
+                for w, g, r, s in zip(self.wrt, grads, ref[1:], scales, strict=True):
                     grad_rows[w].add(g, r, s, f"{where} [{label}]")
-            smooth.append((point, ref, value_scale, self._wrt_scales(scales), where))
+            smooth.append((point, ref, value_scale, scales, where))
             self._finite_differences(point, results[0][1], scales, value_scale, fd_rows, where)
-            if self.adjoint_refs:
-                self._adjoints(point, values, scales, adj_rows, where)
+            if self.adjoint_rows:
+                self._adjoints(point, sweep, adj_rows, where)
         if self.build.options.backend == "numpy" and smooth:
             self._arrays(smooth, value_row, grad_rows)
         rows = [value_row, *grad_rows.values(), *fd_rows.values(), *adj_rows.values()]
@@ -419,9 +533,6 @@ class _Checker:
             for w, g, r, sc in zip(self.wrt, grads, ref[1:], scales, strict=True):
                 grad_rows[w].add(float(g[k]), r, sc, where)
 
-    def _wrt_scales(self, scales):
-        return [scales[self.names.index(w)] for w in self.wrt]
-
     def _evaluate(self, point, rng):
         m = self.module
         value, grads = m.value_and_grad(*point)
@@ -444,7 +555,7 @@ class _Checker:
         No agreement: nothing is compared at this point.
         """
         fwd = self.module.forward
-        for w, g, s in zip(self.wrt, grads, self._wrt_scales(scales), strict=True):
+        for w, g, s in zip(self.wrt, grads, scales, strict=True):
             i = self.names.index(w)
             h = FD_STEP * max(1.0, abs(point[i]))
             try:
@@ -462,113 +573,20 @@ class _Checker:
             except (ValueError, ZeroDivisionError, OverflowError):
                 continue
 
-    def _adjoints(self, point, values, scales, rows, where):
+    def _adjoints(self, point, sweep: _Sweep, rows, where):
         got = self.instrumented.value_and_grad(*point)
         # value_and_grad seeds the output's adjoint with 1.0 (in the compact
         # style an alias of it is that literal, not a variable)
         got.setdefault(self.build.names.dout, 1.0)
-        with mpmath.workdps(DPS):
-            for k, _, name, downstream in self.adjoint_refs:
-                v = self.build.graph.stages[k].out
-                try:
-                    # d output / d v of the composition, differentiated by mpmath
-                    # at twice the working precision (50 correct digits)
-                    with mpmath.workdps(2 * DPS):
-                        output = self._composed(k, downstream, values)
-                        ref = _real(mpmath.diff(output, values[v], **_step(output, values[v])))
-                except (ValueError, ZeroDivisionError, TypeError):
-                    continue
-                rows[k].add(got.get(name), ref, scales[v] + PER_STAGE_FLOOR / RTOL, where)
+        for k, _, name in self.adjoint_rows:
+            v = self.build.graph.stages[k].out
+            ref = sweep.adjoint[v]
+            if _usable([ref]):
+                rows[k].add(got.get(name), ref, _finite(sweep.adjoint_scale[v]), where)
 
 
-def _step(output, at) -> dict:
-    """mpmath.diff options for d output / d at, whatever the magnitudes.
-
-    mpmath's default step is absolute (~1e-104 here): it jumps over a stage
-    value of 1e-117 (1/den changes sign) and is below the last digit of a value
-    of 1e200. The step is made relative to the value, and the working precision
-    is raised by the bits between the output's magnitude and the value's, so
-    that output(at ± step) still resolves the step (x + 1e-117 has the
-    derivative 1, not 0)."""
-    if not at:
-        return {}
-    value = output(at)
-    extra = max(0, int(mpmath.mag(value)) - int(mpmath.mag(at))) if value else 0
-    return {"h": abs(at) * mpmath.ldexp(1, -mpmath.mp.prec - 10), "addprec": 10 + extra}
-
-
-def _heaviside(x, at_zero=0.5):
-    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(at_zero)
-
-
-# SymPy writes derivatives of max, min and relu with Heaviside; printed as a
-# function it avoids the (slow) rewrite to Piecewise. Its value at 0 is never
-# used: points on a kink compare the value only.
-_MODULES = [{"Heaviside": _heaviside}, "mpmath"]
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """A stage's gate, lambdified for mpmath: its meaning and SymPy's partial
-    derivatives of it (the references), and its local-gradient rules with their
-    own partial derivatives (only for the rounding-error magnitudes)."""
-
-    forward: object
-    partials: list
-    local: list
-    local_partials: list  # [operand][symbol read: operands..., out] -> function or None
-    kink: list | None  # (distance to a kink, its slopes per operand); None: smooth
-
-
-@functools.lru_cache(maxsize=None)
-def _instance_rules(gate_name: str, arity: int, params: tuple) -> _Rules:
-    gate = REGISTRY[gate_name]
-    xs = [slot(i) for i in range(arity)]
-    f = gate.meaning(*xs, *params)
-    reads = [*xs, OUT]
-
-    def fn(expr):
-        expr = expr.replace(sp.DiracDelta, lambda *a: sp.Integer(0))  # kinks: measure zero
-        return sp.lambdify(reads, expr, modules=_MODULES)
-
-    local = gate.instance(arity, params).local
-    return _Rules(
-        forward=sp.lambdify(xs, f, modules=_MODULES),
-        partials=[sp.lambdify(xs, sp.diff(f, x), modules=_MODULES) for x in xs],
-        local=[fn(rule) for rule in local],
-        local_partials=[
-            [fn(sp.diff(rule, r)) if r in rule.free_symbols else None for r in reads] for rule in local
-        ],
-        kink=(
-            None
-            if gate.smooth
-            else [
-                (
-                    sp.lambdify(xs, e, modules=_MODULES),
-                    [sp.lambdify(xs, sp.diff(e, x), modules=_MODULES) for x in xs],
-                )
-                for e in gate.kink(*xs)
-            ]
-        ),
-    )
-
-
-def _rules(stage) -> _Rules:
-    return _instance_rules(stage.gate, len(stage.operands), stage.params)
-
-
-def _abs(fn, args, signed: bool = False):
-    """fn(*args) in mpmath; 0 where it has no value (the measure-zero kinks)."""
-    try:
-        value = fn(*args)
-    except (ValueError, ZeroDivisionError, TypeError):
-        return mpmath.inf
-    value = _real(value) if not isinstance(value, (int, float)) else mpmath.mpf(value)
-    return value if signed else abs(value)
-
-
-def _mp(op, values):
-    return mpmath.mpf(sp.N(op.value, DPS)) if isinstance(op, Const) else values[op]
+def _finite(x) -> float:
+    return float(x) if mpmath.isfinite(x) else math.inf
 
 
 def _real(x):

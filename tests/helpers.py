@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import stagegen
-from stagegen.emit import emit
+from stagegen.modules import instrumented as instrumented_module
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -23,9 +23,7 @@ def example(name: str) -> str:
 
 def instrumented(source: str, **options):
     """A module whose value_and_grad returns locals(): every value and adjoint by name."""
-    b = stagegen.build(source, **options)
-    text = emit(b.program, b.graph, b.backward, b.names, b.options, instrument=True)
-    return stagegen.module_from_text(text, "<instrumented>")
+    return instrumented_module(stagegen.generate(source, **options), "<instrumented>")
 
 
 def function_lines(text: str, function: str) -> list[str]:
@@ -79,14 +77,13 @@ def scale_backward_line(monkeypatch) -> None:
     import importlib
 
     trace = importlib.import_module("stagegen.trace")  # the module; stagegen.trace is its function
-    real = trace.emit
+    real = trace.instrumented
 
-    def edited(*args, **kwargs):
-        text = real(*args, **kwargs)
+    def edited(text, filename):
         assert "dq = (z) * dout  # (2)" in text
-        return text.replace("dq = (z) * dout  # (2)", "dq = (z) * dout * 10.0  # (2)")
+        return real(text.replace("dq = (z) * dout  # (2)", "dq = (z) * dout * 10.0  # (2)"), filename)
 
-    monkeypatch.setattr(trace, "emit", edited)
+    monkeypatch.setattr(trace, "instrumented", edited)
 
 
 def release_errors(text: str) -> list[str]:

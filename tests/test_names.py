@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 import stagegen
 from gradcheck import RTOL, close, reference
 from helpers import adjoint_lines, run_subprocess
-from stagegen.emit import emit
 from stagegen.gates import BY_SOURCE
 from stagegen.identifiers import GLOBALS
+from stagegen.modules import instrument
 
 
 def check(source: str, **options) -> str:
@@ -193,9 +193,8 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
     gates = [g for g, gate in BY_SOURCE.items() if backend in gate.backends]
     source = "f = " + " + ".join(f"{g}(x)" if g not in ("max", "min") else f"{g}(x, y)" for g in gates)
     b = stagegen.build(source, backend=backend)
-    modules = [b.text, emit(b.program, b.graph, b.backward, b.names, b.options, instrument=True)]
-    for text in modules:
-        code = compile(text, "<generated>", "exec")
+    for tree in (b.text, instrument(b.text)):
+        code = compile(tree, "<generated>", "exec")
         for const in code.co_consts:
             if hasattr(const, "co_code") and const.co_name not in ("_locate", "_unbroadcast"):
                 loaded = {i.argval for i in dis.get_instructions(const) if i.opname == "LOAD_GLOBAL"}

@@ -79,3 +79,14 @@ def test_diagram_image_is_committed_and_described():
     assert "its\n2.06 is the `dx` of the trace" in README and ">2.06<" in dot
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get install -y graphviz" in ci and "apt-get update" in ci
+
+
+def test_check_excerpt_is_the_real_output():
+    import stagegen
+
+    command = "$ stagegen examples/notes.txt --check\n"
+    shown = README.split("```\n" + command, 1)[1].split("```", 1)[0]
+    assert shown.endswith("...\n")
+    notes = (ROOT / "examples" / "notes.txt").read_text(encoding="utf-8")
+    table = stagegen.verify(stagegen.build(notes, filename="examples/notes.txt")).table()
+    assert table.startswith(shown.removesuffix("...\n"))

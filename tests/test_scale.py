@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import sympy as sp
 
 import stagegen
@@ -122,3 +123,61 @@ def test_nested_unevaluated_sum_10000_deep():
         expr = sp.Add(expr, sp.Integer(k % 3 - 1), evaluate=False)
     value, (dx,) = stagegen.load(expr).value_and_grad(0.5)
     assert value == 0.5 + sum(k % 3 - 1 for k in range(N)) and dx == 1.0
+
+
+# -- SymPy input nested deeper than any recursion could go, through every pass --
+
+
+def _nested(kind: str, depth: int) -> sp.Expr:
+    """x inside `depth` unevaluated applications of one construction."""
+    x, y = sp.symbols("x y", real=True)
+    wrap = {
+        "sin": lambda e: sp.sin(e, evaluate=False),
+        # half of (e + 1), then e * y + x: sums, products and constants alternate
+        "sum-product": lambda e, k=[0]: (
+            k.__setitem__(0, k[0] + 1)
+            or (
+                sp.Mul(sp.Add(e, 1, evaluate=False), sp.Rational(1, 2), evaluate=False)
+                if k[0] % 2
+                else sp.Add(sp.Mul(e, y, evaluate=False), x, evaluate=False)
+            )
+        ),
+        "continued-fraction": lambda e: sp.Pow(sp.Add(1, e, evaluate=False), -1, evaluate=False),
+        "sigmoid": lambda e: stagegen.sigmoid(sp.Add(e, y, evaluate=False)),
+    }[kind]
+    expr = x
+    for _ in range(depth):
+        expr = wrap(expr)
+    return expr
+
+
+@pytest.mark.parametrize(
+    "kind, depth",
+    [("sin", d) for d in (200, 1_000, 5_000, 10_000)]
+    + [(kind, 1_000) for kind in ("sum-product", "continued-fraction", "sigmoid")],
+)
+def test_deep_sympy_input_generates_and_verifies(kind, depth):
+    expr = _nested(kind, depth)
+    build = stagegen.build(expr)
+    assert len(build.graph.stages) >= depth
+    report = stagegen.verify(build, points=2)
+    assert report.ok and report.points == 2, report.table()[:2000]
+    docstring = build.text.split('"""', 2)[1]
+    # too deep to print as one expression: its stages, or a note where they are too many
+    assert "\n    sinx = sin(x)\n" in docstring or "stages, too large to show here)" in docstring
+
+
+def test_a_module_of_deep_sympy_input_verifies_from_its_docstring(tmp_path):
+    path = tmp_path / "deep_grad.py"
+    path.write_text(stagegen.generate(_nested("sin", 200)))  # its stages fit in the docstring
+    report = stagegen.verify(str(path), points=2)
+    assert report.ok, report.table()[:2000]
+
+
+def test_an_error_about_a_deep_tree_is_short():
+    expr = sp.gamma(_nested("sin", 5_000), evaluate=False)
+    with pytest.raises(stagegen.UnsupportedError) as info:
+        stagegen.generate(expr)
+    first = info.value.render().split("\n")[0]
+    assert first.startswith("stagegen: error: stagegen has no gate for gamma (in gamma(sin(sin(")
+    assert first.endswith("...)") and len(first) < 200

@@ -1,5 +1,7 @@
 """stagegen.verify and stagegen.testing: they pass correct code and catch wrong code."""
 
+import contextlib
+
 import pytest
 
 import stagegen
@@ -83,3 +85,122 @@ def test_per_stage_reference_of_a_tiny_stage_value(source):
     (found by tests/test_fuzz.py)."""
     report = stagegen.verify(source, points=20)
     assert report.ok, report.table()
+
+
+def test_an_edited_line_is_named_by_the_per_stage_check(tmp_path):
+    """The per-stage check runs on the module's own text, so the edited line is named."""
+    good = stagegen.generate(example("notes.txt"), filename="examples/notes.txt")
+    path = tmp_path / "edited.py"
+    path.write_text(good.replace("dxpy = (2 * xpy) * dxpysqr", "dxpy = (2 * xpy) * dxpysqr * 1.0000001"))
+    report = stagegen.verify(str(path), points=5)
+    status = {row.quantity: row.ok for row in report.rows if row.reference == "mpmath, per stage"}
+    assert status["dxpy (4)"] is False and status["dxpysqr (5)"] is True
+    assert any("dxpy is wrong" in note and "(5)" in note for note in report.notes)
+
+
+@contextlib.contextmanager
+def rules_that_raise():
+    """Every gate's gradient rules replaced by functions that raise when called."""
+    saved = {}
+
+    def touched(*args, **kwargs):
+        raise AssertionError("verify read a gradient rule")
+
+    for gate in REGISTRY.values():
+        saved[gate.name] = (gate.local, gate.vjp)
+        object.__setattr__(gate, "local", touched if gate.local is not None else None)
+        object.__setattr__(gate, "vjp", touched if gate.vjp is not None else None)
+        gate.instance.cache_clear()
+    try:
+        yield
+    finally:
+        for gate in REGISTRY.values():
+            object.__setattr__(gate, "local", saved[gate.name][0])
+            object.__setattr__(gate, "vjp", saved[gate.name][1])
+            gate.instance.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "gates.txt", "neuron.txt"])
+def test_verify_reads_no_gradient_rule(name):
+    builds = [stagegen.build(example(name), style=s) for s in ("seed", "compact")]
+    with rules_that_raise():
+        for build in builds:
+            report = stagegen.verify(build, points=3)
+            assert report.ok, report.table()
+        with pytest.raises(AssertionError, match="read a gradient rule"):
+            stagegen.build(example(name))  # the rules do raise
+
+
+def test_a_lowering_bug_is_caught_by_the_value():
+    """The value is compared with the program itself, not with the stages
+    lowering made: a SymPy sin decoded as the cos gate shows in the value."""
+    import importlib
+
+    import sympy as sp
+
+    lower = importlib.import_module("stagegen.lower")  # the module; stagegen.lower is its function
+    x, y = sp.symbols("x y", real=True)
+    heads = dict(lower._HEADS)
+    lower._HEADS[sp.sin] = REGISTRY["cos"]
+    try:
+        report = stagegen.verify(sp.sin(x) * y, points=3)
+    finally:
+        lower._HEADS.clear()
+        lower._HEADS.update(heads)
+    assert not report.ok
+    assert not next(row for row in report.rows if row.quantity == "f").ok
+    assert stagegen.verify(sp.sin(x) * y, points=3).ok
+
+
+def test_verify_of_a_build_takes_no_options():
+    build = stagegen.build("f = x * y")
+    assert stagegen.verify(build, points=2).ok
+    with pytest.raises(stagegen.UsageError, match="takes no generation options"):
+        stagegen.verify(build, backend="numpy")
+
+
+def test_check_verifies_the_build_it_made(tmp_path, monkeypatch, capsys):
+    """stagegen --check hands its Build to verify: the program is built once."""
+    import stagegen.__main__  # noqa: F401 -- binds its own `build` before the patch
+    from helpers import run_cli
+
+    calls = []
+    real = stagegen.build
+    monkeypatch.setattr(stagegen, "build", lambda *a, **k: calls.append(a) or real(*a, **k))
+    (tmp_path / "in.txt").write_text(example("notes.txt"))
+    status, out, _ = run_cli([str(tmp_path / "in.txt"), "--check", "--points", "3"], capsys)
+    assert status == 0 and "dsigy (1)" in out
+    assert calls == []  # the CLI's own build is the only one (it is bound in stagegen.__main__)
+
+
+def _evaluations(source: str, monkeypatch) -> int:
+    """mpmath evaluations verify makes for `source` at 2 points."""
+    import importlib
+
+    verify = importlib.import_module("stagegen.verify")
+    count = [0]
+    real = verify._real
+
+    def counted(x):
+        count[0] += 1
+        return real(x)
+
+    monkeypatch.setattr(verify, "_real", counted)
+    report = stagegen.verify(source, points=2)
+    assert report.ok and report.discarded == 0, report.table()
+    return count[0]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "s{k} = sin(s{j}) + s{j}",  # a chain: every stage forks into the next line
+        "s{k} = sin(s{j}) + cos(s{j})",  # as a tree this doubles with every line
+    ],
+)
+def test_the_check_is_linear_in_the_number_of_stages(line, monkeypatch):
+    def chain(n: int) -> str:
+        return "s0 = x * 0.5\n" + "".join(line.format(k=k, j=k - 1) + "\n" for k in range(1, n))
+
+    small, large = (_evaluations(chain(n), monkeypatch) for n in (40, 80))
+    assert 1.8 <= large / small <= 2.2, (small, large)
