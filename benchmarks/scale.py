@@ -68,11 +68,12 @@ def measure(n: int, repeats: int) -> dict:
 def passes(n: int) -> dict[str, float]:
     """CPU seconds of each pass on `source(n)`, the cycle collector paused as `build` does."""
     from stagegen.differentiate import differentiate
-    from stagegen.emit import emit
     from stagegen.lower import lower
     from stagegen.names import assign
     from stagegen.options import Options
     from stagegen.parse import parse
+    from stagegen.plan import plan
+    from stagegen.render import render
 
     clear_cache()
     times, clock = {}, time.process_time
@@ -88,8 +89,10 @@ def passes(n: int) -> dict[str, float]:
         times["differentiate"], start = clock() - start, clock()
         names = assign(graph, backward)
         times["names"], start = clock() - start, clock()
-        emit(program, graph, backward, names, Options())
-        times["emit"] = clock() - start
+        listing = plan(graph, backward, names, Options())
+        times["plan"], start = clock() - start, clock()
+        render(listing, program, graph, Options())
+        times["render"] = clock() - start
     finally:
         if enabled:
             gc.enable()
@@ -119,10 +122,10 @@ def run(quick: bool = False) -> list[str]:
     )
     lines += [
         "",
-        "CPU seconds per pass (emit: template, the compile() check, black on long lines):",
+        "CPU seconds per pass (render: printing, the template, black on long lines, the compile() check):",
         "",
-        "| stages | parse | lower | differentiate | names | emit | total |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| stages | parse | lower | differentiate | names | plan | render | total |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n in sizes[-2:]:
         t = passes(n)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import traceback
 
-from . import __version__, build
+from . import __version__
 from .diagram import Diagram, draw, format_of
 from .errors import ParseError, Span, StagegenError, UsageError
+from .files import write_atomically
 from .options import add_arguments
 from .parse import MAX_SOURCE_CHARS
+from .pipeline import build
 from .trace import evaluate, parse_point
 
 # A larger file is refused before it is read (some 400,000 stages of named
@@ -141,37 +142,6 @@ def _check_size(size: int, name: str) -> None:
             file=name,
             hint="split the model into smaller files, or generate from SymPy objects through the API",
         )
-
-
-def write_atomically(path: str, data: str | bytes) -> None:
-    """Write `data` (text is written as UTF-8) to `path`: readers see the old file or the new one,
-    never a part. A symbolic link is written through: its target is replaced, the link stays."""
-    shown, path = path, os.path.realpath(path)
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {shown}: the folder {folder} does not exist")
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    if os.path.isdir(path):
-        raise UsageError(f"cannot write {shown}: it is a directory")
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".stagegen-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ program (no shell, with a timeout); DOT text needs no Graphviz.
 
 from __future__ import annotations
 
-import functools
 import html
 import os
 import shutil
@@ -26,10 +25,13 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .backends import SOURCE
 from .errors import ToolError, UsageError
-from .gates import REGISTRY, slot
-from .ir import Const
-from .printer import StagePrinter
+from .expr import Num
+from .files import write_atomically
+from .gates import REGISTRY
+from .pipeline import build
+from .printer import Forms
 from .trace import Trace, evaluate, number, parse_point
 
 VALUE_COLOUR = "#1f5fbf"  # blue: the forward value on a wire
@@ -66,8 +68,6 @@ class Diagram:
 
     def render(self, path: str | os.PathLike) -> None:
         """Write the diagram to `path` (atomically), in the format its extension names."""
-        from .__main__ import write_atomically
-
         path = os.fspath(path)
         write_atomically(path, self.image(format_of(path)))
 
@@ -136,8 +136,6 @@ def diagram(source, at: Mapping | str | None = None, /, **options) -> Diagram:
     primitive circuit). The result renders inline in Jupyter and writes files
     with ``.render("circuit.svg")``.
     """
-    from . import build
-
     b = build(source, **options)
     if isinstance(at, str):
         at = parse_point(at, "at", b.program.filename)
@@ -149,7 +147,7 @@ def draw(build, trace: Trace | None = None) -> str:
     """DOT text of `build`'s stage DAG; with `trace`, its numbers on the wires."""
     graph, names = build.graph, build.names
     n = len(graph.inputs)
-    printer = StagePrinter(build.options.backend, names.module)
+    source = Forms(SOURCE)
     rows = None if trace is None else (*trace.inputs, *trace.rows)  # by value id
     output = names.values[graph.output]
 
@@ -173,13 +171,10 @@ def draw(build, trace: Trace | None = None) -> str:
         "  // one node per stage, labelled by its gate",
     ]
     for k, stage in enumerate(graph.stages):
-        shown = [
-            names.values[op] if isinstance(op, int) else printer.constant(op.value, True)
-            for op in stage.operands
-        ]
-        label = _gate_label(stage, printer)
+        shown = [names.values[op] if isinstance(op, int) else op for op in stage.operands]
+        label = _gate_label(stage, source)
         shape = "circle" if len(label) <= 3 else "box, style=rounded"
-        tooltip = f"({k + 1}) {names.values[stage.out]} = {printer.display(stage, shown)}"
+        tooltip = f"({k + 1}) {names.values[stage.out]} = {_display(stage, shown, source)}"
         lines.append(f"  v{stage.out} [shape={shape}, label=<{_html(label)}>, tooltip={_quoted(tooltip)}];")
     lines += [
         "  // the output, on the right",
@@ -209,32 +204,27 @@ def draw(build, trace: Trace | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _gate_label(stage, printer: StagePrinter) -> str:
+def _display(stage, operands, source: Forms) -> str:
+    return source.fill(REGISTRY[stage.gate].instance(len(stage.operands), stage.params).display, operands)
+
+
+def _gate_label(stage, source: Forms) -> str:
     """The gate's label, constant operands folded in: ``+1``, ``/7``, ``3 - ·``, ``max(·, 0)``."""
     gate = REGISTRY[stage.gate]
     label = gate.label(stage.params)
     operands = stage.operands
-    constants = [printer.constant(op.value, True) for op in operands if isinstance(op, Const)]
+    constants = [source.operand(op) for op in operands if isinstance(op, Num)]
     if not constants:
         return label
     if (
         gate.operator
         and len(operands) == 2
         and len(constants) == 1
-        and (isinstance(operands[1], Const) or _commutative(gate, stage.params))
+        and (isinstance(operands[1], Num) or gate.commutative)
     ):  # the notes' style: +1, *2, -3
         constant = constants[0]
         return label + (f"({constant})" if constant.startswith("-") else constant)
-    return printer.display(
-        stage, [HOLE if isinstance(op, int) else printer.constant(op.value, True) for op in operands]
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _commutative(gate, params: tuple) -> bool:
-    """Whether swapping a binary gate's operands leaves its meaning unchanged."""
-    forward = gate.instance(2, params).forward
-    return forward == forward.subs({slot(0): slot(1), slot(1): slot(0)}, simultaneous=True)
+    return _display(stage, [HOLE if isinstance(op, int) else op for op in operands], source)
 
 
 def _wire_label(name: str | None, row) -> str:

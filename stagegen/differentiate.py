@@ -1,15 +1,20 @@
 """Stage DAG -> the reverse pass, as plain data.
 
 For every stage in reverse order and every operand that leads to a requested
-gradient, one `Line`: adjoint of the operand (=, or += from its second
+gradient, one `Line`: the adjoint of the operand (=, or += from its second
 contribution on) gets the gate's local gradient times the stage's adjoint, or
 for a structural gate (matmul, a reduction) its whole vector-Jacobian product.
 Where broadcasting made the stage larger than the operand, the line says which
 axes to sum (`Line.reduce`). Nothing is computed that does not lead to a
 requested gradient, and the cache holds exactly the values the kept lines
-read. In the compact style an adjoint whose only contribution is ``(1) * dv``
-is not a line of its own: it *is* dv. Text is made later, by the printer and
-the emitter.
+read.
+
+What a line multiplies is a fact of the line, its `kind`: ``scale`` (local
+times upstream), ``copy`` (the upstream itself: a local gradient of 1 in the
+compact style), ``negate`` (minus the upstream: -1, compact) or ``vjp`` (a
+structural gate's contribution). In the compact style an adjoint whose only
+contribution is a copy is not a line of its own: it *is* the upstream
+adjoint (`Backward.alias`). Text is made later, by the planner and printer.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import sympy as sp
-
-from .gates import OUT, REGISTRY, slot
+from .expr import OUT, Expr, Num, Slot, nodes
+from .gates import REGISTRY
 from .ir import Graph, Stage
 from .options import STYLES
 from .shapes import reductions
+
+KINDS = ("scale", "copy", "negate", "vjp")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Line:
     # Sums bringing the contribution to the target's shape, as (axes, keepdims)
     # steps; None: the shapes are known only at run time.
     reduce: tuple | None = ()
+    kind: str = "scale"  # one of KINDS
 
 
 @dataclass(frozen=True)
@@ -52,15 +59,24 @@ class Backward:
         return self.alias.get(out, out)
 
 
-def local(graph: Graph, stage: Stage, operand: int) -> sp.Expr:
-    """The local gradient d stage / d operand on the gate's placeholders; for a
+def local(stage: Stage, operand: int) -> Expr:
+    """The local gradient d stage / d operand on the gate's slots; for a
     structural gate, its whole contribution (in terms of DOUT)."""
-    instance = REGISTRY[stage.gate].instance(len(stage.operands), stage.params)
-    return (instance.local or instance.vjp)[operand]
+    return REGISTRY[stage.gate].instance(len(stage.operands), stage.params).rules[operand]
 
 
-def _shape(graph: Graph, value: int):
-    return graph.shapes[value] if graph.shapes else ()
+@functools.lru_cache(maxsize=None)  # rule expressions: one per gate instance and operand
+def _leaves(rule: Expr) -> tuple[frozenset[int], bool]:
+    """The operand slots a rule reads, and whether it reads the output."""
+    found = list(nodes(rule))
+    return frozenset(n.index for n in found if isinstance(n, Slot)), OUT in found
+
+
+def reads(stage: Stage, rule: Expr) -> list[int]:
+    """Values a rule reads: operand slots that are values, and the output."""
+    used, out = _leaves(rule)
+    found = [op for i, op in enumerate(stage.operands) if isinstance(op, int) and i in used]
+    return found + [stage.out] if out else found
 
 
 def _reduce(graph: Graph, stage: Stage, target: int, unbroadcast: set[int]):
@@ -68,7 +84,7 @@ def _reduce(graph: Graph, stage: Stage, target: int, unbroadcast: set[int]):
     if REGISTRY[stage.gate].structural:
         return ()  # its rule already has the operand's shape
     try:
-        return tuple(reductions(_shape(graph, target), _shape(graph, stage.out)))
+        return tuple(reductions(graph.shape(target), graph.shape(stage.out)))
     except LookupError:
         pass
     producer = graph.stage_of(target)
@@ -80,20 +96,15 @@ def _reduce(graph: Graph, stage: Stage, target: int, unbroadcast: set[int]):
     return ()  # elementwise all the way: the sum can wait for the inputs
 
 
-@functools.lru_cache(maxsize=None)  # rule expressions: one per gate instance and operand
-def _free_symbols(expr: sp.Expr) -> frozenset:
-    return frozenset(expr.free_symbols)
-
-
-def reads(stage: Stage, expr: sp.Expr) -> list[int]:
-    """Values a rule expression reads: operand slots that are values, and the output."""
-    found = []
-    for i, op in enumerate(stage.operands):
-        if isinstance(op, int) and slot(i) in _free_symbols(expr):
-            found.append(op)
-    if OUT in _free_symbols(expr):
-        found.append(stage.out)
-    return found
+def _kind(stage: Stage, operand: int, style: str) -> str:
+    if REGISTRY[stage.gate].structural:
+        return "vjp"
+    rule = local(stage, operand)
+    if style == "compact" and rule == Num(1):
+        return "copy"
+    if style == "compact" and rule == Num(-1):
+        return "negate"
+    return "scale"
 
 
 def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str = "seed") -> Backward:
@@ -118,32 +129,26 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
         for i, op in enumerate(stage.operands):
             if isinstance(op, int) and depends[op]:
                 reduce = _reduce(graph, stage, op, unbroadcast)
-                line = Line(k, i, op, accumulate=op in contributions, reduce=reduce)
+                line = Line(k, i, op, op in contributions, reduce, _kind(stage, i, style))
                 contributions.setdefault(op, []).append(line)
                 lines.append(line)
                 has_adjoint.add(op)
 
     alias: dict[int, int] = {}
-    if style == "compact":
-        for line in lines:  # reverse stage order: an upstream alias is known first
-            target, out = line.target, graph.stages[line.stage].out
-            if (
-                target >= n
-                and len(contributions[target]) == 1
-                and line.reduce == ()
-                and local(graph, graph.stages[line.stage], line.operand) == 1
-            ):
-                alias[target] = alias.get(out, out)
-        lines = [line for line in lines if line.target not in alias]
+    for line in lines:  # reverse stage order: an upstream alias is known first
+        target, out = line.target, graph.stages[line.stage].out
+        if target >= n and line.kind == "copy" and len(contributions[target]) == 1 and line.reduce == ():
+            alias[target] = alias.get(out, out)
+    lines = [line for line in lines if line.target not in alias]
 
     cache: set[int] = set()
     for line in lines:
         stage = graph.stages[line.stage]
-        cache.update(reads(stage, local(graph, stage, line.operand)))
+        cache.update(reads(stage, local(stage, line.operand)))
         if line.reduce is None:
             cache.add(line.target)  # its shape, at run time
     zero = tuple(k for k in wrt if k not in has_adjoint)
     # an array input's zero gradient, and a late sum to an input's shape, read its shape
-    cache.update(k for k in zero if _shape(graph, k) != ())
+    cache.update(k for k in zero if graph.shape(k) != ())
     cache.update(unbroadcast)
     return Backward(tuple(lines), wrt, zero, tuple(sorted(cache)), alias, style, tuple(sorted(unbroadcast)))

@@ -1,106 +1,108 @@
 """The gate registry: every gate stagegen knows, each defined exactly once.
 
-A gate is one `Gate` record: its operands and constant parameters, its
-mathematical meaning `forward` (SymPy), its local gradient with respect to each
-operand `local` (SymPy, may use the cached output `out`), the operator or
-function name that writes it in the input language, and, only where numerical
-safety needs it, a different emitted form per backend (`emit`). A grouped gate
+A gate is one `Gate` record. Its mathematical meaning, `forward`, is SymPy:
+the reference that lowering decodes programs against and `verify` checks
+against. Everything the generated code says about it is stagegen's own
+expression language (`expr.py`): the emitted form, `code` (by default a call
+of the function `fn`, which each backend names by its convention, such as
+``math.log2`` or ``np.log2``; per backend where numerical safety needs a form
+of its own), and the local gradient per operand, `local`, which may read the
+cached output `OUT`, or for a structural gate (matmul, a reduction) the whole
+vector-Jacobian product per operand, `vjp`, which reads the adjoint `DOUT`.
+The operator or function name that writes it in the input language, its name
+hint, its label and its test domain complete the record. A grouped gate
 (sigmoid, softplus) is also recognised from its primitive circuit, `forward`
 and the extra `patterns`, and is expanded back into it by ``--gates fine``.
 
 Lowering, differentiation, naming, printing and the tests read these records;
 no other module branches on a gate's name. The registry is frozen at import.
-Rules are evaluated on placeholder symbols (`slot(i)`, `OUT`), once per gate,
-arity and parameters (`Gate.instance`); the printer turns them into text.
+Rules are instantiated once per gate, arity and parameters (`Gate.instance`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 
 import sympy as sp
-from sympy.codegen.cfunctions import expm1, log1p
 
+from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .shapes import drop_axis, text
+from .expr import DOUT, OUT, Expr, Num, call, function, select, slots
+from .shapes import drop_axis, matmul_shape, transpose_shape
 
-__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "slot", "ordered_max", "ordered_min"]
+__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "slot", "DERIVATIVES"]
+
+# The functions rules and emitted forms call, by their names in the expression language.
+exp, log, sqrt = function("exp"), function("log"), function("sqrt")
+sin, cos, sinh, cosh = function("sin"), function("cos"), function("sinh"), function("cosh")
+expm1, log1p, sign, ordered_max = function("expm1"), function("log1p"), function("sign"), function("max")
+minimum, absolute, every = function("min"), function("abs"), function("all")
+ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
+size, axis_size, amax = function("size"), function("shape"), function("amax")
+array_sum, array_mean = function("sum"), function("mean")
 
 
 @functools.lru_cache(maxsize=None)
 def slot(i: int) -> sp.Symbol:
-    """The placeholder for operand `i` in a gate's rules (sorts in operand order)."""
+    """The SymPy placeholder for operand `i` in a gate's meaning (sorts in operand order)."""
     return sp.Symbol(f"_{i:03d}", real=True)
 
 
-OUT = sp.Symbol("_out", real=True)  # placeholder for the gate's own output
-DOUT = sp.Symbol("_dout", real=True)  # placeholder for the output's adjoint, in a structural rule
-
-# Order-preserving max/min for emitted forms: SymPy's Max sorts its arguments,
-# but which operand wins a tie is part of the contract (the first one).
-ordered_max = sp.Function("ordered_max")
-ordered_min = sp.Function("ordered_min")
-
-# Array operations the numpy backend's rules are written with. Each prints as
-# the NumPy it names (printer.NumpyPrinter); matmul, transpose and the
-# reductions are also the function classes of their own gates below.
-matmul = sp.Function("matmul")  # a @ b
-transpose = sp.Function("transpose")  # a.T
-ones_like = sp.Function("ones_like")  # np.ones_like(a)
-full_like = sp.Function("full_like")  # np.full_like(a, value)
-expand_dims = sp.Function("expand_dims")  # np.expand_dims(a, axis)
-axis_size = sp.Function("axis_size")  # a.size, or a.shape[axis]
-amax = sp.Function("amax")  # np.max(a); (a, axis): np.max(a, axis=axis); (a, axis, 1): keepdims=True
-array_sum = sp.Function("sum")  # np.sum(a)
-sum_axis = sp.Function("sum_axis")  # np.sum(a, axis=axis)
-array_mean = sp.Function("mean")
-mean_axis = sp.Function("mean_axis")
-logsumexp = sp.Function("logsumexp")
-logsumexp_axis = sp.Function("logsumexp_axis")
-# if_all(condition, a, b): a if the condition holds for every element, else b;
-# a fast form for arrays with no extreme element, a safe one for the rest.
-if_all = sp.Function("if_all")
+def sympy_number(value) -> sp.Expr:
+    """A parameter (a Python int, float or Fraction, or a named constant) as SymPy."""
+    if isinstance(value, Num):
+        return {"pi": sp.pi, "e": sp.E}[value.name] if value.name else sympy_number(value.value)
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    return sp.sympify(value)  # a Python number, or SymPy's own
 
 
 @dataclass(frozen=True)
 class Instance:
-    """A gate's rules evaluated at one arity and parameter tuple, on placeholders."""
+    """A gate's rules at one arity and parameter tuple, on placeholders."""
 
-    forward: sp.Expr  # the meaning
-    emit: Mapping[str, sp.Expr]  # backend -> emitted form (defaults to forward)
-    local: tuple[sp.Expr, ...] | None  # d out / d operand_i (elementwise gates)
-    vjp: tuple[sp.Expr, ...] | None  # contribution to operand_i's adjoint (structural gates)
+    forward: sp.Expr  # the meaning, over slot(i)
+    code: Mapping[str, Expr]  # backend -> the emitted form
+    display: Expr  # the stage as the input language writes it
+    local: tuple[Expr, ...] | None  # d out / d operand_i (elementwise gates)
+    vjp: tuple[Expr, ...] | None  # contribution to operand_i's adjoint (structural gates)
 
-    def emitted(self, backend: str) -> sp.Expr:
-        return self.emit.get(backend, self.forward)
+    @property
+    def rules(self) -> tuple[Expr, ...]:
+        return self.local if self.local is not None else self.vjp
 
 
 @dataclass(frozen=True, eq=False)
 class Gate:
     name: str
     operands: tuple[str, ...]
-    forward: Callable[..., sp.Expr]
+    forward: Callable[..., sp.Expr]  # the meaning, in SymPy (the reference)
     local: Callable[..., tuple] | None = None  # elementwise: d out / d operand_i, from operands and out
     vjp: Callable[..., tuple] | None = None  # structural: the whole contribution per operand (also dout)
+    fn: str | None = None  # the function (or operator) the default emitted form calls
+    code: Callable[..., Expr] | Mapping[str, Callable[..., Expr]] | None = None  # the emitted form
     shape: Callable[..., tuple] | None = None  # structural: output shape from operand shapes; else broadcast
-    backends: tuple[str, ...] = ("math", "numpy")
+    view: bool = False  # its output may share its operand's memory (a.T): never updated in place
+    arrays: bool = False  # it exists only on backends of arrays (matmul, reductions)
     keywords: tuple[str, ...] = ()  # parameters written as keywords in the input language (axis=)
     params: tuple[str, ...] = ()
     variadic: bool = False  # operands is a pattern for 2 or more operands
     operator: str | None = None  # how the input language writes it: "+", "u-", ...
+    decodes: tuple[str, ...] = ()  # the encodings of SymPy's forms it stands for (lower.ENCODINGS)
     source: str | None = None  # ... or the function name that calls it
     grouped: bool = False  # recognised from its circuit; expanded by --gates fine
     patterns: tuple[Callable[..., sp.Expr], ...] = ()  # more circuits that mean this gate
-    emit: Mapping[str, Callable[..., sp.Expr]] = field(default_factory=dict)
     name_hint: str | Callable[..., str] = ""
     symbol: str | Callable[..., str] = ""  # its label in a circuit diagram (of the params if callable)
     domain: tuple[float, float] = (-3.0, 3.0)  # where tests sample its operands
     special: tuple[float, ...] = ()  # operand values tests always try
     test_params: tuple[tuple, ...] = ((),)
-    kink: Callable[..., tuple] | None = None  # expressions; the gate has a kink where one is zero
+    kink: Callable[..., tuple] | None = None  # SymPy expressions; the gate has a kink where one is zero
     convention: str = ""  # the subgradient at a kink, as the backward line's comment states it
     why: str = ""  # why a grouped gate replaces its circuit (listed in the module's docstring)
     doc: str = ""
@@ -110,6 +112,11 @@ class Gate:
         # The SymPy function that stands for one application of this gate in a
         # parsed program: unevaluated, order preserving, one class per gate.
         object.__setattr__(self, "function", sp.Function(self.name))
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """The backends it can be emitted for."""
+        return tuple(name for name, b in BACKENDS.items() if b.arrays or not self.arrays)
 
     @property
     def structural(self) -> bool:
@@ -139,61 +146,79 @@ class Gate:
         """The gate's label in a circuit diagram, for one application's parameters."""
         return self.symbol(*params) if callable(self.symbol) else self.symbol
 
+    @functools.cached_property
+    def commutative(self) -> bool:
+        """A binary gate whose operands may trade places (a constant operand is then
+        drawn on either side); decided from the meaning."""
+        if self.params or len(self.operands) != 2:
+            return False
+        forward = sp.sympify(self.forward(slot(0), slot(1)))
+        return forward == forward.subs({slot(0): slot(1), slot(1): slot(0)}, simultaneous=True)
+
     @functools.lru_cache(maxsize=None)  # noqa: B019 -- gates live as long as the process
     def instance(self, arity: int, params: tuple = ()) -> Instance:
-        """Rules at this arity and these parameters, on `slot(i)` and `OUT`."""
-        xs = tuple(slot(i) for i in range(arity))
-        kw = dict(zip(self.params, params, strict=True))
+        """Rules at this arity and these parameters, on `Slot(i)` and `OUT`."""
+        xs = slots(arity)
+        values = dict(
+            zip(self.params, (Num(p) if not isinstance(p, Num) else p for p in params), strict=True)
+        )
         local = vjp = None
         if self.structural:
-            vjp = tuple(sp.sympify(g) for g in self.vjp(*xs, out=OUT, dout=DOUT, **kw))
+            vjp = tuple(map(_expr, self.vjp(*xs, out=OUT, dout=DOUT, **values)))
         else:
-            local = tuple(sp.sympify(g) for g in self.local(*xs, out=OUT, **kw))
+            local = tuple(map(_expr, self.local(*xs, out=OUT, **values)))
         if len(local or vjp) != arity:
             raise GateDefinitionError(f"gate {self.name}: {len(local or vjp)} rules for {arity} operands")
-        emit = {backend: sp.sympify(form(*xs, **kw)) for backend, form in self.emit.items()}
-        return Instance(sp.sympify(self.forward(*xs, **kw)), MappingProxyType(emit), local, vjp)
+        default = self.code if callable(self.code) else self._call
+        forms = self.code if isinstance(self.code, Mapping) else {}
+        code = {b: _expr(forms.get(b, default)(*xs, **values)) for b in self.backends}
+        keywords = {k: values[k] for k in self.keywords}
+        display = call(self.source, *xs, **keywords) if self.source else code[self.backends[0]]
+        meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
+        return Instance(meaning, MappingProxyType(code), display, local, vjp)
+
+    def _call(self, *xs, **params) -> Expr:
+        return call(self.fn or self.source, *xs, **params)
 
 
-def _matmul_shape(a, b):
-    if a is None or b is None:
-        return None
-    if len(a) != 2 or len(b) != 2:
-        raise ValueError(
-            f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))"
-        )
-    if a[1] != b[0]:
-        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[1]} columns against {b[0]} rows")
-    return (a[0], b[1])
+def _sympy(params: tuple, names: tuple[str, ...]) -> dict:
+    return dict(zip(names, map(sympy_number, params), strict=True))
 
 
-def _transpose_shape(a):
-    if a is not None and len(a) != 2:
-        raise ValueError(f".T transposes a matrix; got shape {text(a)}")
-    return None if a is None else (a[1], a[0])
+def _expr(value) -> Expr:
+    return value if isinstance(value, Expr) else Num(value)
 
 
-def _power_hint(x: str, n) -> str:
-    return {2: f"{x}sqr", 3: f"{x}cube"}.get(n, f"{x}pow")
+def _power_hint(x: str, n: Num) -> str:
+    return {2: f"{x}sqr", 3: f"{x}cube"}.get(None if n.name else n.value, f"{x}pow")
 
 
-def _power_symbol(n) -> str:
+def _power_symbol(n: Num) -> str:
     """**2, **2.5, **(1/3), **pi: the exponent as the input language writes it."""
-    n = sp.sympify(n)
-    if n.is_Integer:
-        return f"**{int(n)}"
-    if n.is_Rational:
-        return f"**({n})"
-    return f"**{float(n)!r}" if n.is_Float else f"**{n}"
+    return f"**({n})" if isinstance(n.value, Fraction) and not n.name else f"**{n}"
 
 
-def _heaviside_route(xs, ties_first: bool):
-    """Local gradients of an n-ary max: operand i gets 1 where it is the first extreme."""
-    sign = 1 if ties_first else -1
-    return tuple(
-        sp.Mul(*[sp.Heaviside(sign * (xi - xj), 0 if j < i else 1) for j, xj in enumerate(xs) if j != i])
-        for i, xi in enumerate(xs)
-    )
+def _power_local(x, out, n):
+    """n * x**(n - 1); for n < 1 written n / x**(1 - n), as a hand writes a negative power."""
+    if isinstance(n, Num) and not n.name and n.value < 1:
+        return (n / x ** (1 - n),)
+    return (n * x ** (n - 1),)
+
+
+def _first_extreme(xs, greater: bool):
+    """Local gradients of an n-ary max (min): operand i gets 1 where it is the first extreme,
+    so it wins ties against later operands (>=) and loses them to earlier ones (>)."""
+    rules = []
+    for i, xi in enumerate(xs):
+        rule = None
+        for j, xj in enumerate(xs):
+            if j == i:
+                continue
+            a, b = (xi, xj) if greater else (xj, xi)
+            step = (a >= b) if j > i else (a > b)
+            rule = step if rule is None else rule * step
+        rules.append(rule)
+    return tuple(rules)
 
 
 def _ties(*xs):
@@ -208,7 +233,10 @@ _GATES = [
         operands=("a", "b"),
         forward=lambda a, b: a + b,
         local=lambda a, b, out: (1, 1),
+        code=lambda a, b: a + b,
+        fn="add",
         operator="+",
+        decodes=("sum",),
         name_hint="{0}p{1}",
         symbol="+",
         doc="a + b; d/da = 1, d/db = 1",
@@ -218,7 +246,10 @@ _GATES = [
         operands=("a", "b"),
         forward=lambda a, b: a - b,
         local=lambda a, b, out: (1, -1),
+        code=lambda a, b: a - b,
+        fn="sub",
         operator="-",
+        decodes=("difference",),
         name_hint="{0}m{1}",
         symbol="-",
         doc="a - b; d/da = 1, d/db = -1",
@@ -228,7 +259,10 @@ _GATES = [
         operands=("x",),
         forward=lambda x: -x,
         local=lambda x, out: (-1,),
+        code=lambda x: -x,
+        fn="neg",
         operator="u-",
+        decodes=("negation",),
         name_hint="neg{0}",
         symbol="*-1",
         doc="-x; d/dx = -1",
@@ -238,7 +272,10 @@ _GATES = [
         operands=("a", "b"),
         forward=lambda a, b: a * b,
         local=lambda a, b, out: (b, a),
+        code=lambda a, b: a * b,
+        fn="mul",
         operator="*",
+        decodes=("product",),
         name_hint="{0}{1}",
         symbol="*",
         doc="a * b; d/da = b, d/db = a",
@@ -248,7 +285,10 @@ _GATES = [
         operands=("a", "b"),
         forward=lambda a, b: a / b,
         local=lambda a, b, out: (1 / b, -a / b**2),
+        code=lambda a, b: a / b,
+        fn="div",
         operator="/",
+        decodes=("constant quotient",),
         name_hint="{0}d{1}",
         symbol="/",
         domain=(0.2, 3.0),
@@ -259,6 +299,8 @@ _GATES = [
         operands=("x",),
         forward=lambda x: 1.0 / x,
         local=lambda x, out: (-1.0 / x**2,),
+        code=lambda x: 1.0 / x,
+        decodes=("reciprocal",),
         name_hint="inv{0}",
         symbol="1/x",
         domain=(0.2, 3.0),
@@ -270,6 +312,7 @@ _GATES = [
         forward=lambda x: sp.sqrt(x),
         local=lambda x, out: (0.5 / out,),
         source="sqrt",
+        decodes=("square root",),
         name_hint="sqrt{0}",
         symbol="sqrt",
         domain=(0.05, 4.0),
@@ -279,20 +322,25 @@ _GATES = [
         "powc",
         operands=("x",),
         forward=lambda x, n: x**n,
-        local=lambda x, out, n: (n * x ** (n - 1),),
+        local=_power_local,
+        code=lambda x, n: x**n,
         params=("n",),
+        decodes=("constant power",),
         name_hint=_power_hint,
         symbol=_power_symbol,
         domain=(0.2, 3.0),
-        test_params=((2,), (3,), (sp.Float(2.5),), (sp.Float(0.25),)),
+        test_params=((2,), (3,), (2.5,), (0.25,)),
         doc="x**n for a constant n; d/dx = n * x**(n-1)",
     ),
     Gate(
         "pow",
         operands=("a", "b"),
         forward=lambda a, b: a**b,
-        local=lambda a, b, out: (b * a ** (b - 1), sp.log(a) * out),
+        local=lambda a, b, out: (b * a ** (b - 1), out * log(a)),
+        code=lambda a, b: a**b,
+        fn="pow",
         operator="**",
+        decodes=("power",),
         name_hint="{0}pow{1}",
         symbol="**",
         domain=(0.2, 3.0),
@@ -305,6 +353,7 @@ _GATES = [
         forward=sp.exp,
         local=lambda x, out: (out,),
         source="exp",
+        decodes=("natural exponential",),
         name_hint="exp{0}",
         symbol="exp",
         doc="exp(x); d/dx = exp(x)",
@@ -324,7 +373,7 @@ _GATES = [
         "sin",
         operands=("x",),
         forward=sp.sin,
-        local=lambda x, out: (sp.cos(x),),
+        local=lambda x, out: (cos(x),),
         source="sin",
         name_hint="sin{0}",
         symbol="sin",
@@ -334,7 +383,7 @@ _GATES = [
         "cos",
         operands=("x",),
         forward=sp.cos,
-        local=lambda x, out: (-sp.sin(x),),
+        local=lambda x, out: (-sin(x),),
         source="cos",
         name_hint="cos{0}",
         symbol="cos",
@@ -355,7 +404,7 @@ _GATES = [
         "asin",
         operands=("x",),
         forward=sp.asin,
-        local=lambda x, out: (1 / sp.sqrt(1 - x**2),),
+        local=lambda x, out: (1 / sqrt(1 - x**2),),
         source="asin",
         name_hint="asin{0}",
         symbol="asin",
@@ -366,7 +415,7 @@ _GATES = [
         "acos",
         operands=("x",),
         forward=sp.acos,
-        local=lambda x, out: (-1 / sp.sqrt(1 - x**2),),
+        local=lambda x, out: (-1 / sqrt(1 - x**2),),
         source="acos",
         name_hint="acos{0}",
         symbol="acos",
@@ -387,7 +436,7 @@ _GATES = [
         "sinh",
         operands=("x",),
         forward=sp.sinh,
-        local=lambda x, out: (sp.cosh(x),),
+        local=lambda x, out: (cosh(x),),
         source="sinh",
         name_hint="sinh{0}",
         symbol="sinh",
@@ -397,7 +446,7 @@ _GATES = [
         "cosh",
         operands=("x",),
         forward=sp.cosh,
-        local=lambda x, out: (sp.sinh(x),),
+        local=lambda x, out: (sinh(x),),
         source="cosh",
         name_hint="cosh{0}",
         symbol="cosh",
@@ -417,7 +466,7 @@ _GATES = [
         "asinh",
         operands=("x",),
         forward=sp.asinh,
-        local=lambda x, out: (1 / sp.sqrt(x**2 + 1),),
+        local=lambda x, out: (1 / sqrt(1 + x**2),),
         source="asinh",
         name_hint="asinh{0}",
         symbol="asinh",
@@ -427,7 +476,7 @@ _GATES = [
         "acosh",
         operands=("x",),
         forward=sp.acosh,
-        local=lambda x, out: (1 / sp.sqrt(x**2 - 1),),
+        local=lambda x, out: (1 / sqrt(x**2 - 1),),
         source="acosh",
         name_hint="acosh{0}",
         symbol="acosh",
@@ -449,7 +498,7 @@ _GATES = [
         "erf",
         operands=("x",),
         forward=sp.erf,
-        local=lambda x, out: (2 / sp.sqrt(sp.pi) * sp.exp(-(x**2)),),
+        local=lambda x, out: (2 / math.sqrt(math.pi) * exp(-(x**2)),),
         source="erf",
         name_hint="erf{0}",
         symbol="erf",
@@ -466,13 +515,15 @@ _GATES = [
         patterns=(lambda x: sp.exp(x) / (1 + sp.exp(x)),),
         # 1/(1 + exp(-x)) overflows in exp for x < -709; below -700 the
         # correctly rounded result is exp(x) itself, since 1 + exp(x) == 1.
-        emit={
-            "math": lambda x: sp.Piecewise((1.0 / (1.0 + sp.exp(-x)), x > -700.0), (sp.exp(x), True)),
+        code={
+            "math": lambda x: select(x > -700.0, 1.0 / (1.0 + exp(-x)), exp(x)),
             # Arrays: the four-pass form when no element is below -700; else both
             # branches at once, elementwise, exp(x) / (1 + exp(x)) for x < 0 and
             # 1 / (1 + exp(-x)) for x >= 0 (no exp of a positive number; 7 passes).
-            "numpy": lambda x: if_all(
-                x > -700.0, 1.0 / (1.0 + sp.exp(-x)), sp.exp(ordered_min(x, 0.0)) / (1.0 + sp.exp(-sp.Abs(x)))
+            "numpy": lambda x: select(
+                every(x > -700.0),
+                1.0 / (1.0 + exp(-x)),
+                exp(minimum(x, 0.0)) / (1.0 + exp(-absolute(x))),
             ),
         },
         name_hint="sig{0}",
@@ -490,12 +541,12 @@ _GATES = [
         grouped=True,
         # log(1 + exp(x)) = x + log1p(exp(-x)): each branch takes exp of a
         # non-positive number, so nothing overflows; log1p keeps the tail.
-        emit={
-            "math": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0.0), (log1p(sp.exp(x)), True)),
+        code={
+            "math": lambda x: select(x > 0, x + log1p(exp(-x)), log1p(exp(x))),
             # Arrays: log1p(exp(x)) (two passes) when no element is above 700;
             # else both branches at once, elementwise (five passes).
-            "numpy": lambda x: if_all(
-                x < 700.0, log1p(sp.exp(x)), ordered_max(x, 0.0) + log1p(sp.exp(-sp.Abs(x)))
+            "numpy": lambda x: select(
+                every(x < 700.0), log1p(exp(x)), log1p(exp(-absolute(x))) + ordered_max(x, 0.0)
             ),
         },
         name_hint="sp{0}",
@@ -511,7 +562,6 @@ _GATES = [
         local=lambda x, out: (1 / (1 + x),),
         source="log1p",
         grouped=True,
-        emit={"math": lambda x: log1p(x), "numpy": lambda x: log1p(x)},
         name_hint="log1p{0}",
         symbol="log1p",
         domain=(-0.9, 3.0),
@@ -520,28 +570,73 @@ _GATES = [
         doc="log1p(x) = log(1 + x), x > -1; d/dx = 1/(1 + x)",
     ),
     Gate(
+        "log2",
+        operands=("x",),
+        forward=lambda x: sp.log(x) / sp.log(2),
+        local=lambda x, out: (math.log2(math.e) / x,),
+        source="log2",
+        grouped=True,
+        patterns=(lambda x: sp.N(1 / sp.log(2), 30) * sp.log(x),),  # the quotient as a float factor
+        name_hint="log2{0}",
+        symbol="log2",
+        domain=(0.05, 4.0),
+        special=(1.0, 2.0, 1024.0, 5e-324),
+        why="exact at powers of 2 (log(x) / log(2) rounds twice)",
+        doc="log2(x) = log(x) / log(2), x > 0; d/dx = 1/(x log 2)",
+    ),
+    Gate(
+        "log10",
+        operands=("x",),
+        forward=lambda x: sp.log(x) / sp.log(10),
+        local=lambda x, out: (math.log10(math.e) / x,),
+        source="log10",
+        grouped=True,
+        patterns=(lambda x: sp.N(1 / sp.log(10), 30) * sp.log(x),),  # the quotient as a float factor
+        name_hint="log10{0}",
+        symbol="log10",
+        domain=(0.05, 4.0),
+        special=(1.0, 10.0, 1e300, 5e-324),
+        why="exact at powers of 10 (log(x) / log(10) rounds twice)",
+        doc="log10(x) = log(x) / log(10), x > 0; d/dx = 1/(x log 10)",
+    ),
+    Gate(
+        "logaddexp",
+        operands=("a", "b"),
+        forward=lambda a, b: sp.log(sp.exp(a) + sp.exp(b)),
+        local=lambda a, b, out: (exp(a - out), exp(b - out)),
+        # the larger operand plus log1p of exp of minus their distance: no exp of a
+        # positive number, for any floats
+        code=lambda a, b: ordered_max(a, b) + log1p(exp(-absolute(a - b))),
+        source="logaddexp",
+        grouped=True,
+        name_hint="lae{args}",
+        symbol="logaddexp",
+        special=(0.0, 1000.0, -1000.0),
+        why="no overflow for any floats; local gradients exp(a - out), exp(b - out)",
+        doc="logaddexp(a, b) = log(exp(a) + exp(b)), stable; d/da = exp(a - out), d/db = exp(b - out)",
+    ),
+    Gate(
         "expm1",
         operands=("x",),
         forward=lambda x: sp.exp(x) - 1,
         # not out + 1: that cancels to 0.0 once expm1(x) rounds to -1 (x < -37)
-        local=lambda x, out: (sp.exp(x),),
+        local=lambda x, out: (exp(x),),
         source="expm1",
         grouped=True,
-        emit={"math": lambda x: expm1(x), "numpy": lambda x: expm1(x)},
         name_hint="expm1{0}",
         symbol="expm1",
         special=(0.0, 1e-20, -1e-20, 1e-300, 5e-324, -1000.0, 700.0),
         why="accurate when the argument is small (exp(t) - 1 loses the digits of t)",
         doc="expm1(x) = exp(x) - 1; d/dx = exp(x)",
     ),
-    # -- non-smooth gates: subgradient conventions of DESIGN.md --------------
+    # -- non-smooth gates: the subgradient conventions of docs/ARCHITECTURE.md --
     Gate(
         "relu",
         operands=("x",),
         forward=lambda x: sp.Max(x, 0),
-        local=lambda x, out: (sp.Heaviside(x, 0),),
+        local=lambda x, out: (x > 0,),
+        code=lambda x: ordered_max(x, 0.0),
         source="relu",
-        emit={"math": lambda x: ordered_max(x, 0.0), "numpy": lambda x: ordered_max(x, 0.0)},
         name_hint="relu{0}",
         symbol="relu",
         special=(0.0,),
@@ -553,7 +648,7 @@ _GATES = [
         "abs",
         operands=("x",),
         forward=sp.Abs,
-        local=lambda x, out: (sp.sign(x),),
+        local=lambda x, out: (sign(x),),
         source="abs",
         name_hint="abs{0}",
         symbol="abs",
@@ -566,10 +661,9 @@ _GATES = [
         "max",
         operands=("x",),
         forward=lambda *xs: sp.Max(*xs),
-        local=lambda *xs, out: _heaviside_route(xs, True),
+        local=lambda *xs, out: _first_extreme(xs, greater=True),
         variadic=True,
         source="max",
-        emit={"math": lambda *xs: ordered_max(*xs), "numpy": lambda *xs: ordered_max(*xs)},
         name_hint="max{args}",
         symbol="max",
         special=(0.0,),
@@ -581,10 +675,9 @@ _GATES = [
         "min",
         operands=("x",),
         forward=lambda *xs: sp.Min(*xs),
-        local=lambda *xs, out: _heaviside_route(xs, False),
+        local=lambda *xs, out: _first_extreme(xs, greater=False),
         variadic=True,
         source="min",
-        emit={"math": lambda *xs: ordered_min(*xs), "numpy": lambda *xs: ordered_min(*xs)},
         name_hint="min{args}",
         symbol="min",
         special=(0.0,),
@@ -594,15 +687,23 @@ _GATES = [
     ),
 ]
 
+# SymPy functions for the meanings of the array gates (numpy backend), each
+# standing for the NumPy operation its gate computes.
+_matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
+_sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
+_logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
+
 _GATES += [
     # -- arrays (numpy backend): the notes' matrix product, transpose, reductions --
     Gate(
         "matmul",
         operands=("a", "b"),
-        forward=lambda a, b: matmul(a, b),
-        vjp=lambda a, b, out, dout: (matmul(dout, transpose(b)), matmul(transpose(a), dout)),
-        shape=_matmul_shape,
-        backends=("numpy",),
+        forward=lambda a, b: _matmul(a, b),
+        vjp=lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
+        code=lambda a, b: a @ b,
+        fn="matmul",
+        shape=matmul_shape,
+        arrays=True,
         operator="@",
         name_hint="{0}{1}",
         symbol="@",
@@ -611,10 +712,13 @@ _GATES += [
     Gate(
         "transpose",
         operands=("a",),
-        forward=lambda a: transpose(a),
-        vjp=lambda a, out, dout: (transpose(dout),),
-        shape=_transpose_shape,
-        backends=("numpy",),
+        forward=lambda a: _transpose(a),
+        vjp=lambda a, out, dout: (dout.T,),
+        code=lambda a: a.T,
+        fn="transpose",
+        shape=transpose_shape,
+        view=True,
+        arrays=True,
         operator=".T",
         name_hint="{0}T",
         symbol="T",
@@ -623,10 +727,10 @@ _GATES += [
     Gate(
         "sum",
         operands=("a",),
-        forward=lambda a: array_sum(a),
+        forward=lambda a: _sum(a),
         vjp=lambda a, out, dout: (full_like(a, dout),),
         shape=lambda a: (),
-        backends=("numpy",),
+        arrays=True,
         source="sum",
         name_hint="sum{0}",
         symbol="Σ",
@@ -636,10 +740,10 @@ _GATES += [
         "sum_axis",
         operands=("a",),
         params=("axis",),
-        forward=lambda a, axis: sum_axis(a, axis),
-        vjp=lambda a, out, dout, axis: (ones_like(a) * expand_dims(dout, axis),),
+        forward=lambda a, axis: _sum_axis(a, axis),
+        vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a),),
         shape=drop_axis,
-        backends=("numpy",),
+        arrays=True,
         source="sum",
         keywords=("axis",),
         name_hint=lambda a, axis: f"sum{a}{axis}",
@@ -649,10 +753,10 @@ _GATES += [
     Gate(
         "mean",
         operands=("a",),
-        forward=lambda a: array_mean(a),
-        vjp=lambda a, out, dout: (full_like(a, dout / axis_size(a)),),
+        forward=lambda a: _mean(a),
+        vjp=lambda a, out, dout: (full_like(a, dout / size(a)),),
         shape=lambda a: (),
-        backends=("numpy",),
+        arrays=True,
         source="mean",
         name_hint="mean{0}",
         symbol="mean",
@@ -662,10 +766,10 @@ _GATES += [
         "mean_axis",
         operands=("a",),
         params=("axis",),
-        forward=lambda a, axis: mean_axis(a, axis),
-        vjp=lambda a, out, dout, axis: (ones_like(a) * expand_dims(dout, axis) / axis_size(a, axis),),
+        forward=lambda a, axis: _mean_axis(a, axis),
+        vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a) / axis_size(a, axis),),
         shape=drop_axis,
-        backends=("numpy",),
+        arrays=True,
         source="mean",
         keywords=("axis",),
         name_hint=lambda a, axis: f"mean{a}{axis}",
@@ -675,12 +779,12 @@ _GATES += [
     Gate(
         "logsumexp",
         operands=("a",),
-        forward=lambda a: logsumexp(a),
-        vjp=lambda a, out, dout: (sp.exp(a - out) * dout,),
+        forward=lambda a: _logsumexp(a),
+        vjp=lambda a, out, dout: (dout * exp(a - out),),
         # max(a) + log(sum(exp(a - max(a)))): no exp of a large number overflows
-        emit={"numpy": lambda a: amax(a) + sp.log(array_sum(sp.exp(a - amax(a))))},
+        code=lambda a: amax(a) + log(array_sum(exp(a - amax(a)))),
         shape=lambda a: (),
-        backends=("numpy",),
+        arrays=True,
         source="logsumexp",
         name_hint="lse{0}",
         symbol="logΣexp",
@@ -690,11 +794,12 @@ _GATES += [
         "logsumexp_axis",
         operands=("a",),
         params=("axis",),
-        forward=lambda a, axis: logsumexp_axis(a, axis),
-        vjp=lambda a, out, dout, axis: (sp.exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
-        emit={"numpy": lambda a, axis: amax(a, axis) + sp.log(sum_axis(sp.exp(a - amax(a, axis, 1)), axis))},
+        forward=lambda a, axis: _logsumexp_axis(a, axis),
+        vjp=lambda a, out, dout, axis: (exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
+        code=lambda a, axis: amax(a, axis=axis)
+        + log(array_sum(exp(a - amax(a, axis=axis, keepdims=True)), axis=axis)),
         shape=drop_axis,
-        backends=("numpy",),
+        arrays=True,
         source="logsumexp",
         keywords=("axis",),
         name_hint=lambda a, axis: f"lse{a}{axis}",
@@ -715,3 +820,21 @@ BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
 )
 
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "E": sp.E})
+
+
+def _derivative(gate: Gate):
+    def partials(args, node):
+        return tuple(map(_expr, gate.local(*args, out=node)))
+
+    return partials
+
+
+# The derivative of every function an elementwise rule may call, from its gate:
+# what `expr.diff` needs to differentiate a rule (second order).
+DERIVATIVES: Mapping[str, Callable] = MappingProxyType(
+    {
+        (g.fn or g.source): _derivative(g)
+        for g in _GATES
+        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
+    }
+)

@@ -3,7 +3,8 @@
 A `Graph` is a list of frozen `Stage` records in SSA form over integer value
 ids: ids ``0 .. len(inputs) - 1`` are the inputs, and stage ``k`` (0-based)
 defines value ``len(inputs) + k``. Stages are listed in evaluation order, so
-every operand is defined before it is used. Readable names and the printed
+every operand is defined before it is used. An operand is a value id or a
+number (`expr.Num`); so is every parameter. Readable names and the printed
 stage numbers ``(1), (2), ...`` are assigned later by `names.py`; this module
 only offers a stable, line-per-stage dump for tests and ``--dump``.
 """
@@ -12,22 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import sympy as sp
-
 from .errors import Span
+from .expr import Num
 
-
-@dataclass(frozen=True)
-class Const:
-    """A numeric constant operand (a SymPy number, ``pi`` or ``E``)."""
-
-    value: sp.Expr
-
-    def __str__(self) -> str:
-        return repr(float(self.value)) if isinstance(self.value, sp.Float) else str(self.value)
-
-
-Operand = int | Const
+Operand = int | Num
 
 
 @dataclass(frozen=True)
@@ -40,8 +29,8 @@ class Input:
 @dataclass(frozen=True)
 class Stage:
     gate: str  # key into the gate registry
-    operands: tuple[Operand, ...]  # value ids or constants, in written order
-    params: tuple[sp.Expr, ...]  # constant parameters of the gate (an exponent)
+    operands: tuple[Operand, ...]  # value ids or numbers, in written order
+    params: tuple[Num, ...]  # constant parameters of the gate (an exponent, an axis)
     out: int  # the value this stage defines
     name: str | None = None  # the name the user gave this stage, if any
     span: Span | None = None
@@ -59,12 +48,19 @@ class Graph:
     output: int
     rewrites: tuple[tuple[str, Span | None], ...] = field(default=())  # grouped gates recognised
     dropped: tuple[str, ...] = field(default=())  # named stages the output does not depend on
-    shapes: tuple = field(default=())  # shape of every value (shapes.py); () everywhere for scalars
+    shapes: tuple = field(default=())  # shape of every value (lower.infer); () everywhere for scalars
+    # a scalar program: no input declared as an array and no array gate (the
+    # numpy backend applies it to arrays element by element)
+    elementwise: bool = True
 
     def stage_of(self, value: int) -> Stage | None:
         """The stage defining `value`, or None for an input."""
         k = value - len(self.inputs)
         return self.stages[k] if k >= 0 else None
+
+    def shape(self, value: int):
+        """The shape of `value`: () for a scalar, None where only run time knows it."""
+        return self.shapes[value] if self.shapes else ()
 
     def check(self) -> None:
         """Assert the SSA invariants (a failure is a stagegen bug)."""
@@ -79,7 +75,7 @@ class Graph:
         """One line per stage: ``%5 = mul x %4    ; 2:5``, inputs by name."""
 
         def ref(op: Operand) -> str:
-            if isinstance(op, Const):
+            if isinstance(op, Num):
                 return str(op)
             return self.inputs[op].name if op < len(self.inputs) else f"%{op}"
 

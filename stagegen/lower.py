@@ -23,20 +23,41 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Callable
+from fractions import Fraction
+from types import MappingProxyType
 
 import sympy as sp
 
-from .errors import Span, UnsupportedError
+from .backends import BACKENDS
+from .errors import ShapeError, Span, UnsupportedError
+from .expr import PI, E, Num
 from .gates import BY_FUNCTION, REGISTRY, Gate, slot
-from .ir import Const, Graph, Input, Stage
-from .parse import Program
-from .shapes import infer
+from .ir import Graph, Input, Stage
+from .parse import NodeMap, Program
+from .shapes import Shape, broadcast, text
 
 _G = REGISTRY
 
+# SymPy's canonical forms that decoding turns into gate applications, each into
+# the gate whose record lists it in `Gate.decodes`.
+ENCODINGS = {
+    "sum": "a positive term of a sum, added to the terms before it",
+    "difference": "a negative term of a sum, subtracted from the terms before it",
+    "negation": "a product with the coefficient -1, or a sum of negative terms only",
+    "product": "a factor of a product, multiplied into the factors before it",
+    "constant quotient": "a product with a constant denominator: a / c",
+    "reciprocal": "x**-1, and a quotient's denominator: num * (1.0 / den), as the notes write it",
+    "square root": "x**(1/2)",
+    "constant power": "x**c for any other constant c (a negative c is the reciprocal of x**-c)",
+    "power": "a**b for a b that is not constant",
+    "natural exponential": "E**x",
+}
+_DECODE = MappingProxyType({encoding: g for g in REGISTRY.values() for encoding in g.decodes})
+assert set(_DECODE) == set(ENCODINGS), "every encoding is some gate's (gates.py, Gate.decodes)"
 
-def _app(name: str, *args) -> sp.Expr:
-    return _G[name].function(*args)
+
+def _app(encoding: str, *args) -> sp.Expr:
+    return _DECODE[encoding].function(*args)
 
 
 # SymPy hashes an undefined function class by its name and assumptions, which
@@ -138,37 +159,37 @@ def brief(expr: sp.Basic, limit: int = 80) -> str:
 
 def _power(base: sp.Expr, exp: sp.Expr) -> sp.Expr:
     if not _const(exp):
-        return _app("exp", exp) if base is sp.E else _app("pow", base, exp)
+        return _app("natural exponential", exp) if base is sp.E else _app("power", base, exp)
     if exp.is_negative:
         return _app("reciprocal", base if exp == -1 else _power(base, -exp))
     if exp == sp.S.Half or (isinstance(exp, sp.Float) and exp == 0.5):
-        return _app("sqrt", base)
-    return _app("powc", base, exp)
+        return _app("square root", base)
+    return _app("constant power", base, exp)
 
 
-def _divide(num: sp.Expr | None, den: sp.Expr, roles: dict[int, str]) -> sp.Expr:
+def _divide(num: sp.Expr | None, den: sp.Expr, roles: NodeMap) -> sp.Expr:
     if _const(den):
-        return _app("div", num if num is not None else sp.Integer(1), den)
+        return _app("constant quotient", num if num is not None else sp.Integer(1), den)
     # The notes name the parts of a quotient num, den and invden = 1.0 / den.
-    roles.setdefault(id(den), "den")
+    roles.setdefault(den, "den")
     if num is None or (_const(num) and num.is_Number and float(num) == 1.0):
         return _app("reciprocal", den)
-    roles.setdefault(id(num), "num")
-    return _app("mul", num, _app("reciprocal", den))
+    roles.setdefault(num, "num")
+    return _app("product", num, _app("reciprocal", den))
 
 
-def _chain(name: str, items: list[sp.Expr]) -> sp.Expr:
+def _chain(encoding: str, items: list[sp.Expr]) -> sp.Expr:
     acc = items[0]
     for item in items[1:]:
-        acc = _app(name, acc, item)
+        acc = _app(encoding, acc, item)
     return acc
 
 
 class _Decoder:
-    def __init__(self, fine: bool, spans: dict[int, Span], roles: dict[int, str]):
+    def __init__(self, fine: bool, spans: NodeMap, roles: NodeMap):
         self.fine = fine
         self.spans = spans
-        self.roles = roles  # id(tree node) -> a name the node's role suggests
+        self.roles = roles  # tree node -> a name the node's role suggests
         self.walk = _Walk(self.deps, self.combine)
         self.plan: dict[int, tuple] = {}
         self.symbolic: dict[int, bool] = {}  # id(subtree) -> whether it holds a symbol
@@ -236,7 +257,7 @@ class _Decoder:
         else:
             raise UnsupportedError(
                 f"stagegen has no gate for {type(node).__name__} (in {brief(node)})",
-                self.spans.get(id(node)),
+                self.spans.get(node),
                 "supported functions: " + ", ".join(sorted({g.source for g in _G.values() if g.source})),
             )
         self.plan[id(node)] = plan
@@ -246,42 +267,42 @@ class _Decoder:
         plan = self.plan.pop(id(node))
         kind = plan[0]
         if kind == "leaf":
-            out = node if isinstance(node, sp.Symbol) else _constant(node, self.spans.get(id(node)))
+            out = node if isinstance(node, sp.Symbol) else _constant(node, self.spans.get(node))
         elif kind != "same" and all(_const(a) for a in args):
             # a constant subexpression: one number, with its meaning evaluated
             value = node if kind != "gate" else plan[2].meaning(*args)
-            out = _constant(value, self.spans.get(id(node)))
+            out = _constant(value, self.spans.get(node))
         elif kind == "same":
             out = args[0]
         elif kind == "neg":
-            out = _app("neg", args[0])
+            out = _app("negation", args[0])
         elif kind == "add":
             out = args[0]
             for arg, negative in zip(args[1:], plan[2][1:], strict=True):
-                out = _app("sub" if negative else "add", out, arg)
+                out = _app("difference" if negative else "sum", out, arg)
         elif kind == "mul":
             n_num = plan[2]
-            num = _chain("mul", args[:n_num]) if n_num else None
-            out = _divide(num, _chain("mul", args[n_num:]), self.roles) if n_num < len(args) else num
+            num = _chain("product", args[:n_num]) if n_num else None
+            out = _divide(num, _chain("product", args[n_num:]), self.roles) if n_num < len(args) else num
         elif kind == "pow":
             out = _power(*args)
         elif (
             _GATE_IDS.get(id(node.func)) is plan[2]
-            and plan[2] not in (_G["div"], _G["pow"])
+            and plan[2] not in (_DECODE["constant quotient"], _DECODE["power"])
             and all(a is b for a, b in zip(args, node.args, strict=True))
         ):
             out = node  # already the gate application it decodes to (a tree from the parser)
         else:
             out = self.gate(plan[2], args)
-        span = self.spans.get(id(node))
+        span = self.spans.get(node)
         if span is not None:
-            self.spans.setdefault(id(out), span)
+            self.spans.setdefault(out, span)
         return out
 
     def gate(self, gate: Gate, args: list) -> sp.Expr:
-        if gate is _G["div"]:
+        if gate is _DECODE["constant quotient"]:
             return _divide(args[0], args[1], self.roles)
-        if gate is _G["pow"]:
+        if gate is _DECODE["power"]:
             return _power(args[0], args[1])
         return gate.function(*args)
 
@@ -301,7 +322,7 @@ def _constant(value: sp.Expr, span: Span | None) -> sp.Expr:
 
 def _variants(pattern: sp.Expr) -> list[sp.Expr]:
     """The pattern with the operands of add and mul in either order."""
-    commutative = {_G["add"].function, _G["mul"].function}
+    commutative = {g.function for g in _G.values() if g.commutative}
     results = _Walk(
         _children,
         lambda n, kids: (
@@ -330,7 +351,7 @@ def _patterns() -> list[tuple[Gate, sp.Expr, tuple[sp.Symbol, ...]]]:
         n = len(gate.operands)
         xs = tuple(slot(i) for i in range(n))
         for form in (gate.forward, *gate.patterns):
-            circuit = _Decoder(fine=True, spans={}, roles={})(form(*xs))
+            circuit = _Decoder(fine=True, spans=NodeMap(), roles=NodeMap())(form(*xs))
             found.extend((gate, variant, xs) for variant in _variants(circuit))
     return found
 
@@ -361,7 +382,7 @@ def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Symbol, ...]) -> dict
 
 
 class _Grouper:
-    def __init__(self, spans: dict[int, Span]):
+    def __init__(self, spans: NodeMap):
         self.spans = spans
         self.rewrites: list[tuple[str, Span | None]] = []
         self.walk = _Walk(_children, self.combine)
@@ -377,13 +398,13 @@ class _Grouper:
             if bound is not None:
                 memo = self.walk.memo
                 out = gate.function(*[memo[id(bound[w])][1] for w in wild])
-                self.rewrites.append((gate.name, self.spans.get(id(node))))
+                self.rewrites.append((gate.name, self.spans.get(node)))
                 break
         else:
             out = node if all(a is b for a, b in zip(args, node.args, strict=True)) else node.func(*args)
-        span = self.spans.get(id(node))
+        span = self.spans.get(node)
         if span is not None:
-            self.spans.setdefault(id(out), span)
+            self.spans.setdefault(out, span)
         return out
 
 
@@ -391,7 +412,7 @@ class _Grouper:
 
 
 class _Builder:
-    def __init__(self, inputs: tuple[Input, ...], spans: dict[int, Span], roles: dict[int, str]):
+    def __init__(self, inputs: tuple[Input, ...], spans: NodeMap, roles: NodeMap):
         self.inputs = inputs
         self.spans = spans
         self.roles = roles
@@ -407,10 +428,10 @@ class _Builder:
         if isinstance(node, sp.Symbol):
             return self.values[node.name]
         if _const(node):
-            return Const(node)
+            return _number(node)
         gate = _gate_of(node.func)
         n = gate.arity(len(args))
-        params = tuple(a.value for a in args[n:])
+        params = tuple(args[n:])
         key = (gate.name, tuple(args[:n]), params)
         if not root and key in self.shared:
             return self.shared[key]
@@ -422,8 +443,8 @@ class _Builder:
                 params,
                 out,
                 name if root else None,
-                span if root else self.spans.get(id(node), span),
-                None if root else self.roles.get(id(node)),
+                span if root else self.spans.get(node, span),
+                None if root else self.roles.get(node),
             )
         )
         self.shared.setdefault(key, out)
@@ -433,7 +454,7 @@ class _Builder:
 def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Graph:
     """The stage DAG of `program`, with every value's shape; ``gates`` is
     "grouped" or "fine", ``backend`` "math" (scalars) or "numpy" (arrays)."""
-    spans, roles = dict(program.spans), {}
+    spans, roles = NodeMap(program.spans), NodeMap()
     builder = _Builder(program.inputs, spans, roles)
     grouper = _Grouper(spans)
     decode = _Decoder(fine=gates == "fine", spans=spans, roles=roles)
@@ -447,7 +468,64 @@ def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Gr
     graph = _prune(
         Graph(program.inputs, tuple(builder.stages), builder.values[program.output], tuple(grouper.rewrites))
     )
-    return dataclasses.replace(graph, shapes=infer(graph, backend))
+    shapes = infer(graph, backend)
+    elementwise = all(s in ((), None) for s in shapes[: len(graph.inputs)]) and not any(
+        REGISTRY[s.gate].structural for s in graph.stages
+    )
+    return dataclasses.replace(graph, shapes=shapes, elementwise=elementwise)
+
+
+def _number(value: sp.Expr) -> Num:
+    """A constant of the program as stagegen's number: exact integers and
+    fractions, pi and E by name, anything else as the float nearest to it."""
+    if value is sp.pi:
+        return PI
+    if value is sp.E:
+        return E
+    if isinstance(value, sp.Integer):
+        return Num(int(value))
+    if isinstance(value, sp.Rational):
+        return Num(Fraction(int(value.p), int(value.q)))
+    return Num(float(sp.N(value, 30)))
+
+
+def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
+    """The shape of every value of `graph` (inputs as declared). A program
+    that declares no array works elementwise on inputs of any shape: on a
+    backend of arrays every input's shape is then unknown. A mismatch is a
+    `ShapeError` at the stage's place in the source, naming both shapes."""
+    arrays = BACKENDS[backend].arrays
+    for i in graph.inputs:
+        if not arrays and i.shape:
+            raise ShapeError(
+                f"'{i.name}' is declared as an array of shape {text(i.shape)}: arrays need "
+                "the numpy backend (--backend numpy)",
+                i.span,
+            )
+    if not arrays:
+        shapes: list[Shape] = [() for i in graph.inputs]
+    elif any(i.shape for i in graph.inputs):
+        shapes = [i.shape for i in graph.inputs]
+    else:  # a scalar program applies elementwise to arrays of any shape
+        shapes = [None for i in graph.inputs]
+    for stage in graph.stages:
+        gate = REGISTRY[stage.gate]
+        if gate.arrays and not arrays:
+            raise ShapeError(
+                f"'{gate.operator or gate.source}' ({gate.name}) needs the numpy backend (--backend numpy)",
+                stage.span,
+            )
+        operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
+        try:
+            if gate.shape is None:
+                shape = broadcast(*operand_shapes)
+            else:
+                params = (int(p.value) for p in stage.params)
+                shape = gate.shape(*operand_shapes, **dict(zip(gate.params, params, strict=True)))
+        except ValueError as exc:
+            raise ShapeError(str(exc), stage.span) from None
+        shapes.append(shape)
+    return tuple(shapes)
 
 
 def _prune(graph: Graph) -> Graph:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sympy as sp
-
+from .backends import BACKENDS
 from .differentiate import Backward
+from .expr import Num
 from .gates import REGISTRY
 from .identifiers import Namespace
-from .ir import Const, Graph
+from .ir import Graph
 
 MAX_HINT = 12  # longer structural names are harder to read than t<k>
 
@@ -29,16 +29,15 @@ class Names:
     adjoints: dict[int, str]  # by value id; the output's adjoint is `dout`
     dout: str
     cache: str
-    module: str  # the name the backend's module (math, or numpy) is imported as
+    module: str  # the name the backend's module is imported as
 
     def adjoint(self, backward: Backward, value: int) -> str:
         return self.adjoints[backward.alias.get(value, value)]
 
 
 def _hint_text(op, names: list[str]) -> str | None:
-    if isinstance(op, Const):
-        v = op.value
-        return str(int(v)) if isinstance(v, sp.Integer) and v >= 0 else None
+    if isinstance(op, Num):  # a non-negative integer reads well in a name (xpy2); nothing else does
+        return str(op.value) if type(op.value) is int and op.value >= 0 else None
     return names[op]
 
 
@@ -46,7 +45,7 @@ def assign(graph: Graph, backward: Backward, backend: str = "math") -> Names:
     """Names for every value and adjoint of `graph` and `backward`."""
     user = [i.name for i in graph.inputs] + [s.name for s in graph.stages if s.name]
     space = Namespace(user)
-    module = space.own("np" if backend == "numpy" else "math")
+    module = space.own(BACKENDS[backend].alias)
     dout, cache = space.own("dout"), space.own("cache")
 
     names = [i.name for i in graph.inputs]

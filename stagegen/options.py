@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from . import backends
 from .errors import UsageError
 from .identifiers import name_list
 
-BACKENDS = ("math", "numpy")
+BACKENDS = tuple(backends.BACKENDS)
 STYLES = ("seed", "compact")
 GATES = ("grouped", "fine")
 
 
 @dataclass(frozen=True)
 class Options:
+    wrt: tuple[str, ...] | None = None  # None: every input
     backend: str = "math"
     style: str = "seed"
     gates: str = "grouped"
-    wrt: tuple[str, ...] | None = None  # None: every input
 
     def __post_init__(self):
         for field, allowed in (("backend", BACKENDS), ("style", STYLES), ("gates", GATES)):
@@ -36,14 +37,10 @@ class Options:
         """The stagegen command line that generates the same module from `filename`."""
         # sources without a file (standard input, API strings, SymPy objects) read as "-"
         words = ["stagegen", "-" if filename.startswith("<") else filename]
-        if self.wrt is not None:
-            words += ["--wrt", ",".join(self.wrt)]
-        if self.backend != "math":
-            words += ["--backend", self.backend]
-        if self.style != "seed":
-            words += ["--style", self.style]
-        if self.gates != "grouped":
-            words += ["--gates", self.gates]
+        for option in fields(self):  # every option that is not its default, in declaration order
+            value = getattr(self, option.name)
+            if value != option.default:
+                words += [f"--{option.name}", ",".join(value) if isinstance(value, tuple) else value]
         return " ".join(shlex.quote(w) for w in words)
 
     @classmethod

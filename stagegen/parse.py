@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from . import sympy_source
 from .errors import ParseError, Span, UnsupportedError
 from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
 from .identifiers import Namespace, name_list, problem, shown
@@ -34,6 +35,31 @@ MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x -
 # 150 bytes of memory per byte of source (4 GB for 24 MB), and 10 MB is already
 # several hundred thousand stages.
 MAX_SOURCE_CHARS = 10_000_000
+
+
+class NodeMap:
+    """A map keyed by object identity that keeps its keys alive.
+
+    Spans and roles are attached to SymPy tree nodes by identity (SymPy's ==
+    would merge equal subtrees written in different places). Holding the key
+    means no later object can take a freed key's id and, with it, a span it
+    never had; the output then cannot depend on what was built before."""
+
+    def __init__(self, other: NodeMap | None = None):
+        self._items: dict[int, tuple] = dict(other._items) if other is not None else {}
+
+    def get(self, node, default=None):
+        found = self._items.get(id(node))
+        return default if found is None else found[1]
+
+    def setdefault(self, node, value) -> None:
+        self._items.setdefault(id(node), (node, value))
+
+    def __setitem__(self, node, value) -> None:
+        self._items[id(node)] = (node, value)
+
+    def __contains__(self, node) -> bool:
+        return id(node) in self._items
 
 
 @dataclass(frozen=True)
@@ -49,7 +75,10 @@ class Program:
     text: str | None  # the source text; None for a SymPy object
     inputs: tuple[Input, ...]
     statements: tuple[Statement, ...]
-    spans: dict = field(default_factory=dict, compare=False)  # id(tree node) -> Span
+    spans: NodeMap = field(default_factory=lambda: NodeMap(), compare=False)  # tree node -> Span
+    # a SymPy object's statements in the input language, for the docstring (None:
+    # too large or too deep to show as written; the stages are shown instead)
+    shown: tuple[str, ...] | None = None
 
     @property
     def output(self) -> str:
@@ -241,7 +270,7 @@ class _Converter:
         self.stages: dict[str, Span] = {}
         self.shapes: dict[str, tuple] = {}  # declared inputs' shapes; undeclared ones are unknown
         self.later: dict[str, int] = {}  # stage name -> line that defines it
-        self.spans: dict[int, Span] = {}
+        self.spans = NodeMap()
         self.symbols: dict[str, sp.Symbol] = {}
 
     def error(self, node: ast.AST, message: str, hint: str = "", cls=ParseError):
@@ -405,8 +434,8 @@ class _Converter:
             args = [done[id(c)] for c in self.children(node)]
             value = self.build(node, args, first_use)
             done[id(node)] = value
-            if not value[1] and not isinstance(value[0], sp.Symbol) and id(value[0]) not in self.spans:
-                self.spans[id(value[0])] = self.source.span(node)
+            if not value[1] and not isinstance(value[0], sp.Symbol) and value[0] not in self.spans:
+                self.spans[value[0]] = self.source.span(node)
         expr, constant = done[id(root)]
         if isinstance(expr, sp.Symbol):
             what = "an input" if expr.name in self.inputs else "a stage"
@@ -571,7 +600,10 @@ class _Converter:
                     "this constant is too small for a float (it would be 0.0)",
                     "the smallest positive float is about 4.9e-324",
                 )
-        value = gate.forward(*args)
+        try:
+            value = gate.forward(*args)
+        except ZeroDivisionError:  # SymPy's division of a float by 0.0 (1e-400 reads as 0.0)
+            value = sp.nan
         approx = sp.N(value, 20)
         if approx.is_real and approx.is_finite and abs(approx) > sys.float_info.max:
             raise self.error(
@@ -702,10 +734,9 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         names = list(inputs)
     if not found:
         raise UnsupportedError("the expression is a constant; it does not depend on any input", file=filename)
-    output = Namespace(names).free("f")
-    return Program(
-        filename, None, tuple(Input(n, None, None) for n in names), (Statement(output, expr, None),)
-    )
+    statements = (Statement(Namespace(names).free("f"), expr, None),)
+    inputs = tuple(Input(n, None, None) for n in names)
+    return Program(filename, None, inputs, statements, shown=sympy_source.shown(statements))
 
 
 def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:

@@ -2,17 +2,12 @@
 
 A shape is a tuple of sizes, each an int or a size name from a declaration
 (``matrix(n, d)``), or None when unknown (an undeclared input of the numpy
-backend may be a scalar or an array of any shape). Inference runs over the
-stage DAG in order (a program that declares no array, only scalars, works
-elementwise on inputs of any shape: the numpy backend then takes every input's
-shape as unknown); each gate's rule is its registry record's `shape` (None:
-elementwise, the operands broadcast). A mismatch is a `ShapeError` at the
-stage's place in the source, naming both shapes.
+backend may be a scalar or an array of any shape). These are the rules of
+shapes only; `lower.infer` applies them over a stage DAG, each gate by its
+registry record's `shape` (None: elementwise, the operands broadcast).
 """
 
 from __future__ import annotations
-
-from .errors import ShapeError
 
 Shape = tuple | None
 
@@ -62,49 +57,20 @@ def reductions(operand: Shape, result: Shape) -> list[tuple[tuple[int, ...], boo
     return steps
 
 
-def infer(graph, backend: str) -> tuple[Shape, ...]:
-    """The shape of every value of `graph` (inputs as declared)."""
-    from .gates import REGISTRY
-
-    for i in graph.inputs:
-        if backend == "math" and i.shape:
-            raise ShapeError(
-                f"'{i.name}' is declared as an array of shape {text(i.shape)}: arrays need "
-                "the numpy backend (--backend numpy)",
-                i.span,
-            )
-    if backend == "math":
-        shapes: list[Shape] = [() for i in graph.inputs]
-    elif any(i.shape for i in graph.inputs):
-        shapes = [i.shape for i in graph.inputs]
-    else:  # a scalar program applies elementwise to arrays of any shape
-        shapes = [None for i in graph.inputs]
-    for stage in graph.stages:
-        gate = REGISTRY[stage.gate]
-        if backend not in gate.backends:
-            raise ShapeError(
-                f"'{gate.operator or gate.source}' ({gate.name}) needs the numpy backend (--backend numpy)",
-                stage.span,
-            )
-        operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
-        try:
-            if gate.shape is None:
-                shape = broadcast(*operand_shapes)
-            else:
-                shape = gate.shape(
-                    *operand_shapes, **dict(zip(gate.params, map(int, stage.params), strict=True))
-                )
-        except ValueError as exc:
-            raise ShapeError(str(exc), stage.span) from None
-        shapes.append(shape)
-    return tuple(shapes)
+def matmul_shape(a: Shape, b: Shape) -> Shape:
+    """The shape of a @ b (matrices); ValueError naming both shapes if they do not fit."""
+    if a is None or b is None:
+        return None
+    if len(a) != 2 or len(b) != 2:
+        raise ValueError(
+            f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))"
+        )
+    if a[1] != b[0]:
+        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[1]} columns against {b[0]} rows")
+    return (a[0], b[1])
 
 
-def elementwise(graph) -> bool:
-    """A scalar program: no input declared as an array and no array gate (the
-    numpy backend applies it to arrays element by element)."""
-    from .gates import REGISTRY
-
-    return all(s in ((), None) for s in graph.shapes[: len(graph.inputs)]) and not any(
-        REGISTRY[s.gate].structural for s in graph.stages
-    )
+def transpose_shape(a: Shape) -> Shape:
+    if a is not None and len(a) != 2:
+        raise ValueError(f".T transposes a matrix; got shape {text(a)}")
+    return None if a is None else (a[1], a[0])

@@ -18,11 +18,12 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .backends import BACKENDS, SOURCE
 from .errors import UsageError
-from .ir import Const
+from .gates import REGISTRY
 from .modules import instrumented
-from .printer import StagePrinter
-from .shapes import elementwise
+from .pipeline import OPTIONS, build
+from .printer import Forms
 
 NOT_COMPUTED = "-"  # what the table shows for a number the module does not compute
 
@@ -122,7 +123,7 @@ def check_point(graph, point: Mapping, filename: str, option: str = "the point")
 def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
     """The trace of `build`'s generated module at `point` (input name -> number)."""
     graph, backward, names, program = build.graph, build.backward, build.names, build.program
-    if graph.shapes and not elementwise(graph):
+    if not graph.elementwise:
         raise UsageError(
             f"{option} shows one number per stage; this program works on arrays",
             file=program.filename,
@@ -148,24 +149,25 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
         computed = value in names.adjoints or value in backward.alias
         return names.adjoint(backward, value) if computed else None
 
-    printer = StagePrinter(build.options.backend, names.module)
+    code, source = Forms(BACKENDS[build.options.backend].syntax, names.module), Forms(SOURCE)
     rows = []
     for k, stage in enumerate(graph.stages):
-        texts, shown = _operands(stage, names, printer, False), _operands(stage, names, printer, True)
+        instance = REGISTRY[stage.gate].instance(len(stage.operands), stage.params)
+        operands = [names.values[op] if isinstance(op, int) else op for op in stage.operands]
         out, adj = names.values[stage.out], adjoint(stage.out)
         local = []
         for i, op in enumerate(stage.operands):
             value = None
-            if not isinstance(op, Const) and adj is not None and adjoint(op) is not None:
+            if isinstance(op, int) and adj is not None and adjoint(op) is not None:
                 # the module's own local factor: stagegen's printed text, never user text
-                text = printer.local(stage, i, texts, out)[0]
+                text = code.fill(instance.rules[i], operands, out)
                 value = float(eval(compile(text, "<stagegen local gradient>", "eval"), module.__dict__, ns))
-            local.append(Local(shown[i], value))
+            local.append(Local(source.operand(operands[i]), value))
         rows.append(
             Row(
                 number=k + 1,
                 name=out,
-                formula=printer.display(stage, shown),
+                formula=source.fill(instance.display, operands),
                 value=float(ns[out]),
                 locals=tuple(local),
                 adjoint=adj,
@@ -179,35 +181,16 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
     return Trace(inputs, tuple(rows), names.values[graph.output], program.filename)
 
 
-def _operands(stage, names, printer, source: bool) -> list[str]:
-    """Operand texts as the code (or, `source`, the input language) writes them."""
-    return [
-        names.values[op] if isinstance(op, int) else printer.constant(op.value, source)
-        for op in stage.operands
-    ]
-
-
-def trace(
-    source,
-    point: Mapping | None = None,
-    /,
-    *,
-    inputs=None,
-    wrt=None,
-    backend: str = "math",
-    style: str = "seed",
-    gates: str = "grouped",
-    filename: str | None = None,
-    **values,
-) -> Trace:
+def trace(source, point: Mapping | None = None, /, **keywords) -> Trace:
     """Values, local gradients and adjoints of every stage of `source` at a point.
 
     The point is given as keywords (``trace(src, x=3, y=-4)``) or as a mapping
-    (``trace(src, {"x": 3, "y": -4})``, for inputs named like an option).
+    (``trace(src, {"x": 3, "y": -4})``, for inputs named like an option); the
+    other keywords are the options of `stagegen.build`.
     """
-    from . import build
-
-    b = build(source, inputs=inputs, wrt=wrt, backend=backend, style=style, gates=gates, filename=filename)
+    options = {k: v for k, v in keywords.items() if k in OPTIONS}
+    values = {k: v for k, v in keywords.items() if k not in OPTIONS}
+    b = build(source, **options)
     both = [n for n in values if point is not None and n in point]
     if both:
         raise UsageError(f"the point gives {', '.join(both)} twice", file=b.program.filename)

@@ -43,11 +43,12 @@ from pathlib import Path
 import mpmath
 import sympy as sp
 
+from . import pipeline
+from .backends import BACKENDS
 from .errors import UsageError
-from .gates import BY_FUNCTION, REGISTRY, slot
-from .ir import Const
+from .expr import Num
+from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
 from .modules import instrumented, module_from_text, stage_names
-from .shapes import elementwise
 
 RTOL = 1e-9  # against the 50-digit reference
 FD_RTOL = 1e-6  # against finite differences of the float64 forward
@@ -125,12 +126,9 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
     """Check `target`: a `Build`, source text or a SymPy expression (generated
     with `options`), a generated module object, or the path of a generated
     module file (built once more from the source its docstring holds)."""
-    from . import Build
-    from . import build as _build
-
     notes: list[str] = []
     module = None
-    if isinstance(target, Build):
+    if isinstance(target, pipeline.Build):
         if options:
             raise UsageError(f"verify of a Build takes no generation options (got {', '.join(options)})")
         build, text = target, target.text
@@ -139,7 +137,7 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
     ):
         module, text = _module_and_text(target)
         source, filename, opts = _read_docstring(module)
-        build = _build(
+        build = pipeline.build(
             source, filename=filename, backend=opts.backend, style=opts.style, gates=opts.gates, wrt=opts.wrt
         )
         if text is not None and text != build.text:
@@ -148,11 +146,11 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
                 "from a SymPy object); it is checked as it is written"
             )
     else:
-        build = _build(target, **options)
+        build = pipeline.build(target, **options)
         text = build.text
     if module is None:
         module = module_from_text(build.text, build.program.filename)
-    if build.graph.shapes and not elementwise(build.graph):
+    if not build.graph.elementwise:
         return _ArrayChecker(build, module, notes).run(points, seed)
     return _Checker(build, module, _per_stage(build, text, notes), notes).run(points, seed)
 
@@ -241,7 +239,7 @@ class _Meaning:
 def _meaning(gate_name: str, arity: int, params: tuple) -> _Meaning:
     gate = REGISTRY[gate_name]
     xs = [slot(i) for i in range(arity)]
-    f = sp.sympify(gate.meaning(*xs, *params))
+    f = sp.sympify(gate.meaning(*xs, *map(sympy_number, params)))
     first = [sp.diff(f, x) for x in xs]
     return _Meaning(
         value=sp.lambdify(xs, f, modules=_MODULES),
@@ -344,12 +342,12 @@ class _Checker:
         self.wrt = [graph.inputs[k].name for k in backward.wrt]
         self.meanings = [_meaning(s.gate, len(s.operands), s.params) for s in graph.stages]
         self.program = _Program(build.program)
-        self.constants: dict[int, mpmath.mpf] = {}  # id(Const) -> its value at 50 digits
+        self.constants: dict[int, mpmath.mpf] = {}  # id(number operand) -> its value at 50 digits
         with mpmath.workdps(DPS):
             for stage in graph.stages:
                 for op in stage.operands:
-                    if isinstance(op, Const) and id(op) not in self.constants:
-                        self.constants[id(op)] = mpmath.mpf(sp.N(op.value, DPS))
+                    if isinstance(op, Num) and id(op) not in self.constants:
+                        self.constants[id(op)] = mpmath.mpf(sp.N(sympy_number(op), DPS))
         # (stage, label, the adjoint's name in the module) for every adjoint the module computes
         self.adjoint_rows = [
             (k, f"d{names.values[s.out]} ({k + 1})", names.adjoint(backward, s.out))
@@ -483,7 +481,7 @@ class _Checker:
             self._finite_differences(point, results[0][1], scales, value_scale, fd_rows, where)
             if self.adjoint_rows:
                 self._adjoints(point, sweep, adj_rows, where)
-        if self.build.options.backend == "numpy" and smooth:
+        if BACKENDS[self.build.options.backend].arrays and smooth:
             self._arrays(smooth, value_row, grad_rows)
         rows = [value_row, *grad_rows.values(), *fd_rows.values(), *adj_rows.values()]
         notes = list(self.notes)
@@ -698,3 +696,48 @@ class _ArrayChecker:
             "(no SymPy reference for matrix expressions); the value is not compared"
         ]
         return Report([shape_row, *rows.values()], accepted, discarded, notes)
+
+
+# -- stagegen's expressions as SymPy, for tests of the rules ----------------------
+
+_COMPARE_AT_ZERO = {">": 0, ">=": 1, "<": 0, "<=": 1}  # a comparison's value where both sides are equal
+
+
+def to_sympy(expr, out: sp.Expr | None = None, dout: sp.Expr | None = None) -> sp.Expr:
+    """`expr` (stagegen's expression language) as SymPy: operand i as `slot(i)`,
+    the output as `out`, the adjoint as `dout`; each operation by the meaning of
+    the gate that owns it (its `fn` or source name), a comparison as a Heaviside
+    step with its value at the tie. For the tests that check rules against
+    SymPy's derivatives; `verify` itself never reads a rule."""
+    from .expr import Call, Compare, Dout, Num, Out, Select, Slot, nodes
+
+    done: dict[int, sp.Expr] = {}
+    for node in nodes(expr):
+        if isinstance(node, Slot):
+            value = slot(node.index)
+        elif isinstance(node, Out):
+            value = sp.Symbol("_out", real=True) if out is None else out
+        elif isinstance(node, Dout):
+            value = sp.Symbol("_dout", real=True) if dout is None else dout
+        elif isinstance(node, Num):
+            value = sympy_number(node)
+        elif isinstance(node, Compare):
+            a, b = done[id(node.a)], done[id(node.b)]
+            difference = a - b if node.op.startswith(">") else b - a
+            value = sp.Heaviside(difference, _COMPARE_AT_ZERO[node.op])
+        elif isinstance(node, Select):
+            value = sp.Piecewise((done[id(node.a)], done[id(node.cond)] > 0), (done[id(node.b)], True))
+        elif isinstance(node, Call):
+            args = [done[id(a)] for a in node.args]
+            function = _SYMPY_FUNCTIONS.get(node.fn)
+            value = function(*args) if function is not None else sp.Function(node.fn)(*args)
+        else:
+            raise TypeError(f"no SymPy form of {node!r}")
+        done[id(node)] = value
+    return done[id(expr)]
+
+
+_SYMPY_FUNCTIONS = {
+    **{(g.fn or g.source): g.meaning for g in REGISTRY.values() if (g.fn or g.source) and not g.keywords},
+    "sign": sp.sign,
+}

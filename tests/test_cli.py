@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import shlex
+import sys
 import types
 from pathlib import Path
 
@@ -370,7 +371,7 @@ def _broken_pass(*args, **kwargs):
 def test_internal_error(folder, capsys, monkeypatch):
     out = folder / "out.py"
     out.write_text(OLD, encoding="utf-8")
-    monkeypatch.setattr(stagegen, "lower", _broken_pass)
+    monkeypatch.setattr(sys.modules["stagegen.pipeline"], "lower", _broken_pass)
     assert run(["in.txt", "-o", "out.py"], capsys) == (
         3,
         "",

@@ -456,6 +456,15 @@ in.txt:1:5: error: this stage is a constant; it does not depend on any input
         "constant-stage",
     ),
     case(
+        "f = 0.5 / 1e-400\n",
+        """\
+in.txt:1:5: error: this constant is not a finite real number
+  f = 0.5 / 1e-400
+      ^^^^^^^^^^^^
+  the operation has no real value here (e.g. log(0), sqrt(-1), 1/0)""",
+        "constant-divided-by-a-literal-that-underflows",
+    ),
+    case(
         "exp = x + 1\n",
         """\
 in.txt:1:1: error: 'exp' is a function name

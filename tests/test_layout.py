@@ -99,7 +99,7 @@ def test_a_module_that_does_not_compile_is_an_internal_error_and_is_not_written(
     def broken(text):  # a layout bug: a def without its closing "):"
         return text.replace("\ndef forward(x, y):\n", "\ndef forward(x, y\n", 1)
 
-    monkeypatch.setattr(sys.modules["stagegen.emit"], "_format_long_lines", broken)
+    monkeypatch.setattr(sys.modules["stagegen.render"], "_format_long_lines", broken)
     (tmp_path / "in.txt").write_text("f = x * y\n")
     out = tmp_path / "out.py"
     status, stdout, stderr = run_cli([str(tmp_path / "in.txt"), "-o", str(out)], capsys)

@@ -1,6 +1,7 @@
 """stagegen.verify and stagegen.testing: they pass correct code and catch wrong code."""
 
 import contextlib
+import sys
 
 import pytest
 
@@ -165,12 +166,15 @@ def test_check_verifies_the_build_it_made(tmp_path, monkeypatch, capsys):
     from helpers import run_cli
 
     calls = []
-    real = stagegen.build
-    monkeypatch.setattr(stagegen, "build", lambda *a, **k: calls.append(a) or real(*a, **k))
+    pipeline = sys.modules["stagegen.pipeline"]
+    real = pipeline.build
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: calls.append(a) or real(*a, **k))
     (tmp_path / "in.txt").write_text(example("notes.txt"))
     status, out, _ = run_cli([str(tmp_path / "in.txt"), "--check", "--points", "3"], capsys)
     assert status == 0 and "dsigy (1)" in out
     assert calls == []  # the CLI's own build is the only one (it is bound in stagegen.__main__)
+    stagegen.verify(example("notes.txt"), points=1)
+    assert len(calls) == 1  # where verify does build, it is counted
 
 
 def _evaluations(source: str, monkeypatch) -> int:

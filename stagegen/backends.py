@@ -1,0 +1,195 @@
+"""The backends: what each target of the generated code is, one record each.
+
+A `Backend` holds the module the code imports and its usual alias, the
+`Syntax` its expressions are printed with (functions by convention
+``alias.fn``, a table of exceptions: builtins, other names, helpers, inline
+expansions), the helpers a module may define, the forms of the values the
+reverse pass seeds, zeroes, copies and sums, and the policies that differ
+between floats and arrays: whether values may be arrays (and so alias each
+other and need summing back to an input's shape), whether arrays are released
+after their last use, whether errors are located at their stage. The planner
+and the renderer read these fields; nothing else in stagegen asks which
+backend it is writing for.
+
+Adding a backend is one record here plus its exceptions; adding a function a
+backend names by convention needs nothing here at all.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from string import Template
+from types import MappingProxyType
+
+from .expr import Expr, Num, call, function
+from .printer import Syntax
+
+_maximum, _minimum = function("maximum"), function("minimum")
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A module-level definition generated code may call, written once per module."""
+
+    name: str
+    text: str  # its source; "$m" is the backend module's alias in the module
+    imports: tuple[str, ...] = ()  # other modules it needs
+
+    def source(self, module: str) -> str:
+        return Template(self.text).substitute(m=module)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    title: str  # what its docstring calls it ("NumPy")
+    module: str  # the module the generated code imports
+    alias: str  # the name it is imported as, unless a user's name takes it
+    syntax: Syntax
+    helpers: Mapping[str, Helper] = field(default_factory=dict)  # by the name the code calls
+    arrays: bool = False  # values may be arrays (which alias, broadcast and are summed back)
+    release: bool = False  # each array the code made is deleted after the block that last reads it
+    locate: bool = False  # each function body runs in a try; a failure names its stage (_locate)
+
+    def seed(self, value: Expr, scalar: bool) -> Expr:
+        """The adjoint of the output in value_and_grad (d out / d out)."""
+        return Num(1.0) if scalar or not self.arrays else call("ones_like", value)
+
+    def zero(self, value: Expr, scalar: bool) -> Expr:
+        """The gradient of an input the output does not depend on."""
+        return Num(0.0) if scalar or not self.arrays else call("zeros_like", value)
+
+    def copy(self, value: Expr) -> Expr:
+        """A fresh array with `value`'s contents (a gradient owns its memory)."""
+        return call("copy", value)
+
+    def summed(self, value: Expr, steps) -> Expr:
+        """`value` summed over axes, as (axes, keepdims) steps (NumPy's np.sum)."""
+        for axes, keep in steps:
+            axis = Num(axes[0]) if len(axes) == 1 else call("tuple", *axes)
+            value = call("sum", value, axis=axis, **({"keepdims": Num(True)} if keep else {}))
+        return value
+
+    def unbroadcast(self, value: Expr, like: Expr) -> Expr:
+        """`value` summed to the shape of `like`, at run time (shapes unknown now)."""
+        return call("_unbroadcast", value, like)
+
+
+def _nested(fn: Callable[..., Expr]) -> Callable[..., Expr]:
+    """An n-ary max or min as NumPy's binary maximum or minimum, nested left to right."""
+
+    def nest(*xs: Expr) -> Expr:
+        return functools.reduce(fn, xs)
+
+    return nest
+
+
+_LOCATE = '''def _locate(exc):
+    """Raise `exc` again, naming the numbered stage whose line raised it.
+
+    Runs only when a stage fails (a domain error, a division by zero, an
+    overflow); it reads the failing statement from this module's source.
+    """
+    import linecache
+
+    frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
+
+    def ends(s):  # a statement, comment or block header ends on this line
+        return "  # (" in s or s.startswith("#") or s.endswith(":")
+
+    first = last = line - 1
+    while first > 0 and not ends(lines[first - 1]):
+        first -= 1
+    while last < len(lines) and "  # (" not in lines[last]:
+        last += 1
+    if last == len(lines):
+        return
+    statement, _, mark = " ".join(lines[first : last + 1]).partition("  # ")
+    before = lines[frame.f_code.co_firstlineno : first]
+    backprop = frame.f_code.co_name == "backward" or "# backprop" in str(before)
+    names = "".join(c if c.isalnum() or c == "_" else " " for c in statement).split()
+    values = [
+        f"{n} = {frame.f_locals[n]!r}"
+        for n in dict.fromkeys(names[1:])
+        if n in frame.f_locals
+    ]
+    where = ("backprop of stage " if backprop else "stage ") + mark.split(";")[0]
+    raise type(exc)(f"{where} {statement}: {exc} ({', '.join(values)})") from exc
+'''
+
+_UNBROADCAST = '''def _unbroadcast(grad, value):
+    """`grad` brought to `value`'s shape: summed over the axes broadcasting
+    added, repeated along any it never reached."""
+    shape = $m.shape(value)
+    while $m.ndim(grad) > len(shape):
+        grad = $m.sum(grad, axis=0)
+    lead = len(shape) - $m.ndim(grad)
+    for axis in range(lead, len(shape)):
+        if shape[axis] == 1 and $m.shape(grad)[axis - lead] != 1:
+            grad = $m.sum(grad, axis=axis - lead, keepdims=True)
+    if $m.shape(grad) != shape:
+        grad = $m.broadcast_to(grad, shape).copy()
+    return grad
+'''
+
+_ERF = """# NumPy has no erf: the math module's, element by element.
+_erf = $m.vectorize(math.erf, otypes=[float])
+"""
+
+MATH = Backend(
+    name="math",
+    title="Python floats",
+    module="math",
+    alias="math",
+    syntax=Syntax(
+        prefix="{m}.",
+        # Python's own abs, max and min (max and min take the first operand on a tie)
+        functions={"abs": "abs", "max": "max", "min": "min"},
+        expansions={"sign": lambda x: (x > 0) - (x < 0)},
+        constants={"pi": "{m}.pi", "e": "{m}.e"},
+        # a non-integer power of a negative float is complex in Python; math.pow
+        # raises a domain error instead, as the hand-written code would
+        power_call="pow",
+    ),
+    helpers={"_locate": Helper("_locate", _LOCATE)},
+    locate=True,
+)
+
+NUMPY = Backend(
+    name="numpy",
+    title="NumPy",
+    module="numpy",
+    alias="np",
+    syntax=Syntax(
+        prefix="{m}.",
+        functions={
+            "asin": "{m}.arcsin",
+            "acos": "{m}.arccos",
+            "atan": "{m}.arctan",
+            "asinh": "{m}.arcsinh",
+            "acosh": "{m}.arccosh",
+            "atanh": "{m}.arctanh",
+            "amax": "{m}.max",
+            "erf": "_erf",
+            "_unbroadcast": "_unbroadcast",
+        },
+        # NumPy's maximum and minimum are binary (and take the first operand on a tie)
+        expansions={"max": _nested(_maximum), "min": _nested(_minimum)},
+        postfix={"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"},
+        constants={"pi": "{m}.pi", "e": "{m}.e"},
+    ),
+    helpers={
+        "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),
+        "_erf": Helper("_erf", _ERF, imports=("math",)),
+    },
+    arrays=True,
+    release=True,
+)
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY)})
+
+# The input language, for stage formulas in comments, docstrings and diagrams.
+SOURCE = Syntax(prefix="", postfix={"transpose": "{0}.T"}, constants={"pi": "pi", "e": "E"})

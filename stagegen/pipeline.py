@@ -1,0 +1,144 @@
+"""The composition of the passes, top to bottom: parse -> lower ->
+differentiate -> name -> plan -> render. `build` is the one declaration of
+the generation options (every API entry point takes them as it does); the
+passes themselves are in their own modules (docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import types
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.core.cache import clear_cache
+
+from .differentiate import Backward, differentiate
+from .errors import UsageError
+from .identifiers import name_list
+from .ir import Graph, Input
+from .lower import lower
+from .modules import module_from_text
+from .names import Names, assign
+from .options import Options
+from .parse import Program, from_sympy, parse
+from .plan import plan
+from .render import render
+
+
+@dataclass(frozen=True)
+class Build:
+    """Everything one generation produced, pass by pass."""
+
+    program: Program
+    graph: Graph
+    backward: Backward
+    names: Names
+    options: Options
+    text: str
+
+    def __repr__(self) -> str:  # the dataclass's would print every SymPy tree, recursively
+        return (
+            f"<Build of {self.program.filename}: {len(self.graph.inputs)} inputs, "
+            f"{len(self.graph.stages)} stages, {self.options.command(self.program.filename)}>"
+        )
+
+
+def build(
+    source,
+    *,
+    inputs=None,
+    wrt=None,
+    backend: str = "math",
+    style: str = "seed",
+    gates: str = "grouped",
+    filename: str | None = None,
+) -> Build:
+    """Run every pass on `source` (input-language text or a SymPy expression).
+
+    `inputs` (the argument order; every input) and `wrt` (the gradients to
+    return) are comma-separated names or sequences of names and SymPy
+    symbols; `backend`, `style` and `gates` are those of `Options`; `filename`
+    names the source in messages and in the docstring."""
+    with _collector_paused():
+        return _build(source, inputs, wrt, backend, style, gates, filename)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """The passes make millions of short-lived objects and no garbage cycles; the
+    cycle collector's full passes over them made generation superlinear in
+    the number of stages. It runs again, as before, once the build is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(source, inputs, wrt, backend, style, gates, filename) -> Build:
+    # SymPy's cache hands out equal objects made by earlier builds, whose
+    # subtrees carry none of this program's places and roles: every build
+    # starts from an empty cache, so its output depends on its input alone
+    clear_cache()
+    wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
+    options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
+    if isinstance(source, str):
+        program = _reorder(parse(source, filename or "<input>"), inputs)
+    elif isinstance(source, sp.Basic):
+        program = from_sympy(source, inputs, filename or "<sympy>")
+    else:
+        raise UsageError(f"expected source text or a SymPy expression, got {type(source).__name__}")
+    graph = lower(program, gates, backend)
+    backward = differentiate(graph, _wrt_ids(graph, wrt), style)
+    names = assign(graph, backward, backend)
+    text = render(plan(graph, backward, names, options), program, graph, options)
+    return Build(program, graph, backward, names, options, text)
+
+
+def generate(source, **options) -> str:
+    """The generated module's source text for `source` (`options` as `build` takes them)."""
+    return build(source, **options).text
+
+
+def load(source, **options) -> types.ModuleType:
+    """Generate a module for `source` and import it (for notebooks and tests;
+    `options` as `build` takes them)."""
+    return module_from_text(generate(source, **options), options.get("filename") or "<stagegen>")
+
+
+def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
+    if order is None:
+        return program
+    known = {i.name: i for i in program.inputs}
+    listed = set(order)
+    missing = [n for n in known if n not in listed]
+    if missing:
+        raise UsageError(f"inputs= misses {', '.join(missing)}; list every input of the program")
+    stages = [n for n in order if n in {s.name for s in program.statements}]
+    if stages:
+        raise UsageError(f"inputs= names {', '.join(stages)}, which the program defines as a stage")
+    inputs = tuple(known.get(n, Input(n)) for n in order)
+    return Program(program.filename, program.text, inputs, program.statements, program.spans)
+
+
+def _wrt_ids(graph: Graph, wrt: tuple[str, ...] | None) -> tuple[int, ...] | None:
+    if wrt is None:
+        return None
+    index = {i.name: k for k, i in enumerate(graph.inputs)}
+    unknown = [n for n in wrt if n not in index]
+    if unknown:
+        raise UsageError(
+            f"--wrt names {', '.join(repr(n) for n in unknown)}, which "
+            f"{'is not an input' if len(unknown) == 1 else 'are not inputs'}; "
+            f"the inputs are {', '.join(index)}"
+        )
+    return tuple(index[n] for n in wrt)
+
+
+# The generation options, by the names `build` takes them.
+OPTIONS = tuple(name for name in inspect.signature(build).parameters if name != "source")

@@ -1,0 +1,292 @@
+"""A `Listing` -> the text of a generated module. It only prints.
+
+Every expression comes from `printer.Printer` (each form once, as a template
+filled with names), the layout from ``templates/module.py.j2`` (which only
+loops over finished lines), the docstring from the build. The text is written
+in black's style directly, and black runs only when a line is longer than
+black's limit, so that black stays a test oracle rather than the cost of every
+generation. `compile()` checks the finished text: a module that does not
+compile is a stagegen bug (`InternalError`), never returned or written.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import textwrap
+from pathlib import Path
+
+import jinja2
+
+from .backends import SOURCE
+from .blackline import format_statement
+from .errors import InternalError
+from .gates import REGISTRY
+from .ir import Graph
+from .options import Options
+from .parse import Program
+from .plan import Listing, Statement
+from .printer import Forms
+from .shapes import text as shape_text
+
+LINE_LENGTH = 88  # black's default
+SOURCE_LIMIT = 20_000  # characters of a SymPy object's stages shown in the docstring
+
+
+def _environment() -> jinja2.Environment:
+    packaged = importlib.resources.files("stagegen") / "templates"
+    folder = Path(str(packaged))
+    if not (folder / "module.py.j2").is_file():  # a source checkout or editable install
+        folder = Path(__file__).resolve().parent.parent / "templates"
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+_ENV = _environment()
+
+
+class _Text:
+    """Statements as lines: expressions from the backend's forms, comments' from the input language's."""
+
+    def __init__(self, listing: Listing):
+        self.code = Forms(listing.backend.syntax, listing.module)
+        self.source = Forms(SOURCE)
+
+    def rhs(self, statement: Statement) -> str:
+        forms = self.source if statement.source else self.code
+        return forms.fill(
+            statement.form,
+            statement.operands,
+            statement.out,
+            statement.dout,
+            statement.like,
+            statement.floats,
+        )
+
+    def line(self, statement: Statement) -> str:
+        if statement.kind == "release":
+            return "del " + ", ".join(statement.names)
+        if statement.kind == "comment":
+            return f"# backprop {self.display(statement)}"
+        text = self.rhs(statement)
+        if statement.number is not None:
+            comment = f"  # ({statement.number}){statement.note}"
+        else:
+            comment = f"  # {statement.note}" if statement.note else ""
+        if statement.add:
+            return f"{statement.binds} = {statement.binds} {statement.add} {text}{comment}"
+        return f"{statement.binds} {statement.op} {text}{comment}"
+
+    def display(self, statement: Statement) -> str:
+        return f"{statement.out} = {self.rhs(statement)}"
+
+
+def _tuple(items) -> str:
+    items = list(items)
+    if len(items) == 1:
+        return f"({items[0]},)"
+    return "(" + ", ".join(items) + ")"
+
+
+def render(listing: Listing, program: Program, graph: Graph, options: Options) -> str:
+    """The module's source text, black-formatted and compiled."""
+    text = _format_long_lines(_render(listing, program, graph, options))
+    try:
+        compile(text, "<stagegen output>", "exec")
+    except SyntaxError as exc:  # a stagegen bug: show the numbered text
+        numbered = "\n".join(f"{k + 1:5d}  {line}" for k, line in enumerate(text.splitlines()))
+        raise InternalError(f"the generated module does not compile: {exc}\n{numbered}") from exc
+    return text
+
+
+def _render(listing: Listing, program: Program, graph: Graph, options: Options) -> str:
+    lines = _Text(listing)
+    backend, module = listing.backend, listing.module
+    bodies = [[lines.line(s) for s in body] for body in (listing.forward, listing.backward, listing.fused)]
+    used = lines.code.used
+    helpers = [
+        h for name, h in backend.helpers.items() if name in used or (name == "_locate" and backend.locate)
+    ]
+    imports = []
+    if backend.arrays or any(name.startswith(module + ".") for name in used):
+        imports.append(f"import {backend.module}" + ("" if module == backend.module else f" as {module}"))
+    for helper in helpers:
+        imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]
+    cached, grads, inputs, out = listing.cached, listing.gradients, listing.inputs, listing.output
+    unpack = ""
+    if cached:
+        unpack = _bracketed(
+            "(",
+            cached,
+            f") = {listing.cache}",
+            4,
+            one_line=f"{_tuple(cached) if len(cached) == 1 else ', '.join(cached)} = {listing.cache}",
+        )
+    return _ENV.get_template("module.py.j2").render(
+        docstring=_docstring(listing, lines, program, graph, options),
+        imports=imports,
+        inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
+        wrt=_bracketed("WRT = (", [f'"{n}"' for n in listing.wrt], ")", 0, tuple_=True),
+        output=f'"{out}"',
+        forward_def=_bracketed("def forward(", inputs, "):", 0),
+        forward=bodies[0],
+        forward_return=(
+            _bracketed(f"return {out}, (", cached, ")", 4, tuple_=True) if cached else f"    return {out}, ()"
+        ),
+        backward_def=_bracketed("def backward(", [listing.dout, listing.cache], "):", 0),
+        cache_unpack=unpack,
+        backward=bodies[1],
+        backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
+        fused_def=_bracketed("def value_and_grad(", inputs, "):", 0),
+        fused=bodies[2],
+        fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
+        locate=backend.locate,
+        helpers=[h.source(module) for h in helpers],
+    )
+
+
+def _docstring(listing: Listing, lines: _Text, program: Program, graph: Graph, options: Options) -> str:
+    inputs = ", ".join(listing.inputs)
+    out = listing.output
+    cached = listing.cached
+    n_stages, n_lines = len(listing.displays), listing.backward_lines
+    parts = [
+        f"{out}({inputs}) and its gradient, staged by stagegen.",
+        "",
+        *(
+            []
+            if len(listing.wrt) == len(listing.inputs)
+            else [f"Gradients with respect to {', '.join(listing.wrt)} only.", ""]
+        ),
+        f"Generated by: {options.command(program.filename)}",
+        *textwrap.wrap(
+            f"Cost: {n_stages} forward stages, {n_lines} backward lines "
+            f"({n_lines / max(1, n_stages):.2f} per stage); the cache holds "
+            f"{len(cached)} value{'s' if len(cached) != 1 else ''}"
+            + (f": {', '.join(cached)}." if cached else "."),
+            LINE_LENGTH - 4,
+        ),
+    ]
+    if listing.backend.arrays:
+        parts += ["", *textwrap.wrap(_shapes_note(listing), LINE_LENGTH - 4)]
+    if graph.rewrites:
+        parts += ["", "Rewrites (each circuit became one grouped gate; --gates fine keeps them as written):"]
+        for gate, span in graph.rewrites:
+            written = f"{span.line}:{span.col} {_spanned(span)}" if span else "a circuit"
+            parts += textwrap.wrap(
+                f"{written} -> {REGISTRY[gate].source}: {REGISTRY[gate].why}",
+                LINE_LENGTH - 4,
+                initial_indent="    ",
+                subsequent_indent="        ",
+            )
+    if graph.dropped:
+        parts += [
+            "",
+            *textwrap.wrap(
+                f"Not emitted, the output does not depend on them: {', '.join(graph.dropped)}.",
+                LINE_LENGTH - 4,
+            ),
+        ]
+    parts += ["", f"Source ({program.filename}):", ""]
+    parts += ["    " + line if line else "" for line in _source_lines(listing, lines, program)]
+    return "\n".join(_escape(p) for p in parts)
+
+
+def _shapes_note(listing: Listing) -> str:
+    """The contract on shapes, for a module of arrays."""
+    out, title = listing.output, listing.backend.title
+    *inputs, result = listing.shapes
+    if result is None and all(shape is None for shape in inputs):
+        return (
+            f"{title}, elementwise: the inputs may be arrays of any shapes that broadcast "
+            f"together (or floats); dout has {out}'s shape; each gradient comes back with "
+            "its input's shape (summed over the axes broadcasting added)."
+        )
+    shapes = ", ".join(
+        f"{name} {'any' if shape is None else shape_text(shape)}"
+        for name, shape in zip(listing.inputs, inputs, strict=True)
+    )
+    result = "any" if result is None else shape_text(result)
+    return (
+        f"{title}, shapes: {shapes} -> {out} {result}. dout has {out}'s shape; each "
+        "gradient comes back with its input's shape."
+    )
+
+
+def _source_lines(listing: Listing, lines: _Text, program: Program) -> list[str]:
+    """The source for the docstring: a file's text verbatim; a SymPy object as
+    the front door printed it, if it did (small and shallow enough), else its
+    stages, one per line."""
+    if program.text is not None:
+        return [line.rstrip() for line in program.text.strip("\n").splitlines()]
+    declarations = [f"{name}: scalar" for name in listing.inputs]  # the argument order
+    if program.shown is not None:
+        return declarations + list(program.shown)
+    staged = declarations + [lines.display(d) for d in listing.displays]
+    if sum(map(len, staged)) <= SOURCE_LIMIT:
+        return staged
+    return [f"(a SymPy expression of {len(listing.displays)} stages, too large to show here)"]
+
+
+def _bracketed(
+    head: str, items, tail: str, indent: int, tuple_: bool = False, one_line: str | None = None
+) -> str:
+    """``head items tail`` as black writes it: on one line if that fits, else one
+    item per line with a trailing comma (when even the items alone would not fit
+    on one line; the case in between is left to black)."""
+    items = list(items)
+    pad = " " * indent
+    body = ", ".join(items) + ("," if tuple_ and len(items) == 1 else "")
+    line = pad + (one_line if one_line is not None else head + body + tail)
+    if len(line) <= LINE_LENGTH or len(pad) + 4 + len(body) <= LINE_LENGTH:
+        return line
+    return "\n".join([pad + head, *(f"{pad}    {item}," for item in items), pad + tail])
+
+
+def _spanned(span) -> str:
+    """The source text a span covers (one line)."""
+    return span.text[span.col - 1 : span.end_col - 1] if span.text else ""
+
+
+def _escape(text: str) -> str:
+    """Docstring-safe text that reads back as `text` (backslashes, quotes, control characters)."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(c if c >= " " or c == "\n" else f"\\x{ord(c):02x}" for c in text)
+
+
+def _format_long_lines(text: str) -> str:
+    """Let black format the few statements longer than its limit, one at a time.
+
+    Every other line is already in black's style, so formatting statements one
+    by one gives black's output for the module at a cost that grows with the
+    number of long lines, not the size of the module.
+    """
+    lines = text.split("\n")
+    body = text.index('"""', 3) + 3  # black leaves the docstring alone
+    start = text.count("\n", 0, body) + 1
+    if all(len(line) <= LINE_LENGTH for line in lines[start:]):
+        return text
+    import black
+
+    mode = black.Mode(line_length=LINE_LENGTH)
+    memo: dict[str, str] = {}
+    out = lines[:start]
+    for line in lines[start:]:
+        if len(line) <= LINE_LENGTH or line.lstrip().startswith("#"):
+            out.append(line)  # black leaves a long comment as it is
+        elif line.startswith("def "):
+            formatted = format_statement(line + "\n    pass\n", mode, memo)
+            out.extend(formatted.split("\n")[:-2])  # without "    pass" and the final newline
+        elif line.startswith("    "):
+            depth = (len(line) - len(line.lstrip(" "))) // 4
+            header = ["def _():"] + ["    " * d + "if 1:" for d in range(1, depth)]
+            formatted = format_statement("\n".join(header + [line]) + "\n", mode, memo)
+            out.extend(formatted.split("\n")[len(header) : -1])
+        else:
+            out.extend(format_statement(line + "\n", mode, memo).split("\n")[:-1])
+    return "\n".join(out)
