@@ -173,7 +173,7 @@ def _check_name(name: str, span: Span) -> None:
 
 
 def parse(text: str, filename: str = "<input>") -> Program:
-    """Parse stagegen's input language (see DESIGN.md) into a `Program`."""
+    """Parse stagegen's input language (README, "Input language") into a `Program`."""
     if len(text) > MAX_SOURCE_CHARS:
         raise ParseError(
             f"the input has {len(text):,} characters; the limit is {MAX_SOURCE_CHARS:,}", file=filename

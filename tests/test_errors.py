@@ -1,7 +1,7 @@
 """Errors in user input: the whole rendered message, exit status 2, nothing else.
 
 Each row of a table is (input, the complete message stagegen prints on stderr).
-DESIGN.md, "Conventions users can rely on": the first line is
+docs/ARCHITECTURE.md, "Conventions": the first line is
 ``FILE:LINE:COL: error: ...`` (line and column counted in characters from 1),
 or ``FILE: error: ...`` without a position; at most three indented lines follow
 (the source line, a caret, a hint); exit status 2; no traceback; nothing on
@@ -10,7 +10,7 @@ is left behind. Every case runs with ``-o OUT.py`` where OUT.py already exists.
 
 Most cases call ``stagegen.__main__.main`` in-process (fast); a few run the
 real command in a subprocess. A row marked xfail(strict=True) holds the message
-DESIGN.md asks for where stagegen prints something else today (a reported bug).
+the conventions ask for where stagegen prints something else today (a reported bug).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every gate of the registry, checked from its own record (STYLE.md 1.7).
+"""Every gate of the registry, checked from its own record (docs/ARCHITECTURE.md, "Adding a gate").
 
 The tests are parametrised over `stagegen.gates.REGISTRY` itself (ids are gate
 names; a gate with `test_params` gets one case per parameter tuple, a variadic
@@ -8,7 +8,7 @@ file. Per gate:
 1. its local-gradient rule equals `sympy.diff` of its `forward` meaning:
    numerically at seeded points of its `domain` (50 digits) and, for smooth
    gates, symbolically; non-smooth gates are compared away from their kinks,
-   and their kink conventions (DESIGN.md) are checked on their own;
+   and their kink conventions (docs/ARCHITECTURE.md) are checked on their own;
 2. the generated code's gradient matches central finite differences;
 3. its `special` values give the 50-digit reference (or the kink convention);
 4. its emitted form for the ``math`` backend agrees with `forward`;
@@ -47,7 +47,7 @@ N_POINTS = 20  # seeded random points per gate and check
 NAMES = ("x", "y", "z", "u", "v", "w")  # input names of the one-line programs
 KINK_GRID = (-1.0, -0.0, 0.0, 1.0)  # operand values that make every tie and zero crossing
 
-# DESIGN.md, "Conventions users can rely on": the gradient a non-smooth gate must
+# docs/ARCHITECTURE.md, "Conventions": the gradient a non-smooth gate must
 # give everywhere, kinks included (there the oracle is this, not SymPy's Heaviside(0) = 1/2).
 # Written from the contract, independently of the registry's rules.
 
@@ -332,10 +332,10 @@ def test_local_rule_equals_sympy_diff_symbolically(case):
 
 @pytest.mark.parametrize("case", cases("kink", NONSMOOTH))
 def test_kink_convention(case):
-    """DESIGN.md: max/min give the whole gradient to the first extreme operand; abs, relu 0 at 0."""
+    """The conventions: max/min give the whole gradient to the first extreme operand; abs, relu 0 at 0."""
     assert case.gate.name in CONVENTIONS, (
-        f"{case.gate.name} is not smooth, but DESIGN.md states no convention for its kinks: "
-        "state one there and add it to CONVENTIONS"
+        f"{case.gate.name} is not smooth, but docs/ARCHITECTURE.md states no convention for its kinks: "
+        "state one there (and in the gate's record) and add it to CONVENTIONS"
     )
     convention = CONVENTIONS[case.gate.name]
     inst, xs = case.instance, case.slots

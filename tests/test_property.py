@@ -12,7 +12,7 @@ inputs= order and a wrt= subset drawn with the example, it checks:
     adjoint against SymPy and finite differences);
 (b) ``value_and_grad`` and ``forward``/``backward`` agree with ``sympy.diff``
     of the independent SymPy expression, evaluated by ``gradcheck.reference``
-    at random points, within ``gradcheck.RTOL * (|r| + s)``; s is DESIGN.md's
+    at random points, within ``gradcheck.RTOL * (|r| + s)``; s is docs/ARCHITECTURE.md's
     scale, computed here from the tree with mpmath (`scales`);
 (c) the module is black-formatted; (d) generating twice gives the same text;
 (e) ``backward`` is linear in ``dout`` (exactly, for powers of two).
@@ -532,7 +532,7 @@ def primitive(root: Node) -> Node:
 
 
 def scales(root: Node, names: tuple[str, ...], point) -> tuple[float, list[float]]:
-    """The `s` of DESIGN.md's tolerance at `point`, from the tree: a running-error
+    """The `s` of the tolerance (docs/ARCHITECTURE.md) at `point`, from the tree: a running-error
     bound of the value and of each gradient (in units of float64's eps), i.e. the
     sum of the magnitudes of the terms that make them. A value's magnitude is its
     own plus its operands' magnitudes times |partial|; an adjoint's adds, per use,
@@ -813,7 +813,7 @@ def case(
     return Case(example_from_text(text), style, gates, inputs, wrt, seed)
 
 
-NOTES = "(x + sigmoid(y)) / (sigmoid(x) + (x + y)**2)\n"  # DESIGN.md's reference function
+NOTES = "(x + sigmoid(y)) / (sigmoid(x) + (x + y)**2)\n"  # the backprop notes' function
 NOTES_STAGES = textwrap.dedent("""\
     sigy = sigmoid(y)
     num = x + sigy
