@@ -174,10 +174,16 @@ class Printer:
             if self.floats
             else sub(exp)
         )
-        simple = _simple(b) and _simple(e)  # black hugs ** between simple operands
         b = b if bp > POW else f"({b})"
         e = e if ep >= UNARY else f"({e})"
-        return (f"{b}**{e}" if simple else f"{b} ** {e}"), POW
+        # black hugs ** between simple operands; in a chain x ** y ** z (no
+        # parentheses) the operand right of this ** is the next base, y
+        right = e
+        while isinstance(exp, Call) and exp.fn == "pow" and ep == POW and not self.floats:
+            exp = exp.args[0]
+            right, ep = sub(exp)
+            right = right if ep > POW else f"({right})"
+        return (f"{b}**{e}" if _simple(b) and _simple(right) else f"{b} ** {e}"), POW
 
 
 def _simple(text: str) -> bool:
