@@ -23,10 +23,21 @@ from dataclasses import dataclass, field
 from string import Template
 from types import MappingProxyType
 
-from .expr import Expr, Num, call, function
+from .expr import Call, Expr, Named, Num, call, function
 from .printer import Syntax
 
 _maximum, _minimum = function("maximum"), function("minimum")
+
+
+def _floats(fn: str) -> Callable[..., Expr]:
+    """`fn` (ones_like, zeros_like, full_like) making a float array whatever the
+    dtype of the array it is shaped like: the gradient of an integer input is
+    float, and full_like(ints, 0.5) would truncate 0.5 to 0."""
+
+    def make(*args: Expr) -> Expr:
+        return Call(fn, args, (("dtype", Named("float64")),))
+
+    return make
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,9 @@ _LOCATE = '''def _locate(exc):
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
+    if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
+        where = f"in {frame.f_code.co_name}, line {line}"
+        raise type(exc)(f"{exc} ({where}; its source would name the stage)") from exc
 
     def ends(s):  # a statement, comment or block header ends on this line
         return "  # (" in s or s.startswith("#") or s.endswith(":")
@@ -122,7 +136,10 @@ _LOCATE = '''def _locate(exc):
 
 _UNBROADCAST = '''def _unbroadcast(grad, value):
     """`grad` brought to `value`'s shape: summed over the axes broadcasting
-    added, repeated along any it never reached."""
+    added, repeated along any it never reached; a gradient of floats, even
+    for integer inputs."""
+    if $m.result_type(grad).kind in "biu":  # booleans and integers
+        grad = $m.asarray(grad, dtype=float)
     shape = $m.shape(value)
     while $m.ndim(grad) > len(shape):
         grad = $m.sum(grad, axis=0)
@@ -177,9 +194,13 @@ NUMPY = Backend(
             "_unbroadcast": "_unbroadcast",
         },
         # NumPy's maximum and minimum are binary (and take the first operand on a tie)
-        expansions={"max": _nested(_maximum), "min": _nested(_minimum)},
+        expansions={
+            "max": _nested(_maximum),
+            "min": _nested(_minimum),
+            **{fn: _floats(fn) for fn in ("ones_like", "zeros_like", "full_like")},
+        },
         postfix={"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"},
-        constants={"pi": "{m}.pi", "e": "{m}.e"},
+        constants={"pi": "{m}.pi", "e": "{m}.e", "float64": "{m}.float64"},
     ),
     helpers={
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from .backends import SOURCE
 from .errors import ToolError, UsageError
 from .expr import Num
-from .files import write_atomically
+from .files import check_target, write_atomically
 from .gates import REGISTRY
 from .pipeline import build
 from .printer import Forms
@@ -69,7 +69,9 @@ class Diagram:
     def render(self, path: str | os.PathLike) -> None:
         """Write the diagram to `path` (atomically), in the format its extension names."""
         path = os.fspath(path)
-        write_atomically(path, self.image(format_of(path)))
+        image_format = format_of(path)
+        check_target(path)  # before dot runs, which can take a minute
+        write_atomically(path, self.image(image_format))
 
     def _repr_svg_(self) -> str | None:
         """Inline SVG in Jupyter; None (so the DOT text shows instead) without Graphviz."""

@@ -8,7 +8,18 @@ counted in characters from 1. Nothing here knows about gates or passes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_NEWLINE = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
+
+
+def python_lines(text: str, keepends: bool = False) -> list[str]:
+    """`text`'s lines as Python counts them: ended by \\n, \\r\\n or \\r only
+    (`str.splitlines` also splits at \\x0c, \\x1c-\\x1e, \\x85 and U+2028/9,
+    which Python's tokenizer reads as ordinary characters)."""
+    lines = [line for line in _NEWLINE.split(text) if line]
+    return lines if keepends else [line.rstrip("\r\n") for line in lines]
 
 
 @dataclass(frozen=True)

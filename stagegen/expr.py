@@ -142,6 +142,13 @@ class Aux(Expr):
 
 
 @dataclass(frozen=True, eq=True)
+class Named(Expr):
+    """A name the target defines, written its way (``float64``: ``np.float64``)."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=True)
 class Ref(Expr):
     """A value of the program by its name in the code (operands filled in)."""
 

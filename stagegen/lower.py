@@ -20,6 +20,7 @@ Three steps per statement, each an explicit-stack traversal:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from .parse import NodeMap, Program
 from .shapes import Shape, broadcast, text
 
 _G = REGISTRY
+VARIADIC_LIMIT = 4  # operands of one max or min stage; more are a chain of them
 
 # SymPy's canonical forms that decoding turns into gate applications, each into
 # the gate whose record lists it in `Gate.decodes`.
@@ -167,8 +169,10 @@ def _power(base: sp.Expr, exp: sp.Expr) -> sp.Expr:
     return _app("constant power", base, exp)
 
 
-def _divide(num: sp.Expr | None, den: sp.Expr, roles: NodeMap) -> sp.Expr:
+def _divide(num: sp.Expr | None, den: sp.Expr, roles: NodeMap, span: Span | None = None) -> sp.Expr:
     if _const(den):
+        if den.is_zero:
+            raise UnsupportedError("division by zero", span, "a denominator here is the constant 0")
         return _app("constant quotient", num if num is not None else sp.Integer(1), den)
     # The notes name the parts of a quotient num, den and invden = 1.0 / den.
     roles.setdefault(den, "den")
@@ -176,6 +180,26 @@ def _divide(num: sp.Expr | None, den: sp.Expr, roles: NodeMap) -> sp.Expr:
         return _app("reciprocal", den)
     roles.setdefault(num, "num")
     return _app("product", num, _app("reciprocal", den))
+
+
+def _check_application(gate: Gate, node: sp.Expr, span: Span | None) -> None:
+    """A gate's function applied as its record says: its operands, then its
+    parameters as constants (a SymPy object can hold any arguments)."""
+    n = gate.arity(len(node.args))
+    if n < 1 or (n < 2 if gate.variadic else n != len(gate.operands)):
+        wanted = "2 or more operands" if gate.variadic else f"{len(gate.operands)} operand(s)"
+        params = f" and the parameter(s) {', '.join(gate.params)}" if gate.params else ""
+        raise UnsupportedError(
+            f"{gate.source or gate.name} takes {wanted}{params}; got {len(node.args)} argument(s) "
+            f"(in {brief(node)})",
+            span,
+        )
+    if not all(a.is_number for a in node.args[n:]):
+        raise UnsupportedError(
+            f"the parameter(s) {', '.join(gate.params)} of {gate.source or gate.name} must be constants "
+            f"(in {brief(node)})",
+            span,
+        )
 
 
 def _chain(encoding: str, items: list[sp.Expr]) -> sp.Expr:
@@ -247,6 +271,7 @@ class _Decoder:
             plan = ("pow", list(node.args))
         elif node.func in BY_FUNCTION:
             gate = BY_FUNCTION[node.func]
+            _check_application(gate, node, self.spans.get(node))
             if self.fine and gate.grouped:
                 # --gates fine: the gate's own circuit, as SymPy writes its meaning
                 plan = ("same", [gate.meaning(*node.args)])
@@ -283,9 +308,15 @@ class _Decoder:
         elif kind == "mul":
             n_num = plan[2]
             num = _chain("product", args[:n_num]) if n_num else None
-            out = _divide(num, _chain("product", args[n_num:]), self.roles) if n_num < len(args) else num
+            den = _chain("product", args[n_num:]) if n_num < len(args) else None
+            out = num if den is None else _divide(num, den, self.roles, self.spans.get(node))
         elif kind == "pow":
             out = _power(*args)
+        elif plan[2].variadic and len(args) > VARIADIC_LIMIT:
+            # a long max or min: a chain of binary ones, left to right, so the code
+            # is linear in the operands (each rule compares every pair); the first
+            # operand that attains the extreme still takes the whole gradient
+            out = functools.reduce(plan[2].function, args)
         elif (
             _GATE_IDS.get(id(node.func)) is plan[2]
             and plan[2] not in (_DECODE["constant quotient"], _DECODE["power"])
@@ -301,7 +332,7 @@ class _Decoder:
 
     def gate(self, gate: Gate, args: list) -> sp.Expr:
         if gate is _DECODE["constant quotient"]:
-            return _divide(args[0], args[1], self.roles)
+            return _divide(args[0], args[1], self.roles, self.spans.get(args[1]))
         if gate is _DECODE["power"]:
             return _power(args[0], args[1])
         return gate.function(*args)

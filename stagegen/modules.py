@@ -18,6 +18,8 @@ import linecache
 import re
 import types
 
+from .errors import python_lines
+
 _NUMBER = re.compile(r"  # \((\d+)\)")  # the stage number a generated line carries
 
 
@@ -27,7 +29,7 @@ def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     module = types.ModuleType(f"stagegen_generated_{digest}")
     module.__file__ = f"<stagegen {filename} {digest}>"
-    linecache.cache[module.__file__] = (len(text), None, text.splitlines(True), module.__file__)
+    linecache.cache[module.__file__] = (len(text), None, python_lines(text, True), module.__file__)
     exec(compile(text if tree is None else tree, module.__file__, "exec"), module.__dict__)
     return module
 
@@ -56,7 +58,7 @@ def instrumented(text: str, filename: str) -> types.ModuleType:
 def stage_names(text: str) -> dict[int, str]:
     """The name each forward stage binds in ``value_and_grad``, by stage number:
     the first assignment whose line carries ``# (k)`` (the forward lines come first)."""
-    lines = text.splitlines()
+    lines = python_lines(text)
     names: dict[int, str] = {}
     for block in _blocks(_value_and_grad(ast.parse(text))):
         for node in block:

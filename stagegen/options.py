@@ -2,7 +2,10 @@
 
 The CLI adds these arguments to its parser, the emitter writes the command
 that regenerates a module into its docstring, and `verify` reads that command
-back from a module it is given; all three use the functions here.
+back from a module it is given; all three use the functions here. The command
+is one line of shell words (`shlex`): the file as stagegen shows file names
+(`files.shown`: a character that would break the line is U+FFFD), behind
+``--`` when it starts with a dash.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, fields
 
 from . import backends
 from .errors import UsageError
+from .files import shown
 from .identifiers import name_list
 
 BACKENDS = tuple(backends.BACKENDS)
@@ -36,27 +40,40 @@ class Options:
     def command(self, filename: str) -> str:
         """The stagegen command line that generates the same module from `filename`."""
         # sources without a file (standard input, API strings, SymPy objects) read as "-"
-        words = ["stagegen", "-" if filename.startswith("<") else filename]
+        file = "-" if filename.startswith("<") else shown(filename)
+        options = []
         for option in fields(self):  # every option that is not its default, in declaration order
             value = getattr(self, option.name)
             if value != option.default:
-                words += [f"--{option.name}", ",".join(value) if isinstance(value, tuple) else value]
+                options += [f"--{option.name}", ",".join(value) if isinstance(value, tuple) else value]
+        if file.startswith("-") and file != "-":  # it would read as an option: behind '--', after the options
+            words = ["stagegen", *options, "--", file]
+        else:
+            words = ["stagegen", file, *options]
         return " ".join(shlex.quote(w) for w in words)
 
     @classmethod
     def from_command(cls, command: str) -> tuple[str, Options]:
         """(filename, options) of a command written by `command`."""
-        parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-        parser.add_argument("file")
-        add_arguments(parser)
-        words = shlex.split(command)
+        try:
+            words = shlex.split(command)
+        except ValueError as exc:  # a quote not closed, a backslash at the end
+            raise UsageError(f"cannot read the command {command!r}: {exc}") from None
         if not words or words[0] != "stagegen":
             raise UsageError(f"not a stagegen command: {command!r}")
+        parser = _CommandParser(add_help=False, exit_on_error=False)
+        parser.add_argument("file")
+        add_arguments(parser)
         try:
             args = parser.parse_args(words[1:])
-        except (argparse.ArgumentError, SystemExit) as exc:
+        except argparse.ArgumentError as exc:
             raise UsageError(f"cannot read the command {command!r}: {exc}") from None
         return args.file, from_arguments(args)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the usage and exit; a command is data here
+        raise argparse.ArgumentError(None, message)
 
 
 def split_names(text: str) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from . import sympy_source
-from .errors import ParseError, Span, UnsupportedError
+from .errors import ParseError, Span, UnsupportedError, python_lines
 from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
 from .identifiers import Namespace, name_list, problem, shown
 from .ir import Input
@@ -132,7 +132,7 @@ class _Source:
 
     def __init__(self, text: str, filename: str):
         self.filename = filename
-        self.lines = text.splitlines()
+        self.lines = python_lines(text)
 
     def line(self, lineno: int) -> str:
         return self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
@@ -233,7 +233,7 @@ def _ast_parse(text: str, source: _Source) -> ast.Module:
 def _deepest_statement(text: str) -> int:
     """The first line of the first statement Python cannot parse on its own."""
     start = 1
-    lines = text.splitlines(keepends=True)
+    lines = python_lines(text, keepends=True)
     for lineno, line in enumerate(lines, 1):  # one statement a line, the common case: no tokenizer
         try:
             with warnings.catch_warnings():

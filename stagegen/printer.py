@@ -28,6 +28,7 @@ from .expr import (
     Compare,
     Dout,
     Expr,
+    Named,
     Num,
     Out,
     Ref,
@@ -107,6 +108,8 @@ class Printer:
             return found
         if isinstance(node, Num):
             return self._number(node)
+        if isinstance(node, Named):
+            return self._constant(node.name), ATOM
         if isinstance(node, Compare):
             return f"{paren(node.a, ADD)} {node.op} {paren(node.b, ADD)}", CMP
         if isinstance(node, Select):
@@ -143,12 +146,15 @@ class Printer:
         self.used.add(name)
         return f"{name}({', '.join(args + [f'{k}={v}' for k, v in keywords])})", ATOM
 
+    def _constant(self, name: str) -> str:
+        text = self.syntax.constants[name].format(m=self.module)
+        if "." in text:
+            self.used.add(text)
+        return text
+
     def _number(self, node: Num) -> tuple[str, int]:
         if node.name:
-            text = self.syntax.constants[node.name].format(m=self.module)
-            if "." in text:
-                self.used.add(text)
-            return text, ATOM
+            return self._constant(node.name), ATOM
         value = node.value
         if isinstance(value, bool):
             return str(value), ATOM

@@ -19,7 +19,8 @@ import jinja2
 
 from .backends import SOURCE
 from .blackline import format_statement
-from .errors import InternalError
+from .errors import InternalError, python_lines
+from .files import shown
 from .gates import REGISTRY
 from .ir import Graph
 from .options import Options
@@ -192,7 +193,7 @@ def _docstring(listing: Listing, lines: _Text, program: Program, graph: Graph, o
                 LINE_LENGTH - 4,
             ),
         ]
-    parts += ["", f"Source ({program.filename}):", ""]
+    parts += ["", f"Source ({shown(program.filename)}):", ""]
     parts += ["    " + line if line else "" for line in _source_lines(listing, lines, program)]
     return "\n".join(_escape(p) for p in parts)
 
@@ -223,7 +224,7 @@ def _source_lines(listing: Listing, lines: _Text, program: Program) -> list[str]
     the front door printed it, if it did (small and shallow enough), else its
     stages, one per line."""
     if program.text is not None:
-        return [line.rstrip() for line in program.text.strip("\n").splitlines()]
+        return [line.rstrip(" \t") for line in python_lines(program.text.strip("\n"))]
     declarations = [f"{name}: scalar" for name in listing.inputs]  # the argument order
     if program.shown is not None:
         return declarations + list(program.shown)
@@ -254,9 +255,18 @@ def _spanned(span) -> str:
 
 
 def _escape(text: str) -> str:
-    """Docstring-safe text that reads back as `text` (backslashes, quotes, control characters)."""
+    """Docstring-safe text that reads back as `text`: backslashes, quotes, control
+    characters, and the characters other tools read as line breaks (\\x85, U+2028,
+    U+2029), escaped."""
     text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return "".join(c if c >= " " or c == "\n" else f"\\x{ord(c):02x}" for c in text)
+    return "".join(c if (c >= " " or c == "\n") and c not in _BREAKS else _escaped(c) for c in text)
+
+
+_BREAKS = frozenset("\x7f\x85\u2028\u2029")
+
+
+def _escaped(c: str) -> str:
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
 def _format_long_lines(text: str) -> str:

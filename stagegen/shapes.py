@@ -60,7 +60,9 @@ def reductions(operand: Shape, result: Shape) -> list[tuple[tuple[int, ...], boo
 def matmul_shape(a: Shape, b: Shape) -> Shape:
     """The shape of a @ b (matrices); ValueError naming both shapes if they do not fit."""
     if a is None or b is None:
-        return None
+        # undeclared operands may be anything at run time (a 3-D array's .T reverses
+        # every axis): @ is defined here for declared matrices only
+        raise ValueError("@ multiplies matrices of declared shapes; declare both, e.g. A: matrix(n, k)")
     if len(a) != 2 or len(b) != 2:
         raise ValueError(
             f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))"
@@ -71,6 +73,8 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
 
 
 def transpose_shape(a: Shape) -> Shape:
-    if a is not None and len(a) != 2:
+    if a is None:
+        raise ValueError(".T transposes a matrix of a declared shape; declare it, e.g. A: matrix(n, m)")
+    if len(a) != 2:
         raise ValueError(f".T transposes a matrix; got shape {text(a)}")
-    return None if a is None else (a[1], a[0])
+    return (a[1], a[0])

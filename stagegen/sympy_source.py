@@ -33,7 +33,9 @@ def shown(statements) -> tuple[str, ...] | None:
     try:
         printer = SourcePrinter()
         lines = tuple(f"{s.name} = {printer.doprint(s.expr)}" for s in statements)
-    except UnsupportedError:
+    except (UnsupportedError, TypeError, ValueError, ArithmeticError):
+        # something the input language cannot write as it stands (a constant
+        # SymPy cannot evaluate, 1/0): the docstring shows the stages instead
         return None
     return lines if sum(map(len, lines)) <= TEXT_LIMIT else None
 

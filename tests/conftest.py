@@ -1,6 +1,7 @@
 """Shared test options: golden files and hypothesis profiles."""
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -21,6 +22,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
 
 def pytest_addoption(parser):
     parser.addoption(
@@ -29,6 +32,15 @@ def pytest_addoption(parser):
         default=False,
         help="rewrite tests/golden/*.py from the current generator (review the diff!)",
     )
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A temporary working folder holding in.txt, the notes' function (tests of the CLI)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STAGEGEN_DEBUG", raising=False)
+    (tmp_path / "in.txt").write_text((EXAMPLES / "notes.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    return tmp_path
 
 
 @pytest.fixture

@@ -33,14 +33,6 @@ OLD = "# the previous version of the output; a failed write must keep it\n"
 POINT = (0.7, -1.3)  # x, y for the notes' function
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("STAGEGEN_DEBUG", raising=False)
-    (tmp_path / "in.txt").write_text(NOTES, encoding="utf-8")
-    return tmp_path
-
-
 def load(text: str) -> types.ModuleType:
     module = types.ModuleType("generated")
     exec(compile(text, "<generated>", "exec"), module.__dict__)

@@ -237,3 +237,167 @@ def test_one_line_of_a_megabyte_gives_a_short_diagnostic(folder, capsys):
     assert_refused(result, folder, True)
     assert len(result[2]) < 1000
     assert result[2].split("\n")[1].endswith(" + x + ...")
+
+
+# -- round two: the edges the first round did not reach -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("f = sum(A @ B)\n", "@ multiplies matrices of declared shapes"),
+        ("x: scalar\nf = sum(x.T)\n", ".T transposes a matrix of a declared shape"),
+        ("A: matrix(2, 3)\nf = sum(A @ B)\n", "@ multiplies matrices of declared shapes"),
+    ],
+)
+def test_matrix_operations_on_undeclared_shapes_are_refused(folder, capsys, content, message):
+    """An undeclared operand may be anything at run time (a 3-D array's .T reverses
+    every axis, a float has none): @ and .T need declared matrices."""
+    (folder / "in.txt").write_text(content)
+    status, out, err = run_cli(["in.txt", "--backend", "numpy"], capsys)
+    assert status == 2 and out == "" and message in err.split("\n")[0]
+    assert FIRST_LINE.match(err.split("\n")[0])
+
+
+def test_a_long_max_is_linear_and_keeps_its_convention():
+    """max of n operands is a chain of max gates of at most four: linear code, and
+    the first operand that attains the maximum takes the whole gradient."""
+    sizes = {
+        n: len(stagegen.generate("f = max(" + ", ".join(f"a{i}" for i in range(n)) + ")")) for n in (200, 400)
+    }
+    assert 1.9 <= sizes[400] / sizes[200] <= 2.2, sizes
+    source = "f = max(" + ", ".join(f"a{i}" for i in range(12)) + ") * min(b, a3, a0, b, a11, a7)"
+    module = stagegen.load(source)
+    point = [1.0, 3.0, 2.0, 3.0, 0.5, 3.0, 1.0, 3.0, 2.5, 3.0, 0.0, 3.0, 0.5]  # ties everywhere
+    _, grads = module.value_and_grad(*point)
+    names = module.INPUTS
+    expected = dict.fromkeys(names, 0.0)
+    low = min(point[names.index(n)] for n in ("b", "a3", "a0", "a11", "a7"))
+    expected["a1"] += low  # the first of the maxima (3.0)
+    first_min = next(n for n in ("b", "a3", "a0", "b", "a11", "a7") if point[names.index(n)] == low)
+    expected[first_min] += 3.0
+    assert dict(zip(names, grads, strict=True)) == expected
+    assert stagegen.verify("f = min(" + ", ".join(f"a{i}" for i in range(30)) + ")", points=3).ok
+
+
+def test_located_errors_without_the_module_source():
+    """A module run from compiled code only (a .pyc, an exec) cannot read its lines:
+    the original error, with the function and line, instead of an IndexError."""
+    import types
+
+    text = stagegen.generate("lnx = log(x)\nf = lnx * y")
+    module = types.ModuleType("compiled_only")
+    exec(compile(text, "<compiled only>", "exec"), module.__dict__)
+    with pytest.raises(ValueError) as caught:
+        module.value_and_grad(-1.0, 2.0)
+    lines = text.split("\n")
+    line = lines.index("        lnx = math.log(x)  # (1)", lines.index("def value_and_grad(x, y):")) + 1
+    assert (
+        str(caught.value)
+        == f"math domain error (in value_and_grad, line {line}; its source would name the stage)"
+    )
+
+
+def _sympy_inputs():
+    import sympy as sp
+
+    x, y = sp.symbols("x y", real=True)
+    deep = x
+    for _ in range(10_000):
+        deep = sp.sin(deep, evaluate=False)
+    return {
+        "max-of-one": (sp.Function("max")(x), "max takes 2 or more operands; got 1 argument(s)"),
+        "add-of-one": (sp.Function("add")(x), "add takes 2 operand(s); got 1 argument(s)"),
+        "powc-without-n": (sp.Function("powc")(x), "powc takes 1 operand(s) and the parameter(s) n"),
+        "sum_axis-without-axis": (sp.Function("sum_axis")(x, y, x), "sum takes 1 operand(s)"),
+        "variable-parameter": (sp.Function("powc")(x, y), "the parameter(s) n of powc must be constants"),
+        "matmul-of-scalars": (sp.Function("matmul")(x, y), "'@' (matmul) needs the numpy backend"),
+        "divide-by-zero": (sp.Mul(x, sp.Pow(0, -1, evaluate=False), evaluate=False), "division by zero"),
+        "deep-unknown-function": (sp.floor(deep, evaluate=False), "stagegen has no gate for floor"),
+        "sigmoid-by-name": (sp.Function("sigmoid")(x) * y, None),
+        "gate-in-a-constant": (y * sp.tanh(stagegen.sigmoid(3)), None),
+        "wild-symbol": (x * sp.Wild("w"), None),
+    }
+
+
+@pytest.mark.parametrize("name", list(_sympy_inputs()))
+def test_odd_sympy_input_is_a_module_that_verifies_or_a_clear_error(name):
+    expr, message = _sympy_inputs()[name]
+    if message is None:
+        report = stagegen.verify(expr, points=3)
+        assert report.ok, report.table()
+        return
+    for call in (stagegen.generate, lambda e: stagegen.verify(e, points=2)):
+        with pytest.raises(stagegen.StagegenError) as caught:
+            call(expr)
+        first = caught.value.render().split("\n")[0]
+        assert message in first and len(first) < 300, first
+
+
+@pytest.mark.parametrize("character", ["\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_lines_are_counted_as_python_counts_them(folder, capsys, character):
+    """A comment may hold characters str.splitlines breaks at; Python does not:
+    the error is located on the line Python means, and the docstring keeps the
+    source verbatim (the module of a correct program checks clean)."""
+    (folder / "in.txt").write_text(f"# a{character}b * 1000\nf = x +\n", encoding="utf-8")
+    status, _, err = run_cli(["in.txt"], capsys)
+    assert status == 2
+    assert err.split("\n")[:2] == ["in.txt:2:8: error: invalid syntax", "  f = x +"]
+    source = f"# a{character}b * 1000\nf = x * 2\n"
+    report = stagegen.verify(stagegen.load(source), points=3)
+    assert report.ok and report.notes == [], report.table()
+
+
+def test_checking_a_huge_declared_array_is_refused_at_once(folder, capsys):
+    (folder / "in.txt").write_text("v: vector(2147483647)\nf = sum(v*v)\n")
+    status, out, err = run_cli(["in.txt", "--backend", "numpy", "--check"], capsys)
+    assert status == 2 and out == ""
+    assert err.startswith("in.txt: error: the check would make 'v' an array of 2,147,483,647 elements")
+    status, out, _ = run_cli(["in.txt", "--backend", "numpy"], capsys)  # generating allocates nothing
+    assert status == 0 and "def value_and_grad(v):" in out
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("W: matrix(2, 2)\nf = sum(W * W) * 0.5\n", lambda W: W),
+        ("W: matrix(2, 2)\nf = mean(W * W)\n", lambda W: W / 2),
+        ("W: matrix(2, 2)\nf = sum(sum(W, axis=0))\n", lambda W: W * 0 + 1),
+        ("f = x * y\n", None),
+    ],
+)
+def test_integer_arrays_get_float_gradients(source, expected, style):
+    """np.full_like(ints, 0.5) is 0: the numpy backend makes its gradient arrays as floats."""
+    import numpy as np
+
+    module = stagegen.load(source, backend="numpy", style=style)
+    ints = [np.array([[1, 2], [3, 4]]), np.array([[5, 6], [7, 8]])][: len(module.INPUTS)]
+    _, grads = module.value_and_grad(*ints)
+    _, cache = module.forward(*ints)
+    for got in (*grads, *module.backward(np.ones((2, 2)) if expected is None else 1.0, cache)):
+        assert got.dtype == np.float64
+    if expected is not None:
+        assert np.array_equal(grads[0], expected(ints[0].astype(float)))
+    else:
+        assert np.array_equal(grads[0], ints[1]) and np.array_equal(grads[1], ints[0])
+
+
+def test_the_check_compares_integer_inputs_with_floats(monkeypatch):
+    """A module that truncated at integer inputs would fail --check's integer row."""
+    import dataclasses
+    import importlib
+
+    plan = importlib.import_module("stagegen.plan")
+    numpy_backend = plan.BACKENDS["numpy"]
+    truncating = dataclasses.replace(
+        numpy_backend,
+        syntax=dataclasses.replace(
+            numpy_backend.syntax,
+            expansions={k: v for k, v in numpy_backend.syntax.expansions.items() if not k.endswith("_like")},
+        ),
+    )
+    monkeypatch.setattr(plan, "BACKENDS", {**plan.BACKENDS, "numpy": truncating})
+    report = stagegen.verify("W: matrix(2, 2)\nf = sum(W * W) * 0.5\n", backend="numpy", points=3)
+    row = next(r for r in report.rows if r.quantity == "integer inputs")
+    assert not row.ok and not report.ok

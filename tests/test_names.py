@@ -380,6 +380,22 @@ OPERATIONS = {
     "sin": lambda a, b: sp.sin(a),
     "sigmoid": lambda a, b: stagegen.sigmoid(a),
     "square": lambda a, b: sp.Pow(a, 2, evaluate=False),
+    # unevaluated forms and odd constants
+    "reciprocal": lambda a, b: sp.Pow(a, -1, evaluate=False),
+    "times-zero": lambda a, b: sp.Mul(a, 0, evaluate=False),
+    "over-zero": lambda a, b: sp.Mul(a, sp.Pow(0, -1, evaluate=False), evaluate=False),
+    "minus": lambda a, b: sp.Add(a, sp.Mul(-1, b, evaluate=False), evaluate=False),
+    "plus-pi": lambda a, b: sp.Add(a, sp.pi, evaluate=False),
+    "times-tiny": lambda a, b: sp.Mul(a, sp.Float("1e-400"), evaluate=False),
+    "times-huge": lambda a, b: sp.Mul(a, sp.Integer(10) ** 400, evaluate=False),
+    "plus-infinity": lambda a, b: sp.Add(a, sp.oo, evaluate=False),
+    "constant-gate": lambda a, b: sp.Mul(a, sp.tanh(stagegen.sigmoid(3)), evaluate=False),
+    # undefined functions named like gates, with right and wrong numbers of arguments
+    **{
+        f"named-{name}-{n}": (lambda a, b, name=name, n=n: sp.Function(name)(*[a, b][:n]))
+        for name in ("add", "max", "powc", "sum", "sigmoid", "matmul", "log2", "exp", "nowhere")
+        for n in (1, 2)
+    },
 }
 
 

@@ -226,6 +226,9 @@ def _locate(exc):
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
+    if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
+        where = f"in {frame.f_code.co_name}, line {line}"
+        raise type(exc)(f"{exc} ({where}; its source would name the stage)") from exc
 
     def ends(s):  # a statement, comment or block header ends on this line
         return "  # (" in s or s.startswith("#") or s.endswith(":")

@@ -37,7 +37,7 @@ def forward(W, X, Y):
 def backward(dout, cache):
     W, X, R, Rsqr = cache
     # backprop L = sum(Rsqr)
-    dRsqr = np.full_like(Rsqr, dout)  # (4)
+    dRsqr = np.full_like(Rsqr, dout, dtype=np.float64)  # (4)
     # backprop Rsqr = R**2
     dR = (2 * R) * dRsqr  # (3)
     del dRsqr
@@ -59,7 +59,7 @@ def value_and_grad(W, X, Y):
     L = np.sum(Rsqr)  # (4)
     dout = 1.0
     # backprop L = sum(Rsqr)
-    dRsqr = np.full_like(Rsqr, dout)  # (4)
+    dRsqr = np.full_like(Rsqr, dout, dtype=np.float64)  # (4)
     del Rsqr
     # backprop Rsqr = R**2
     dR = (2 * R) * dRsqr  # (3)

@@ -34,7 +34,7 @@ def forward(W, X):
 def backward(dout, cache):
     W, X, D, DD = cache
     # backprop L = sum(DD)
-    dDD = np.full_like(DD, dout)  # (3)
+    dDD = np.full_like(DD, dout, dtype=np.float64)  # (3)
     # backprop DD = D * D
     dD = (D) * dDD  # (2)
     dD += (D) * dDD  # (2)
@@ -51,7 +51,7 @@ def value_and_grad(W, X):
     L = np.sum(DD)  # (3)
     dout = 1.0
     # backprop L = sum(DD)
-    dDD = np.full_like(DD, dout)  # (3)
+    dDD = np.full_like(DD, dout, dtype=np.float64)  # (3)
     del DD
     # backprop DD = D * D
     dD = (D) * dDD  # (2)

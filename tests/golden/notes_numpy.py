@@ -103,7 +103,7 @@ def value_and_grad(x, y):
     del xpysqr
     invden = 1.0 / den  # (7)
     f = num * invden  # (8)
-    dout = np.ones_like(f)
+    dout = np.ones_like(f, dtype=np.float64)
     # backprop f = num * invden
     dnum = (invden) * dout  # (8)
     dinvden = (num) * dout  # (8)
@@ -139,7 +139,10 @@ def value_and_grad(x, y):
 
 def _unbroadcast(grad, value):
     """`grad` brought to `value`'s shape: summed over the axes broadcasting
-    added, repeated along any it never reached."""
+    added, repeated along any it never reached; a gradient of floats, even
+    for integer inputs."""
+    if np.result_type(grad).kind in "biu":  # booleans and integers
+        grad = np.asarray(grad, dtype=float)
     shape = np.shape(value)
     while np.ndim(grad) > len(shape):
         grad = np.sum(grad, axis=0)

@@ -47,13 +47,13 @@ def backward(dout, cache):
     dsumlseS0 = (1) * dout  # (7)
     dsumYS = (-1) * dout  # (7)
     # backprop sumYS = sum(YS)
-    dYS = np.full_like(YS, dsumYS)  # (6)
+    dYS = np.full_like(YS, dsumYS, dtype=np.float64)  # (6)
     # backprop YS = Y * S
     dY = (S) * dYS  # (5)
     dS = (Y) * dYS  # (5)
     del dYS
     # backprop sumlseS0 = sum(lseS0)
-    dlseS0 = np.full_like(lseS0, dsumlseS0)  # (4)
+    dlseS0 = np.full_like(lseS0, dsumlseS0, dtype=np.float64)  # (4)
     # backprop lseS0 = logsumexp(S, axis=0)
     dS += np.exp(S - np.expand_dims(lseS0, 0)) * np.expand_dims(dlseS0, 0)  # (3)
     del dlseS0
@@ -83,14 +83,14 @@ def value_and_grad(W, b, X, Y):
     dsumlseS0 = (1) * dout  # (7)
     dsumYS = (-1) * dout  # (7)
     # backprop sumYS = sum(YS)
-    dYS = np.full_like(YS, dsumYS)  # (6)
+    dYS = np.full_like(YS, dsumYS, dtype=np.float64)  # (6)
     del YS
     # backprop YS = Y * S
     dY = (S) * dYS  # (5)
     dS = (Y) * dYS  # (5)
     del dYS
     # backprop sumlseS0 = sum(lseS0)
-    dlseS0 = np.full_like(lseS0, dsumlseS0)  # (4)
+    dlseS0 = np.full_like(lseS0, dsumlseS0, dtype=np.float64)  # (4)
     # backprop lseS0 = logsumexp(S, axis=0)
     dS += np.exp(S - np.expand_dims(lseS0, 0)) * np.expand_dims(dlseS0, 0)  # (3)
     del S, lseS0, dlseS0
