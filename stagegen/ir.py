@@ -20,10 +20,23 @@ Operand = int | Num
 
 
 @dataclass(frozen=True)
+class Domain:
+    """Where `verify` samples an input: from lo to hi, each end in or out."""
+
+    lo: float
+    hi: float
+    closed: bool = True  # [lo, hi]; else (lo, hi)
+
+    def __str__(self) -> str:
+        return f"[{self.lo!r}, {self.hi!r}]" if self.closed else f"({self.lo!r}, {self.hi!r})"
+
+
+@dataclass(frozen=True)
 class Input:
     name: str
     span: Span | None = None
     shape: tuple | None = ()  # declared sizes (ints or size names); None: not declared (any shape)
+    domain: Domain | None = None  # declared range to check it in (x: scalar in [1, 2])
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from . import sympy_source
 from .errors import ParseError, Span, UnsupportedError, python_lines
 from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
 from .identifiers import Namespace, name_list, problem, shown
-from .ir import Input
+from .ir import Domain, Input
 from .tokens import keyword_as_name, longest_number
 
 MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
@@ -269,6 +269,7 @@ class _Converter:
         self.inputs: dict[str, Span] = {}  # all inputs, in argument order once finished
         self.stages: dict[str, Span] = {}
         self.shapes: dict[str, tuple] = {}  # declared inputs' shapes; undeclared ones are unknown
+        self.domains: dict[str, Domain | None] = {}  # declared inputs' ranges for verify
         self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans = NodeMap()
         self.symbols: dict[str, sp.Symbol] = {}
@@ -333,7 +334,9 @@ class _Converter:
         return Program(
             self.source.filename,
             self.text,
-            tuple(Input(name, span, self.shapes.get(name)) for name, span in inputs.items()),
+            tuple(
+                Input(name, span, self.shapes.get(name), self.domains.get(name)) for name, span in inputs.items()
+            ),
             tuple(statements),
             self.spans,
         )
@@ -350,7 +353,10 @@ class _Converter:
                 f"a declaration cannot give '{name}' a value",
                 f"inputs are arguments of the generated functions; write {name}: scalar",
             )
-        shape = self.kind(stmt.annotation)
+        annotation, domain = stmt.annotation, None
+        if isinstance(annotation, ast.Compare):  # x: scalar in [lo, hi]
+            annotation, domain = self.domain(annotation)
+        shape = self.kind(annotation)
         if name in self.declared:
             raise self.error(stmt.target, f"input '{name}' is declared twice")
         if name in self.stages:
@@ -364,6 +370,30 @@ class _Converter:
         self.declared[name] = span
         self.inputs[name] = span
         self.shapes[name] = shape
+        self.domains[name] = domain
+
+    def domain(self, node: ast.Compare) -> tuple[ast.expr, Domain]:
+        """The kind and the range of ``kind in [lo, hi]`` (closed) or ``kind in (lo, hi)`` (open)."""
+        example = "e.g. S: scalar in [50, 150], or T: scalar in (0, 2) for an open range"
+        if len(node.ops) != 1 or not isinstance(node.ops[0], ast.In):
+            raise self.error(node, "a declaration's range is written 'in [lo, hi]'", example)
+        bounds = node.comparators[0]
+        if not isinstance(bounds, (ast.List, ast.Tuple)) or len(bounds.elts) != 2:
+            raise self.error(bounds, "a range is [lo, hi] or (lo, hi)", example)
+        lo, hi = (self.bound(e) for e in bounds.elts)
+        if not lo < hi:
+            raise self.error(bounds, f"an empty range: {lo!r} is not below {hi!r}", example)
+        return node.left, Domain(lo, hi, closed=isinstance(bounds, ast.List))
+
+    def bound(self, node: ast.expr) -> float:
+        negative = isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
+        value = node.operand if negative else node
+        if not (isinstance(value, ast.Constant) and type(value.value) in (int, float)):
+            raise self.error(node, "a range's ends are numbers", "e.g. [50, 150] or (-1.5, 2)")
+        number = float(value.value) * (-1 if negative and isinstance(node.op, ast.USub) else 1)
+        if not math.isfinite(number):
+            raise self.error(node, "a range's ends are finite numbers", "e.g. [50, 150] or (-1.5, 2)")
+        return number
 
     def kind(self, node: ast.expr) -> tuple:
         """The shape a declaration gives: scalar, vector(n), matrix(n, m); sizes are

@@ -47,6 +47,7 @@ from . import pipeline
 from .backends import BACKENDS
 from .errors import UsageError, python_lines
 from .expr import Num
+from .ir import Domain
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
 from .modules import instrumented, module_from_text, stage_names
 
@@ -102,6 +103,7 @@ class Report:
     points: int
     discarded: int
     notes: list[str] = field(default_factory=list)
+    sampled: str = ""  # where the points came from: "x in [-3, 3], y in (0, 1)", or the points given
 
     @property
     def ok(self) -> bool:
@@ -111,22 +113,34 @@ class Report:
         width = max([len(r.quantity) for r in self.rows] + [8])
         lines = [f"{'quantity':<{width}}  {'reference':<18}  {'max error':>9}  {'points':>6}  status"]
         for r in self.rows:
-            status = "ok" if r.ok else "MISMATCH: " + (r.failure or "")
+            status = "MISMATCH: " + (r.failure or "") if not r.ok else "ok" if r.points else "not checked"
             lines.append(f"{r.quantity:<{width}}  {r.reference:<18}  {r.error:9.1e}  {r.points:6d}  {status}")
         lines.append(
             f"{self.points} points ({self.discarded} discarded: reference not finite or not real); "
             f"error = |g - r| / (|r| + s), tolerance {RTOL:g} (finite differences {FD_RTOL:g})"
         )
+        if self.sampled:
+            lines.append(f"points: {self.sampled}")
         lines += self.notes
         if self.points == 0:
-            lines.append("no point found where the expression is finite and real")
+            lines.append(
+                "FAILED: no point found where the expression is finite and real; sample where it "
+                "is defined: declare a range (x: scalar in [5, 10]), or pass --domain x=5:10 "
+                "(verify(..., domain={'x': (5, 10)})), or give points (--check-at x=6)"
+            )
         return "\n".join(lines)
 
 
-def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
+def verify(target, *, points: int = 20, seed: int = 0, domain=None, at=None, **options) -> Report:
     """Check `target`: a `Build`, source text or a SymPy expression (generated
     with `options`), a generated module object, or the path of a generated
-    module file (built once more from the source its docstring holds)."""
+    module file (built once more from the source its docstring holds).
+
+    Points are drawn at random (`points` of them, from `seed`), each input in
+    its range: `domain` (a mapping from input name to (lo, hi), closed), else
+    the range its declaration gives (x: scalar in [lo, hi]), else [-3, 3]. With
+    `at` (a sequence of mappings from input name to value: a number, or for an
+    array input an array), the check runs at exactly those points."""
     notes: list[str] = []
     module = None
     if isinstance(target, pipeline.Build):
@@ -151,9 +165,80 @@ def verify(target, *, points: int = 20, seed: int = 0, **options) -> Report:
         text = build.text
     if module is None:
         module = module_from_text(build.text, build.program.filename)
+    sampling = _Sampling(build, domain, at)
     if not build.graph.elementwise:
-        return _ArrayChecker(build, module, notes).run(points, seed)
-    return _Checker(build, module, _per_stage(build, text, notes), notes).run(points, seed)
+        report = _ArrayChecker(build, module, notes, sampling).run(points, seed)
+    else:
+        report = _Checker(build, module, _per_stage(build, text, notes), notes, sampling).run(points, seed)
+    report.sampled = sampling.describe()
+    return report
+
+
+class _Sampling:
+    """Where the points come from: each input's range, or the points given."""
+
+    def __init__(self, build, domain, at):
+        inputs, filename = build.graph.inputs, build.program.filename
+        names = [i.name for i in inputs]
+        given = dict(domain or {})
+        unknown = [n for n in given if n not in names]
+        if unknown:
+            raise UsageError(
+                f"a domain names {', '.join(map(str, unknown))}, which is not an input; "
+                f"the inputs are {', '.join(names)}",
+                file=filename,
+            )
+        self.names = names
+        self.domains = [_domain(given[i.name], i.name, filename) if i.name in given else i.domain for i in inputs]
+        self.default = [d is None for d in self.domains]
+        self.domains = [d or Domain(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for d in self.domains]
+        self.at = None if at is None else [self._given(p, filename) for p in ([at] if isinstance(at, dict) else at)]
+        if self.at == []:
+            raise UsageError("no point given to check at", file=filename)
+
+    def _given(self, point, filename):
+        unknown = [n for n in point if n not in self.names]
+        missing = [n for n in self.names if n not in point]
+        if unknown or missing:
+            raise UsageError(
+                f"the point {dict(point)} "
+                + (f"names {', '.join(map(str, unknown))}, which is not an input" if unknown else "")
+                + ("; " if unknown and missing else "")
+                + (f"misses {', '.join(missing)}" if missing else ""),
+                file=filename,
+                hint=f"give every input: {', '.join(f'{n}=...' for n in self.names)}",
+            )
+        return [point[n] for n in self.names]
+
+    def draw(self, rng: random.Random, k: int) -> float:
+        domain = self.domains[k]
+        while True:
+            x = rng.uniform(domain.lo, domain.hi)
+            if domain.closed or domain.lo < x < domain.hi:
+                return x
+
+    def describe(self) -> str:
+        if self.at is not None:
+            return f"the {len(self.at)} point{'s' * (len(self.at) != 1)} given"
+        return ", ".join(
+            f"{n} in {d}" + (" (the default)" if default else "")
+            for n, d, default in zip(self.names, self.domains, self.default, strict=True)
+        )
+
+
+def _domain(value, name: str, filename: str) -> Domain:
+    """A range given as (lo, hi), "lo:hi" or a Domain (closed)."""
+    if isinstance(value, Domain):
+        return value
+    try:
+        lo, hi = (float(v) for v in (value.split(":") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"the domain of {name} is {value!r}; give (lo, hi) or 'lo:hi'", file=filename
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise UsageError(f"the domain of {name}, {value!r}, is not a range lo < hi", file=filename)
+    return Domain(lo, hi)
 
 
 def _per_stage(build, text: str | None, notes: list[str]) -> types.ModuleType | None:
@@ -346,8 +431,9 @@ class _Sweep:
 
 
 class _Checker:
-    def __init__(self, build, module, instrumented, notes):
+    def __init__(self, build, module, instrumented, notes, sampling: _Sampling):
         self.build, self.module, self.instrumented, self.notes = build, module, instrumented, notes
+        self.sampling = sampling
         graph, backward, names = build.graph, build.backward, build.names
         self.names = [i.name for i in graph.inputs]
         self.wrt = [graph.inputs[k].name for k in backward.wrt]
@@ -431,8 +517,15 @@ class _Checker:
                     return True
         return False
 
-    def _sample(self, rng: random.Random):
-        point = [rng.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for _ in self.names]
+    def _points(self, rng: random.Random, points: int):
+        """The points to check: those given, or random ones from the inputs' ranges."""
+        if self.sampling.at is not None:
+            yield from ([float(x) for x in point] for point in self.sampling.at)
+            return
+        while True:
+            yield [self.sampling.draw(rng, k) for k in range(len(self.names))]
+
+    def _sample(self, point):
         with mpmath.workdps(DPS):
             try:
                 value = self.program.value(point)
@@ -459,10 +552,21 @@ class _Checker:
         adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _ in self.adjoint_rows}
         accepted = discarded = kinks = 0
         smooth = []  # (point, reference, value scale, gradient scales, where) away from kinks
-        while accepted < points and discarded < points * TRIES_PER_POINT:
-            sample = self._sample(rng)
+        candidates = self._points(rng, points)
+        given = self.sampling.at is not None
+        while given or (accepted < points and discarded < points * TRIES_PER_POINT):
+            point = next(candidates, None)
+            if point is None:
+                break
+            sample = self._sample(point)
             if sample is None:
                 discarded += 1
+                if given:  # a point asked for that cannot be checked: say which
+                    value_row.failure = value_row.failure or (
+                        "the reference is not finite and real at the point given "
+                        + "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True)) + ")"
+                    )
+                    value_row.error = math.inf
                 continue
             accepted += 1
             point, value, sweep = sample
@@ -662,8 +766,8 @@ class _ArrayChecker:
     STEPS = (1e-4, 5e-5)  # Richardson's extrapolation of the two cancels the h**2 term
     DIRECTIONS = 3  # per point
 
-    def __init__(self, build, module, notes):
-        self.build, self.module, self.notes = build, module, notes
+    def __init__(self, build, module, notes, sampling: _Sampling):
+        self.build, self.module, self.notes, self.sampling = build, module, notes, sampling
         graph = build.graph
         self.inputs = graph.inputs
         self.wrt = [graph.inputs[k].name for k in build.backward.wrt]
@@ -678,19 +782,20 @@ class _ArrayChecker:
                     hint="declare its sizes by name (vector(n), matrix(n, m)): the check picks small ones",
                 )
 
-    def _sample(self, rng: random.Random):
+    def _sample(self, rng: random.Random, given):
         import numpy as np
 
         sizes: dict = {}
         args = []
         generator = np.random.default_rng(rng.getrandbits(32))
-        for i in self.inputs:
+        if given is not None:  # a point given: the arrays as they are
+            return [np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in given], sizes, generator
+        for k, i in enumerate(self.inputs):
             shape = () if i.shape is None else i.shape
             dims = tuple(d if isinstance(d, int) else sizes.setdefault(d, rng.randint(1, 5)) for d in shape)
+            domain = self.sampling.domains[k]
             args.append(
-                generator.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH, dims)
-                if dims
-                else rng.uniform(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH)
+                generator.uniform(domain.lo, domain.hi, dims) if dims else self.sampling.draw(rng, k)
             )
         return args, sizes, generator
 
@@ -703,8 +808,12 @@ class _ArrayChecker:
         integer_row = Row("integer inputs", "the same as floats")
         accepted = discarded = 0
         fwd = self.module.forward
-        while accepted < points and discarded < points * TRIES_PER_POINT:
-            args, sizes, generator = self._sample(rng)
+        given = iter(self.sampling.at) if self.sampling.at is not None else None
+        while given is not None or (accepted < points and discarded < points * TRIES_PER_POINT):
+            point = next(given, None) if given is not None else None
+            if given is not None and point is None:
+                break
+            args, sizes, generator = self._sample(rng, point)
             where = (
                 "("
                 + ", ".join(f"{n}={v}" for n, v in sorted(sizes.items()))
