@@ -15,6 +15,7 @@ from .options import Options
 from .pipeline import Build, build, generate, load
 from .trace import Trace, trace
 from .verify import Report, verify
+from .version import VERSION
 
 __all__ = [
     "generate",
@@ -38,7 +39,7 @@ __all__ = [
     "softplus",
     "relu",
 ]
-__version__ = "0.1.0"
+__version__ = VERSION
 
 # SymPy functions for gates SymPy lacks, for building inputs as SymPy objects.
 sigmoid = REGISTRY["sigmoid"].function

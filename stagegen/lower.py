@@ -202,6 +202,21 @@ def _check_application(gate: Gate, node: sp.Expr, span: Span | None) -> None:
         )
 
 
+def check_applications(expr: sp.Expr) -> None:
+    """Every application of a gate's function in a SymPy object as its record
+    says (`_check_application`), checked before the object is printed as source."""
+    seen: set[int] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.func in BY_FUNCTION:
+            _check_application(BY_FUNCTION[node.func], node, None)
+        stack.extend(node.args)
+
+
 def _chain(encoding: str, items: list[sp.Expr]) -> sp.Expr:
     acc = items[0]
     for item in items[1:]:

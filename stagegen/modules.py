@@ -2,9 +2,12 @@
 instrumented rendering that `verify` and `trace` read every number from.
 
 The instrumented module is a module's own text, parsed with `ast` and changed
-in two ways only: ``value_and_grad`` returns its ``locals()`` (every forward
-value and adjoint by name) instead of its results, and drops its ``del``
-statements (the numpy backend's releases), so that every name stays readable.
+in two ways only: ``value_and_grad`` and ``backward`` return their
+``locals()`` (every forward value and adjoint by name) instead of their
+results, and drop their ``del`` statements (the numpy backend's releases), so
+that every name stays readable; the value each numbered assignment computes
+(a stage, or one contribution to an adjoint) is kept in the local dict
+``__lines__`` by the assignment's first line.
 Line numbers are kept and the text is registered with `linecache`, so a
 failing stage is located, as in the module itself. Whatever the text says,
 edited or not, is what runs.
@@ -17,10 +20,14 @@ import hashlib
 import linecache
 import re
 import types
+from dataclasses import dataclass
 
 from .errors import python_lines
 
 _NUMBER = re.compile(r"  # \((\d+)\)")  # the stage number a generated line carries
+INSTRUMENTED = ("backward", "value_and_grad")  # the functions that return their locals
+LINES = "__lines__"  # their local dict of what each numbered assignment computed, by line
+RECORD = "__record__"  # the function that keeps it
 
 
 def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -> types.ModuleType:
@@ -35,19 +42,79 @@ def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -
 
 
 def instrument(text: str) -> ast.Module:
-    """The module's syntax tree with ``value_and_grad`` returning ``locals()`` and without its ``del``s."""
+    """The module's syntax tree with ``value_and_grad`` and ``backward``
+    returning ``locals()``, and without their ``del``s."""
     tree = ast.parse(text)
-    function = _value_and_grad(tree)
-    for block in _blocks(function):
-        block[:] = [statement for statement in block if not isinstance(statement, ast.Delete)]
-    line, col = function.body[-1].lineno, function.body[-1].col_offset
+    lines = python_lines(text)
+    for function in _functions(tree, INSTRUMENTED):
+        for block in _blocks(function):
+            block[:] = [statement for statement in block if not isinstance(statement, ast.Delete)]
+            for statement in block:
+                if _NUMBER.search(lines[statement.end_lineno - 1]):
+                    _record(statement)
+        function.body.insert(0, ast.parse(f"{LINES} = {{}}").body[0])
+        function.body[-1] = _return_locals(function.body[-1])
+    tree.body.insert(1, ast.parse(_RECORD).body[0])  # after the docstring
+    return ast.fix_missing_locations(tree)
 
-    def at(start: int, end: int) -> dict:  # `return locals()` in the place of the return it replaces
+
+# Keeps what a line computed: a copy of an array, which a later ``+=`` may update in place.
+_RECORD = f"""
+def {RECORD}(lines, number, value):
+    lines[number] = value.copy() if hasattr(value, "copy") else value
+    return value
+"""
+
+
+def _record(statement: ast.stmt) -> None:
+    """``v = e  # (k)`` becomes ``v = __record__(__lines__, line, e)``: the value
+    each numbered assignment computes, by its first line (``+=`` too)."""
+    if isinstance(statement, (ast.Assign, ast.AugAssign)):
+        value = statement.value
+        call = ast.parse(f"{RECORD}({LINES}, {statement.lineno}, None)", mode="eval").body
+        call.args[2] = value
+        statement.value = ast.copy_location(call, value)
+
+
+def _return_locals(replaced: ast.stmt) -> ast.Return:
+    """``return locals()`` in the place of the statement it replaces."""
+    line, col = replaced.lineno, replaced.col_offset
+
+    def at(start: int, end: int) -> dict:
         return {"lineno": line, "end_lineno": line, "col_offset": col + start, "end_col_offset": col + end}
 
     call = ast.Call(ast.Name("locals", ast.Load(), **at(7, 13)), [], [], **at(7, 15))
-    function.body[-1] = ast.Return(call, **at(0, 15))
-    return tree
+    return ast.Return(call, **at(0, 15))
+
+
+@dataclass(frozen=True)
+class Line:
+    """A statement of a module: where it is and what it says."""
+
+    function: str
+    number: int  # its first line in the file
+    text: str  # as written, one line (a statement black split is joined)
+
+
+def assignments(text: str) -> dict[tuple[str, int], list[Line]]:
+    """The statements of ``backward`` and ``value_and_grad`` that bind or add
+    to a name on a line marked ``# (k)``, by (name, k): the lines that make
+    each adjoint, stage by stage, in source order."""
+    lines = python_lines(text)
+    found: dict[tuple[str, int], list[Line]] = {}
+    for function in _functions(ast.parse(text), INSTRUMENTED):
+        for block in _blocks(function):
+            for node in block:
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                mark = _NUMBER.search(lines[node.end_lineno - 1])
+                if not mark:
+                    continue
+                written = " ".join(line.strip() for line in lines[node.lineno - 1 : node.end_lineno])
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        key = (target.id, int(mark[1]))
+                        found.setdefault(key, []).append(Line(function.name, node.lineno, written))
+    return found
 
 
 def instrumented(text: str, filename: str) -> types.ModuleType:
@@ -74,10 +141,15 @@ def stage_names(text: str) -> dict[int, str]:
 
 
 def _value_and_grad(tree: ast.Module) -> ast.FunctionDef:
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "value_and_grad":
-            return node
-    raise ValueError("the module has no function value_and_grad")
+    found = _functions(tree, ("value_and_grad",))
+    if not found:
+        raise ValueError("the module has no function value_and_grad")
+    return found[0]
+
+
+def _functions(tree: ast.Module, names: tuple[str, ...]) -> list[ast.FunctionDef]:
+    """The module's top-level functions of these names, in source order."""
+    return [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names]
 
 
 def _blocks(function: ast.FunctionDef) -> list[list[ast.stmt]]:

@@ -37,11 +37,15 @@ class Options:
             if value not in allowed:
                 raise UsageError(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
 
-    def command(self, filename: str) -> str:
-        """The stagegen command line that generates the same module from `filename`."""
+    def command(self, filename: str, output: str | None = None) -> str:
+        """The stagegen command line that generates the same module from
+        `filename` (written to `output`, if given)."""
         # sources without a file (standard input, API strings, SymPy objects) read as "-"
         file = "-" if filename.startswith("<") else shown(filename)
         options = []
+        if output is not None:  # a name that starts with '-' is joined to its option: --output=-x.py
+            written = shown(output)
+            options += [f"--output={written}"] if written.startswith("-") else ["-o", written]
         for option in fields(self):  # every option that is not its default, in declaration order
             value = getattr(self, option.name)
             if value != option.default:
@@ -53,8 +57,8 @@ class Options:
         return " ".join(shlex.quote(w) for w in words)
 
     @classmethod
-    def from_command(cls, command: str) -> tuple[str, Options]:
-        """(filename, options) of a command written by `command`."""
+    def from_command(cls, command: str) -> tuple[str, Options, str | None]:
+        """(filename, options, output) of a command written by `command`."""
         try:
             words = shlex.split(command)
         except ValueError as exc:  # a quote not closed, a backslash at the end
@@ -63,12 +67,13 @@ class Options:
             raise UsageError(f"not a stagegen command: {command!r}")
         parser = _CommandParser(add_help=False, exit_on_error=False)
         parser.add_argument("file")
+        parser.add_argument("-o", "--output")
         add_arguments(parser)
         try:
             args = parser.parse_args(words[1:])
         except argparse.ArgumentError as exc:
             raise UsageError(f"cannot read the command {command!r}: {exc}") from None
-        return args.file, from_arguments(args)
+        return args.file, from_arguments(args), args.output
 
 
 class _CommandParser(argparse.ArgumentParser):

@@ -335,7 +335,8 @@ class _Converter:
             self.source.filename,
             self.text,
             tuple(
-                Input(name, span, self.shapes.get(name), self.domains.get(name)) for name, span in inputs.items()
+                Input(name, span, self.shapes.get(name), self.domains.get(name))
+                for name, span in inputs.items()
             ),
             tuple(statements),
             self.spans,

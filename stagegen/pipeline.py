@@ -19,13 +19,13 @@ from .differentiate import Backward, differentiate
 from .errors import UsageError
 from .identifiers import name_list
 from .ir import Graph, Input
-from .lower import lower
+from .lower import check_applications, lower
 from .modules import module_from_text
 from .names import Names, assign
 from .options import Options
 from .parse import Program, from_sympy, parse
 from .plan import plan
-from .render import render
+from .render import render, staged_source
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,12 @@ class Build:
     names: Names
     options: Options
     text: str
+    output: str | None = None  # the file it is written to, as its docstring names it
 
     def __repr__(self) -> str:  # the dataclass's would print every SymPy tree, recursively
         return (
             f"<Build of {self.program.filename}: {len(self.graph.inputs)} inputs, "
-            f"{len(self.graph.stages)} stages, {self.options.command(self.program.filename)}>"
+            f"{len(self.graph.stages)} stages, {self.options.command(self.program.filename, self.output)}>"
         )
 
 
@@ -55,15 +56,18 @@ def build(
     style: str = "seed",
     gates: str = "grouped",
     filename: str | None = None,
+    output: str | None = None,
 ) -> Build:
     """Run every pass on `source` (input-language text or a SymPy expression).
 
     `inputs` (the argument order; every input) and `wrt` (the gradients to
     return) are comma-separated names or sequences of names and SymPy
     symbols; `backend`, `style` and `gates` are those of `Options`; `filename`
-    names the source in messages and in the docstring."""
+    names the source in messages and in the docstring; `output`, the file
+    the module will be written to, is named in the docstring's command (from
+    the same folder as `filename`), so that its source can be found from it."""
     with _collector_paused():
-        return _build(source, inputs, wrt, backend, style, gates, filename)
+        return _build(source, inputs, wrt, backend, style, gates, filename, output)
 
 
 @contextlib.contextmanager
@@ -80,24 +84,38 @@ def _collector_paused():
             gc.enable()
 
 
-def _build(source, inputs, wrt, backend, style, gates, filename) -> Build:
+def _build(source, inputs, wrt, backend, style, gates, filename, output) -> Build:
     # SymPy's cache hands out equal objects made by earlier builds, whose
     # subtrees carry none of this program's places and roles: every build
     # starts from an empty cache, so its output depends on its input alone
     clear_cache()
     wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
     options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
-    if isinstance(source, str):
-        program = _reorder(parse(source, filename or "<input>"), inputs)
-    elif isinstance(source, sp.Basic):
-        program = from_sympy(source, inputs, filename or "<sympy>")
-    else:
+    if isinstance(source, sp.Basic):
+        filename = filename or "<sympy>"
+        source, inputs = _sympy_source(from_sympy(source, inputs, filename), options), None
+    elif not isinstance(source, str):
         raise UsageError(f"expected source text or a SymPy expression, got {type(source).__name__}")
+    program = _reorder(parse(source, filename or "<input>"), inputs)
     graph = lower(program, gates, backend)
     backward = differentiate(graph, _wrt_ids(graph, wrt), style)
     names = assign(graph, backward, backend)
-    text = render(plan(graph, backward, names, options), program, graph, options)
-    return Build(program, graph, backward, names, options, text)
+    text = render(plan(graph, backward, names, options), program, graph, options, output)
+    return Build(program, graph, backward, names, options, text, output)
+
+
+def _sympy_source(program: Program, options: Options) -> str:
+    """A SymPy expression as the input-language text a module is generated from
+    (and records, so that it regenerates): as the front door prints it, or, too
+    large or deep for one expression, as its stages, one per line."""
+    for statement in program.statements:
+        check_applications(statement.expr)
+    if program.shown is not None:
+        declarations = [f"{i.name}: scalar" for i in program.inputs]  # the argument order
+        return "\n".join(declarations + list(program.shown)) + "\n"
+    graph = lower(program, options.gates, options.backend)
+    backward = differentiate(graph, None, "seed")
+    return staged_source(plan(graph, backward, assign(graph, backward, options.backend), options))
 
 
 def generate(source, **options) -> str:

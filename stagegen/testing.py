@@ -1,16 +1,20 @@
-"""pytest-friendly checks of generated modules (see `stagegen.verify`).
+"""pytest-friendly checks of generated modules (see `stagegen.verify` and `stagegen.fresh`).
 
-from stagegen.testing import assert_matches_sympy
+from stagegen.testing import assert_fresh, assert_matches_sympy
 
 def test_my_gradient():
     assert_matches_sympy("generated/loss_grad.py", points=50)
+
+def test_my_gradient_is_fresh():
+    assert_fresh("generated/loss_grad.py")
 """
 
 from __future__ import annotations
 
+from .fresh import differences
 from .verify import Report, verify
 
-__all__ = ["assert_matches_sympy"]
+__all__ = ["assert_fresh", "assert_matches_sympy"]
 
 
 def assert_matches_sympy(module_or_path, *, points: int = 20, seed: int = 0, **options) -> Report:
@@ -23,3 +27,12 @@ def assert_matches_sympy(module_or_path, *, points: int = 20, seed: int = 0, **o
     if not report.ok:
         raise AssertionError("generated gradient code does not match SymPy:\n" + report.table())
     return report
+
+
+def assert_fresh(path) -> None:
+    """Raise AssertionError naming what differs unless the generated module at
+    `path` is what its recorded source and options generate with the installed
+    stagegen (its source file unchanged since; the version is not compared)."""
+    reasons = differences(path)
+    if reasons:
+        raise AssertionError(f"{path} is stale: " + "; ".join(reasons))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .backends import BACKENDS, SOURCE
@@ -75,20 +75,28 @@ class Trace:
         return table(self)
 
 
-def parse_point(text: str, option: str, filename: str) -> dict[str, float]:
-    """``x=3,y=-4`` (the text of a CLI option) as a mapping from input name to number."""
-    example = f"e.g. {option} x=3,y=-4"
-    point: dict[str, float] = {}
+def parse_point(
+    text: str,
+    option: str,
+    filename: str,
+    value: Callable[[str], object] = float,
+    what: str = "a number",
+    form: str = "x=3,y=-4",
+) -> dict:
+    """``x=3,y=-4`` (the text of a CLI option) as a mapping from input name to `value` of the text
+    after '='; `value` raises ValueError for text that is not `what` (``--domain x=5:10``: a range)."""
+    example = f"e.g. {option} {form}"
+    point: dict = {}
     for item in text.split(","):
-        name, eq, value = (part.strip() for part in item.partition("="))
+        name, eq, given = (part.strip() for part in item.partition("="))
         if not eq or not name:
             raise UsageError(f"{option}: {item.strip()!r} is not name=value ({example})", file=filename)
         if name in point:
             raise UsageError(f"{option}: {name} is given twice", file=filename)
         try:
-            point[name] = float(value)
+            point[name] = value(given)
         except ValueError:
-            raise UsageError(f"{option}: {name}={value} is not a number ({example})", file=filename) from None
+            raise UsageError(f"{option}: {name}={given} is not {what} ({example})", file=filename) from None
     return point
 
 

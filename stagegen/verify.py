@@ -45,11 +45,13 @@ import sympy as sp
 
 from . import pipeline
 from .backends import BACKENDS
-from .errors import UsageError, python_lines
+from .errors import UsageError
 from .expr import Num
-from .ir import Domain
+from .fresh import Record, read, record, unversioned
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
-from .modules import instrumented, module_from_text, stage_names
+from .ir import Domain
+from .modules import LINES, assignments, instrumented, module_from_text, stage_names
+from .parse import from_sympy
 
 RTOL = 1e-9  # against the 50-digit reference
 FD_RTOL = 1e-6  # against finite differences of the float64 forward
@@ -77,23 +79,29 @@ class Row:
     tolerance: float = RTOL
     failure: str = ""
     seen: set = field(default_factory=set, repr=False)  # points compared
+    worst: tuple = field(default=(), repr=False)  # (got, expected, where) of the largest error
+    wrong_in: set = field(default_factory=set, repr=False)  # the functions that gave a wrong number
 
     @property
     def ok(self) -> bool:
         return not self.failure and self.error <= self.tolerance
 
-    def add(self, got, ref, scale, where: str) -> None:
+    def add(self, got, ref, scale, where: str, function: str = "") -> None:
         self.seen.add(where.split(" [", 1)[0])
         self.points = len(self.seen)
         if got is None or isinstance(got, complex) or not math.isfinite(got):
             self.failure = self.failure or f"{got!r} at {where}"
             self.error = math.inf
+            self.wrong_in.add(function)
             return
         diff = max(abs(got - ref) - UNDERFLOW, 0)
         err = float(diff / (abs(ref) + scale) if abs(ref) + scale > 0 else diff)
+        if err > self.tolerance:
+            self.wrong_in.add(function)
         if err > self.error:
             self.error = err
             if err > self.tolerance:
+                self.worst = (got, float(ref), where)
                 self.failure = f"got {got!r}, expected {float(ref)!r} at {where}"
 
 
@@ -104,6 +112,8 @@ class Report:
     discarded: int
     notes: list[str] = field(default_factory=list)
     sampled: str = ""  # where the points came from: "x in [-3, 3], y in (0, 1)", or the points given
+    inputs: tuple = ()  # the inputs' names
+    given: bool = False  # the points were given, not drawn
 
     @property
     def ok(self) -> bool:
@@ -122,11 +132,14 @@ class Report:
         if self.sampled:
             lines.append(f"points: {self.sampled}")
         lines += self.notes
-        if self.points == 0:
+        if self.points == 0 and self.given:
+            lines.append("FAILED: the expression is not finite and real at any of the points given")
+        elif self.points == 0:
+            x = self.inputs[0] if self.inputs else "x"
             lines.append(
                 "FAILED: no point found where the expression is finite and real; sample where it "
-                "is defined: declare a range (x: scalar in [5, 10]), or pass --domain x=5:10 "
-                "(verify(..., domain={'x': (5, 10)})), or give points (--check-at x=6)"
+                f"is defined: declare a range ({x}: scalar in [5, 10]), or pass --domain {x}=5:10 "
+                f"(verify(..., domain={{'{x}': (5, 10)}})), or give points (--check-at {x}=6)"
             )
         return "\n".join(lines)
 
@@ -142,7 +155,7 @@ def verify(target, *, points: int = 20, seed: int = 0, domain=None, at=None, **o
     `at` (a sequence of mappings from input name to value: a number, or for an
     array input an array), the check runs at exactly those points."""
     notes: list[str] = []
-    module = None
+    module = program = None
     if isinstance(target, pipeline.Build):
         if options:
             raise UsageError(f"verify of a Build takes no generation options (got {', '.join(options)})")
@@ -150,27 +163,31 @@ def verify(target, *, points: int = 20, seed: int = 0, domain=None, at=None, **o
     elif isinstance(target, types.ModuleType) or (
         isinstance(target, (str, Path)) and str(target).endswith(".py") and Path(target).is_file()
     ):
-        module, text = _module_and_text(target)
-        source, filename, opts = _read_docstring(module)
-        build = pipeline.build(
-            source, filename=filename, backend=opts.backend, style=opts.style, gates=opts.gates, wrt=opts.wrt
-        )
-        if text is not None and text != build.text:
+        module, text, made = _module_and_text(target)
+        build = made.build()
+        if text is not None and unversioned(text) != unversioned(build.text):
             notes.append(
-                "the module's text differs from what its source generates now (edited, or made "
-                "from a SymPy object); it is checked as it is written"
+                "the module's text differs from what its source generates now (edited, or generated "
+                "by another stagegen); it is checked as it is written"
             )
     else:
         build = pipeline.build(target, **options)
         text = build.text
+        if isinstance(target, sp.Basic):  # the value against the expression itself, not its printed source
+            program = from_sympy(target, options.get("inputs"), build.program.filename)
     if module is None:
         module = module_from_text(build.text, build.program.filename)
     sampling = _Sampling(build, domain, at)
     if not build.graph.elementwise:
         report = _ArrayChecker(build, module, notes, sampling).run(points, seed)
     else:
-        report = _Checker(build, module, _per_stage(build, text, notes), notes, sampling).run(points, seed)
-    report.sampled = sampling.describe()
+        checker = _Checker(build, module, _per_stage(build, text, notes), notes, sampling, program)
+        report = checker.run(points, seed)
+    report.sampled, report.inputs, report.given = (
+        sampling.describe(),
+        tuple(sampling.names),
+        sampling.at is not None,
+    )
     return report
 
 
@@ -189,10 +206,14 @@ class _Sampling:
                 file=filename,
             )
         self.names = names
-        self.domains = [_domain(given[i.name], i.name, filename) if i.name in given else i.domain for i in inputs]
+        self.domains = [
+            _domain(given[i.name], i.name, filename) if i.name in given else i.domain for i in inputs
+        ]
         self.default = [d is None for d in self.domains]
         self.domains = [d or Domain(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for d in self.domains]
-        self.at = None if at is None else [self._given(p, filename) for p in ([at] if isinstance(at, dict) else at)]
+        self.at = (
+            None if at is None else [self._given(p, filename) for p in ([at] if isinstance(at, dict) else at)]
+        )
         if self.at == []:
             raise UsageError("no point given to check at", file=filename)
 
@@ -219,7 +240,7 @@ class _Sampling:
 
     def describe(self) -> str:
         if self.at is not None:
-            return f"the {len(self.at)} point{'s' * (len(self.at) != 1)} given"
+            return "the point given" if len(self.at) == 1 else f"the {len(self.at)} points given"
         return ", ".join(
             f"{n} in {d}" + (" (the default)" if default else "")
             for n, d, default in zip(self.names, self.domains, self.default, strict=True)
@@ -241,9 +262,9 @@ def _domain(value, name: str, filename: str) -> Domain:
     return Domain(lo, hi)
 
 
-def _per_stage(build, text: str | None, notes: list[str]) -> types.ModuleType | None:
-    """The module's own text instrumented for the per-stage check, if its
-    stages are the build's (each line numbered (k) binds stage k's name)."""
+def _per_stage(build, text: str | None, notes: list[str]) -> str | None:
+    """The module's own text, for the per-stage check, if its stages are the
+    build's (each line numbered (k) binds stage k's name)."""
     graph, names = build.graph, build.names
     expected = {k + 1: names.values[stage.out] for k, stage in enumerate(graph.stages)}
     if text is None or stage_names(text) != expected:
@@ -252,45 +273,67 @@ def _per_stage(build, text: str | None, notes: list[str]) -> types.ModuleType | 
             "available): the per-stage adjoint check is skipped"
         )
         return None
-    return instrumented(text, build.program.filename)
+    return text
 
 
-def _module_and_text(target) -> tuple[types.ModuleType, str | None]:
+@dataclass
+class _Contribution:
+    """The lines of one function of the module that add stage `stage`'s share
+    to the adjoint of `value` (one line, or one per operand slot it fills)."""
+
+    function: str
+    stage: int
+    value: int
+    lines: list
+    row: Row
+
+
+def _off(part: _Contribution) -> str:
+    """Where a wrong contribution is written, how far off it is, and its text."""
+    got, expected, where = part.row.worst or (None, 0.0, "")
+    off = f"{abs(got - expected) / abs(expected):.1e} relative" if part.row.worst and expected else "wrong"
+    line = part.lines[0]
+    more = "".join(f" and line {other.number}" for other in part.lines[1:])
+    text = "; ".join(other.text for other in part.lines)
+    return f"line {line.number}{more} ({part.function}) is off by {off} at {where}: {text}"
+
+
+def _contributions(build, text: str) -> list[_Contribution]:
+    """Every backward line of the module's text, grouped by what it contributes:
+    a line ``dv = ...  # (k)`` or ``dv += ...  # (k)`` is stage k's share of the
+    adjoint of the operand of stage k whose adjoint is named dv."""
+    graph, names, backward = build.graph, build.names, build.backward
+    made = assignments(text)
+    groups: dict[tuple, _Contribution] = {}
+    for k, stage in enumerate(graph.stages):
+        for v in dict.fromkeys(op for op in stage.operands if isinstance(op, int)):
+            if not (v in names.adjoints or v in backward.alias):
+                continue
+            for line in made.get((names.adjoint(backward, v), k + 1), ()):
+                key = (line.function, k, v)
+                if key not in groups:
+                    groups[key] = _Contribution(line.function, k, v, [], Row("", ""))
+                groups[key].lines.append(line)
+    return list(groups.values())
+
+
+def _module_and_text(target) -> tuple[types.ModuleType, str | None, Record]:
+    """The module, its text (None if not to be had) and its record; a file is
+    run only once its docstring says stagegen generated it."""
     if isinstance(target, types.ModuleType):
         import inspect
         import linecache
 
+        made = record(target.__doc__)
         lines = linecache.getlines(getattr(target, "__file__", "") or "")
         if lines:
-            return target, "".join(lines)
+            return target, "".join(lines), made
         try:
-            return target, inspect.getsource(target)
+            return target, inspect.getsource(target), made
         except (OSError, TypeError):
-            return target, None
-    text = Path(target).read_text(encoding="utf-8")
-    return module_from_text(text, str(target)), text
-
-
-def _read_docstring(module: types.ModuleType):
-    from .options import Options
-
-    doc = module.__doc__ or ""
-    command = next(
-        (line.split(":", 1)[1].strip() for line in python_lines(doc) if line.startswith("Generated by:")),
-        None,
-    )
-    lines = python_lines(doc)
-    start = next((k for k, line in enumerate(lines) if line.startswith("Source (")), None)
-    if command is None or start is None:
-        raise UsageError(
-            "this module was not generated by stagegen (no 'Generated by:' and 'Source' " "in its docstring)"
-        )
-    _, options = Options.from_command(command)
-    # the name the module was generated under (a path, or <stdin>, <input>, <sympy>)
-    filename = lines[start].removeprefix("Source (").removesuffix("):")
-    body = lines[start + 1 :]
-    source = "\n".join(line[4:] if line.startswith("    ") else line for line in body).strip("\n") + "\n"
-    return source, filename, options
+            return target, None, made
+    text, made = read(target)
+    return module_from_text(text, str(target)), text, made
 
 
 # -- references: the program's meaning, never the rules under test -------------
@@ -428,17 +471,21 @@ class _Sweep:
     value_scale: list  # s of each value
     adjoint_scale: list  # s of each adjoint
     kink: bool  # a non-smooth gate is on (or float64-indistinguishably near) its kink
+    parts: dict  # (stage index, operand value) -> (its contribution to the adjoint, the scale)
 
 
 class _Checker:
-    def __init__(self, build, module, instrumented, notes, sampling: _Sampling):
-        self.build, self.module, self.instrumented, self.notes = build, module, instrumented, notes
+    def __init__(self, build, module, text: str | None, notes, sampling: _Sampling, program=None):
+        """`text`: the module's own text, instrumented for the per-stage check (None: no such
+        check); `program`: the value's reference, if not the build's (a SymPy expression's own)."""
+        self.build, self.module, self.text, self.notes = build, module, text, notes
+        self.instrumented = None if text is None else instrumented(text, build.program.filename)
         self.sampling = sampling
         graph, backward, names = build.graph, build.backward, build.names
         self.names = [i.name for i in graph.inputs]
         self.wrt = [graph.inputs[k].name for k in backward.wrt]
         self.meanings = [_meaning(s.gate, len(s.operands), s.params) for s in graph.stages]
-        self.program = _Program(build.program)
+        self.program = _Program(program or build.program)
         self.constants: dict[int, mpmath.mpf] = {}  # id(number operand) -> its value at 50 digits
         with mpmath.workdps(DPS):
             for stage in graph.stages:
@@ -449,10 +496,11 @@ class _Checker:
         self.adjoint_rows = [
             (k, f"d{names.values[s.out]} ({k + 1})", names.adjoint(backward, s.out))
             for k, s in enumerate(graph.stages)
-            if instrumented is not None
+            if text is not None
             and s.out != graph.output
             and (s.out in names.adjoints or s.out in backward.alias)
         ]
+        self.contributions = [] if text is None else _contributions(build, text)
 
     # -- the references at one point --------------------------------------------
     def _args(self, stage, values):
@@ -482,6 +530,7 @@ class _Checker:
                     scale[stage.out] += abs(d) * scale[op]
         adjoint, adjoint_scale = [zero] * len(values), [zero] * len(values)
         adjoint[graph.output] = adjoint_scale[graph.output] = mpmath.mpf(1)
+        parts: dict = {}
         for k in reversed(range(len(graph.stages))):
             stage, meaning, a, ds = graph.stages[k], self.meanings[k], args[k], partials[k]
             up, up_scale = adjoint[stage.out], adjoint_scale[stage.out]
@@ -497,9 +546,11 @@ class _Checker:
                     ),
                     zero,
                 )
+                part, part_scale = parts.get((k, op), (zero, zero))
+                parts[(k, op)] = (part + d * up, part_scale + abs(d) * up_scale + d_scale * abs(up))
                 adjoint[op] += d * up
                 adjoint_scale[op] += abs(d) * up_scale + d_scale * abs(up)
-        return _Sweep(values, adjoint, scale, adjoint_scale, self._at_kink(args, scale))
+        return _Sweep(values, adjoint, scale, adjoint_scale, self._at_kink(args, scale), parts)
 
     def _at_kink(self, args, scale) -> bool:
         """Some non-smooth gate is at a kink, or closer to one than float64 can tell
@@ -564,7 +615,9 @@ class _Checker:
                 if given:  # a point asked for that cannot be checked: say which
                     value_row.failure = value_row.failure or (
                         "the reference is not finite and real at the point given "
-                        + "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True)) + ")"
+                        + "("
+                        + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True))
+                        + ")"
                     )
                     value_row.error = math.inf
                 continue
@@ -591,7 +644,7 @@ class _Checker:
                 if got is not None:
                     value_row.add(got, ref[0], value_scale, f"{where} [{label}]")
                 for w, g, r, s in zip(self.wrt, grads, ref[1:], scales, strict=True):
-                    grad_rows[w].add(g, r, s, f"{where} [{label}]")
+                    grad_rows[w].add(g, r, s, f"{where} [{label}]", label.split("(", 1)[0])
             smooth.append((point, ref, value_scale, scales, where))
             self._finite_differences(point, results[0][1], scales, value_scale, fd_rows, where)
             if self.adjoint_rows:
@@ -610,24 +663,46 @@ class _Checker:
                 "abs): there the gradients follow the subgradient convention of the gate table, "
                 "and only the value was compared with SymPy"
             )
-        return Report(rows, accepted, discarded, notes + self._culprits(adj_rows))
+        if self.text is not None:
+            inputs = {self.build.backward.wrt[i]: grad_rows[w] for i, w in enumerate(self.wrt)}
+            stages = {graph.stages[k].out: row for k, row in adj_rows.items()}
+            notes += self._culprits(inputs | stages)
+        return Report(rows, accepted, discarded, notes)
 
-    def _culprits(self, adj_rows: dict[int, Row]) -> list[str]:
-        """Backward lines that turn correct adjoints into a wrong one."""
+    def _culprits(self, rows: dict[int, Row]) -> list[str]:
+        """The lines that turn correct adjoints into a wrong one, each by number
+        and text and how far off it is. `rows`: the adjoint rows by value."""
         graph = self.build.graph
-        wrong = {graph.stages[k].out for k, row in adj_rows.items() if not row.ok}
+        wrong = {v for v, row in rows.items() if not row.ok}
         notes = []
-        for k, row in adj_rows.items():
-            v = graph.stages[k].out
+        for v, row in rows.items():
             if v not in wrong:
                 continue
             users = [j for j, s in enumerate(graph.stages) if v in s.values()]
-            if all(graph.stages[j].out not in wrong for j in users):
-                lines = ", ".join(f"({j + 1})" for j in users)
+            if any(graph.stages[j].out in wrong for j in users):
+                continue
+            parts = [p for p in self.contributions if p.value == v and p.function in row.wrong_in]
+            culprits = [p for p in parts if not p.row.ok]
+            head = f"{row.quantity} is wrong, and every adjoint it is made from is right; "
+            if culprits:
                 notes.append(
-                    f"{row.quantity.split(' ')[0]} is wrong while every adjoint it is made from is "
-                    f"right: check the backward lines marked {lines}"
+                    head
+                    + f"the line{'s' * (len(culprits) > 1)} that make{'s' * (len(culprits) == 1)} it wrong:"
+                    + "".join(f"\n  {_off(p)}" for p in culprits)
                 )
+            elif parts:  # each line is right alone: one is missing, or one too many
+                notes.append(
+                    head
+                    + "no line of it is off alone (is one missing, or one too many?); the lines that make it:"
+                    + "".join(
+                        f"\n  line {line.number} ({line.function}): {line.text}"
+                        for p in parts
+                        for line in p.lines
+                    )
+                )
+            else:
+                marks = ", ".join(f"({j + 1})" for j in users)
+                notes.append(head + f"check the backward lines marked {marks}")
         return notes
 
     def _arrays(self, smooth, value_row, grad_rows):
@@ -691,15 +766,32 @@ class _Checker:
                 continue
 
     def _adjoints(self, point, sweep: _Sweep, rows, where):
-        got = self.instrumented.value_and_grad(*point)
-        # value_and_grad seeds the output's adjoint with 1.0 (in the compact
-        # style an alias of it is that literal, not a variable)
-        got.setdefault(self.build.names.dout, 1.0)
-        for k, _, name in self.adjoint_rows:
-            v = self.build.graph.stages[k].out
-            ref = sweep.adjoint[v]
-            if _usable([ref]):
-                rows[k].add(got.get(name), ref, _finite(sweep.adjoint_scale[v]), where)
+        """Every adjoint, and every line's contribution to one, as
+        ``value_and_grad`` and ``backward(1.0, cache)`` compute them."""
+        module = self.instrumented
+        cache = module.forward(*point)[1]
+        for function, got in (
+            ("value_and_grad", module.value_and_grad(*point)),
+            ("backward", module.backward(1.0, cache)),
+        ):
+            # the output's adjoint is 1.0 (in the compact style an alias of it
+            # is that literal, not a variable)
+            got.setdefault(self.build.names.dout, 1.0)
+            for k, _, name in self.adjoint_rows:
+                v = self.build.graph.stages[k].out
+                ref = sweep.adjoint[v]
+                if _usable([ref]):
+                    rows[k].add(
+                        got.get(name), ref, _finite(sweep.adjoint_scale[v]), f"{where} [{function}]", function
+                    )
+            computed = got.get(LINES, {})
+            for part in self.contributions:
+                if part.function != function:
+                    continue
+                ref, scale = sweep.parts.get((part.stage, part.value), (0, 0))
+                values = [computed.get(line.number) for line in part.lines]
+                if _usable([ref]) and None not in values:
+                    part.row.add(sum(values), ref, _finite(scale), where, function)
 
 
 def _integers(module, args, wrt, row: Row, where: str) -> None:
@@ -794,9 +886,7 @@ class _ArrayChecker:
             shape = () if i.shape is None else i.shape
             dims = tuple(d if isinstance(d, int) else sizes.setdefault(d, rng.randint(1, 5)) for d in shape)
             domain = self.sampling.domains[k]
-            args.append(
-                generator.uniform(domain.lo, domain.hi, dims) if dims else self.sampling.draw(rng, k)
-            )
+            args.append(generator.uniform(domain.lo, domain.hi, dims) if dims else self.sampling.draw(rng, k))
         return args, sizes, generator
 
     def run(self, points: int, seed: int) -> Report:

@@ -575,7 +575,7 @@ def test_cli_diagram_with_trace_and_output(folder, capsys):
     assert (status, err) == (0, "")
     assert out == stagegen.trace(CIRCUIT, x=1, y=2, z=3).table() + "\n"
     assert (folder / "out.py").read_text(encoding="utf-8") == stagegen.generate(
-        CIRCUIT, filename="circuit.txt"
+        CIRCUIT, filename="circuit.txt", output="out.py"
     )
     assert read_dot((folder / "c.dot").read_text(encoding="utf-8")).wires["q"] == (None, None)
 

@@ -60,5 +60,5 @@ def test_notes_on_a_million_elements():
 def test_every_example_has_a_golden_file():
     from test_golden import CASES
 
-    examples = {example for example, _ in CASES.values()}
+    examples = {example for example, _ in CASES.values() if example is not None}  # None: a SymPy object
     assert examples == set(FILES) | {f"arrays/{name}" for name in ARRAYS}

@@ -322,7 +322,8 @@ def test_name_that_is_not_utf8(folder, capsys):
     assert "\nSource (in\ufffd.txt):\n" in text
     out = os.fsdecode(b"out\xff.py")
     assert run_cli([NOT_UTF8, "-o", out], capsys) == (0, "", "")
-    assert (folder / out).read_text(encoding="utf-8") == text
+    written = text.replace("stagegen 'in\ufffd.txt'\n", "stagegen 'in\ufffd.txt' -o 'out\ufffd.py'\n")
+    assert written != text and (folder / out).read_text(encoding="utf-8") == written
     status, table, err = run_cli([NOT_UTF8, "--check", "--points", "3"], capsys)
     assert (status, err) == (0, "") and "3 points" in table
     assert stagegen.verify(str(folder / out)).ok
@@ -357,7 +358,7 @@ def test_name_with_a_control_character(folder, capsys, name):
     shown = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", "\ufffd", name)
     assert run_cli([name, "-o", "m.py"], capsys) == (0, "", "")
     text = (folder / "m.py").read_text(encoding="utf-8")
-    assert generated_by(text) == f"stagegen {shlex.quote(shown)}"
+    assert generated_by(text) == f"stagegen {shlex.quote(shown)} -o m.py"
     assert f"\nSource ({shown}):\n" in text
     report = stagegen.verify("m.py")
     assert report.ok and not report.notes
@@ -372,8 +373,8 @@ def test_name_with_an_invisible_character(folder, capsys, name):
     assert run_cli([name, "-o", "m.py"], capsys) == (0, "", "")
     text = (folder / "m.py").read_text(encoding="utf-8")
     command = generated_by(text)
-    assert command == f"stagegen {shlex.quote(name)}"
-    assert Options.from_command(command) == (name, Options())
+    assert command == f"stagegen {shlex.quote(name)} -o m.py"
+    assert Options.from_command(command) == (name, Options(), "m.py")
     assert f"\nSource ({name}):\n" in text
     report = stagegen.verify("m.py")
     assert report.ok and not report.notes
@@ -426,10 +427,12 @@ OPTIONS = [Options(), Options(wrt=("x",), style="compact"), Options(backend="num
 def test_generated_by_reads_back(name):
     """As the file name is shown: a character that would break the line is U+FFFD."""
     for options in OPTIONS:
-        command = options.command(name)
-        assert len(command.splitlines()) == 1 and "\n" not in command
-        command.encode("utf-8")
-        assert Options.from_command(command) == (shown_name(name), options)
+        for output in (None, name + ".py", "-" + name + ".py"):
+            command = options.command(name, output)
+            assert len(command.splitlines()) == 1 and "\n" not in command
+            command.encode("utf-8")
+            written = None if output is None else shown_name(output)
+            assert Options.from_command(command) == (shown_name(name), options, written)
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash here")

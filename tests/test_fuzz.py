@@ -87,7 +87,7 @@ def test_random_tokens(tokens, sep):
 @given(st.binary(max_size=60))
 def test_random_bytes_through_the_command(data):
     """Bytes as the CLI reads them: decoding errors are located too."""
-    from stagegen.__main__ import read_source
+    from stagegen.files import read_source
 
     try:
         text = read_source_bytes(read_source, data)

@@ -195,9 +195,9 @@ def test_100_mb_file_is_refused_before_it_is_read(folder):
 def test_standard_input_is_read_up_to_the_limit(folder, capsys, monkeypatch):
     import io
 
-    import stagegen.__main__ as cli
+    import stagegen.files
 
-    monkeypatch.setattr(cli, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(stagegen.files, "MAX_FILE_BYTES", 1000)
     stdin = io.TextIOWrapper(io.BytesIO(b"f = x * y\n" + b"# padding\n" * 200))
     monkeypatch.setattr(sys, "stdin", stdin)
     (folder / "in.txt").write_text("")

@@ -86,7 +86,17 @@ def test_check_excerpt_is_the_real_output():
 
     command = "$ stagegen examples/notes.txt --check\n"
     shown = README.split("```\n" + command, 1)[1].split("```", 1)[0]
-    assert shown.endswith("...\n")
+    head, cut, tail = shown.partition("...\n")
+    assert cut and tail
     notes = (ROOT / "examples" / "notes.txt").read_text(encoding="utf-8")
     table = stagegen.verify(stagegen.build(notes, filename="examples/notes.txt")).table()
-    assert table.startswith(shown.removesuffix("...\n"))
+    assert table.startswith(head) and table.endswith(tail.removesuffix("\n"))
+
+
+def test_failed_check_excerpt_is_the_real_output():
+    import stagegen
+
+    command = "$ echo 'f = log(x - 4)' | stagegen - --check --points 5\n...\n"
+    shown = README.split("```\n" + command, 1)[1].split("\n", 1)[0]
+    table = stagegen.verify("f = log(x - 4)", points=5).table()
+    assert table.endswith("\n" + shown)

@@ -212,7 +212,7 @@ def test_cli_trace_and_output_file(folder, capsys):
     assert (status, err) == (0, "")
     assert out.startswith("#    stage") and "(2)  f      q * z        9" in out
     assert (folder / "out.py").read_text(encoding="utf-8") == stagegen.generate(
-        CIRCUIT, filename="circuit.txt"
+        CIRCUIT, filename="circuit.txt", output="out.py"
     )
 
 

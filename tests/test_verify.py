@@ -58,7 +58,13 @@ def test_wrong_rule_is_pinned_to_its_numbered_line(wrong_square_rule):
     # nothing downstream of it is wrong.
     assert status["dxpy (4)"] is False
     assert all(status[q] for q in ("dxpysqr (5)", "dden (6)", "dinvden (7)", "dsigx (3)", "dnum (2)"))
-    assert any("dxpy is wrong" in note and "(5)" in note for note in report.notes)
+    [note] = [note for note in report.notes if "is wrong" in note]
+    assert note.startswith("dxpy (4) is wrong, and every adjoint it is made from is right")
+    # the backward line of stage 5, in both functions that run it, 50% off (3 where 2 is right)
+    named = note.splitlines()[1:]
+    assert [line.split(" is off by ")[1].split(" ")[0] for line in named] == ["5.0e-01", "5.0e-01"]
+    assert all("dxpy = (3 * xpy) * dxpysqr  # (5)" in line for line in named)
+    assert "(backward)" in named[0] and "(value_and_grad)" in named[1]
 
 
 def test_points_where_the_maths_is_not_real_are_discarded():
@@ -96,7 +102,56 @@ def test_an_edited_line_is_named_by_the_per_stage_check(tmp_path):
     report = stagegen.verify(str(path), points=5)
     status = {row.quantity: row.ok for row in report.rows if row.reference == "mpmath, per stage"}
     assert status["dxpy (4)"] is False and status["dxpysqr (5)"] is True
-    assert any("dxpy is wrong" in note and "(5)" in note for note in report.notes)
+    [note] = [note for note in report.notes if "is wrong" in note]
+    numbers = [k + 1 for k, line in enumerate(path.read_text().splitlines()) if "* 1.0000001" in line]
+    assert note.splitlines()[1:] == [
+        f"  line {number} ({function}) is off by 1.0e-07 relative at {where}: "
+        "dxpy = (2 * xpy) * dxpysqr * 1.0000001  # (5)"
+        for number, function, where in zip(numbers, ["backward", "value_and_grad"], _where(note), strict=True)
+    ]
+
+
+def _where(note: str) -> list[str]:
+    """The points a culprit note names, one per line it names."""
+    return ["(" + line.split(" at (", 1)[1].split("): ", 1)[0] + ")" for line in note.splitlines()[1:]]
+
+
+def test_a_line_edited_in_backward_alone_is_named_alone(tmp_path):
+    """backward and value_and_grad repeat the reverse pass: an edit in one of them names that one."""
+    good = stagegen.generate(example("notes.txt"), filename="examples/notes.txt")
+    line = "dsigx = (1) * dden  # (6)"
+    first = good.index(line)  # the one in backward
+    path = tmp_path / "edited.py"
+    path.write_text(good[:first] + line.replace("(1)", "(1.001)") + good[first + len(line) :])
+    report = stagegen.verify(str(path), points=5)
+    assert not report.ok
+    [note] = [note for note in report.notes if "is wrong" in note]
+    assert note.startswith("dsigx (3) is wrong")
+    [named] = note.splitlines()[1:]
+    number = path.read_text().splitlines().index("        " + line.replace("(1)", "(1.001)")) + 1
+    assert named.startswith(f"  line {number} (backward) is off by 1.0e-03 relative")
+
+
+def test_one_of_several_contributions_is_named(tmp_path):
+    """dx is the sum of three lines' contributions; only the edited one is named."""
+    good = stagegen.generate(example("notes.txt"), filename="examples/notes.txt")
+    path = tmp_path / "edited.py"
+    path.write_text(good.replace("dx += (1) * dnum  # (2)", "dx += (1.0000001) * dnum  # (2)"))
+    report = stagegen.verify(str(path), points=5)
+    [note] = [note for note in report.notes if "is wrong" in note]
+    assert note.startswith("dx is wrong")
+    named = note.splitlines()[1:]
+    assert len(named) == 2 and all(line.endswith("dx += (1.0000001) * dnum  # (2)") for line in named)
+
+
+def test_a_missing_line_lists_the_lines_that_remain(tmp_path):
+    good = stagegen.generate(example("notes.txt"), filename="examples/notes.txt")
+    path = tmp_path / "edited.py"
+    path.write_text(good.replace("        dx += (1) * dnum  # (2)\n", ""))
+    report = stagegen.verify(str(path), points=5)
+    [note] = [note for note in report.notes if "is wrong" in note]
+    assert note.startswith("dx is wrong") and "is one missing, or one too many?" in note
+    assert "dx += ((1 - sigx) * sigx) * dsigx  # (3)" in note
 
 
 @contextlib.contextmanager
@@ -132,25 +187,56 @@ def test_verify_reads_no_gradient_rule(name):
             stagegen.build(example(name))  # the rules do raise
 
 
-def test_a_lowering_bug_is_caught_by_the_value():
+def test_a_lowering_bug_is_caught_by_the_value(monkeypatch):
     """The value is compared with the program itself, not with the stages
-    lowering made: a SymPy sin decoded as the cos gate shows in the value."""
+    lowering made: sin decoded as the cos gate shows in the value."""
     import importlib
 
-    import sympy as sp
-
     lower = importlib.import_module("stagegen.lower")  # the module; stagegen.lower is its function
-    x, y = sp.symbols("x y", real=True)
-    heads = dict(lower._HEADS)
-    lower._HEADS[sp.sin] = REGISTRY["cos"]
-    try:
-        report = stagegen.verify(sp.sin(x) * y, points=3)
-    finally:
-        lower._HEADS.clear()
-        lower._HEADS.update(heads)
+    wrong = dict(lower.BY_FUNCTION)
+    wrong[REGISTRY["sin"].function] = REGISTRY["cos"]
+    monkeypatch.setattr(lower, "BY_FUNCTION", wrong)
+    report = stagegen.verify("f = sin(x) * y", points=3)
     assert not report.ok
     assert not next(row for row in report.rows if row.quantity == "f").ok
+    monkeypatch.undo()
+    assert stagegen.verify("f = sin(x) * y", points=3).ok
+
+
+def test_a_sympy_expression_is_the_reference_of_its_module(monkeypatch):
+    """A SymPy expression is generated through the source it prints; the value
+    is compared with the expression itself, so a misprint shows in the value."""
+    import sympy as sp
+
+    from stagegen import sympy_source
+
+    x, y = sp.symbols("x y", real=True)
     assert stagegen.verify(sp.sin(x) * y, points=3).ok
+    monkeypatch.setattr(
+        sympy_source.SourcePrinter, "_print_sin", lambda self, e: self.call("cos", e.args), raising=False
+    )
+    assert "cos(x)" in stagegen.generate(sp.sin(x) * y)
+    report = stagegen.verify(sp.sin(x) * y, points=3)
+    assert not next(row for row in report.rows if row.quantity == "f").ok
+
+
+def test_a_deep_sympy_expression_regenerates_from_its_stages(tmp_path):
+    """Too deep to print as one expression, a SymPy expression is recorded as
+    its stages: the module regenerates from its docstring and gets every check."""
+    import sympy as sp
+
+    x, y = sp.symbols("x y", real=True)
+    e = x * y
+    for _ in range(60):
+        e = sp.sin(e) + x
+    text = stagegen.generate(e)
+    source = text.split("Source (<sympy>):", 1)[1].split('"""', 1)[0]
+    assert "    xy = x * y\n" in source and source.count(" = sin(") == 60
+    path = tmp_path / "deep.py"
+    path.write_text(text)
+    report = stagegen.verify(str(path), points=3)
+    assert report.ok and not any("differs" in note for note in report.notes), report.table()
+    assert sum(row.reference == "mpmath, per stage" for row in report.rows) > 100
 
 
 def test_verify_of_a_build_takes_no_options():

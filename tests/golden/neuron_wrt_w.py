@@ -1,4 +1,4 @@
-"""f(w0, w1, w2, x0, x1) and its gradient, staged by stagegen.
+"""f(w0, w1, w2, x0, x1) and its gradient, staged by stagegen 0.1.0.
 
 Gradients with respect to w0, w1, w2 only.
 
