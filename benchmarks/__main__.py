@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from . import arrays, growth, locate, scalar, scale
+from . import arrays, check, growth, locate, scalar, scale
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "locate", "scale")
+SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check")
 
 
 def main(argv=None) -> int:
@@ -77,6 +77,9 @@ def main(argv=None) -> int:
     if "scale" in only:
         print("### Scale: generation time and module size against stages (named-stage file)\n")
         print("\n".join(scale.run(args.quick)) + "\n")
+    if "check" in only:
+        print(f"### --check: time against stages ({check.POINTS} points)\n")
+        print("\n".join(check.run(args.quick)) + "\n")
     if headlines:
         print("Headlines: " + "; ".join(headlines) + ".")
     print(f"total time: {time.perf_counter() - start:.0f} s")

@@ -87,6 +87,10 @@ class Gate:
     fn: str | None = None  # the function (or operator) the default emitted form calls
     code: Callable[..., Expr] | Mapping[str, Callable[..., Expr]] | None = None  # the emitted form
     shape: Callable[..., tuple] | None = None  # structural: output shape from operand shapes; else broadcast
+    # structural: the meaning on NumPy object arrays of SymPy scalars, NumPy's own
+    # operation (np.matmul, np.sum(axis=)); `np` is passed in (stagegen does not
+    # import NumPy itself). An elementwise gate's is its `forward` at each element.
+    elements: Callable[..., object] | None = None
     view: bool = False  # its output may share its operand's memory (a.T): never updated in place
     arrays: bool = False  # it exists only on backends of arrays (matmul, reductions)
     keywords: tuple[str, ...] = ()  # parameters written as keywords in the input language (axis=)
@@ -700,6 +704,7 @@ _GATES += [
         operands=("a", "b"),
         forward=lambda a, b: _matmul(a, b),
         vjp=lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
+        elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         fn="matmul",
         shape=matmul_shape,
@@ -714,6 +719,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _transpose(a),
         vjp=lambda a, out, dout: (dout.T,),
+        elements=lambda np, a: np.transpose(a),
         code=lambda a: a.T,
         fn="transpose",
         shape=transpose_shape,
@@ -729,6 +735,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _sum(a),
         vjp=lambda a, out, dout: (full_like(a, dout),),
+        elements=lambda np, a: np.sum(a),
         shape=lambda a: (),
         arrays=True,
         source="sum",
@@ -742,6 +749,7 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: _sum_axis(a, axis),
         vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a),),
+        elements=lambda np, a, axis: np.sum(a, axis=axis),
         shape=drop_axis,
         arrays=True,
         source="sum",
@@ -755,6 +763,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _mean(a),
         vjp=lambda a, out, dout: (full_like(a, dout / size(a)),),
+        elements=lambda np, a: np.mean(a),
         shape=lambda a: (),
         arrays=True,
         source="mean",
@@ -768,6 +777,7 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: _mean_axis(a, axis),
         vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a) / axis_size(a, axis),),
+        elements=lambda np, a, axis: np.mean(a, axis=axis),
         shape=drop_axis,
         arrays=True,
         source="mean",
@@ -781,6 +791,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _logsumexp(a),
         vjp=lambda a, out, dout: (dout * exp(a - out),),
+        elements=lambda np, a: sp.log(np.sum(np.frompyfunc(sp.exp, 1, 1)(a))),
         # max(a) + log(sum(exp(a - max(a)))): no exp of a large number overflows
         code=lambda a: amax(a) + log(array_sum(exp(a - amax(a)))),
         shape=lambda a: (),
@@ -796,6 +807,9 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: _logsumexp_axis(a, axis),
         vjp=lambda a, out, dout, axis: (exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
+        elements=lambda np, a, axis: np.frompyfunc(sp.log, 1, 1)(
+            np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis)
+        ),
         code=lambda a, axis: amax(a, axis=axis)
         + log(array_sum(exp(a - amax(a, axis=axis, keepdims=True)), axis=axis)),
         shape=drop_axis,
@@ -808,6 +822,8 @@ _GATES += [
     ),
 ]
 
+if any(gate.structural and gate.elements is None for gate in _GATES):
+    raise GateDefinitionError("a structural gate needs its meaning on arrays, `elements`")
 REGISTRY: Mapping[str, Gate] = MappingProxyType({gate.name: gate for gate in _GATES})
 if len(REGISTRY) != len(_GATES):
     raise GateDefinitionError("two gates share a name")

@@ -7,7 +7,9 @@ in two ways only: ``value_and_grad`` and ``backward`` return their
 results, and drop their ``del`` statements (the numpy backend's releases), so
 that every name stays readable; the value each numbered assignment computes
 (a stage, or one contribution to an adjoint) is kept in the local dict
-``__lines__`` by the assignment's first line.
+``__lines__``, and what its target holds once it has run in ``__after__``,
+both by the assignment's first line (copies of arrays, which later lines may
+update in place).
 Line numbers are kept and the text is registered with `linecache`, so a
 failing stage is located, as in the module itself. Whatever the text says,
 edited or not, is what runs.
@@ -27,7 +29,8 @@ from .errors import python_lines
 _NUMBER = re.compile(r"  # \((\d+)\)")  # the stage number a generated line carries
 INSTRUMENTED = ("backward", "value_and_grad")  # the functions that return their locals
 LINES = "__lines__"  # their local dict of what each numbered assignment computed, by line
-RECORD = "__record__"  # the function that keeps it
+AFTER = "__after__"  # ... and of what its target holds once it has run
+RECORD = "__record__"  # the function that keeps them
 
 
 def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -> types.ModuleType:
@@ -48,17 +51,22 @@ def instrument(text: str) -> ast.Module:
     lines = python_lines(text)
     for function in _functions(tree, INSTRUMENTED):
         for block in _blocks(function):
-            block[:] = [statement for statement in block if not isinstance(statement, ast.Delete)]
+            kept = []
             for statement in block:
+                if isinstance(statement, ast.Delete):
+                    continue
+                kept.append(statement)
                 if _NUMBER.search(lines[statement.end_lineno - 1]):
-                    _record(statement)
-        function.body.insert(0, ast.parse(f"{LINES} = {{}}").body[0])
+                    kept += _record(statement)
+            block[:] = kept
+        function.body[:0] = ast.parse(f"{LINES} = {{}}\n{AFTER} = {{}}").body
         function.body[-1] = _return_locals(function.body[-1])
     tree.body.insert(1, ast.parse(_RECORD).body[0])  # after the docstring
     return ast.fix_missing_locations(tree)
 
 
-# Keeps what a line computed: a copy of an array, which a later ``+=`` may update in place.
+# Keeps a value as it is now: a copy of an array, which a later ``+=`` (or one on
+# a view of it) may update in place.
 _RECORD = f"""
 def {RECORD}(lines, number, value):
     lines[number] = value.copy() if hasattr(value, "copy") else value
@@ -66,14 +74,31 @@ def {RECORD}(lines, number, value):
 """
 
 
-def _record(statement: ast.stmt) -> None:
-    """``v = e  # (k)`` becomes ``v = __record__(__lines__, line, e)``: the value
-    each numbered assignment computes, by its first line (``+=`` too)."""
-    if isinstance(statement, (ast.Assign, ast.AugAssign)):
-        value = statement.value
-        call = ast.parse(f"{RECORD}({LINES}, {statement.lineno}, None)", mode="eval").body
-        call.args[2] = value
-        statement.value = ast.copy_location(call, value)
+def _record(statement: ast.stmt) -> list[ast.stmt]:
+    """``v = e  # (k)`` becomes ``v = __record__(__lines__, line, e)``, keeping
+    what the line computes by its first line (of ``v += e`` and ``v = v + e``,
+    e), and is followed by ``__record__(__after__, line, v)``, keeping what v
+    holds once the line has run."""
+    if not isinstance(statement, (ast.Assign, ast.AugAssign)):
+        return []
+    target = statement.targets[0] if isinstance(statement, ast.Assign) else statement.target
+    holder, field = statement, "value"
+    value = statement.value
+    if (
+        isinstance(value, ast.BinOp)
+        and isinstance(value.op, ast.Add)
+        and isinstance(value.left, ast.Name)
+        and isinstance(target, ast.Name)
+        and value.left.id == target.id
+    ):
+        holder, field = value, "right"  # v = v + e: e is the line's contribution
+    call = ast.parse(f"{RECORD}({LINES}, {statement.lineno}, None)", mode="eval").body
+    call.args[2] = getattr(holder, field)
+    setattr(holder, field, ast.copy_location(call, getattr(holder, field)))
+    if not isinstance(target, ast.Name):
+        return []
+    after = ast.parse(f"{RECORD}({AFTER}, {statement.lineno}, {target.id})").body[0]
+    return [ast.increment_lineno(after, statement.end_lineno - 1)]
 
 
 def _return_locals(replaced: ast.stmt) -> ast.Return:

@@ -15,8 +15,12 @@ What is compared, at random points where the references are finite and real:
 - every gradient against central finite differences of the module's own
   `forward` (skipped where two step sizes disagree: the point is near a kink).
 
-The intermediate adjoints are read from the module's own text, instrumented
-(`modules.instrumented`): an edited line is checked as it is written.
+The intermediate adjoints, and each backward line's own contribution, are
+read from the module's own text, instrumented (`modules.instrumented`): an
+edited line is checked as it is written, and a wrong one is named.
+
+An array program is instantiated at small sizes, one scalar node per element
+(`elements`), and gets the same references element by element (`_ArrayChecker`).
 
 No reference reads what it checks: not the gates' gradient rules (`local`,
 `vjp`), not the reverse pass, not the module. The tolerance is
@@ -43,14 +47,14 @@ from pathlib import Path
 import mpmath
 import sympy as sp
 
-from . import pipeline
+from . import elements, pipeline
 from .backends import BACKENDS
 from .errors import UsageError
 from .expr import Num
 from .fresh import Record, read, record, unversioned
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
 from .ir import Domain
-from .modules import LINES, assignments, instrumented, module_from_text, stage_names
+from .modules import AFTER, LINES, assignments, instrumented, module_from_text, stage_names
 from .parse import from_sympy
 
 RTOL = 1e-9  # against the 50-digit reference
@@ -179,7 +183,9 @@ def verify(target, *, points: int = 20, seed: int = 0, domain=None, at=None, **o
         module = module_from_text(build.text, build.program.filename)
     sampling = _Sampling(build, domain, at)
     if not build.graph.elementwise:
-        report = _ArrayChecker(build, module, notes, sampling).run(points, seed)
+        report = _ArrayChecker(build, module, _per_stage(build, text, notes), notes, sampling).run(
+            points, seed
+        )
     else:
         checker = _Checker(build, module, _per_stage(build, text, notes), notes, sampling, program)
         report = checker.run(points, seed)
@@ -276,6 +282,53 @@ def _per_stage(build, text: str | None, notes: list[str]) -> str | None:
     return text
 
 
+def _adjoint_rows(build) -> list[tuple[int, str, str]]:
+    """(stage, label, the adjoint's name in the module) for every stage adjoint the module computes."""
+    graph, names, backward = build.graph, build.names, build.backward
+    return [
+        (k, f"d{names.values[s.out]} ({k + 1})", names.adjoint(backward, s.out))
+        for k, s in enumerate(graph.stages)
+        if s.out != graph.output and (s.out in names.adjoints or s.out in backward.alias)
+    ]
+
+
+def _culprits(build, contributions: list, rows: dict[int, Row]) -> list[str]:
+    """The lines that turn correct adjoints into a wrong one, each by number
+    and text and how far off it is. `rows`: the adjoint rows by value."""
+    graph = build.graph
+    wrong = {v for v, row in rows.items() if not row.ok}
+    notes = []
+    for v, row in rows.items():
+        if v not in wrong:
+            continue
+        users = [j for j, s in enumerate(graph.stages) if v in s.values()]
+        if any(graph.stages[j].out in wrong for j in users):
+            continue
+        parts = [p for p in contributions if p.value == v and p.function in row.wrong_in]
+        culprits = [p for p in parts if not p.row.ok]
+        head = f"{row.quantity} is wrong, and every adjoint it is made from is right; "
+        if culprits:
+            notes.append(
+                head
+                + f"the line{'s' * (len(culprits) > 1)} that make{'s' * (len(culprits) == 1)} it wrong:"
+                + "".join(f"\n  {_off(p)}" for p in culprits)
+            )
+        elif parts:  # each line is right alone: one is missing, or one too many
+            notes.append(
+                head
+                + "no line of it is off alone (is one missing, or one too many?); the lines that make it:"
+                + "".join(
+                    f"\n  line {line.number} ({line.function}): {line.text}"
+                    for p in parts
+                    for line in p.lines
+                )
+            )
+        else:
+            marks = ", ".join(f"({j + 1})" for j in users)
+            notes.append(head + f"check the backward lines marked {marks}")
+    return notes
+
+
 @dataclass
 class _Contribution:
     """The lines of one function of the module that add stage `stage`'s share
@@ -296,6 +349,29 @@ def _off(part: _Contribution) -> str:
     more = "".join(f" and line {other.number}" for other in part.lines[1:])
     text = "; ".join(other.text for other in part.lines)
     return f"line {line.number}{more} ({part.function}) is off by {off} at {where}: {text}"
+
+
+def _finished(text: str) -> dict[tuple[str, str], int]:
+    """(function, name) -> the line of the last numbered assignment to the name
+    in the function: once it has run, the name holds its final value."""
+    last: dict[tuple[str, str], int] = {}
+    for (name, _), lines in assignments(text).items():
+        for line in lines:
+            key = (line.function, name)
+            last[key] = max(last.get(key, 0), line.number)
+    return last
+
+
+def _adjoint_values(got: dict, finished: dict, function: str) -> dict:
+    """The locals of an instrumented function, each name that numbered lines
+    assign as it was once the last of them had run (a later line may update an
+    array in place, through a view of it)."""
+    after = got.get(AFTER, {})
+    values = dict(got)
+    for (where, name), line in finished.items():
+        if where == function and line in after:
+            values[name] = after[line]
+    return values
 
 
 def _contributions(build, text: str) -> list[_Contribution]:
@@ -379,19 +455,48 @@ def _meaning(gate_name: str, arity: int, params: tuple) -> _Meaning:
     gate = REGISTRY[gate_name]
     xs = [slot(i) for i in range(arity)]
     f = sp.sympify(gate.meaning(*xs, *map(sympy_number, params)))
+    kinks = None if gate.smooth else gate.kink(*xs)
+    return _derived(f, xs, _value(gate_name, arity, params), kinks)
+
+
+@functools.lru_cache(maxsize=None)
+def _expression_meaning(expr: sp.Expr, arity: int) -> _Meaning:
+    """An element of a structural gate's output: its expression over slot(i)
+    (`elements`); smooth, as matmul and the reductions are."""
+    return _derived(expr, [slot(i) for i in range(arity)], _expression_value(expr, arity), None)
+
+
+@functools.lru_cache(maxsize=None)
+def _expression_value(expr: sp.Expr, arity: int) -> Callable:
+    return sp.lambdify([slot(i) for i in range(arity)], expr, modules=_MODULES)
+
+
+def _derived(f: sp.Expr, xs: list, value: Callable, kinks) -> _Meaning:
+    """A meaning's value, SymPy's first and second partial derivatives, and its kinks."""
     first = [sp.diff(f, x) for x in xs]
     return _Meaning(
-        value=_value(gate_name, arity, params),
+        value=value,
         partials=tuple(_lambdified(xs, d) for d in first),
         second=tuple(tuple(_lambdified(xs, sp.diff(d, x)) for x in xs) for d in first),
         kink=(
             None
-            if gate.smooth
-            else tuple(
-                (_lambdified(xs, e), [_lambdified(xs, sp.diff(e, x)) for x in xs]) for e in gate.kink(*xs)
-            )
+            if kinks is None
+            else tuple((_lambdified(xs, e), [_lambdified(xs, sp.diff(e, x)) for x in xs]) for e in kinks)
         ),
     )
+
+
+def _element_meaning(node) -> _Meaning:
+    """The meaning of one element of an instantiated array program (`elements.Node`)."""
+    if node.gate is not None:
+        return _meaning(node.gate, len(node.operands), node.params)
+    return _expression_meaning(node.expr, len(node.operands))
+
+
+def _element_value(node) -> Callable:
+    if node.gate is not None:
+        return _value(node.gate, len(node.operands), node.params)
+    return _expression_value(node.expr, len(node.operands))
 
 
 @functools.lru_cache(maxsize=None)
@@ -474,6 +579,75 @@ class _Sweep:
     parts: dict  # (stage index, operand value) -> (its contribution to the adjoint, the scale)
 
 
+def _sweep(nodes, point, seeds: dict) -> _Sweep:
+    """The values, adjoints and scales of a program of scalar nodes at `point`
+    (node k defines value ``len(point) + k``; an operand is a value id or a
+    number), the adjoints seeded with `seeds` (value id -> d output / d value)."""
+    n = len(point)
+    values = list(map(mpmath.mpf, point))
+    args, partials = [], []
+    for meaning, operands in nodes:
+        a = [values[op] if isinstance(op, int) else op for op in operands]
+        values.append(_real(meaning.value(*a)))
+        args.append(a)
+    for (meaning, operands), a in zip(nodes, args, strict=True):
+        partials.append(
+            [
+                _call(d, a) if isinstance(op, int) else None
+                for op, d in zip(operands, meaning.partials, strict=True)
+            ]
+        )
+    zero = mpmath.mpf(0)
+    scale = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
+    for k, ds in enumerate(partials):
+        for op, d in zip(nodes[k][1], ds, strict=True):
+            if d is not None:
+                scale[n + k] += abs(d) * scale[op]
+    adjoint, adjoint_scale = [zero] * len(values), [zero] * len(values)
+    for v, seed in seeds.items():
+        adjoint[v], adjoint_scale[v] = mpmath.mpf(seed), abs(mpmath.mpf(seed))
+    parts: dict = {}
+    for k in reversed(range(len(nodes))):
+        (meaning, operands), a, ds = nodes[k], args[k], partials[k]
+        up, up_scale = adjoint[n + k], adjoint_scale[n + k]
+        if up == 0 and up_scale == 0:
+            continue
+        for i, (op, d) in enumerate(zip(operands, ds, strict=True)):
+            if d is None:
+                continue
+            # the partial's own rounding: |d| plus its slopes times its operands' scales
+            d_scale = abs(d) + sum(
+                (
+                    abs(_call(dd, a)) * scale[o]
+                    for o, dd in zip(operands, meaning.second[i], strict=True)
+                    if dd is not None and isinstance(o, int)
+                ),
+                zero,
+            )
+            part, part_scale = parts.get((k, op), (zero, zero))
+            parts[(k, op)] = (part + d * up, part_scale + abs(d) * up_scale + d_scale * abs(up))
+            adjoint[op] += d * up
+            adjoint_scale[op] += abs(d) * up_scale + d_scale * abs(up)
+    return _Sweep(values, adjoint, scale, adjoint_scale, _at_kink(nodes, args, scale), parts)
+
+
+def _at_kink(nodes, args, scale) -> bool:
+    """Some non-smooth node is at a kink, or closer to one than float64 can tell
+    (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
+    for (meaning, operands), a in zip(nodes, args, strict=True):
+        for distance, slopes in meaning.kink or ():
+            spread = sum(
+                (
+                    abs(_call(d, a)) * (scale[op] if isinstance(op, int) else abs(x))
+                    for d, op, x in zip(slopes, operands, a, strict=True)
+                ),
+                mpmath.mpf(0),
+            )
+            if abs(_call(distance, a)) <= RTOL * spread:
+                return True
+    return False
+
+
 class _Checker:
     def __init__(self, build, module, text: str | None, notes, sampling: _Sampling, program=None):
         """`text`: the module's own text, instrumented for the per-stage check (None: no such
@@ -481,7 +655,7 @@ class _Checker:
         self.build, self.module, self.text, self.notes = build, module, text, notes
         self.instrumented = None if text is None else instrumented(text, build.program.filename)
         self.sampling = sampling
-        graph, backward, names = build.graph, build.backward, build.names
+        graph, backward = build.graph, build.backward
         self.names = [i.name for i in graph.inputs]
         self.wrt = [graph.inputs[k].name for k in backward.wrt]
         self.meanings = [_meaning(s.gate, len(s.operands), s.params) for s in graph.stages]
@@ -493,81 +667,16 @@ class _Checker:
                     if isinstance(op, Num) and id(op) not in self.constants:
                         self.constants[id(op)] = mpmath.mpf(sp.N(sympy_number(op), DPS))
         # (stage, label, the adjoint's name in the module) for every adjoint the module computes
-        self.adjoint_rows = [
-            (k, f"d{names.values[s.out]} ({k + 1})", names.adjoint(backward, s.out))
-            for k, s in enumerate(graph.stages)
-            if text is not None
-            and s.out != graph.output
-            and (s.out in names.adjoints or s.out in backward.alias)
-        ]
+        self.adjoint_rows = [] if text is None else _adjoint_rows(build)
         self.contributions = [] if text is None else _contributions(build, text)
+        self.finished = {} if text is None else _finished(text)
+        # the stages as the sweep reads them: a meaning and its operands (value ids or numbers at 50 digits)
+        self.nodes = [
+            (meaning, tuple(op if isinstance(op, int) else self.constants[id(op)] for op in stage.operands))
+            for stage, meaning in zip(graph.stages, self.meanings, strict=True)
+        ]
 
     # -- the references at one point --------------------------------------------
-    def _args(self, stage, values):
-        return [values[op] if isinstance(op, int) else self.constants[id(op)] for op in stage.operands]
-
-    def _sweep(self, point) -> _Sweep:
-        graph = self.build.graph
-        n = len(point)
-        values = list(map(mpmath.mpf, point))
-        args, partials = [], []
-        for stage, meaning in zip(graph.stages, self.meanings, strict=True):
-            a = self._args(stage, values)
-            values.append(_real(meaning.value(*a)))
-            args.append(a)
-        for stage, meaning, a in zip(graph.stages, self.meanings, args, strict=True):
-            partials.append(
-                [
-                    _call(d, a) if isinstance(op, int) else None
-                    for op, d in zip(stage.operands, meaning.partials, strict=True)
-                ]
-            )
-        zero = mpmath.mpf(0)
-        scale = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
-        for stage, ds in zip(graph.stages, partials, strict=True):
-            for op, d in zip(stage.operands, ds, strict=True):
-                if d is not None:
-                    scale[stage.out] += abs(d) * scale[op]
-        adjoint, adjoint_scale = [zero] * len(values), [zero] * len(values)
-        adjoint[graph.output] = adjoint_scale[graph.output] = mpmath.mpf(1)
-        parts: dict = {}
-        for k in reversed(range(len(graph.stages))):
-            stage, meaning, a, ds = graph.stages[k], self.meanings[k], args[k], partials[k]
-            up, up_scale = adjoint[stage.out], adjoint_scale[stage.out]
-            for i, (op, d) in enumerate(zip(stage.operands, ds, strict=True)):
-                if d is None:
-                    continue
-                # the partial's own rounding: |d| plus its slopes times its operands' scales
-                d_scale = abs(d) + sum(
-                    (
-                        abs(_call(dd, a)) * scale[o]
-                        for o, dd in zip(stage.operands, meaning.second[i], strict=True)
-                        if dd is not None and isinstance(o, int)
-                    ),
-                    zero,
-                )
-                part, part_scale = parts.get((k, op), (zero, zero))
-                parts[(k, op)] = (part + d * up, part_scale + abs(d) * up_scale + d_scale * abs(up))
-                adjoint[op] += d * up
-                adjoint_scale[op] += abs(d) * up_scale + d_scale * abs(up)
-        return _Sweep(values, adjoint, scale, adjoint_scale, self._at_kink(args, scale), parts)
-
-    def _at_kink(self, args, scale) -> bool:
-        """Some non-smooth gate is at a kink, or closer to one than float64 can tell
-        (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
-        for stage, meaning, a in zip(self.build.graph.stages, self.meanings, args, strict=True):
-            for distance, slopes in meaning.kink or ():
-                spread = sum(
-                    (
-                        abs(_call(d, a)) * (scale[op] if isinstance(op, int) else abs(x))
-                        for d, op, x in zip(slopes, stage.operands, a, strict=True)
-                    ),
-                    mpmath.mpf(0),
-                )
-                if abs(_call(distance, a)) <= RTOL * spread:
-                    return True
-        return False
-
     def _points(self, rng: random.Random, points: int):
         """The points to check: those given, or random ones from the inputs' ranges."""
         if self.sampling.at is not None:
@@ -580,7 +689,7 @@ class _Checker:
         with mpmath.workdps(DPS):
             try:
                 value = self.program.value(point)
-                sweep = self._sweep(point)
+                sweep = _sweep(self.nodes, point, {self.build.graph.output: mpmath.mpf(1)})
             except _UNUSABLE:
                 return None
         n = len(point)
@@ -666,44 +775,8 @@ class _Checker:
         if self.text is not None:
             inputs = {self.build.backward.wrt[i]: grad_rows[w] for i, w in enumerate(self.wrt)}
             stages = {graph.stages[k].out: row for k, row in adj_rows.items()}
-            notes += self._culprits(inputs | stages)
+            notes += _culprits(self.build, self.contributions, inputs | stages)
         return Report(rows, accepted, discarded, notes)
-
-    def _culprits(self, rows: dict[int, Row]) -> list[str]:
-        """The lines that turn correct adjoints into a wrong one, each by number
-        and text and how far off it is. `rows`: the adjoint rows by value."""
-        graph = self.build.graph
-        wrong = {v for v, row in rows.items() if not row.ok}
-        notes = []
-        for v, row in rows.items():
-            if v not in wrong:
-                continue
-            users = [j for j, s in enumerate(graph.stages) if v in s.values()]
-            if any(graph.stages[j].out in wrong for j in users):
-                continue
-            parts = [p for p in self.contributions if p.value == v and p.function in row.wrong_in]
-            culprits = [p for p in parts if not p.row.ok]
-            head = f"{row.quantity} is wrong, and every adjoint it is made from is right; "
-            if culprits:
-                notes.append(
-                    head
-                    + f"the line{'s' * (len(culprits) > 1)} that make{'s' * (len(culprits) == 1)} it wrong:"
-                    + "".join(f"\n  {_off(p)}" for p in culprits)
-                )
-            elif parts:  # each line is right alone: one is missing, or one too many
-                notes.append(
-                    head
-                    + "no line of it is off alone (is one missing, or one too many?); the lines that make it:"
-                    + "".join(
-                        f"\n  line {line.number} ({line.function}): {line.text}"
-                        for p in parts
-                        for line in p.lines
-                    )
-                )
-            else:
-                marks = ", ".join(f"({j + 1})" for j in users)
-                notes.append(head + f"check the backward lines marked {marks}")
-        return notes
 
     def _arrays(self, smooth, value_row, grad_rows):
         """The numpy backend: every point at once, as arrays, element by element
@@ -776,6 +849,7 @@ class _Checker:
         ):
             # the output's adjoint is 1.0 (in the compact style an alias of it
             # is that literal, not a variable)
+            got = _adjoint_values(got, self.finished, function)
             got.setdefault(self.build.names.dout, 1.0)
             for k, _, name in self.adjoint_rows:
                 v = self.build.graph.stages[k].out
@@ -849,106 +923,351 @@ def _central(f, point, i, h):
     return (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
 
 
+class _Instance:
+    """An array program instantiated at one set of input shapes (`elements`):
+    the lowered program's element nodes with their meanings, for the sweeps;
+    the parsed program's with their values, for the value."""
+
+    def __init__(self, build, shapes: list[tuple]):
+        self.graph = elements.of_graph(build.graph, shapes)
+        program, self.program_output = elements.of_program(build.program, shapes)
+        with mpmath.workdps(DPS):
+            self.nodes = [(_element_meaning(n), _numbers(n.operands)) for n in self.graph.nodes]
+            self.program = [(_element_value(n), _numbers(n.operands)) for n in program.nodes]
+        self.output = self.graph.arrays[build.graph.output]
+
+    @staticmethod
+    def point(args) -> list[float]:
+        """The inputs' elements in id order: input by input, each row-major."""
+        import numpy as np
+
+        return [float(x) for a in args for x in np.ravel(a)]
+
+    def sweep(self, args, seed) -> _Sweep:
+        """The sweep with the output's adjoint seeded with `seed` (an array of its shape)."""
+        import numpy as np
+
+        seeds = {}
+        for index in np.ndindex(self.output.shape):
+            if isinstance(self.output[index], int):
+                seeds[self.output[index]] = seeds.get(self.output[index], 0) + float(np.asarray(seed)[index])
+        return _sweep(self.nodes, self.point(args), seeds)
+
+    def at(self, args):
+        """(the program's values, the sweep seeded with ones) at `args`; None
+        where the references are not finite and real."""
+        import numpy as np
+
+        point = self.point(args)
+        with mpmath.workdps(DPS):
+            try:
+                values = list(map(mpmath.mpf, point))
+                for fn, operands in self.program:
+                    values.append(_real(fn(*[values[op] if isinstance(op, int) else op for op in operands])))
+                sweep = self.sweep(args, np.ones(self.output.shape))
+            except _UNUSABLE:
+                return None
+        if not (_usable(values) and _usable(sweep.values) and _usable(sweep.adjoint)):
+            return None
+        return values, sweep
+
+    def shares(self, sweep: _Sweep) -> dict:
+        """stage index -> operand element -> (the stage's share of that element's adjoint, its scale)."""
+        shares: dict = {}
+        for (k, u), (part, scale) in sweep.parts.items():
+            by_element = shares.setdefault(self.graph.stage[k], {})
+            old = by_element.get(u, (0, 0))
+            by_element[u] = (old[0] + part, old[1] + scale)
+        return shares
+
+
+def _numbers(operands) -> tuple:
+    """Element operands for mpmath: ids as they are, constants at 50 digits."""
+    return tuple(op if isinstance(op, int) else mpmath.mpf(sp.N(op, DPS)) for op in operands)
+
+
+def _gather(ids, table, default=0):
+    """An object array of `ids`' shape: each id's entry in `table` (a list or a
+    dict), a constant element as itself at 50 digits."""
+    import numpy as np
+
+    out = np.empty(ids.shape, dtype=object)
+    for index in np.ndindex(ids.shape):
+        item = ids[index]
+        if isinstance(item, int):
+            out[index] = table.get(item, default) if isinstance(table, dict) else table[item]
+        else:
+            out[index] = mpmath.mpf(sp.N(item, DPS))
+    return out
+
+
+def _compare(row: Row, got, reference, scale, where: str, function: str = "") -> None:
+    """An array (or number) from the module against a reference array, element by element."""
+    import numpy as np
+
+    if got is None or np.shape(got) != reference.shape:
+        row.failure = row.failure or f"has shape {np.shape(got)}, expected {reference.shape} at {where}"
+        row.error = math.inf
+        row.wrong_in.add(function)
+        return
+    got = np.asarray(got)
+    for index in np.ndindex(reference.shape):
+        at = f"{where} [element {index}]" if index else where
+        row.add(float(got[index]), reference[index], _finite(scale[index]), at, function)
+
+
 class _ArrayChecker:
-    """Array programs (declared matrices and vectors, matmul, reductions): every
-    gradient against central finite differences of the module's own forward,
-    along random directions, at random float64 inputs of the declared shapes
-    (a size name takes a random size from 1 to 5, the same wherever it appears)."""
+    """Array programs (declared matrices and vectors, matmul, reductions).
+
+    At each point the program is instantiated at the point's sizes
+    (`elements`: one scalar node per element, NumPy's own semantics on object
+    arrays) and compared element by element as a scalar program is: the value
+    (from `value_and_grad` and `forward`) with the parsed program at 50 digits;
+    every gradient (from `value_and_grad`, and `backward(w, cache)` for a
+    random w), every intermediate adjoint array and every backward line's
+    contribution with reverse sweeps over the element nodes of the lowered
+    program. Every gradient is also compared with central finite differences
+    of the module's forward along random directions, a second row.
+
+    Size names take small sizes in several combinations (`_combinations`);
+    sizes too large to instantiate (over `elements.MAX_ELEMENTS` nodes) are
+    checked against finite differences only, and the report says where."""
 
     STEPS = (1e-4, 5e-5)  # Richardson's extrapolation of the two cancels the h**2 term
     DIRECTIONS = 3  # per point
 
-    def __init__(self, build, module, notes, sampling: _Sampling):
+    def __init__(self, build, module, text: str | None, notes, sampling: _Sampling):
         self.build, self.module, self.notes, self.sampling = build, module, notes, sampling
         graph = build.graph
         self.inputs = graph.inputs
         self.wrt = [graph.inputs[k].name for k in build.backward.wrt]
         self.wrt_index = list(build.backward.wrt)
         for i in self.inputs:  # declared sizes are instantiated: refuse what memory cannot hold
-            elements = math.prod(d for d in (i.shape or ()) if isinstance(d, int))
-            if elements > MAX_CHECKED_ELEMENTS:
+            count = math.prod(d for d in (i.shape or ()) if isinstance(d, int))
+            if count > MAX_CHECKED_ELEMENTS:
                 raise UsageError(
-                    f"the check would make '{i.name}' an array of {elements:,} elements "
+                    f"the check would make '{i.name}' an array of {count:,} elements "
                     f"(the limit is {MAX_CHECKED_ELEMENTS:,})",
                     file=build.program.filename,
                     hint="declare its sizes by name (vector(n), matrix(n, m)): the check picks small ones",
                 )
+        names = dict.fromkeys(d for i in self.inputs for d in (i.shape or ()) if not isinstance(d, int))
+        self.combinations = _combinations(list(names))
+        self.instances: dict[tuple, _Instance | None] = {}
+        self.too_large: list[str] = []  # the shapes no instance could be made at
+        self.text = text
+        self.instrumented = None if text is None else instrumented(text, build.program.filename)
+        self.adjoint_rows = [] if text is None else _adjoint_rows(build)
+        self.contributions = [] if text is None else _contributions(build, text)
+        self.finished = {} if text is None else _finished(text)
 
-    def _sample(self, rng: random.Random, given):
+    def _sample(self, rng: random.Random, given, index: int):
         import numpy as np
 
-        sizes: dict = {}
-        args = []
         generator = np.random.default_rng(rng.getrandbits(32))
         if given is not None:  # a point given: the arrays as they are
-            return [np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in given], sizes, generator
+            return [np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in given], {}, generator
+        sizes = self.combinations[index % len(self.combinations)]
+        args = []
         for k, i in enumerate(self.inputs):
-            shape = () if i.shape is None else i.shape
-            dims = tuple(d if isinstance(d, int) else sizes.setdefault(d, rng.randint(1, 5)) for d in shape)
+            dims = tuple(d if isinstance(d, int) else sizes[d] for d in (i.shape or ()))
             domain = self.sampling.domains[k]
             args.append(generator.uniform(domain.lo, domain.hi, dims) if dims else self.sampling.draw(rng, k))
         return args, sizes, generator
+
+    def _instance(self, args) -> _Instance | None:
+        import numpy as np
+
+        shapes = tuple(np.shape(a) for a in args)
+        if shapes not in self.instances:
+            try:
+                self.instances[shapes] = _Instance(self.build, list(shapes))
+            except elements.TooLarge:
+                self.instances[shapes] = None
+                self.too_large.append(
+                    ", ".join(f"{i.name} {s}" for i, s in zip(self.inputs, shapes, strict=True))
+                )
+        return self.instances[shapes]
 
     def run(self, points: int, seed: int) -> Report:
         import numpy as np
 
         rng = random.Random(seed)
-        rows = {w: Row(f"d{w}", "finite differences", tolerance=FD_RTOL) for w in self.wrt}
-        shape_row = Row("gradient shapes", "the inputs' shapes")
-        integer_row = Row("integer inputs", "the same as floats")
-        accepted = discarded = 0
-        fwd = self.module.forward
+        out = self.build.names.values[self.build.graph.output]
+        rows = {
+            "value": Row(out, "sympy/mpmath"),
+            **{w: Row(f"d{w}", "sympy/mpmath") for w in self.wrt},
+            **{("fd", w): Row(f"d{w}", "finite differences", tolerance=FD_RTOL) for w in self.wrt},
+            "shape": Row("gradient shapes", "the inputs' shapes"),
+            "integer": Row("integer inputs", "the same as floats"),
+            **{k: Row(label, "mpmath, per stage") for k, label, _ in self.adjoint_rows},
+        }
+        accepted = discarded = kinks = 0
         given = iter(self.sampling.at) if self.sampling.at is not None else None
         while given is not None or (accepted < points and discarded < points * TRIES_PER_POINT):
             point = next(given, None) if given is not None else None
             if given is not None and point is None:
                 break
-            args, sizes, generator = self._sample(rng, point)
-            where = (
-                "("
-                + ", ".join(f"{n}={v}" for n, v in sorted(sizes.items()))
-                + f", seed {seed}, point {accepted})"
-            )
+            args, sizes, generator = self._sample(rng, point, accepted + discarded)
+            where = "(" + ", ".join([f"{n}={v}" for n, v in sizes.items()] + [f"point {accepted}"]) + ")"
+            instance = self._instance(args)
+            reference = None if instance is None else instance.at(args)
             with np.errstate(all="ignore"):
                 try:
                     value, grads = self.module.value_and_grad(*args)
+                    forward_value, cache = self.module.forward(*args)
                 except Exception as exc:
-                    shape_row.failure = f"raised {type(exc).__name__}: {exc} at {where}"
+                    rows["value"].failure = f"raised {type(exc).__name__}: {exc} at {where}"
+                    rows["value"].error = math.inf
                     break
-                if not np.all(np.isfinite(value)):
+                if (instance is not None and reference is None) or not np.all(np.isfinite(value)):
                     discarded += 1
+                    if given is not None:  # a point asked for that cannot be checked: say which
+                        rows["value"].failure = rows["value"].failure or (
+                            f"the reference is not finite and real at the point given {where}"
+                        )
+                        rows["value"].error = math.inf
                     continue
                 accepted += 1
-                _integers(self.module, args, self.wrt, integer_row, where)
+                _integers(self.module, args, self.wrt, rows["integer"], where)
                 dout = generator.standard_normal(np.shape(value))
-                _, cache = fwd(*args)
-                grads = self.module.backward(dout, cache)
-                for w, k, g in zip(self.wrt, self.wrt_index, grads, strict=True):
-                    ok = np.shape(g) == np.shape(args[k])
-                    shape_row.add(0.0 if ok else math.inf, 0.0, 1.0, where)
-                    if not ok:
-                        shape_row.failure = (
-                            f"d{w} has shape {np.shape(g)}, {w} {np.shape(args[k])} at {where}"
-                        )
+                weighted = self.module.backward(dout, cache)
+                if not self._shapes(args, weighted, rows["shape"], where):
+                    continue
+                if reference is not None:
+                    values, sweep = reference
+                    expected = _gather(instance.program_output, values)
+                    scale = _gather(instance.output, sweep.value_scale)
+                    for got, label in ((value, "value_and_grad"), (forward_value, "forward")):
+                        _compare(rows["value"], got, expected, scale, f"{where} [{label}]")
+                    if sweep.kink:  # only the value compares on a kink (see _Checker.run)
+                        kinks += 1
                         continue
-                    for _ in range(self.DIRECTIONS):
-                        v = generator.standard_normal(np.shape(args[k]))
-                        slope = float(np.sum(g * v))
-                        estimates = []
-                        for h in self.STEPS:
-                            shifted = [list(args), list(args)]
-                            shifted[0][k] = args[k] + h * v
-                            shifted[1][k] = args[k] - h * v
-                            plus, minus = (float(np.sum(dout * fwd(*a)[0])) for a in shifted)
-                            estimates.append((plus - minus) / (2 * h))
-                        fd = (4 * estimates[1] - estimates[0]) / 3
-                        scale = float(np.sum(np.abs(g * v))) + FD_NOISE * abs(float(np.sum(dout * value))) / h
-                        rows[w].add(slope, fd, scale, where)
-        notes = list(self.notes) + [
-            "array program: gradients against central finite differences along random directions "
-            "(no SymPy reference for matrix expressions); the value is not compared"
-        ]
-        return Report([shape_row, integer_row, *rows.values()], accepted, discarded, notes)
+                    self._against_sweeps(instance, sweep, args, grads, weighted, cache, dout, where, rows)
+                    # the value's rounding, from the terms that make it (cancellation included)
+                    size = float(np.sum(np.abs(dout) * np.vectorize(_finite, otypes=[float])(scale)))
+                else:
+                    size = abs(float(np.sum(dout * value)))
+                self._finite_differences(args, weighted, dout, size, rows, generator, where)
+        notes = list(self.notes)
+        used = self.combinations[: min(len(self.combinations), accepted + discarded)]
+        if self.sampling.at is None and used and used[0]:
+            notes.append(
+                "sizes, in turn: " + "; ".join(", ".join(f"{n}={v}" for n, v in c.items()) for c in used)
+            )
+        if self.too_large:
+            notes.append(
+                f"too large to instantiate element by element (over {elements.MAX_INPUT_ELEMENTS:,} input "
+                f"elements or {elements.MAX_ELEMENTS:,} nodes) at "
+                + "; ".join(self.too_large)
+                + ": there only finite differences were compared"
+            )
+        if kinks:
+            notes.append(f"{kinks} of the points lie exactly on a kink: there only the value was compared")
+        if self.text is not None:
+            graph = self.build.graph
+            by_value = {self.build.backward.wrt[i]: rows[w] for i, w in enumerate(self.wrt)}
+            by_value |= {graph.stages[k].out: rows[k] for k, _, _ in self.adjoint_rows}
+            notes += _culprits(self.build, self.contributions, by_value)
+        return Report(list(rows.values()), accepted, discarded, notes)
+
+    def _shapes(self, args, grads, row: Row, where: str) -> bool:
+        import numpy as np
+
+        ok = True
+        for w, k, g in zip(self.wrt, self.wrt_index, grads, strict=True):
+            same = np.shape(g) == np.shape(args[k])
+            row.add(0.0 if same else math.inf, 0.0, 1.0, where)
+            if not same:
+                row.failure = f"d{w} has shape {np.shape(g)}, {w} {np.shape(args[k])} at {where}"
+                ok = False
+        return ok
+
+    def _against_sweeps(self, instance, sweep, args, grads, weighted, cache, dout, where, rows):
+        """The gradients, every stage's adjoint and every line's contribution, as
+        value_and_grad (seeded with ones) and backward(dout, cache) compute them."""
+        graph = self.build.graph
+        sweeps = {"value_and_grad": sweep, "backward": instance.sweep(args, dout)}
+        results = {"value_and_grad": grads, "backward": weighted}
+        for function, s in sweeps.items():
+            for w, k, g in zip(self.wrt, self.wrt_index, results[function], strict=True):
+                ids = instance.graph.arrays[k]
+                _compare(
+                    rows[w],
+                    g,
+                    _gather(ids, s.adjoint),
+                    _gather(ids, s.adjoint_scale),
+                    f"{where} [{function}]",
+                    function,
+                )
+        if self.instrumented is None:
+            return
+        got_by_function = {
+            "value_and_grad": self.instrumented.value_and_grad(*args),
+            "backward": self.instrumented.backward(dout, cache),
+        }
+        for function, got in got_by_function.items():
+            s = sweeps[function]
+            got = _adjoint_values(got, self.finished, function)
+            got.setdefault(self.build.names.dout, 1.0 if function == "value_and_grad" else dout)
+            for k, _, name in self.adjoint_rows:
+                ids = instance.graph.arrays[graph.stages[k].out]
+                _compare(
+                    rows[k],
+                    got.get(name),
+                    _gather(ids, s.adjoint),
+                    _gather(ids, s.adjoint_scale),
+                    f"{where} [{function}]",
+                    function,
+                )
+            computed = got.get(LINES, {})
+            shares = instance.shares(s)
+            for part in self.contributions:
+                values = [computed.get(line.number) for line in part.lines]
+                if part.function != function or any(v is None for v in values):
+                    continue
+                ids = instance.graph.arrays[part.value]
+                total = values[0] if len(values) == 1 else sum(values)
+                share = shares.get(part.stage, {})
+                expected = _gather(ids, {u: v for u, (v, _) in share.items()})
+                scale = _gather(ids, {u: s for u, (_, s) in share.items()})
+                _compare(part.row, total, expected, scale, where, function)
+
+    def _finite_differences(self, args, grads, dout, size: float, rows, generator, where):
+        """Each gradient against central differences of forward along random directions;
+        `size`: the magnitude the rounding of <dout, forward> is relative to."""
+        import numpy as np
+
+        fwd = self.module.forward
+        for w, k, g in zip(self.wrt, self.wrt_index, grads, strict=True):
+            for _ in range(self.DIRECTIONS):
+                v = generator.standard_normal(np.shape(args[k]))
+                slope = float(np.sum(g * v))
+                estimates = []
+                for h in self.STEPS:
+                    shifted = [list(args), list(args)]
+                    shifted[0][k] = args[k] + h * v
+                    shifted[1][k] = args[k] - h * v
+                    plus, minus = (float(np.sum(dout * fwd(*a)[0])) for a in shifted)
+                    estimates.append((plus - minus) / (2 * h))
+                fd = (4 * estimates[1] - estimates[0]) / 3
+                # the quotient's own rounding, about eps * size / h, is allowed in full
+                scale = float(np.sum(np.abs(g * v))) + FD_NOISE * size / h / FD_RTOL
+                rows[("fd", w)].add(slope, fd, scale, where)
+
+
+def _combinations(names: list[str]) -> list[dict[str, int]]:
+    """Sizes for the size names: all 2, then 2, 3, 4, ... in order, the same
+    reversed, and all 3 (distinct sizes catch a transposed axis; the same size
+    everywhere, a broadcast that should not have happened)."""
+    k = len(names)
+    combos = [
+        dict.fromkeys(names, 2),
+        {n: 2 + i for i, n in enumerate(names)},
+        {n: 1 + k - i for i, n in enumerate(names)},
+        dict.fromkeys(names, 3),
+    ]
+    return [c for i, c in enumerate(combos) if c not in combos[:i]]
 
 
 # -- stagegen's expressions as SymPy, for tests of the rules ----------------------

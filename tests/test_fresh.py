@@ -1,6 +1,5 @@
 """Freshness: a committed module is what its recorded source and options generate now."""
 
-
 import pytest
 import sympy as sp
 

@@ -198,16 +198,20 @@ def test_generated_gradient_drives_scipy_minimize():
     result = fit["fit"]()
     assert result.success
     # the same fit with scipy's own finite-difference gradient
-    module = stagegen.load(fit["loss_source"](fit["TIMES"], fit["TEMPS"]))
-    plain = minimize(lambda p: module.forward(*p)[0], x0=[0.05, 80.0, 15.0], method="BFGS")
+    module = stagegen.load(fit["LOSS"], **fit["OPTIONS"])
+    data = (fit["TIMES"], fit["TEMPS"])
+    plain = minimize(lambda p: module.forward(*p, *data)[0], x0=[0.05, 80.0, 15.0], method="BFGS")
     assert np.allclose(result.x, plain.x, rtol=1e-4)
     assert result.njev <= plain.nfev / 3  # one gradient call replaces 1 + 3 evaluations
     k, T0, Tenv = result.x
     assert 0.05 < k < 0.12 and 85 < T0 < 95 and 20 < Tenv < 30
-    value = lambda *p: module.forward(*p)[0]  # noqa: E731
-    _, grads = module.value_and_grad(*result.x)
+    value = lambda *p: float(module.forward(*p, *data)[0])  # noqa: E731
+    _, grads = module.value_and_grad(*result.x, *data)
     for i, g in enumerate(grads):
         assert close(g, central_difference(value, list(result.x), i, step=1e-6), 1e-4, scale=1e-3)
+    # the loss is checked where its parameters are declared, with the SymPy reference of arrays
+    report = stagegen.verify(fit["LOSS"], points=10, **fit["OPTIONS"])
+    assert report.ok and "k in [0.01, 0.5]" in report.table(), report.table()
 
 
 # -- the numpy backend: the same extreme inputs, all at once in one array ----------------------

@@ -294,3 +294,12 @@ def test_the_check_is_linear_in_the_number_of_stages(line, monkeypatch):
 
     small, large = (_evaluations(chain(n), monkeypatch) for n in (40, 80))
     assert 1.8 <= large / small <= 2.2, (small, large)
+
+
+def test_the_check_of_the_composed_notes_function_is_linear(monkeypatch):
+    """a_{k+1} = (a_k + sigmoid(b_k)) / (sigmoid(a_k) + (a_k + b_k)**2), b_{k+1} = a_k * b_k - b_k:
+    every a_k and b_k is read twice, so as a tree the program doubles with every step."""
+    from benchmarks.growth import staged_text
+
+    small, large = (_evaluations(staged_text(n), monkeypatch) for n in (10, 20))
+    assert 1.8 <= large / small <= 2.2, (small, large)
