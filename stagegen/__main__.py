@@ -25,6 +25,7 @@ from .files import check_target, generated_docstring, read_source, same_file, sh
 from .options import Options, add_arguments
 from .pipeline import build
 from .trace import evaluate, parse_point
+from .verify import check_point
 
 # --check evaluates every stage at 50 digits at each point: 100,000 points of the 8-stage
 # examples/notes.txt take about a minute, and the time grows with the number of stages
@@ -331,10 +332,14 @@ def _given_point(text: str, program, filename: str) -> dict:
     """One --check-at point, X=V,... or a .npz file: a value of the right shape for each input."""
     if text.endswith(".npz"):
         point = _npz_point(text, program)
-        _check_point(point, program, "--check-at", shown(text), _savez(program, shown(text)))
+        hint = _savez(program, shown(text))
+        check_point(point, program.graph, "--check-at", shown(text), hint, hint)
     else:
         point = parse_point(text, "--check-at", filename)
-        _check_point(point, program, f"--check-at {text}", filename)
+        names = ",".join(f"{i.name}=..." for i in program.graph.inputs)
+        hint = f"give every input a value: --check-at {names}"
+        npz = f"{_savez(program, 'point.npz')}; then --check-at point.npz"
+        check_point(point, program.graph, f"--check-at {text}", filename, hint, npz)
     return point
 
 
@@ -372,53 +377,6 @@ def _read_npz(path: str) -> dict | None:
         return None
     with loaded:
         return {key: loaded[key] for key in loaded.files}
-
-
-def _check_point(point: dict, program, where: str, file: str, hint: str = "") -> None:
-    """A value for each input and no other name, each of the shape the check needs: a number in a
-    program of scalars, an array of the declared sizes (a size name the same size throughout)."""
-    graph = program.graph
-    names = [i.name for i in graph.inputs]
-    extra = [n for n in point if n not in names]
-    missing = [n for n in names if n not in point]
-    problems = []
-    if extra:
-        problems.append(
-            f"names {', '.join(extra)}, which {'is not an input' if len(extra) == 1 else 'are not inputs'}"
-        )
-    if missing:
-        problems.append(f"misses {', '.join(missing)}")
-    if problems:
-        raise UsageError(
-            f"{where}: the point {', and '.join(problems)} (the inputs are {', '.join(names)})",
-            file=file,
-            hint=hint or f"give every input a value: --check-at {','.join(f'{n}=...' for n in names)}",
-        )
-    sizes: dict = {}
-    for i in graph.inputs:
-        shape = getattr(point[i.name], "shape", ())
-        needed = () if graph.elementwise else i.shape
-        if needed is not None and not _fits(shape, needed, sizes):
-            raise UsageError(
-                f"{where}: {i.name} is {_described(shape)}; the program needs {_described(needed, sizes)}",
-                file=file,
-                hint=hint or f"{_savez(program, 'point.npz')}; then --check-at point.npz",
-            )
-
-
-def _fits(shape: tuple, needed: tuple, sizes: dict) -> bool:
-    return len(shape) == len(needed) and all(
-        n == d if isinstance(d, int) else sizes.setdefault(d, n) == n
-        for n, d in zip(shape, needed, strict=True)
-    )
-
-
-def _described(shape: tuple, sizes: dict | None = None) -> str:
-    """A shape in words; a size name bound in `sizes` shows its size (m=3)."""
-    if not shape:
-        return "a number"
-    dims = [f"{d}={sizes[d]}" if sizes and d in sizes else str(d) for d in shape]
-    return f"an array of shape ({', '.join(dims)}{',' * (len(dims) == 1)})"
 
 
 def _savez(program, name: str) -> str:

@@ -217,6 +217,7 @@ class _Sampling:
         ]
         self.default = [d is None for d in self.domains]
         self.domains = [d or Domain(-SAMPLE_HALF_WIDTH, SAMPLE_HALF_WIDTH) for d in self.domains]
+        self.graph = build.graph
         self.at = (
             None if at is None else [self._given(p, filename) for p in ([at] if isinstance(at, dict) else at)]
         )
@@ -224,17 +225,7 @@ class _Sampling:
             raise UsageError("no point given to check at", file=filename)
 
     def _given(self, point, filename):
-        unknown = [n for n in point if n not in self.names]
-        missing = [n for n in self.names if n not in point]
-        if unknown or missing:
-            raise UsageError(
-                f"the point {dict(point)} "
-                + (f"names {', '.join(map(str, unknown))}, which is not an input" if unknown else "")
-                + ("; " if unknown and missing else "")
-                + (f"misses {', '.join(missing)}" if missing else ""),
-                file=filename,
-                hint=f"give every input: {', '.join(f'{n}=...' for n in self.names)}",
-            )
+        check_point(point, self.graph, "at=", filename)
         return [point[n] for n in self.names]
 
     def draw(self, rng: random.Random, k: int) -> float:
@@ -251,6 +242,54 @@ class _Sampling:
             f"{n} in {d}" + (" (the default)" if default else "")
             for n, d, default in zip(self.names, self.domains, self.default, strict=True)
         )
+
+
+def check_point(point: dict, graph, where: str, file: str, hint: str = "", shape_hint: str = "") -> None:
+    """A value for each input of `graph` and no other name, each of the shape the
+    check needs: a number in a program of scalars, an array of the declared sizes
+    in an array program (a size name the same size throughout); else a UsageError
+    that starts with `where`."""
+    names = [i.name for i in graph.inputs]
+    extra = [str(n) for n in point if n not in names]
+    missing = [n for n in names if n not in point]
+    problems = []
+    if extra:
+        problems.append(
+            f"names {', '.join(extra)}, which {'is not an input' if len(extra) == 1 else 'are not inputs'}"
+        )
+    if missing:
+        problems.append(f"misses {', '.join(missing)}")
+    if problems:
+        raise UsageError(
+            f"{where}: the point {', and '.join(problems)} (the inputs are {', '.join(names)})",
+            file=file,
+            hint=hint or f"give every input a value: {', '.join(f'{n}=...' for n in names)}",
+        )
+    sizes: dict = {}
+    for i in graph.inputs:
+        shape = getattr(point[i.name], "shape", ())
+        needed = () if graph.elementwise else i.shape
+        if needed is not None and not _fits(shape, needed, sizes):
+            raise UsageError(
+                f"{where}: {i.name} is {_described(shape)}; the program needs {_described(needed, sizes)}",
+                file=file,
+                hint=shape_hint or hint or "give each input a value of its declared shape",
+            )
+
+
+def _fits(shape: tuple, needed: tuple, sizes: dict) -> bool:
+    return len(shape) == len(needed) and all(
+        n == d if isinstance(d, int) else sizes.setdefault(d, n) == n
+        for n, d in zip(shape, needed, strict=True)
+    )
+
+
+def _described(shape: tuple, sizes: dict | None = None) -> str:
+    """A shape in words; a size name bound in `sizes` shows its size (m=3)."""
+    if not shape:
+        return "a number"
+    dims = [f"{d}={sizes[d]}" if sizes and d in sizes else str(d) for d in shape]
+    return f"an array of shape ({', '.join(dims)}{',' * (len(dims) == 1)})"
 
 
 def _domain(value, name: str, filename: str) -> Domain:
