@@ -32,7 +32,7 @@ from .files import check_target, write_atomically
 from .gates import REGISTRY
 from .pipeline import build
 from .printer import Forms
-from .trace import Trace, evaluate, number, parse_point
+from .trace import Trace, evaluate, gradient_of, number, parse_point
 
 VALUE_COLOUR = "#1f5fbf"  # blue: the forward value on a wire
 GRADIENT_COLOUR = "#c62828"  # red: the gradient flowing back on it
@@ -151,20 +151,23 @@ def draw(build, trace: Trace | None = None) -> str:
     n = len(graph.inputs)
     source = Forms(SOURCE)
     rows = None if trace is None else (*trace.inputs, *trace.rows)  # by value id
-    output = names.values[graph.output]
+    outputs = tuple(names.values[o] for o in graph.outputs)
+    # the output nodes, on the right: "out", or for several outputs "out1", "out2", ...
+    ends = ["out"] if len(outputs) == 1 else [f"out{k + 1}" for k in range(len(outputs))]
 
-    # how many times each value is read; the output is read once more, by the output node
+    # how many times each value is read; an output is read once more, by its output node
     reads = [0] * (n + len(graph.stages))
     for stage in graph.stages:
         for op in stage.values():
             reads[op] += 1
-    reads[graph.output] += 1
+    for o in graph.outputs:
+        reads[o] += 1
 
     lines = [
         "digraph circuit {",
         f"  graph [rankdir=LR, ordering=in, {LARGE_LIMITS if len(graph.stages) > LARGE else ''}"
         f"nodesep=0.25, ranksep=0.25, {FONT}, fontsize=12, labelloc=b,",
-        f"    label={_legend(output, trace, any(count > 1 for count in reads))}];",
+        f"    label={_legend(outputs, trace, any(count > 1 for count in reads))}];",
         f"  node [{FONT}, fontsize=14, height=0.4, width=0.4, margin=0.04];",
         f"  edge [{FONT}, arrowsize=0.6, color={WIRE_COLOUR}];",
         "  // inputs, on the left",
@@ -179,9 +182,9 @@ def draw(build, trace: Trace | None = None) -> str:
         tooltip = f"({k + 1}) {names.values[stage.out]} = {_display(stage, shown, source)}"
         lines.append(f"  v{stage.out} [shape={shape}, label=<{_html(label)}>, tooltip={_quoted(tooltip)}];")
     lines += [
-        "  // the output, on the right",
-        f"  out [shape=plaintext, label=<<b>{_html(output)}</b>>];",
-        "  { rank=sink; out; }",
+        "  // the output, on the right" if len(ends) == 1 else "  // the outputs, on the right",
+        *(f"  {e} [shape=plaintext, label=<<b>{_html(o)}</b>>];" for e, o in zip(ends, outputs, strict=True)),
+        "  { rank=sink; " + "".join(f"{e}; " for e in ends) + "}",
         "  // wires: a labelled wire runs through its label (value above the line, gradient below);",
         "  // a value read more than once forks at a junction dot",
     ]
@@ -190,7 +193,7 @@ def draw(build, trace: Trace | None = None) -> str:
         if not count:
             continue
         end[v] = f"v{v}"
-        label = _wire_label(names.values[v] if n <= v != graph.output else None, rows and rows[v])
+        label = _wire_label(names.values[v] if n <= v and v not in graph.outputs else None, rows and rows[v])
         if label:
             lines.append(f"  w{v} [shape=plaintext, margin=0, width=0, height=0, label={label}];")
             lines.append(f"  {end[v]} -> w{v} [dir=none, headport=w];")
@@ -202,7 +205,7 @@ def draw(build, trace: Trace | None = None) -> str:
     # each stage's wires in operand order: with ordering=in, the first operand enters on top
     for stage in graph.stages:
         lines += [f"  {end[op]} -> v{stage.out};" for op in stage.values()]
-    lines += [f"  {end[graph.output]} -> out;", "}"]
+    lines += [f"  {end[o]} -> {e};" for o, e in zip(graph.outputs, ends, strict=True)] + ["}"]
     return "\n".join(lines) + "\n"
 
 
@@ -248,15 +251,15 @@ def _wire_label(name: str | None, row) -> str:
     )
 
 
-def _legend(output: str, trace: Trace | None, forks: bool) -> str:
+def _legend(outputs: tuple[str, ...], trace: Trace | None, forks: bool) -> str:
     """The graph's label: the point, what the two colours mean, what a dot is."""
     if trace is None:
-        return f"<the circuit of {_html(output)}>"
+        return f"<the circuit of {_html(', '.join(outputs))}>"
     at = ", ".join(f"{i.name} = {number(i.value, DIGITS)}" for i in trace.inputs)
     legend = (
         f"at {_html(at)}:  "
         f'<font color="{VALUE_COLOUR}">value</font> above each wire, '
-        f'<font color="{GRADIENT_COLOUR}">gradient d{_html(output)}/d(wire)</font> below'
+        f'<font color="{GRADIENT_COLOUR}">gradient {_html(gradient_of(outputs))}/d(wire)</font> below'
     )
     if forks:
         legend += "<br/>a dot is a fork: the gradient before it is the sum of its branches' gradients"

@@ -118,8 +118,10 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
     for stage in graph.stages:
         depends[stage.out] = any(depends[op] for op in stage.values())
 
-    has_adjoint = {graph.output} if depends[graph.output] else set()
-    contributions: dict[int, list[Line]] = {}
+    has_adjoint = {out for out in graph.outputs if depends[out]}
+    # An output's own upstream gradient (its part of dout) is the first
+    # contribution to its adjoint; one that feeds another output gets `+=` after it.
+    contributions: dict[int, list] = {out: [None] for out in graph.outputs}
     lines: list[Line] = []
     unbroadcast: set[int] = set()
     for k in range(len(graph.stages) - 1, -1, -1):
@@ -137,7 +139,7 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
     alias: dict[int, int] = {}
     for line in lines:  # reverse stage order: an upstream alias is known first
         target, out = line.target, graph.stages[line.stage].out
-        if target >= n and line.kind == "copy" and len(contributions[target]) == 1 and line.reduce == ():
+        if target >= n and line.kind == "copy" and contributions[target] == [line] and line.reduce == ():
             alias[target] = alias.get(out, out)
     lines = [line for line in lines if line.target not in alias]
 

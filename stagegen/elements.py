@@ -149,9 +149,9 @@ def of_graph(graph, shapes: list[tuple]) -> Elements:
     return builder.elements
 
 
-def of_program(program, shapes: list[tuple]) -> tuple[Elements, object]:
+def of_program(program, shapes: list[tuple]) -> tuple[Elements, list]:
     """The parsed program (its SymPy statements, before lowering) with its
-    inputs of these shapes, and its output's array of element ids."""
+    inputs of these shapes, and its outputs' arrays of element ids."""
     np = _np()
     builder = _Builder(shapes)
     by_name = {i.name: builder.inputs[k] for k, i in enumerate(program.inputs)}
@@ -181,4 +181,4 @@ def of_program(program, shapes: list[tuple]) -> tuple[Elements, object]:
             done[id(node)] = builder.apply(gate.name, tuple(node.args[n:]), operands, step)
             step += 1
         by_name[statement.name] = done[id(statement.expr)]
-    return builder.elements, by_name[program.output]
+    return builder.elements, [by_name[name] for name in program.outputs]

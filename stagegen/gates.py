@@ -272,6 +272,17 @@ _GATES = [
         doc="-x; d/dx = -1",
     ),
     Gate(
+        "identity",
+        operands=("x",),
+        forward=lambda x: x,
+        local=lambda x, out: (1,),
+        code=lambda x: x,
+        decodes=("renaming",),
+        name_hint="{0}",
+        symbol="=",
+        doc="an output that is another value by a name of its own (f = x, delta = N1); d/dx = 1",
+    ),
+    Gate(
         "mul",
         operands=("a", "b"),
         forward=lambda a, b: a * b,

@@ -58,13 +58,19 @@ class Stage:
 class Graph:
     inputs: tuple[Input, ...]
     stages: tuple[Stage, ...]
-    output: int
+    outputs: tuple[int, ...]  # the values the program returns, in order (an input never: f = x is a stage)
     rewrites: tuple[tuple[str, Span | None], ...] = field(default=())  # grouped gates recognised
     dropped: tuple[str, ...] = field(default=())  # named stages the output does not depend on
     shapes: tuple = field(default=())  # shape of every value (lower.infer); () everywhere for scalars
     # a scalar program: no input declared as an array and no array gate (the
     # numpy backend applies it to arrays element by element)
     elementwise: bool = True
+
+    @property
+    def output(self) -> int:
+        """The output of a program of one output."""
+        assert len(self.outputs) == 1, "a program of several outputs has no single output"
+        return self.outputs[0]
 
     def stage_of(self, value: int) -> Stage | None:
         """The stage defining `value`, or None for an input."""
@@ -82,7 +88,8 @@ class Graph:
             assert stage.out == n + k, f"stage {k} defines {stage.out}, expected {n + k}"
             for op in stage.values():
                 assert 0 <= op < stage.out, f"stage {k} reads {op} before it is defined"
-        assert 0 <= self.output < n + len(self.stages), f"output {self.output} is undefined"
+        for out in self.outputs:
+            assert 0 <= out < n + len(self.stages), f"output {out} is undefined"
 
     def dump(self) -> str:
         """One line per stage: ``%5 = mul x %4    ; 2:5``, inputs by name."""
@@ -101,5 +108,5 @@ class Graph:
             if stage.span:
                 text = f"{text:<28}; {stage.span.line}:{stage.span.col}"
             lines.append(text)
-        lines.append(f"out {ref(self.output)}")
+        lines.append("out " + " ".join(ref(out) for out in self.outputs))
         return "\n".join(lines)

@@ -53,6 +53,7 @@ ENCODINGS = {
     "constant power": "x**c for any other constant c (a negative c is the reciprocal of x**-c)",
     "power": "a**b for a b that is not constant",
     "natural exponential": "E**x",
+    "renaming": "a statement whose value is a bare name: an output under a name of its own (f = x)",
 }
 _DECODE = MappingProxyType({encoding: g for g in REGISTRY.values() for encoding in g.decodes})
 assert set(_DECODE) == set(ENCODINGS), "every encoding is some gate's (gates.py, Gate.decodes)"
@@ -508,12 +509,13 @@ def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Gr
         tree = decode(statement.expr)
         if gates == "grouped":
             tree = grouper(tree)
-        if _leaf(tree):
+        if isinstance(tree, sp.Symbol):  # f = x, delta = N1: an output under a name of its own
+            tree = _app("renaming", tree)
+        elif _leaf(tree):
             raise UnsupportedError(f"the output {statement.name} is not a computation", statement.span)
         builder.statement(statement.name, tree, statement.span)
-    graph = _prune(
-        Graph(program.inputs, tuple(builder.stages), builder.values[program.output], tuple(grouper.rewrites))
-    )
+    outputs = tuple(builder.values[name] for name in program.outputs)
+    graph = _prune(Graph(program.inputs, tuple(builder.stages), outputs, tuple(grouper.rewrites)))
     shapes = infer(graph, backend)
     elementwise = all(s in ((), None) for s in shapes[: len(graph.inputs)]) and not any(
         REGISTRY[s.gate].structural for s in graph.stages
@@ -575,10 +577,11 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
 
 
 def _prune(graph: Graph) -> Graph:
-    """Drop stages the output does not depend on; renumber the rest."""
+    """Drop stages no output depends on; renumber the rest."""
     n = len(graph.inputs)
     live = [False] * (n + len(graph.stages))
-    live[graph.output] = True
+    for out in graph.outputs:
+        live[out] = True
     for stage in reversed(graph.stages):
         if live[stage.out]:
             for op in stage.values():
@@ -593,6 +596,7 @@ def _prune(graph: Graph) -> Graph:
                 Stage(stage.gate, ops, stage.params, renumber[stage.out], stage.name, stage.span, stage.role)
             )
     dropped = tuple(s.name for s in graph.stages if not live[s.out] and s.name)
-    pruned = Graph(graph.inputs, tuple(stages), renumber[graph.output], graph.rewrites, dropped)
+    outputs = tuple(renumber[out] for out in graph.outputs)
+    pruned = Graph(graph.inputs, tuple(stages), outputs, graph.rewrites, dropped)
     pruned.check()
     return pruned

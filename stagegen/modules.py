@@ -2,10 +2,10 @@
 instrumented rendering that `verify` and `trace` read every number from.
 
 The instrumented module is a module's own text, parsed with `ast` and changed
-in two ways only: ``value_and_grad`` and ``backward`` return their
-``locals()`` (every forward value and adjoint by name) instead of their
-results, and drop their ``del`` statements (the numpy backend's releases), so
-that every name stays readable; the value each numbered assignment computes
+in two ways only: ``value_and_grad``, ``backward`` and a copy of ``forward``
+named ``__forward__`` return their ``locals()`` (every forward value and
+adjoint by name) instead of their results, and drop their ``del`` statements
+(the numpy backend's releases), so that every name stays readable; the value each numbered assignment computes
 (a stage, or one contribution to an adjoint) is kept in the local dict
 ``__lines__``, and what its target holds once it has run in ``__after__``,
 both by the assignment's first line (copies of arrays, which later lines may
@@ -28,6 +28,7 @@ from .errors import python_lines
 
 _NUMBER = re.compile(r"  # \((\d+)\)")  # the stage number a generated line carries
 INSTRUMENTED = ("backward", "value_and_grad")  # the functions that return their locals
+FORWARD = "__forward__"  # forward, returning its locals (every stage's value, by name)
 LINES = "__lines__"  # their local dict of what each numbered assignment computed, by line
 AFTER = "__after__"  # ... and of what its target holds once it has run
 RECORD = "__record__"  # the function that keeps them
@@ -46,10 +47,14 @@ def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -
 
 def instrument(text: str) -> ast.Module:
     """The module's syntax tree with ``value_and_grad`` and ``backward``
-    returning ``locals()``, and without their ``del``s."""
+    returning ``locals()``, and without their ``del``s; and a copy of
+    ``forward`` that does the same, `FORWARD`."""
     tree = ast.parse(text)
     lines = python_lines(text)
-    for function in _functions(tree, INSTRUMENTED):
+    copy = ast.parse(text).body[tree.body.index(_forward(tree))]
+    copy.name = FORWARD
+    tree.body.append(copy)
+    for function in _functions(tree, (*INSTRUMENTED, FORWARD)):
         for block in _blocks(function):
             kept = []
             for statement in block:
@@ -148,11 +153,11 @@ def instrumented(text: str, filename: str) -> types.ModuleType:
 
 
 def stage_names(text: str) -> dict[int, str]:
-    """The name each forward stage binds in ``value_and_grad``, by stage number:
-    the first assignment whose line carries ``# (k)`` (the forward lines come first)."""
+    """The name each stage binds in ``forward``, by stage number: the
+    assignment whose line carries ``# (k)``."""
     lines = python_lines(text)
     names: dict[int, str] = {}
-    for block in _blocks(_value_and_grad(ast.parse(text))):
+    for block in _blocks(_forward(ast.parse(text))):
         for node in block:
             if (
                 isinstance(node, ast.Assign)
@@ -165,10 +170,10 @@ def stage_names(text: str) -> dict[int, str]:
     return names
 
 
-def _value_and_grad(tree: ast.Module) -> ast.FunctionDef:
-    found = _functions(tree, ("value_and_grad",))
+def _forward(tree: ast.Module) -> ast.FunctionDef:
+    found = _functions(tree, ("forward",))
     if not found:
-        raise ValueError("the module has no function value_and_grad")
+        raise ValueError("the module has no function forward")
     return found[0]
 
 

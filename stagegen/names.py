@@ -26,7 +26,7 @@ MAX_HINT = 12  # longer structural names are harder to read than t<k>
 @dataclass(frozen=True)
 class Names:
     values: tuple[str, ...]  # by value id
-    adjoints: dict[int, str]  # by value id; the output's adjoint is `dout`
+    adjoints: dict[int, str]  # by value id; one output's adjoint is `dout`
     dout: str
     cache: str
     module: str  # the name the backend's module is imported as
@@ -59,8 +59,12 @@ def assign(graph: Graph, backward: Backward, backend: str = "math") -> Names:
             hint = REGISTRY[stage.gate].hint(tuple(texts), tuple(stage.params))
         names.append(space.take(hint) if _good(hint, space) else space.free(f"t{k + 1}"))
 
-    adjoints = {graph.output: dout}
-    targets = sorted({line.target for line in backward.lines} | set(backward.wrt))
+    # one output's adjoint is `dout` itself; several outputs' are unpacked from it
+    if len(graph.outputs) == 1:
+        adjoints = {graph.output: dout}
+    else:
+        adjoints = {out: space.free("d" + names[out]) for out in graph.outputs}
+    targets = sorted(({line.target for line in backward.lines} | set(backward.wrt)) - set(graph.outputs))
     for value in targets:
         adjoints[value] = space.free("d" + names[value])
     return Names(tuple(names), adjoints, dout, cache, module)

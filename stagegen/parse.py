@@ -79,10 +79,13 @@ class Program:
     # a SymPy object's statements in the input language, for the docstring (None:
     # too large or too deep to show as written; the stages are shown instead)
     shown: tuple[str, ...] | None = None
+    # the outputs' names, in order: a stage's, or an identity stage's (f = x,
+    # delta = N1); () means the last statement alone
+    outputs: tuple[str, ...] = ()
 
-    @property
-    def output(self) -> str:
-        return self.statements[-1].name
+    def __post_init__(self):
+        if not self.outputs:
+            object.__setattr__(self, "outputs", (self.statements[-1].name,))
 
     def symbol(self, name: str) -> sp.Symbol:
         return sp.Symbol(name, real=True)
@@ -280,22 +283,24 @@ class _Converter:
     # -- statements -------------------------------------------------------
     def program(self, body: list[ast.stmt]) -> Program:
         for stmt in body:
-            if (
-                isinstance(stmt, ast.Assign)
-                and len(stmt.targets) == 1
-                and isinstance(stmt.targets[0], ast.Name)
-            ):
-                self.later.setdefault(stmt.targets[0].id, stmt.lineno)
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target = stmt.targets[0]
+                for t in target.elts if isinstance(target, ast.Tuple) else (target,):
+                    if isinstance(t, ast.Name):
+                        self.later.setdefault(t.id, stmt.lineno)
         statements: list[Statement] = []
+        aliases: dict[str, tuple] = {}  # a stage that only renames a value -> (its node, the value's name)
+        outputs: tuple[str, ...] = ()
         first_use: dict[str, Span] = {}
         for k, stmt in enumerate(body):
             last = k == len(body) - 1
             if isinstance(stmt, ast.AnnAssign):
                 self.declaration(stmt, first_use)
+            elif isinstance(stmt, ast.Assign) and last and isinstance(stmt.targets[-1], ast.Tuple):
+                outputs = self.named_outputs(stmt, statements, aliases, first_use)
             elif isinstance(stmt, ast.Assign):
                 name = self.target(stmt)
-                expr = self.expression(stmt.value, first_use, defining=name)
-                statements.append(Statement(name, expr, self.source.span(stmt.value)))
+                self.stage(statements, aliases, name, stmt.value, first_use)
                 self.stages[name] = self.source.span(stmt.targets[0])
             elif isinstance(stmt, ast.Expr):
                 if not last:
@@ -304,11 +309,7 @@ class _Converter:
                         "a bare expression must be the last statement",
                         "name it (t = ...) or move it to the end",
                     )
-                expr = self.expression(stmt.value, first_use, defining=None)
-                name = "f"
-                while name in self.inputs or name in self.stages or name in first_use:
-                    name += "_"
-                statements.append(Statement(name, expr, self.source.span(stmt.value)))
+                outputs = self.bare_outputs(stmt.value, statements, aliases, first_use)
             elif isinstance(stmt, ast.AugAssign):
                 raise self.error(
                     stmt, "augmented assignment is not allowed", "every stage gets a new name: t2 = t1 + x"
@@ -320,7 +321,7 @@ class _Converter:
                     "a file holds declarations (x: scalar), stages (name = expression) "
                     "and a final expression",
                 )
-        if not statements:
+        if not statements and not outputs:
             raise ParseError(
                 "the input declares inputs but computes nothing",
                 file=self.source.filename,
@@ -329,6 +330,16 @@ class _Converter:
         last = body[-1]
         if isinstance(last, ast.AnnAssign):
             raise self.error(last, "the last statement must compute the output, not declare an input")
+        outputs = outputs or (statements[-1].name,)
+        for name, (node, renamed) in aliases.items():
+            if name not in outputs:
+                raise self.error(
+                    node,
+                    f"'{name}' only renames '{renamed}'; a second name for a value is "
+                    "allowed only for an output",
+                    f"use '{renamed}' where '{name}' is used, or make '{name}' an output: "
+                    f"end the file with a tuple of outputs, e.g. {outputs[-1]}, {name}",
+                )
         inputs = dict(self.declared)
         inputs.update((n, s) for n, s in first_use.items() if n not in inputs)
         return Program(
@@ -340,7 +351,74 @@ class _Converter:
             ),
             tuple(statements),
             self.spans,
+            outputs=outputs,
         )
+
+    def stage(self, statements, aliases, name: str, node: ast.expr, first_use) -> None:
+        """The statement ``name = node``; a bare name there renames a value (an identity stage)."""
+        expr = self.expression(node, first_use, defining=name)
+        if isinstance(expr, sp.Symbol):
+            aliases[name] = (node, expr.name)
+        statements.append(Statement(name, expr, self.source.span(node)))
+
+    def bare_outputs(self, node: ast.expr, statements, aliases, first_use) -> tuple[str, ...]:
+        """The outputs of a last line that is an expression, or a tuple of them
+        (``ex, ey``): a stage's name is that stage; anything else, an input's
+        name included, is a new stage named f (f1, f2, ... by place in a tuple)."""
+        items = node.elts if isinstance(node, ast.Tuple) else [node]
+        if not items:
+            raise self.error(
+                node, "an empty tuple has no outputs", "end the file with f, g or one expression"
+            )
+        found: list[tuple[str | None, ast.expr]] = []
+        for item in items:
+            if isinstance(item, ast.Name) and item.id in self.stages:
+                found.append((item.id, item))
+            else:
+                found.append((None, item))
+        exprs = [None if name else self.expression(item, first_use, defining=None) for name, item in found]
+        outputs = []
+        for place, ((name, item), expr) in enumerate(zip(found, exprs, strict=True), 1):
+            if name is None:  # named once every item is read: a name may give way to an input read later
+                name = "f" if len(items) == 1 else f"f{place}"
+                taken = {n for n, _ in found if n} | set(outputs)
+                while name in self.inputs or name in self.stages or name in first_use or name in taken:
+                    name += "_"
+                statements.append(Statement(name, expr, self.source.span(item)))
+                self.stages[name] = self.source.span(item)
+            outputs.append(name)
+        self.check_outputs(node, outputs)
+        return tuple(outputs)
+
+    def named_outputs(self, stmt: ast.Assign, statements, aliases, first_use) -> tuple[str, ...]:
+        """``a, b = e1, e2``: the outputs, named."""
+        example = "a, b = e1, e2"
+        if len(stmt.targets) != 1:
+            raise self.error(stmt, "assign the outputs once", f"write {example}")
+        targets = stmt.targets[0].elts
+        if not all(isinstance(t, ast.Name) for t in targets) or not targets:
+            raise self.error(stmt.targets[0], "outputs are named by plain names", f"write {example}")
+        if not isinstance(stmt.value, ast.Tuple) or len(stmt.value.elts) != len(targets):
+            raise self.error(
+                stmt.value,
+                f"{len(targets)} names need {len(targets)} expressions",
+                f"write as many expressions as names: {example}",
+            )
+        outputs = []
+        for target, item in zip(targets, stmt.value.elts, strict=True):
+            name = self.target(ast.Assign(targets=[target], value=item), target)
+            self.stage(statements, aliases, name, item, first_use)
+            aliases.pop(name, None)  # an output: its own name is its point
+            self.stages[name] = self.source.span(target)
+            outputs.append(name)
+        return tuple(outputs)
+
+    def check_outputs(self, node: ast.expr, outputs: list[str]) -> None:
+        seen = set()
+        for name in outputs:
+            if name in seen:
+                raise self.error(node, f"'{name}' is listed twice among the outputs", "list each output once")
+            seen.add(name)
 
     def declaration(self, stmt: ast.AnnAssign, first_use: dict[str, Span]) -> None:
         if not isinstance(stmt.target, ast.Name):
@@ -423,12 +501,18 @@ class _Converter:
                 )
         return tuple(sizes)
 
-    def target(self, stmt: ast.Assign) -> str:
+    def target(self, stmt: ast.Assign, target: ast.expr | None = None) -> str:
         if len(stmt.targets) != 1:
             raise self.error(
                 stmt, "assign one stage at a time", "write a = ... and b = ... on separate lines"
             )
-        target = stmt.targets[0]
+        target = target or stmt.targets[0]
+        if isinstance(target, ast.Tuple):
+            raise self.error(
+                target,
+                "a tuple assignment names the outputs; it must be the last statement",
+                "assign one stage a line (a = ...), and end the file with a, b = e1, e2 or a, b",
+            )
         if not isinstance(target, ast.Name):
             raise self.error(
                 target,
@@ -454,6 +538,7 @@ class _Converter:
 
     # -- expressions -------------------------------------------------------
     def expression(self, root: ast.expr, first_use: dict[str, Span], defining: str | None) -> sp.Expr:
+        """The SymPy tree of `root` (a bare name is a Symbol: an identity stage)."""
         done: dict[int, tuple[sp.Expr, bool]] = {}  # id(ast node) -> (SymPy tree, is constant)
         stack: list[tuple[ast.expr, bool]] = [(root, False)]
         while stack:
@@ -468,13 +553,6 @@ class _Converter:
             if not value[1] and not isinstance(value[0], sp.Symbol) and value[0] not in self.spans:
                 self.spans[value[0]] = self.source.span(node)
         expr, constant = done[id(root)]
-        if isinstance(expr, sp.Symbol):
-            what = "an input" if expr.name in self.inputs else "a stage"
-            raise self.error(
-                root,
-                f"'{expr.name}' alone is {what}, not a computation",
-                f"use '{expr.name}' directly instead of a new name for it",
-            )
         if constant:
             raise self.error(
                 root,

@@ -66,17 +66,18 @@ class Listing:
     module: str  # the backend module's alias here
     inputs: tuple[str, ...]
     wrt: tuple[str, ...]
-    output: str
+    outputs: tuple[str, ...]
     cached: tuple[str, ...]
     gradients: tuple[str, ...]
     dout: str
     cache: str
     forward: tuple[Statement, ...]
     backward: tuple[Statement, ...]
-    fused: tuple[Statement, ...]
+    fused: tuple[Statement, ...]  # value_and_grad's body (a program of one output; else empty)
     backward_lines: int  # adjoint statements of backward (for the docstring's cost)
     displays: tuple[Statement, ...] = field(default=())  # each stage as the input language writes it
-    shapes: tuple = ()  # the shape of each input, then of the output (arrays only)
+    shapes: tuple = ()  # the shape of each input, then of each output (arrays only)
+    output_adjoints: tuple[str, ...] = ()  # several outputs: their adjoints, unpacked from dout
 
 
 class _Planner:
@@ -89,7 +90,10 @@ class _Planner:
         self.floats = not self.backend.arrays and backward.style == "compact"
         self.forms: dict[tuple, Expr] = {}
         # arrays: adjoints that may take += in place (a fresh array of their own shape)
-        self.in_place: dict[int, bool] = {}
+        # (several outputs: an output's adjoint starts as the caller's dout, never updated in place)
+        self.in_place: dict[int, bool] = (
+            {} if len(graph.outputs) == 1 else dict.fromkeys(graph.outputs, False)
+        )
         self.contributions: dict[int, int] = {}
         self.known: dict[int, bool] = {}
         for line in backward.lines:
@@ -143,7 +147,7 @@ class _Planner:
         stage = graph.stages[line.stage]
         gate = REGISTRY[stage.gate]
         upstream = self.backward.upstream(graph, line)
-        unit = unit_dout and upstream == graph.output
+        unit = unit_dout and upstream in graph.outputs
         target, target_name = line.target, names.adjoints[line.target]
         form, op = self._form(stage, line, unit)
         alias = self._viewed(form, stage, names.adjoints[upstream])
@@ -276,7 +280,7 @@ class _Planner:
                     "zero",
                     grad,
                     self.backend.zero(Ref(name), graph.shape(k) == ()),
-                    note=f"{name} does not reach {names.values[graph.output]}",
+                    note=f"{name} does not reach {' or '.join(names.values[o] for o in graph.outputs)}",
                     reads=(name,),
                 )
             )
@@ -286,35 +290,37 @@ class _Planner:
         """Whether value_and_grad may fold dout = 1.0 into the lines: a scalar
         output, or an elementwise one of unknown shape (whose gradients the
         run-time sum brings to their inputs' shapes)."""
-        return self.backward.style == "compact" and self.graph.shape(self.graph.output) in ((), None)
+        outputs = self.graph.outputs
+        return self.backward.style == "compact" and self.graph.shape(outputs[0]) in ((), None)
 
     def listing(self) -> Listing:
         graph, names, backward = self.graph, self.names, self.backward
         cached = tuple(names.values[v] for v in backward.cache)
         grads = tuple(names.adjoints[k] for k in backward.wrt)
-        out = names.values[graph.output]
+        outs = tuple(names.values[o] for o in graph.outputs)
         forward = self.forward()
         back = self.reverse(unit_dout=False)
-        if self.unit_dout():
+        fused: list[Statement] = []  # value_and_grad: for one output only
+        if len(outs) == 1 and self.unit_dout():
             fused = self.reverse(unit_dout=True)
-        else:
+        elif len(outs) == 1:
             scalar = graph.shape(graph.output) == ()
             seed = Statement(
-                "seed", names.dout, self.backend.seed(Ref(out), scalar), reads=(out,), array=not scalar
+                "seed", names.dout, self.backend.seed(Ref(outs[0]), scalar), reads=outs, array=not scalar
             )
             fused = [seed, *back]
         if self.backend.release:
-            forward_body = _released(forward, {*cached, out})
+            forward_body = _released(forward, {*cached, *outs})
             backward_body = _released(back, set(grads))
-            fused_body = _released(forward + fused, {*grads, out})
+            fused_body = _released(forward + fused, {*grads, *outs}) if fused else []
         else:
-            forward_body, backward_body, fused_body = forward, back, forward + fused
+            forward_body, backward_body, fused_body = forward, back, (forward + fused if fused else [])
         return Listing(
             backend=self.backend,
             module=names.module,
             inputs=tuple(i.name for i in graph.inputs),
             wrt=tuple(graph.inputs[k].name for k in backward.wrt),
-            output=out,
+            outputs=outs,
             cached=cached,
             gradients=grads,
             dout=names.dout,
@@ -324,7 +330,8 @@ class _Planner:
             fused=tuple(fused_body),
             backward_lines=sum(1 for s in back if s.binds),
             displays=tuple(self.display(k) for k in range(len(graph.stages))),
-            shapes=(*(graph.shape(k) for k in range(len(graph.inputs))), graph.shape(graph.output)),
+            shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
+            output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
         )
 
 

@@ -121,7 +121,8 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         imports.append(f"import {backend.module}" + ("" if module == backend.module else f" as {module}"))
     for helper in helpers:
         imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]
-    cached, grads, inputs, out = listing.cached, listing.gradients, listing.inputs, listing.output
+    cached, grads, inputs, outs = listing.cached, listing.gradients, listing.inputs, listing.outputs
+    values = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
     unpack = ""
     if cached:
         unpack = _bracketed(
@@ -131,24 +132,40 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
             4,
             one_line=f"{_tuple(cached) if len(cached) == 1 else ', '.join(cached)} = {listing.cache}",
         )
+    dout_unpack = ""
+    if listing.output_adjoints:
+        dout_unpack = _bracketed(
+            "(",
+            listing.output_adjoints,
+            f") = {listing.dout}",
+            4,
+            one_line=f"{', '.join(listing.output_adjoints)} = {listing.dout}",
+        )
+    if len(outs) == 1:
+        declared = [f'OUTPUT = "{outs[0]}"', "OUTPUTS = (OUTPUT,)"]
+    else:
+        declared = [_bracketed("OUTPUTS = (", [f'"{n}"' for n in outs], ")", 0, tuple_=True)]
     return _ENV.get_template("module.py.j2").render(
         docstring=_docstring(listing, lines, program, graph, options, output),
         imports=imports,
         inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
         wrt=_bracketed("WRT = (", [f'"{n}"' for n in listing.wrt], ")", 0, tuple_=True),
-        output=f'"{out}"',
+        outputs=declared,
         forward_def=_bracketed("def forward(", inputs, "):", 0),
         forward=bodies[0],
         forward_return=(
-            _bracketed(f"return {out}, (", cached, ")", 4, tuple_=True) if cached else f"    return {out}, ()"
+            _bracketed(f"return {values}, (", cached, ")", 4, tuple_=True)
+            if cached
+            else f"    return {values}, ()"
         ),
         backward_def=_bracketed("def backward(", [listing.dout, listing.cache], "):", 0),
         cache_unpack=unpack,
+        dout_unpack=dout_unpack,
         backward=bodies[1],
         backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
-        fused_def=_bracketed("def value_and_grad(", inputs, "):", 0),
+        fused_def=_bracketed("def value_and_grad(", inputs, "):", 0) if listing.fused else "",
         fused=bodies[2],
-        fused_return=_bracketed(f"return {out}, (", grads, ")", 4, tuple_=True),
+        fused_return=_bracketed(f"return {values}, (", grads, ")", 4, tuple_=True),
         locate=backend.locate,
         helpers=[h.source(module) for h in helpers],
     )
@@ -157,12 +174,16 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
 def _docstring(
     listing: Listing, lines: _Text, program: Program, graph: Graph, options: Options, output: str | None
 ) -> str:
-    inputs = ", ".join(listing.inputs)
-    out = listing.output
+    inputs, outs = ", ".join(listing.inputs), listing.outputs
     cached = listing.cached
     n_stages, n_lines = len(listing.displays), listing.backward_lines
+    title = (
+        f"{outs[0]}({inputs}) and its gradient"
+        if len(outs) == 1
+        else f"{', '.join(outs)} of ({inputs}) and their gradients"
+    )
     parts = [
-        f"{out}({inputs}) and its gradient, staged by stagegen {VERSION}.",
+        f"{title}, staged by stagegen {VERSION}.",
         "",
         *(
             []
@@ -206,22 +227,30 @@ def _docstring(
 
 def _shapes_note(listing: Listing) -> str:
     """The contract on shapes, for a module of arrays."""
-    out, title = listing.output, listing.backend.title
-    *inputs, result = listing.shapes
-    if result is None and all(shape is None for shape in inputs):
+    outs, title = listing.outputs, listing.backend.title
+    n = len(listing.inputs)
+    inputs, results = listing.shapes[:n], listing.shapes[n:]
+    dout = (
+        f"dout has {outs[0]}'s shape"
+        if len(outs) == 1
+        else "dout is a tuple of one array per output, each of its output's shape"
+    )
+    if all(shape is None for shape in listing.shapes):
         return (
             f"{title}, elementwise: the inputs may be arrays of any shapes that broadcast "
-            f"together (or floats); dout has {out}'s shape; each gradient comes back with "
+            f"together (or floats); {dout}; each gradient comes back with "
             "its input's shape (summed over the axes broadcasting added)."
         )
-    shapes = ", ".join(
-        f"{name} {'any' if shape is None else shape_text(shape)}"
-        for name, shape in zip(listing.inputs, inputs, strict=True)
-    )
-    result = "any" if result is None else shape_text(result)
+
+    def shaped(names, shapes) -> str:
+        return ", ".join(
+            f"{name} {'any' if shape is None else shape_text(shape)}"
+            for name, shape in zip(names, shapes, strict=True)
+        )
+
     return (
-        f"{title}, shapes: {shapes} -> {out} {result}. dout has {out}'s shape; each "
-        "gradient comes back with its input's shape."
+        f"{title}, shapes: {shaped(listing.inputs, inputs)} -> {shaped(outs, results)}. "
+        f"{dout}; each gradient comes back with its input's shape."
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .backends import BACKENDS, SOURCE
 from .errors import UsageError
 from .gates import REGISTRY
-from .modules import instrumented
+from .modules import FORWARD, instrumented
 from .pipeline import OPTIONS, build
 from .printer import Forms
 
@@ -61,7 +61,7 @@ class InputRow:
 class Trace:
     inputs: tuple[InputRow, ...]
     rows: tuple[Row, ...]  # in forward (stage) order
-    output: str
+    outputs: tuple[str, ...]
     filename: str
 
     def row(self, name: str) -> Row | InputRow:
@@ -140,7 +140,11 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
     args = check_point(graph, point, program.filename, option)
     module = instrumented(build.text, program.filename)
     try:
-        ns = module.value_and_grad(*args)
+        if len(graph.outputs) == 1:
+            ns = module.value_and_grad(*args)
+        else:  # the gradient of the outputs' sum: dout = 1.0 for each
+            ns = getattr(module, FORWARD)(*args)
+            ns.update(module.backward(tuple(1.0 for _ in graph.outputs), module.forward(*args)[1]))
     except (ArithmeticError, ValueError) as exc:
         # the module's own message names the stage, its statement and its operands
         at = ", ".join(f"{i.name}={x!r}" for i, x in zip(graph.inputs, args, strict=True))
@@ -186,7 +190,7 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
         InputRow(i.name, x, adjoint(k), None if adjoint(k) is None else float(ns[adjoint(k)]))
         for k, (i, x) in enumerate(zip(graph.inputs, args, strict=True))
     )
-    return Trace(inputs, tuple(rows), names.values[graph.output], program.filename)
+    return Trace(inputs, tuple(rows), tuple(names.values[o] for o in graph.outputs), program.filename)
 
 
 def trace(source, point: Mapping | None = None, /, **keywords) -> Trace:
@@ -211,6 +215,12 @@ def number(x: float | None, digits: int = 6) -> str:
         return NOT_COMPUTED
     text = f"{x:.{digits}g}"
     return "0" if text == "-0" else text
+
+
+def gradient_of(outputs: tuple[str, ...]) -> str:
+    """What the gradient column differentiates: the output, or (dout = 1 on
+    every output) the outputs' sum."""
+    return f"d{outputs[0]}" if len(outputs) == 1 else f"d({' + '.join(outputs)})"
 
 
 def table(trace: Trace) -> str:
@@ -247,7 +257,7 @@ def table(trace: Trace) -> str:
             )
         )
     out.append(
-        f"gradient: d{trace.output}/d(stage) after the backward pass; local gradients: "
+        f"gradient: {gradient_of(trace.outputs)}/d(stage) after the backward pass; local gradients: "
         f"d(stage)/d(operand); {NOT_COMPUTED}: not computed"
     )
     return "\n".join(line.rstrip() for line in out)

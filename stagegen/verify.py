@@ -327,7 +327,8 @@ def _adjoint_rows(build) -> list[tuple[int, str, str]]:
     return [
         (k, f"d{names.values[s.out]} ({k + 1})", names.adjoint(backward, s.out))
         for k, s in enumerate(graph.stages)
-        if s.out != graph.output and (s.out in names.adjoints or s.out in backward.alias)
+        if (len(graph.outputs) > 1 or s.out not in graph.outputs)
+        and (s.out in names.adjoints or s.out in backward.alias)
     ]
 
 
@@ -585,7 +586,7 @@ class _Program:
                 self.steps.append((fn, tuple(memo[id(a)] for a in operands), constant))
                 memo[id(node)] = self.n_inputs + len(self.steps) - 1
             slots[statement.name] = memo[id(statement.expr)]
-        self.output = slots[program.output]
+        self.outputs = [slots[name] for name in program.outputs]
 
     @staticmethod
     def _decode(node) -> tuple[Callable | None, tuple]:
@@ -602,7 +603,7 @@ class _Program:
         values = list(map(mpmath.mpf, point))
         for fn, operands, constant in self.steps:
             values.append(constant if fn is None else _real(fn(*[values[k] for k in operands])))
-        return values[self.output]
+        return [values[k] for k in self.outputs]
 
 
 @dataclass
@@ -699,6 +700,7 @@ class _Checker:
         self.wrt = [graph.inputs[k].name for k in backward.wrt]
         self.meanings = [_meaning(s.gate, len(s.operands), s.params) for s in graph.stages]
         self.program = _Program(program or build.program)
+        self.outputs = graph.outputs
         self.constants: dict[int, mpmath.mpf] = {}  # id(number operand) -> its value at 50 digits
         with mpmath.workdps(DPS):
             for stage in graph.stages:
@@ -724,25 +726,36 @@ class _Checker:
         while True:
             yield [self.sampling.draw(rng, k) for k in range(len(self.names))]
 
-    def _sample(self, point):
+    def _sample(self, point, weights):
+        """(point, the outputs' values, the sweep seeded with `weights`), or None
+        where a reference is not finite and real."""
         with mpmath.workdps(DPS):
             try:
-                value = self.program.value(point)
-                sweep = _sweep(self.nodes, point, {self.build.graph.output: mpmath.mpf(1)})
+                values = self.program.value(point)
+                seeds = {out: mpmath.mpf(w) for out, w in zip(self.outputs, weights, strict=True)}
+                sweep = _sweep(self.nodes, point, seeds)
             except _UNUSABLE:
                 return None
         n = len(point)
         grads = [sweep.adjoint[k] for k in self.build.backward.wrt]
-        if not _usable([value, *grads]) or not _usable(sweep.values[n:]):
+        if not _usable([*values, *grads]) or not _usable(sweep.values[n:]):
             return None
-        return point, value, sweep
+        return point, values, sweep
+
+    def _weights(self, rng: random.Random) -> list[float]:
+        """dout at one point: 1.0 for one output; for several, a distinct weight
+        each (a swapped or dropped output shows)."""
+        if len(self.outputs) == 1:
+            return [1.0]
+        return [round(rng.uniform(0.5, 2.0), 3) for _ in self.outputs]
 
     # -- the run --------------------------------------------------------------
     def run(self, points: int, seed: int) -> Report:
         rng = random.Random(seed)
         graph, wrt_ids = self.build.graph, self.build.backward.wrt
-        out = self.build.names.values[graph.output]
-        value_row = Row(out, "sympy/mpmath")
+        several = len(self.outputs) > 1
+        value_rows = [Row(self.build.names.values[o], "sympy/mpmath") for o in self.outputs]
+        value_row = value_rows[0]  # failures are reported on the first
         grad_rows = {
             w: Row(f"d{w}" if f"d{w}" not in self.names else f"gradient of {w}", "sympy/mpmath")
             for w in self.wrt
@@ -757,7 +770,8 @@ class _Checker:
             point = next(candidates, None)
             if point is None:
                 break
-            sample = self._sample(point)
+            weights = self._weights(rng)
+            sample = self._sample(point, weights)
             if sample is None:
                 discarded += 1
                 if given:  # a point asked for that cannot be checked: say which
@@ -770,13 +784,15 @@ class _Checker:
                     value_row.error = math.inf
                 continue
             accepted += 1
-            point, value, sweep = sample
-            ref = [value, *(sweep.adjoint[k] for k in wrt_ids)]
-            value_scale = _finite(sweep.value_scale[graph.output])
+            point, values, sweep = sample
+            grad_ref = [sweep.adjoint[k] for k in wrt_ids]
+            value_scales = [_finite(sweep.value_scale[o]) for o in self.outputs]
             scales = [_finite(sweep.adjoint_scale[k]) for k in wrt_ids]
             where = "(" + ", ".join(f"{n}={x!r}" for n, x in zip(self.names, point, strict=True)) + ")"
+            if several:
+                where += " with dout = (" + ", ".join(map(repr, weights)) + ")"
             try:
-                results = self._evaluate(point, rng)
+                results = self._evaluate(point, rng, weights)
             except Exception as exc:  # the module failed at a point where the maths is finite
                 value_row.failure = f"raised {type(exc).__name__}: {exc} at {where}"
                 value_row.error = math.inf
@@ -786,25 +802,35 @@ class _Checker:
                 # SymPy's derivative there is an average (Heaviside(0) = 1/2), the
                 # module follows the gate's convention; only the value compares.
                 kinks += 1
-                value_row.add(results[0][0], ref[0], value_scale, where)
+                for row, got, ref, scale in zip(value_rows, results[0][0], values, value_scales, strict=True):
+                    row.add(got, ref, scale, where)
                 continue
-            for got, grads, label in results:
-                if got is not None:
-                    value_row.add(got, ref[0], value_scale, f"{where} [{label}]")
-                for w, g, r, s in zip(self.wrt, grads, ref[1:], scales, strict=True):
-                    grad_rows[w].add(g, r, s, f"{where} [{label}]", label.split("(", 1)[0])
-            smooth.append((point, ref, value_scale, scales, where))
-            self._finite_differences(point, results[0][1], scales, value_scale, fd_rows, where)
+            for got_values, grads, label in results:
+                if got_values is not None:
+                    for row, got, ref, scale in zip(
+                        value_rows, got_values, values, value_scales, strict=True
+                    ):
+                        row.add(got, ref, scale, f"{where} [{label}]")
+                for w, g, r, sc in zip(self.wrt, grads, grad_ref, scales, strict=True):
+                    grad_rows[w].add(g, r, sc, f"{where} [{label}]", label.split("(", 1)[0])
+            smooth.append((point, [*values, *grad_ref], value_scales, scales, where))
+            weighted_scale = sum(w * sc for w, sc in zip(weights, value_scales, strict=True))
+            self._finite_differences(point, weights, results[0][1], scales, weighted_scale, fd_rows, where)
             if self.adjoint_rows:
-                self._adjoints(point, sweep, adj_rows, where)
+                self._adjoints(point, weights, sweep, adj_rows, where)
         integer_rows = []
-        if BACKENDS[self.build.options.backend].arrays and smooth:
+        if BACKENDS[self.build.options.backend].arrays and smooth and not several:
             self._arrays(smooth, value_row, grad_rows)
             integer_rows.append(Row("integer inputs", "the same as floats"))
             columns = [[item[0][i] for item in smooth] for i in range(len(self.names))]
             _integers(self.module, columns, self.wrt, integer_rows[0], "(the points as arrays)")
-        rows = [value_row, *grad_rows.values(), *fd_rows.values(), *integer_rows, *adj_rows.values()]
+        rows = [*value_rows, *grad_rows.values(), *fd_rows.values(), *integer_rows, *adj_rows.values()]
         notes = list(self.notes)
+        if several:
+            notes.append(
+                "the gradients are backward's, with a weight per output as dout (drawn per point); "
+                "their reference is the gradient of the weighted sum of the outputs"
+            )
         if kinks:
             notes.append(
                 f"{kinks} of the points lie exactly on a kink (a tie of max or min, 0 in relu or "
@@ -831,34 +857,50 @@ class _Checker:
             value_row.failure = f"raised {type(exc).__name__}: {exc} on arrays of the points"
             value_row.error = math.inf
             return
-        for k, (_, ref, value_scale, scales, where) in enumerate(smooth):
+        for k, (_, ref, value_scales, scales, where) in enumerate(smooth):
             where = f"{where} [element {k} of arrays of all the points]"
-            value_row.add(float(value[k]), ref[0], value_scale, where)
+            value_row.add(float(value[k]), ref[0], value_scales[0], where)
             for w, g, r, sc in zip(self.wrt, grads, ref[1:], scales, strict=True):
                 grad_rows[w].add(float(g[k]), r, sc, where)
 
-    def _evaluate(self, point, rng):
+    def _evaluate(self, point, rng, weights):
+        """[(the outputs' values or None, the gradients for dout = weights, how)]."""
         m = self.module
+        c = rng.uniform(0.5, 2.0)
+        if len(self.outputs) > 1:
+            values, cache = m.forward(*point)
+            g = m.backward(tuple(weights), cache)
+            gc = m.backward(tuple(c * w for w in weights), cache)
+            return [
+                (list(values), list(g), "backward(dout)"),
+                (None, [x / c for x in gc], f"backward({c!r} * dout) / {c!r}"),
+            ]
         value, grads = m.value_and_grad(*point)
         v2, cache = m.forward(*point)
         g1 = m.backward(1.0, cache)
-        c = rng.uniform(0.5, 2.0)
         gc = m.backward(c, cache)
         return [
-            (value, list(grads), "value_and_grad"),
-            (v2, list(g1), "backward(1.0)"),
+            ([value], list(grads), "value_and_grad"),
+            ([v2], list(g1), "backward(1.0)"),
             (None, [g / c for g in gc], f"backward({c!r}) / {c!r}"),
         ]
 
-    def _finite_differences(self, point, grads, scales, value_scale, rows, where):
-        """Each gradient against central differences of the module's forward.
+    def _finite_differences(self, point, weights, grads, scales, value_scale, rows, where):
+        """Each gradient against central differences of the module's forward
+        (of the outputs' sum weighted by `weights`, for several).
 
         Steps shrink by 4 until three consecutive estimates agree (the function
         is smooth on that scale; two can agree by chance where it oscillates); a
         quotient's own rounding, about eps * |f| / h, is part of the allowance.
         No agreement: nothing is compared at this point.
         """
-        fwd = self.module.forward
+        if len(self.outputs) == 1:
+            fwd = self.module.forward
+        else:
+
+            def fwd(*p):
+                return (sum(w * v for w, v in zip(weights, self.module.forward(*p)[0], strict=True)),)
+
         for w, g, s in zip(self.wrt, grads, scales, strict=True):
             i = self.names.index(w)
             h = FD_STEP * max(1.0, abs(point[i]))
@@ -877,16 +919,20 @@ class _Checker:
             except (ValueError, ZeroDivisionError, OverflowError):
                 continue
 
-    def _adjoints(self, point, sweep: _Sweep, rows, where):
+    def _adjoints(self, point, weights, sweep: _Sweep, rows, where):
         """Every adjoint, and every line's contribution to one, as
-        ``value_and_grad`` and ``backward(1.0, cache)`` compute them."""
+        ``value_and_grad`` and ``backward(dout, cache)`` compute them."""
         module = self.instrumented
         cache = module.forward(*point)[1]
-        for function, got in (
-            ("value_and_grad", module.value_and_grad(*point)),
-            ("backward", module.backward(1.0, cache)),
-        ):
-            # the output's adjoint is 1.0 (in the compact style an alias of it
+        if len(self.outputs) == 1:
+            runs = [
+                ("value_and_grad", module.value_and_grad(*point)),
+                ("backward", module.backward(1.0, cache)),
+            ]
+        else:
+            runs = [("backward", module.backward(tuple(weights), cache))]
+        for function, got in runs:
+            # one output's adjoint is 1.0 (in the compact style an alias of it
             # is that literal, not a variable)
             got = _adjoint_values(got, self.finished, function)
             got.setdefault(self.build.names.dout, 1.0)
@@ -907,7 +953,18 @@ class _Checker:
                     part.row.add(sum(values), ref, _finite(scale), where, function)
 
 
-def _integers(module, args, wrt, row: Row, where: str) -> None:
+def _value_and_grad(module, args, several: bool):
+    """(value, gradients) for dout = 1: `value_and_grad`, or for several outputs
+    `forward` and then `backward` with ones (the values a tuple)."""
+    import numpy as np
+
+    if not several:
+        return module.value_and_grad(*args)
+    values, cache = module.forward(*args)
+    return values, module.backward(tuple(np.ones(np.shape(v)) if np.ndim(v) else 1.0 for v in values), cache)
+
+
+def _integers(module, args, wrt, row: Row, where: str, several: bool = False) -> None:
     """The module at integer arrays (the point's values rounded) against the same
     values as floats: the same value and gradients, each gradient a float array."""
     import numpy as np
@@ -915,15 +972,17 @@ def _integers(module, args, wrt, row: Row, where: str) -> None:
     ints = [np.rint(a).astype(np.int64) if np.ndim(a) else round(a) for a in args]
     with np.errstate(all="ignore"):
         try:
-            got = module.value_and_grad(*ints)
-            want = module.value_and_grad(
-                *[np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in ints]
+            got = _value_and_grad(module, ints, several)
+            want = _value_and_grad(
+                module, [np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in ints], several
             )
         except Exception as exc:
             row.failure = f"raised {type(exc).__name__}: {exc} at integer inputs {where}"
             row.error = math.inf
             return
-    for name, g, r in zip(["value", *wrt], [got[0], *got[1]], [want[0], *want[1]], strict=True):
+    got_values, want_values = (list(x[0]) if several else [x[0]] for x in (got, want))
+    names = ["value"] * len(got_values) + list(wrt)
+    for name, g, r in zip(names, [*got_values, *got[1]], [*want_values, *want[1]], strict=True):
         if name != "value" and not np.issubdtype(np.asarray(g).dtype, np.floating):
             row.failure = row.failure or f"d{name} has dtype {np.asarray(g).dtype} at integer inputs {where}"
             row.error = math.inf
@@ -969,11 +1028,11 @@ class _Instance:
 
     def __init__(self, build, shapes: list[tuple]):
         self.graph = elements.of_graph(build.graph, shapes)
-        program, self.program_output = elements.of_program(build.program, shapes)
+        program, self.program_outputs = elements.of_program(build.program, shapes)
         with mpmath.workdps(DPS):
             self.nodes = [(_element_meaning(n), _numbers(n.operands)) for n in self.graph.nodes]
             self.program = [(_element_value(n), _numbers(n.operands)) for n in program.nodes]
-        self.output = self.graph.arrays[build.graph.output]
+        self.outputs = [self.graph.arrays[out] for out in build.graph.outputs]
 
     @staticmethod
     def point(args) -> list[float]:
@@ -982,14 +1041,15 @@ class _Instance:
 
         return [float(x) for a in args for x in np.ravel(a)]
 
-    def sweep(self, args, seed) -> _Sweep:
-        """The sweep with the output's adjoint seeded with `seed` (an array of its shape)."""
+    def sweep(self, args, douts) -> _Sweep:
+        """The sweep with each output's adjoint seeded with its dout (an array of its shape)."""
         import numpy as np
 
         seeds = {}
-        for index in np.ndindex(self.output.shape):
-            if isinstance(self.output[index], int):
-                seeds[self.output[index]] = seeds.get(self.output[index], 0) + float(np.asarray(seed)[index])
+        for output, seed in zip(self.outputs, douts, strict=True):
+            for index in np.ndindex(output.shape):
+                if isinstance(output[index], int):
+                    seeds[output[index]] = seeds.get(output[index], 0) + float(np.asarray(seed)[index])
         return _sweep(self.nodes, self.point(args), seeds)
 
     def at(self, args):
@@ -1003,7 +1063,7 @@ class _Instance:
                 values = list(map(mpmath.mpf, point))
                 for fn, operands in self.program:
                     values.append(_real(fn(*[values[op] if isinstance(op, int) else op for op in operands])))
-                sweep = self.sweep(args, np.ones(self.output.shape))
+                sweep = self.sweep(args, [np.ones(out.shape) for out in self.outputs])
             except _UNUSABLE:
                 return None
         if not (_usable(values) and _usable(sweep.values) and _usable(sweep.adjoint)):
@@ -1132,9 +1192,11 @@ class _ArrayChecker:
         import numpy as np
 
         rng = random.Random(seed)
-        out = self.build.names.values[self.build.graph.output]
+        outs = [self.build.names.values[o] for o in self.build.graph.outputs]
+        several = len(outs) > 1
+        ones = "backward(ones)" if several else "value_and_grad"  # how the gradients for dout = 1 are had
         rows = {
-            "value": Row(out, "sympy/mpmath"),
+            **{("value", k): Row(out, "sympy/mpmath") for k, out in enumerate(outs)},
             **{w: Row(f"d{w}", "sympy/mpmath") for w in self.wrt},
             **{("fd", w): Row(f"d{w}", "finite differences", tolerance=FD_RTOL) for w in self.wrt},
             "shape": Row("gradient shapes", "the inputs' shapes"),
@@ -1151,43 +1213,52 @@ class _ArrayChecker:
             where = "(" + ", ".join([f"{n}={v}" for n, v in sizes.items()] + [f"point {accepted}"]) + ")"
             instance = self._instance(args)
             reference = None if instance is None else instance.at(args)
+            first = rows[("value", 0)]  # failures are reported on the first output's row
             with np.errstate(all="ignore"):
                 try:
-                    value, grads = self.module.value_and_grad(*args)
-                    forward_value, cache = self.module.forward(*args)
+                    values, grads = _value_and_grad(self.module, args, several)
+                    forward_values, cache = self.module.forward(*args)
                 except Exception as exc:
-                    rows["value"].failure = f"raised {type(exc).__name__}: {exc} at {where}"
-                    rows["value"].error = math.inf
+                    first.failure = f"raised {type(exc).__name__}: {exc} at {where}"
+                    first.error = math.inf
                     break
-                if (instance is not None and reference is None) or not np.all(np.isfinite(value)):
+                values = list(values) if several else [values]
+                forward_values = list(forward_values) if several else [forward_values]
+                if (instance is not None and reference is None) or not all(
+                    np.all(np.isfinite(v)) for v in values
+                ):
                     discarded += 1
                     if given is not None:  # a point asked for that cannot be checked: say which
-                        rows["value"].failure = rows["value"].failure or (
+                        first.failure = first.failure or (
                             f"the reference is not finite and real at the point given {where}"
                         )
-                        rows["value"].error = math.inf
+                        first.error = math.inf
                     continue
                 accepted += 1
-                _integers(self.module, args, self.wrt, rows["integer"], where)
-                dout = generator.standard_normal(np.shape(value))
-                weighted = self.module.backward(dout, cache)
+                _integers(self.module, args, self.wrt, rows["integer"], where, several)
+                douts = [generator.standard_normal(np.shape(v)) for v in values]
+                weighted = self.module.backward(tuple(douts) if several else douts[0], cache)
                 if not self._shapes(args, weighted, rows["shape"], where):
                     continue
                 if reference is not None:
-                    values, sweep = reference
-                    expected = _gather(instance.program_output, values)
-                    scale = _gather(instance.output, sweep.value_scale)
-                    for got, label in ((value, "value_and_grad"), (forward_value, "forward")):
-                        _compare(rows["value"], got, expected, scale, f"{where} [{label}]")
+                    program_values, sweep = reference
+                    size = 0.0
+                    for k, (ids, element_ids) in enumerate(
+                        zip(instance.program_outputs, instance.outputs, strict=True)
+                    ):
+                        expected = _gather(ids, program_values)
+                        scale = _gather(element_ids, sweep.value_scale)
+                        for got, label in ((values[k], ones), (forward_values[k], "forward")):
+                            _compare(rows[("value", k)], got, expected, scale, f"{where} [{label}]")
+                        # the value's rounding, from the terms that make it (cancellation included)
+                        size += float(np.sum(np.abs(douts[k]) * np.vectorize(_finite, otypes=[float])(scale)))
                     if sweep.kink:  # only the value compares on a kink (see _Checker.run)
                         kinks += 1
                         continue
-                    self._against_sweeps(instance, sweep, args, grads, weighted, cache, dout, where, rows)
-                    # the value's rounding, from the terms that make it (cancellation included)
-                    size = float(np.sum(np.abs(dout) * np.vectorize(_finite, otypes=[float])(scale)))
+                    self._against_sweeps(instance, sweep, args, grads, weighted, cache, douts, where, rows)
                 else:
-                    size = abs(float(np.sum(dout * value)))
-                self._finite_differences(args, weighted, dout, size, rows, generator, where)
+                    size = sum(abs(float(np.sum(d * v))) for d, v in zip(douts, values, strict=True))
+                self._finite_differences(args, weighted, douts, size, rows, generator, where)
         notes = list(self.notes)
         used = self.combinations[: min(len(self.combinations), accepted + discarded)]
         if self.sampling.at is None and used and used[0]:
@@ -1222,12 +1293,15 @@ class _ArrayChecker:
                 ok = False
         return ok
 
-    def _against_sweeps(self, instance, sweep, args, grads, weighted, cache, dout, where, rows):
+    def _against_sweeps(self, instance, sweep, args, grads, weighted, cache, douts, where, rows):
         """The gradients, every stage's adjoint and every line's contribution, as
-        value_and_grad (seeded with ones) and backward(dout, cache) compute them."""
+        value_and_grad (seeded with ones; for several outputs, backward with
+        ones) and backward(dout, cache) compute them."""
         graph = self.build.graph
-        sweeps = {"value_and_grad": sweep, "backward": instance.sweep(args, dout)}
-        results = {"value_and_grad": grads, "backward": weighted}
+        several = len(douts) > 1
+        ones = "backward(ones)" if several else "value_and_grad"
+        sweeps = {ones: sweep, "backward": instance.sweep(args, douts)}
+        results = {ones: grads, "backward": weighted}
         for function, s in sweeps.items():
             for w, k, g in zip(self.wrt, self.wrt_index, results[function], strict=True):
                 ids = instance.graph.arrays[k]
@@ -1242,13 +1316,14 @@ class _ArrayChecker:
         if self.instrumented is None:
             return
         got_by_function = {
-            "value_and_grad": self.instrumented.value_and_grad(*args),
-            "backward": self.instrumented.backward(dout, cache),
+            "backward": self.instrumented.backward(tuple(douts) if several else douts[0], cache)
         }
+        if not several:
+            got_by_function["value_and_grad"] = self.instrumented.value_and_grad(*args)
         for function, got in got_by_function.items():
             s = sweeps[function]
             got = _adjoint_values(got, self.finished, function)
-            got.setdefault(self.build.names.dout, 1.0 if function == "value_and_grad" else dout)
+            got.setdefault(self.build.names.dout, 1.0 if function == "value_and_grad" else douts[0])
             for k, _, name in self.adjoint_rows:
                 ids = instance.graph.arrays[graph.stages[k].out]
                 _compare(
@@ -1272,12 +1347,19 @@ class _ArrayChecker:
                 scale = _gather(ids, {u: s for u, (_, s) in share.items()})
                 _compare(part.row, total, expected, scale, where, function)
 
-    def _finite_differences(self, args, grads, dout, size: float, rows, generator, where):
+    def _finite_differences(self, args, grads, douts, size: float, rows, generator, where):
         """Each gradient against central differences of forward along random directions;
         `size`: the magnitude the rounding of <dout, forward> is relative to."""
         import numpy as np
 
-        fwd = self.module.forward
+        several = len(douts) > 1
+
+        def weighted(*a) -> float:  # <dout, forward(a)>
+            values = self.module.forward(*a)[0]
+            return sum(
+                float(np.sum(d * v)) for d, v in zip(douts, values if several else [values], strict=True)
+            )
+
         for w, k, g in zip(self.wrt, self.wrt_index, grads, strict=True):
             for _ in range(self.DIRECTIONS):
                 v = generator.standard_normal(np.shape(args[k]))
@@ -1287,7 +1369,7 @@ class _ArrayChecker:
                     shifted = [list(args), list(args)]
                     shifted[0][k] = args[k] + h * v
                     shifted[1][k] = args[k] - h * v
-                    plus, minus = (float(np.sum(dout * fwd(*a)[0])) for a in shifted)
+                    plus, minus = (weighted(*a) for a in shifted)
                     estimates.append((plus - minus) / (2 * h))
                 fd = (4 * estimates[1] - estimates[0]) / 3
                 # the quotient's own rounding, about eps * size / h, is allowed in full

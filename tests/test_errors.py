@@ -429,21 +429,21 @@ in.txt:2:1: error: duplicate stage name 'a'
         "duplicate-stage",
     ),
     case(
-        "f = x * y\ng = f\n",
+        "t = x * y\ng = t\nf = g + 1\n",
         """\
-in.txt:2:5: error: 'f' alone is a stage, not a computation
-  g = f
+in.txt:2:5: error: 'g' only renames 't'; a second name for a value is allowed only for an output
+  g = t
       ^
-  use 'f' directly instead of a new name for it""",
+  use 't' where 'g' is used, or make 'g' an output: end the file with a tuple of outputs, e.g. f, g""",
         "alias-of-stage",
     ),
     case(
-        "g = x\n",
+        "g = +x\nf = g * y\n",
         """\
-in.txt:1:5: error: 'x' alone is an input, not a computation
-  g = x
-      ^
-  use 'x' directly instead of a new name for it""",
+in.txt:1:5: error: 'g' only renames 'x'; a second name for a value is allowed only for an output
+  g = +x
+      ^^
+  use 'x' where 'g' is used, or make 'g' an output: end the file with a tuple of outputs, e.g. f, g""",
         "alias-of-input",
     ),
     case(
@@ -495,12 +495,12 @@ in.txt:2:1: error: augmented assignment is not allowed
         "augmented-assignment",
     ),
     case(
-        "a, b = x, y\n",
+        "a, b = x, y\nf = a * b\n",
         """\
-in.txt:1:1: error: a stage is named by a plain name
+in.txt:1:1: error: a tuple assignment names the outputs; it must be the last statement
   a, b = x, y
   ^^^^
-  write name = expression; attributes, subscripts and tuples are not allowed""",
+  assign one stage a line (a = ...), and end the file with a, b = e1, e2 or a, b""",
         "tuple-target",
     ),
     case(

@@ -28,6 +28,10 @@ CASES = {
     "neuron_wrt_w": ("neuron.txt", {"wrt": "w0,w1,w2"}),
     "gates": ("gates.txt", {}),
     "gates_compact": ("gates.txt", {"style": "compact"}),
+    # several outputs
+    "black_scholes": ("black_scholes.txt", {}),
+    "black_scholes_price": ("black_scholes_price.txt", {"style": "compact"}),
+    "arm3_compact": ("arm3.txt", {"style": "compact"}),
     # the numpy backend
     "notes_numpy": ("notes.txt", {"backend": "numpy"}),
     "matmul": ("arrays/matmul.txt", {"backend": "numpy"}),

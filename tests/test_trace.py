@@ -53,7 +53,7 @@ def test_circuit_at_the_notes_point():
     assert (f_row.value, f_row.gradient, numbers(f_row)) == (f, 1.0, {"q": z, "z": q})
     assert (q, f, dq, dz, dx) == (3.0, -12.0, -4.0, 3.0, -4.0)
     assert [(i.name, i.value, i.gradient) for i in t.inputs] == [("x", x, dx), ("y", y, dy), ("z", z, dz)]
-    assert t.output == "f" and t.row("q") is q_row and t.row("z") is t.inputs[2]
+    assert t.outputs == ("f",) and t.row("q") is q_row and t.row("z") is t.inputs[2]
 
 
 def test_circuit_table():

@@ -14,6 +14,7 @@ Source (examples/circuit.txt):
 INPUTS = ("x", "y", "z")
 WRT = ("x", "y", "z")
 OUTPUT = "f"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(x, y, z):

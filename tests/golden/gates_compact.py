@@ -24,6 +24,7 @@ import math
 INPUTS = ("x", "y")
 WRT = ("x", "y")
 OUTPUT = "f"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(x, y):

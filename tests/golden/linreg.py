@@ -23,6 +23,7 @@ import numpy as np
 INPUTS = ("W", "X", "Y")
 WRT = ("W", "X", "Y")
 OUTPUT = "L"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(W, X, Y):

@@ -22,6 +22,7 @@ import numpy as np
 INPUTS = ("W", "X")
 WRT = ("W", "X")
 OUTPUT = "L"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(W, X):

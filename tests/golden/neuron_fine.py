@@ -23,6 +23,7 @@ import math
 INPUTS = ("w0", "w1", "w2", "x0", "x1")
 WRT = ("w0", "w1", "w2", "x0", "x1")
 OUTPUT = "f"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(w0, w1, w2, x0, x1):

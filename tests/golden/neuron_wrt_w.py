@@ -29,6 +29,7 @@ import math
 INPUTS = ("w0", "w1", "w2", "x0", "x1")
 WRT = ("w0", "w1", "w2")
 OUTPUT = "f"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(w0, w1, w2, x0, x1):

@@ -17,6 +17,7 @@ import math
 INPUTS = ("x", "y")
 WRT = ("x", "y")
 OUTPUT = "f"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(x, y):

@@ -28,6 +28,7 @@ import numpy as np
 INPUTS = ("x", "y")
 WRT = ("x", "y")
 OUTPUT = "f"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(x, y):

@@ -25,6 +25,7 @@ import numpy as np
 INPUTS = ("W", "b", "X", "Y")
 WRT = ("W", "b", "X", "Y")
 OUTPUT = "L"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(W, b, X, Y):

@@ -28,6 +28,7 @@ import numpy as np
 INPUTS = ("W1", "b1", "W2", "b2", "X", "Y")
 WRT = ("W1", "b1", "W2", "b2", "X", "Y")
 OUTPUT = "L"
+OUTPUTS = (OUTPUT,)
 
 
 def forward(W1, b1, W2, b2, X, Y):
