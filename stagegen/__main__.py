@@ -22,7 +22,7 @@ from . import __version__
 from .diagram import Diagram, draw, format_of
 from .errors import ParseError, StagegenError, UnsupportedError, UsageError
 from .files import check_target, generated_docstring, read_source, same_file, shown, write_atomically
-from .options import Options, add_arguments
+from .options import Options, add_arguments, flag
 from .pipeline import build
 from .trace import evaluate, parse_point
 from .verify import check_point
@@ -36,7 +36,7 @@ GENERATION = tuple(option.name for option in fields(Options))
 # the options that make a module, by their argparse names: a generated module is checked as it is
 GENERATING = {
     "output": "-o",
-    **{name: f"--{name}" for name in GENERATION},
+    **{name: flag(name) for name in GENERATION},
     "trace": "--trace",
     "diagram": "--diagram",
     "dump": "--dump",

@@ -18,6 +18,7 @@ the source its docstring holds. Nothing here runs the module.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -53,16 +54,8 @@ class Record:
         """The Build the record describes: its source with its file name, output file and options."""
         from .pipeline import build
 
-        options = self.options
-        return build(
-            self.source,
-            filename=self.filename,
-            output=self.output,
-            backend=options.backend,
-            style=options.style,
-            gates=options.gates,
-            wrt=options.wrt,
-        )
+        options = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
+        return build(self.source, filename=self.filename, output=self.output, **options)
 
 
 def record(docstring: str | None) -> Record:

@@ -11,7 +11,7 @@ free, compared as Python compares them, is `identifiers.Namespace`'s call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .backends import BACKENDS
 from .differentiate import Backward
@@ -30,6 +30,9 @@ class Names:
     dout: str
     cache: str
     module: str  # the name the backend's module is imported as
+    tangents: dict[int, str] = field(default_factory=dict)  # forward mode: by value id (t + name)
+    jacobian: dict[tuple[int, int], str] = field(default_factory=dict)  # (output, input) -> its entry's name
+    index: str = ""  # value_and_jacobian of arrays: the loop's index over an output's elements
 
     def adjoint(self, backward: Backward, value: int) -> str:
         return self.adjoints[backward.alias.get(value, value)]
@@ -41,8 +44,10 @@ def _hint_text(op, names: list[str]) -> str | None:
     return names[op]
 
 
-def assign(graph: Graph, backward: Backward, backend: str = "math") -> Names:
-    """Names for every value and adjoint of `graph` and `backward`."""
+def assign(graph: Graph, backward: Backward, backend: str = "math", functions: tuple[str, ...] = ()) -> Names:
+    """Names for every value and adjoint of `graph` and `backward`, and what
+    the `functions` asked for (options.FUNCTIONS) need: the tangents of every
+    value (jvp), the Jacobian's entries (d<out>_d<input>)."""
     user = [i.name for i in graph.inputs] + [s.name for s in graph.stages if s.name]
     space = Namespace(user)
     module = space.own(BACKENDS[backend].alias)
@@ -67,7 +72,17 @@ def assign(graph: Graph, backward: Backward, backend: str = "math") -> Names:
     targets = sorted(({line.target for line in backward.lines} | set(backward.wrt)) - set(graph.outputs))
     for value in targets:
         adjoints[value] = space.free("d" + names[value])
-    return Names(tuple(names), adjoints, dout, cache, module)
+    tangents: dict[int, str] = {}
+    if "jvp" in functions or "jacobian" in functions:
+        for value in range(len(names)):
+            tangents[value] = space.free("t" + names[value])
+    jacobian: dict[tuple[int, int], str] = {}
+    if "jacobian" in functions:
+        for out in graph.outputs:
+            for k in backward.wrt:
+                jacobian[(out, k)] = space.free(f"d{names[out]}_d{names[k]}")
+    index = space.free("index") if "jacobian" in functions and BACKENDS[backend].arrays else ""
+    return Names(tuple(names), adjoints, dout, cache, module, tangents, jacobian, index)
 
 
 def _good(hint: str | None, space: Namespace) -> bool:

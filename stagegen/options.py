@@ -22,6 +22,8 @@ from .identifiers import name_list
 BACKENDS = tuple(backends.BACKENDS)
 STYLES = ("seed", "compact")
 GATES = ("grouped", "fine")
+# functions a module has when asked for (--with), beside forward, backward and value_and_grad
+FUNCTIONS = ("jacobian", "jvp")
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,14 @@ class Options:
     backend: str = "math"
     style: str = "seed"
     gates: str = "grouped"
+    with_: tuple[str, ...] = ()  # FUNCTIONS asked for, in FUNCTIONS order
 
     def __post_init__(self):
         for field, allowed in (("backend", BACKENDS), ("style", STYLES), ("gates", GATES)):
             value = getattr(self, field)
             if value not in allowed:
                 raise UsageError(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
+        object.__setattr__(self, "with_", functions(self.with_))
 
     def command(self, filename: str, output: str | None = None) -> str:
         """The stagegen command line that generates the same module from
@@ -49,7 +53,7 @@ class Options:
         for option in fields(self):  # every option that is not its default, in declaration order
             value = getattr(self, option.name)
             if value != option.default:
-                options += [f"--{option.name}", ",".join(value) if isinstance(value, tuple) else value]
+                options += [flag(option.name), ",".join(value) if isinstance(value, tuple) else value]
         if file.startswith("-") and file != "-":  # it would read as an option: behind '--', after the options
             words = ["stagegen", *options, "--", file]
         else:
@@ -81,6 +85,30 @@ class _CommandParser(argparse.ArgumentParser):
         raise argparse.ArgumentError(None, message)
 
 
+def flag(name: str) -> str:
+    """The command-line option of an `Options` field (``with_`` is ``--with``)."""
+    return "--" + name.rstrip("_")
+
+
+def functions(value) -> tuple[str, ...]:
+    """The functions asked for (``"jacobian,jvp"`` or a sequence of names), checked,
+    in FUNCTIONS order."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        names = list(value or ())
+    except TypeError:
+        raise UsageError(f"with_ takes names of functions, not {value!r}") from None
+    unknown = [n for n in names if n not in FUNCTIONS]
+    if unknown:
+        raise UsageError(
+            f"--with: unknown function {', '.join(map(repr, unknown))}; the functions are "
+            f"{', '.join(FUNCTIONS)}",
+            hint="e.g. --with jacobian,jvp",
+        )
+    return tuple(f for f in FUNCTIONS if f in names)
+
+
 def split_names(text: str) -> tuple[str, ...]:
     if not text.strip(" ,"):
         raise UsageError("--wrt needs at least one input name, e.g. --wrt x,y")
@@ -110,6 +138,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "adjoint folded away, for speed (default: seed)",
     )
     parser.add_argument(
+        "--with",
+        dest="with_",
+        metavar="F,G",
+        type=functions,
+        help="also emit these functions: jacobian (value_and_jacobian: every output's "
+        "gradient), jvp (forward mode: the outputs' tangents for tangents of the inputs)",
+    )
+    parser.add_argument(
         "--gates",
         choices=GATES,
         default="grouped",
@@ -120,4 +156,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def from_arguments(args: argparse.Namespace) -> Options:
-    return Options(backend=args.backend, style=args.style, gates=args.gates, wrt=args.wrt)
+    return Options(
+        backend=args.backend, style=args.style, gates=args.gates, wrt=args.wrt, with_=args.with_ or ()
+    )

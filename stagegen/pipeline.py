@@ -55,6 +55,7 @@ def build(
     backend: str = "math",
     style: str = "seed",
     gates: str = "grouped",
+    with_=(),
     filename: str | None = None,
     output: str | None = None,
 ) -> Build:
@@ -62,12 +63,13 @@ def build(
 
     `inputs` (the argument order; every input) and `wrt` (the gradients to
     return) are comma-separated names or sequences of names and SymPy
-    symbols; `backend`, `style` and `gates` are those of `Options`; `filename`
+    symbols; `backend`, `style`, `gates` and `with_` (the functions asked
+    for beside forward and backward: "jacobian", "jvp") are those of `Options`; `filename`
     names the source in messages and in the docstring; `output`, the file
     the module will be written to, is named in the docstring's command (from
     the same folder as `filename`), so that its source can be found from it."""
     with _collector_paused():
-        return _build(source, inputs, wrt, backend, style, gates, filename, output)
+        return _build(source, inputs, wrt, backend, style, gates, with_, filename, output)
 
 
 @contextlib.contextmanager
@@ -84,13 +86,13 @@ def _collector_paused():
             gc.enable()
 
 
-def _build(source, inputs, wrt, backend, style, gates, filename, output) -> Build:
+def _build(source, inputs, wrt, backend, style, gates, with_, filename, output) -> Build:
     # SymPy's cache hands out equal objects made by earlier builds, whose
     # subtrees carry none of this program's places and roles: every build
     # starts from an empty cache, so its output depends on its input alone
     clear_cache()
     wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
-    options = Options(backend=backend, style=style, gates=gates, wrt=wrt)
+    options = Options(backend=backend, style=style, gates=gates, wrt=wrt, with_=with_)
     if isinstance(source, sp.Basic):
         filename = filename or "<sympy>"
         source, inputs = _sympy_source(from_sympy(source, inputs, filename), options), None
@@ -99,7 +101,7 @@ def _build(source, inputs, wrt, backend, style, gates, filename, output) -> Buil
     program = _reorder(parse(source, filename or "<input>"), inputs)
     graph = lower(program, gates, backend)
     backward = differentiate(graph, _wrt_ids(graph, wrt), style)
-    names = assign(graph, backward, backend)
+    names = assign(graph, backward, backend, options.with_)
     text = render(plan(graph, backward, names, options), program, graph, options, output)
     return Build(program, graph, backward, names, options, text, output)
 

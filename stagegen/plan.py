@@ -19,10 +19,12 @@ block that last reads them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from .backends import BACKENDS, Backend
-from .differentiate import Backward, Line, local, reads
+from .differentiate import Backward, Line, differentiate, local, reads
+from .errors import UsageError
 from .expr import DOUT, OUT, Call, Compare, Expr, Num, Ref, Slot, has, substitute
 from .gates import REGISTRY
 from .ir import Graph, Stage
@@ -37,7 +39,13 @@ _VIEWS = frozenset(g.fn for g in REGISTRY.values() if g.view)  # operations whos
 class Statement:
     """One line of a function body."""
 
-    kind: str  # "stage", "comment", "contribution", "seed", "zero", "unbroadcast", "release"
+    # "stage", "comment", "contribution", "seed", "zero", "unbroadcast", "release", "tangent",
+    # "entry" (a Jacobian entry: a copy of a gradient or tangent), "sweep" (a comment heading
+    # a sweep of value_and_jacobian: `note`), "forward" (a call of forward: the outputs
+    # `operands` and the cache `binds`, from the inputs `names`), "loop" (value_and_jacobian
+    # of arrays: one call of backward per element of the output `out`, number `number`, its
+    # gradients into the entries `names`)
+    kind: str
     binds: str = ""  # the name it binds ("" for a comment or a release)
     # a comment ("# backprop out = form") shows the stage whose adjoint lines follow
     form: Expr | None = None  # the right-hand side, over Slot(i), OUT, DOUT and LIKE
@@ -77,14 +85,27 @@ class Listing:
     backward_lines: int  # adjoint statements of backward (for the docstring's cost)
     displays: tuple[Statement, ...] = field(default=())  # each stage as the input language writes it
     shapes: tuple = ()  # the shape of each input, then of each output (arrays only)
+    index: str = ""  # value_and_jacobian of arrays: the loop's index
     output_adjoints: tuple[str, ...] = ()  # several outputs: their adjoints, unpacked from dout
+    functions: tuple[Function, ...] = ()  # those asked for (--with), in options.FUNCTIONS order
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function asked for beside forward and backward (options.FUNCTIONS)."""
+
+    name: str  # as the module defines it: "jvp", "value_and_jacobian"
+    parameters: tuple[str, ...]
+    body: tuple[Statement, ...]
+    returns: tuple  # what it returns: names, nested in tuples as the result is
+    cost: str  # its cost, for the docstring
 
 
 class _Planner:
     """Statements of one module; one instance per `plan` call."""
 
     def __init__(self, graph: Graph, backward: Backward, names: Names, options: Options):
-        self.graph, self.backward, self.names = graph, backward, names
+        self.graph, self.backward, self.names, self.options = graph, backward, names, options
         self.backend = BACKENDS[options.backend]
         # compact math: the rules' integer constants as floats (CPython's float fast path)
         self.floats = not self.backend.arrays and backward.style == "compact"
@@ -293,6 +314,219 @@ class _Planner:
         outputs = self.graph.outputs
         return self.backward.style == "compact" and self.graph.shape(outputs[0]) in ((), None)
 
+    # -- forward mode -------------------------------------------------------
+    def carriers(self, sources) -> list[bool]:
+        """Which values carry a tangent from the inputs `sources`: those that depend on one."""
+        graph = self.graph
+        carries = [k in sources for k in range(len(graph.inputs))] + [False] * len(graph.stages)
+        for stage in graph.stages:
+            carries[stage.out] = any(carries[op] for op in stage.values())
+        return carries
+
+    def tangent(self, k: int, carries: list[bool]) -> Statement | None:
+        """Stage k's tangent: its local gradients times its operands' tangents,
+        summed (``tsigy = ((1 - sigy) * sigy) * ty  # (1)``); None where no
+        operand carries one."""
+        graph, names = self.graph, self.names
+        stage = graph.stages[k]
+        gate = REGISTRY[stage.gate]
+        carried = [i for i, op in enumerate(stage.operands) if isinstance(op, int) and carries[op]]
+        if not carried:
+            return None
+        if gate.structural:
+            raise UsageError(
+                f"forward mode (jvp, or a Jacobian by tangents) has no rule for "
+                f"{gate.operator or gate.source or gate.name} "
+                f"yet (stage ({k + 1}))",
+                hint="ask for the reverse mode's functions only (backward, value_and_grad)",
+            )
+        n = len(stage.operands)
+        seed = self.backward.style == "seed"
+        key = ("tangent", stage.gate, n, stage.params, tuple(carried), seed)
+        if key not in self.forms:
+            form = None
+            for position, i in enumerate(carried):
+                rule, t = local(stage, i), Slot(n + position)
+                minus = False
+                if seed:
+                    term = Call("mul", (Call("paren", (rule,)), t))
+                elif rule == Num(1):
+                    term = t
+                elif rule == Num(-1):
+                    term, minus = t, True
+                else:
+                    term = Call("mul", (rule, t))
+                if form is None:
+                    form = Call("neg", (term,)) if minus else term
+                else:
+                    form = Call("sub" if minus else "add", (form, term))
+            self.forms[key] = form
+        form = self.forms[key]
+        tangents = tuple(names.tangents[stage.operands[i]] for i in carried)
+        alias = tangents[0] if isinstance(form, Slot) else ""
+        if alias and self.backend.arrays and stage.out in graph.outputs:
+            form, alias = self._copied(form), ""  # a returned tangent owns its array
+        return Statement(
+            "tangent",
+            names.tangents[stage.out],
+            form,
+            (*self.operands(stage), *tangents),
+            out=names.values[stage.out],
+            number=k + 1,
+            floats=self.floats,
+            reads=(*(names.values[op] for op in stage.values()), *tangents),
+            alias=alias,
+            array=graph.shape(stage.out) != (),
+            block=("forward", k),
+        )
+
+    def forward_sweep(self, carries: list[bool]) -> list[Statement]:
+        """The tangent lines of the stages that carry one, in stage order."""
+        found = (self.tangent(k, carries) for k in range(len(self.graph.stages)))
+        return [t for t in found if t is not None]
+
+    def zero_tangents(self, carries: list[bool]) -> list[Statement]:
+        """The tangents of the outputs no tangent reaches: zeros of their shape."""
+        graph, names = self.graph, self.names
+        return [
+            Statement(
+                "zero",
+                names.tangents[o],
+                self.backend.zero(Ref(names.values[o]), graph.shape(o) == ()),
+                note=f"{names.values[o]} does not depend on the inputs differentiated",
+                reads=(names.values[o],),
+            )
+            for o in graph.outputs
+            if not carries[o]
+        ]
+
+    def jvp(self) -> Function:
+        graph, names = self.graph, self.names
+        carries = self.carriers(set(self.backward.wrt))
+        tangents = {k: self.tangent(k, carries) for k in range(len(graph.stages))}
+        body = []
+        for k, statement in enumerate(self.forward()):
+            body.append(statement)
+            if tangents[k] is not None:
+                body.append(tangents[k])
+        body += self.zero_tangents(carries)
+        outs = tuple(names.values[o] for o in graph.outputs)
+        touts = tuple(names.tangents[o] for o in graph.outputs)
+        lines = sum(1 for t in tangents.values() if t is not None)
+        if self.backend.release:
+            body = _released(body, {*outs, *touts})
+        return Function(
+            "jvp",
+            (*(i.name for i in graph.inputs), *(names.tangents[k] for k in self.backward.wrt)),
+            tuple(body),
+            (_one(outs), _one(touts)),
+            f"jvp: {_count(len(graph.stages), 'forward stage')}, {_count(lines, 'tangent line')}",
+        )
+
+    # -- the Jacobian ----------------------------------------------------------
+    def jacobian(self) -> Function:
+        """value_and_jacobian: one forward pass, then a reverse sweep per output
+        (pruned to what it reaches) or a forward sweep per input, whichever has
+        fewer lines; of arrays, backward once per element of each output."""
+        graph, names, backward = self.graph, self.names, self.backward
+        outs = tuple(names.values[o] for o in graph.outputs)
+        entries = tuple(tuple(names.jacobian[(o, k)] for k in backward.wrt) for o in graph.outputs)
+        parameters = tuple(i.name for i in graph.inputs)
+        if self.backend.arrays:
+            return self._jacobian_of_arrays(outs, entries, parameters)
+        n = len(graph.inputs)
+        reverse = [
+            differentiate(dataclasses.replace(graph, outputs=(o,)), backward.wrt, backward.style)
+            for o in graph.outputs
+        ]
+        n_reverse = sum(len(b.lines) for b in reverse)
+        n_forward = sum(sum(self.carriers({k})[n:]) for k in backward.wrt)  # a line per stage reached
+        body = list(self.forward())
+        if n_forward < n_reverse:
+            for j, k in enumerate(backward.wrt):
+                body += self._forward_sweep_of(k, [row[j] for row in entries])
+            cost = _count(len(backward.wrt), "forward sweep") + " (one per input), "
+            cost += _count(n_forward, "tangent line")
+        else:
+            for o, sweep, row in zip(graph.outputs, reverse, entries, strict=True):
+                body += self._reverse_sweep_of(o, sweep, row)
+            cost = _count(len(graph.outputs), "reverse sweep") + " (one per output), "
+            cost += _count(n_reverse, "backward line")
+        return Function(
+            "value_and_jacobian",
+            parameters,
+            tuple(body),
+            (_one(outs), entries),
+            f"value_and_jacobian: {_count(len(graph.stages), 'forward stage')}, then {cost}",
+        )
+
+    def _forward_sweep_of(self, k: int, column: list[str]) -> list[Statement]:
+        """The tangents of input k (seeded with 1.0), into the Jacobian's column `column`."""
+        graph, names = self.graph, self.names
+        carries, name = self.carriers({k}), graph.inputs[k].name
+        outs = ", ".join(names.values[o] for o in graph.outputs)
+        return [
+            Statement("sweep", note=f"d({outs})/d{name}: the tangents of {name}"),
+            Statement("seed", names.tangents[k], self.backend.seed(Ref(name), True), array=False),
+            *self.forward_sweep(carries),
+            *self.zero_tangents(carries),
+            *(_entry(entry, names.tangents[o]) for entry, o in zip(column, graph.outputs, strict=True)),
+        ]
+
+    def _reverse_sweep_of(self, o: int, sweep: Backward, row: tuple[str, ...]) -> list[Statement]:
+        """The backprop of output o alone (`sweep`), into the Jacobian's row `row`."""
+        graph, names = self.graph, self.names
+        planner = _Planner(dataclasses.replace(graph, outputs=(o,)), sweep, names, self.options)
+        wrt = ", ".join(graph.inputs[k].name for k in sweep.wrt)
+        out = names.values[o]
+        statements = [Statement("sweep", note=f"d{out}/d({wrt}): its backprop")]
+        unit = planner.unit_dout()  # compact: dout = 1.0 folded into the lines
+        if not unit:
+            statements.append(
+                Statement("seed", names.adjoints[o], self.backend.seed(Ref(out), True), array=False)
+            )
+        statements += planner.reverse(unit_dout=unit)
+        statements += [_entry(entry, names.adjoints[k]) for entry, k in zip(row, sweep.wrt, strict=True)]
+        return statements
+
+    def _jacobian_of_arrays(self, outs, entries, parameters) -> Function:
+        """Arrays: backward with dout one at each element of an output in turn
+        (zero on the other outputs); entry (i, j) has shape out_i.shape +
+        wrt_j.shape, a rank over 4 refused where the shapes are known now."""
+        graph, names, backward = self.graph, self.names, self.backward
+        for o, out in zip(graph.outputs, outs, strict=True):
+            for k in backward.wrt:
+                shape = (graph.shape(o), graph.shape(k))
+                if None in shape:  # known at run time only: np.shape reads it there
+                    continue
+                if len(shape[0]) + len(shape[1]) > 4:
+                    raise UsageError(
+                        f"d{out}/d{graph.inputs[k].name} would have rank {len(shape[0]) + len(shape[1])} "
+                        "(the limit is 4)",
+                        hint=f"ask for the gradients of a reduction of {out} instead (sum, mean)",
+                    )
+        cache = names.cache
+        call = Statement("forward", cache, operands=outs, names=parameters)
+        body = [call] + [
+            Statement(
+                "loop",
+                names=entries[i],
+                out=out,
+                like=cache,
+                operands=outs,
+                number=i,
+                dout=names.dout,
+            )
+            for i, out in enumerate(outs)
+        ]
+        return Function(
+            "value_and_jacobian",
+            parameters,
+            tuple(body),
+            (_one(outs), entries),
+            "value_and_jacobian: one forward pass, then backward once per element of each output",
+        )
+
     def listing(self) -> Listing:
         graph, names, backward = self.graph, self.names, self.backward
         cached = tuple(names.values[v] for v in backward.cache)
@@ -332,7 +566,23 @@ class _Planner:
             displays=tuple(self.display(k) for k in range(len(graph.stages))),
             shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
             output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
+            functions=tuple({"jvp": self.jvp, "jacobian": self.jacobian}[f]() for f in self.options.with_),
+            index=names.index,
         )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
+def _one(names: tuple[str, ...]):
+    """A result of one output as itself, of several as a tuple."""
+    return names[0] if len(names) == 1 else names
+
+
+def _entry(name: str, value: str) -> Statement:
+    """A Jacobian entry: the value a sweep left in `value`."""
+    return Statement("entry", name, Slot(0), (value,), reads=(value,), array=False)
 
 
 def _floating(rule: Expr, floats: bool) -> bool:

@@ -55,6 +55,7 @@ class _Text:
     """Statements as lines: expressions from the backend's forms, comments' from the input language's."""
 
     def __init__(self, listing: Listing):
+        self.listing = listing
         self.code = Forms(listing.backend.syntax, listing.module)
         self.source = Forms(SOURCE)
 
@@ -70,10 +71,18 @@ class _Text:
         )
 
     def line(self, statement: Statement) -> str:
+        """The statement's text: one line, or (a loop) several, the inner ones indented."""
         if statement.kind == "release":
             return "del " + ", ".join(statement.names)
         if statement.kind == "comment":
             return f"# backprop {self.display(statement)}"
+        if statement.kind == "sweep":
+            return f"# {statement.note}"
+        if statement.kind == "loop":
+            return self.loop(statement)
+        if statement.kind == "forward":
+            values = _returned(statement.operands[0] if len(statement.operands) == 1 else statement.operands)
+            return f"{values}, {statement.binds} = forward({', '.join(statement.names)})"
         text = self.rhs(statement)
         if statement.number is not None:
             comment = f"  # ({statement.number}){statement.note}"
@@ -85,6 +94,43 @@ class _Text:
 
     def display(self, statement: Statement) -> str:
         return f"{statement.out} = {self.rhs(statement)}"
+
+    def loop(self, statement: Statement) -> str:
+        """One output's rows of a Jacobian of arrays: backward with dout one at
+        each element of the output in turn, zero elsewhere."""
+        np, out, index = self.listing.module, statement.out, self.listing.index
+        several = len(statement.operands) > 1
+        seed = statement.dout if not several else self.listing.output_adjoints[statement.number]
+        douts = [
+            seed if k == statement.number else f"{np}.zeros_like({other})"
+            for k, other in enumerate(statement.operands)
+        ]
+        dout = f"({', '.join(douts)})" if several else seed
+        entries = ", ".join(f"{e}[{index}]" for e in statement.names)
+        entries += "," if len(statement.names) == 1 else ""
+        return "\n".join(
+            [
+                *(
+                    f"{entry} = {np}.zeros({np}.shape({out}) + {np}.shape({name}))"
+                    for entry, name in zip(statement.names, self.listing.wrt, strict=True)
+                ),
+                f"for {index} in {np}.ndindex({np}.shape({out})):",
+                f"    {seed} = {np}.zeros_like({out}, dtype=float)",
+                f"    {seed}[{index}] = 1.0",
+                f"    {entries} = backward({dout}, {statement.like})",
+            ]
+        )
+
+
+def _lines(text: _Text, statements) -> list[str]:
+    return [line for s in statements for line in text.line(s).split("\n")]
+
+
+def _returned(value) -> str:
+    """A result as Python writes it: a name, or a tuple of results (nested)."""
+    if isinstance(value, str):
+        return value
+    return _tuple(_returned(v) for v in value)
 
 
 def _tuple(items) -> str:
@@ -111,7 +157,15 @@ def render(
 def _render(listing: Listing, program: Program, graph: Graph, options: Options, output: str | None) -> str:
     lines = _Text(listing)
     backend, module = listing.backend, listing.module
-    bodies = [[lines.line(s) for s in body] for body in (listing.forward, listing.backward, listing.fused)]
+    bodies = [_lines(lines, body) for body in (listing.forward, listing.backward, listing.fused)]
+    functions = [
+        {
+            "define": _bracketed(f"def {f.name}(", f.parameters, "):", 0),
+            "body": _lines(lines, f.body),
+            "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
+        }
+        for f in listing.functions
+    ]
     used = lines.code.used
     helpers = [
         h for name, h in backend.helpers.items() if name in used or (name == "_locate" and backend.locate)
@@ -166,6 +220,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         fused_def=_bracketed("def value_and_grad(", inputs, "):", 0) if listing.fused else "",
         fused=bodies[2],
         fused_return=_bracketed(f"return {values}, (", grads, ")", 4, tuple_=True),
+        functions=functions,
         locate=backend.locate,
         helpers=[h.source(module) for h in helpers],
     )
@@ -200,6 +255,8 @@ def _docstring(
             LINE_LENGTH - 4,
         ),
     ]
+    for function in listing.functions:
+        parts += textwrap.wrap(function.cost + ".", LINE_LENGTH - 4, subsequent_indent="    ")
     if listing.backend.arrays:
         parts += ["", *textwrap.wrap(_shapes_note(listing), LINE_LENGTH - 4)]
     if graph.rewrites:

@@ -762,6 +762,7 @@ class _Checker:
         }
         fd_rows = {w: Row(grad_rows[w].quantity, "finite differences", tolerance=FD_RTOL) for w in self.wrt}
         adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _ in self.adjoint_rows}
+        function_rows = _function_rows(self.build.options.with_)
         accepted = discarded = kinks = 0
         smooth = []  # (point, reference, value scale, gradient scales, where) away from kinks
         candidates = self._points(rng, points)
@@ -818,13 +819,30 @@ class _Checker:
             self._finite_differences(point, weights, results[0][1], scales, weighted_scale, fd_rows, where)
             if self.adjoint_rows:
                 self._adjoints(point, weights, sweep, adj_rows, where)
+            if function_rows:
+                self._functions(
+                    point,
+                    (values, value_scales, value_rows),
+                    weights,
+                    results[0][1],
+                    rng,
+                    function_rows,
+                    where,
+                )
         integer_rows = []
         if BACKENDS[self.build.options.backend].arrays and smooth and not several:
             self._arrays(smooth, value_row, grad_rows)
             integer_rows.append(Row("integer inputs", "the same as floats"))
             columns = [[item[0][i] for item in smooth] for i in range(len(self.names))]
             _integers(self.module, columns, self.wrt, integer_rows[0], "(the points as arrays)")
-        rows = [*value_rows, *grad_rows.values(), *fd_rows.values(), *integer_rows, *adj_rows.values()]
+        rows = [
+            *value_rows,
+            *grad_rows.values(),
+            *fd_rows.values(),
+            *integer_rows,
+            *function_rows.values(),
+            *adj_rows.values(),
+        ]
         notes = list(self.notes)
         if several:
             notes.append(
@@ -919,6 +937,48 @@ class _Checker:
             except (ValueError, ZeroDivisionError, OverflowError):
                 continue
 
+    def _functions(self, point, value_refs, weights, grads, rng, rows, where):
+        """value_and_jacobian entry by entry, and jvp along a random tangent,
+        against one sweep per output (each output's gradient at 50 digits); jvp
+        also against backward: <jvp(t), w> = <t, backward(w)>."""
+        values, value_scales, value_rows = value_refs
+        with mpmath.workdps(DPS):
+            sweeps = [_sweep(self.nodes, point, {o: mpmath.mpf(1)}) for o in self.outputs]
+        jac = [[s.adjoint[k] for k in self.build.backward.wrt] for s in sweeps]
+        jac_scale = [[_finite(s.adjoint_scale[k]) for k in self.build.backward.wrt] for s in sweeps]
+        several = len(self.outputs) > 1
+        if "jacobian" in rows:
+            got_values, got = self.module.value_and_jacobian(*point)
+            got_values = list(got_values) if several else [got_values]
+            for row, g, r, sc in zip(value_rows, got_values, values, value_scales, strict=True):
+                row.add(g, r, sc, f"{where} [value_and_jacobian]")
+            if len(got) != len(self.outputs) or any(len(r) != len(self.wrt) for r in got):
+                rows["jacobian"].failure = f"J is not {len(self.outputs)} rows of {len(self.wrt)} at {where}"
+                rows["jacobian"].error = math.inf
+                return
+            for i, out in enumerate(self.outputs):
+                for j, w in enumerate(self.wrt):
+                    entry = f"d{self.build.names.values[out]}/d{w}"
+                    rows["jacobian"].add(got[i][j], jac[i][j], jac_scale[i][j], f"{where} [{entry}]")
+        if "jvp" in rows:
+            tangents = [round(rng.uniform(-1.0, 1.0), 3) for _ in self.wrt]
+            got_values, got = self.module.jvp(*point, *tangents)
+            got_values, got = (list(x) if several else [x] for x in (got_values, got))
+            on = f"{where} with tangents ({', '.join(map(repr, tangents))})"
+            for row, g, r, sc in zip(value_rows, got_values, values, value_scales, strict=True):
+                row.add(g, r, sc, f"{on} [jvp]")
+            for i in range(len(self.outputs)):
+                ref = sum((jac[i][j] * t for j, t in enumerate(tangents)), mpmath.mpf(0))
+                scale = sum(abs(sc * t) for sc, t in zip(jac_scale[i], tangents, strict=True))
+                rows["jvp"].add(got[i], ref, scale, f"{on} [{self.build.names.values[self.outputs[i]]}]")
+            # the dot-product identity with backward, at the point's dout
+            left = sum(w * g for w, g in zip(weights, got, strict=True))
+            right = sum(t * g for t, g in zip(tangents, grads, strict=True))
+            scale = sum(abs(w * g) for w, g in zip(weights, got, strict=True)) + sum(
+                abs(t * g) for t, g in zip(tangents, grads, strict=True)
+            )
+            rows["dot"].add(left, right, scale, on)
+
     def _adjoints(self, point, weights, sweep: _Sweep, rows, where):
         """Every adjoint, and every line's contribution to one, as
         ``value_and_grad`` and ``backward(dout, cache)`` compute them."""
@@ -962,6 +1022,18 @@ def _value_and_grad(module, args, several: bool):
         return module.value_and_grad(*args)
     values, cache = module.forward(*args)
     return values, module.backward(tuple(np.ones(np.shape(v)) if np.ndim(v) else 1.0 for v in values), cache)
+
+
+def _function_rows(functions: tuple[str, ...]) -> dict:
+    """The rows of the functions asked for (--with): the Jacobian, jvp and the
+    dot-product identity of jvp and backward (their values go to the value rows)."""
+    rows: dict = {}
+    if "jacobian" in functions:
+        rows["jacobian"] = Row("value_and_jacobian", "sympy/mpmath")
+    if "jvp" in functions:
+        rows["jvp"] = Row("jvp", "sympy/mpmath")
+        rows["dot"] = Row("<jvp(t), w>", "<t, backward(w)>")
+    return rows
 
 
 def _integers(module, args, wrt, row: Row, where: str, several: bool = False) -> None:
@@ -1133,6 +1205,7 @@ class _ArrayChecker:
     checked against finite differences only, and the report says where."""
 
     STEPS = (1e-4, 5e-5)  # Richardson's extrapolation of the two cancels the h**2 term
+    FUNCTION_POINTS = 3  # points at which value_and_jacobian and jvp are checked (a sweep per element)
     DIRECTIONS = 3  # per point
 
     def __init__(self, build, module, text: str | None, notes, sampling: _Sampling):
@@ -1201,6 +1274,7 @@ class _ArrayChecker:
             **{("fd", w): Row(f"d{w}", "finite differences", tolerance=FD_RTOL) for w in self.wrt},
             "shape": Row("gradient shapes", "the inputs' shapes"),
             "integer": Row("integer inputs", "the same as floats"),
+            **_function_rows(self.build.options.with_),
             **{k: Row(label, "mpmath, per stage") for k, label, _ in self.adjoint_rows},
         }
         accepted = discarded = kinks = 0
@@ -1256,6 +1330,8 @@ class _ArrayChecker:
                         kinks += 1
                         continue
                     self._against_sweeps(instance, sweep, args, grads, weighted, cache, douts, where, rows)
+                    if accepted <= self.FUNCTION_POINTS:
+                        self._functions(instance, args, douts, weighted, generator, where, rows)
                 else:
                     size = sum(abs(float(np.sum(d * v))) for d, v in zip(douts, values, strict=True))
                 self._finite_differences(args, weighted, douts, size, rows, generator, where)
@@ -1280,6 +1356,56 @@ class _ArrayChecker:
             by_value |= {graph.stages[k].out: rows[k] for k, _, _ in self.adjoint_rows}
             notes += _culprits(self.build, self.contributions, by_value)
         return Report(list(rows.values()), accepted, discarded, notes)
+
+    def _functions(self, instance, args, douts, weighted, generator, where, rows):
+        """value_and_jacobian element by element against one sweep per output
+        element; jvp along a random tangent against the sweep seeded with dout
+        (<jvp(t), dout> = <t, gradient>) and against backward."""
+        import numpy as np
+
+        graph = self.build.graph
+        several = len(douts) > 1
+        if "jacobian" in rows:
+            _, got = self.module.value_and_jacobian(*args)
+            for i, ids in enumerate(instance.outputs):
+                for index in np.ndindex(ids.shape):
+                    seeds = [np.zeros(o.shape) for o in instance.outputs]
+                    seeds[i][index] = 1.0
+                    s = instance.sweep(args, seeds)
+                    entry = f"d{self.build.names.values[graph.outputs[i]]}{list(index)}"
+                    for j, k in enumerate(self.wrt_index):
+                        element = got[i][j][index] if index else got[i][j]
+                        ids_k = instance.graph.arrays[k]
+                        _compare(
+                            rows["jacobian"],
+                            element,
+                            _gather(ids_k, s.adjoint),
+                            _gather(ids_k, s.adjoint_scale),
+                            f"{where} [{entry}/d{self.wrt[j]}]",
+                        )
+        if "jvp" in rows:
+            tangents = [generator.uniform(-1.0, 1.0, np.shape(args[k])) for k in self.wrt_index]
+            _, got = self.module.jvp(*args, *tangents)
+            got = list(got) if several else [got]
+            s = instance.sweep(args, douts)
+            left = sum(float(np.sum(d * g)) for d, g in zip(douts, got, strict=True))
+            ref = mpmath.mpf(0)
+            scale = 0.0
+            for k, t in zip(self.wrt_index, tangents, strict=True):
+                ids_k = instance.graph.arrays[k]
+                adjoint, adjoint_scale = _gather(ids_k, s.adjoint), _gather(ids_k, s.adjoint_scale)
+                for index in np.ndindex(ids_k.shape):
+                    ref += adjoint[index] * float(np.asarray(t)[index])
+                    scale += _finite(adjoint_scale[index]) * abs(float(np.asarray(t)[index]))
+            rows["jvp"].add(left, ref, scale, f"{where} [<jvp(t), dout>]")
+            right = sum(float(np.sum(t * g)) for t, g in zip(tangents, weighted, strict=True))
+            size = sum(float(np.sum(np.abs(d * g))) for d, g in zip(douts, got, strict=True))
+            rows["dot"].add(
+                left,
+                right,
+                size + sum(float(np.sum(np.abs(t * g))) for t, g in zip(tangents, weighted, strict=True)),
+                where,
+            )
 
     def _shapes(self, args, grads, row: Row, where: str) -> bool:
         import numpy as np

@@ -32,6 +32,10 @@ CASES = {
     "black_scholes": ("black_scholes.txt", {}),
     "black_scholes_price": ("black_scholes_price.txt", {"style": "compact"}),
     "arm3_compact": ("arm3.txt", {"style": "compact"}),
+    # functions asked for: value_and_jacobian and jvp
+    "arm3_functions": ("arm3.txt", {"with_": "jacobian,jvp"}),
+    "notes_functions": ("notes.txt", {"with_": "jacobian,jvp", "style": "compact"}),
+    "residuals": ("arrays/residuals.txt", {"backend": "numpy", "wrt": "A,k,c", "with_": "jacobian"}),
     # the numpy backend
     "notes_numpy": ("notes.txt", {"backend": "numpy"}),
     "matmul": ("arrays/matmul.txt", {"backend": "numpy"}),
