@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from . import arrays, check, growth, locate, scalar, scale
+from . import arrays, check, growth, locate, scalar, scale, second
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check")
+SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check", "second")
 
 
 def main(argv=None) -> int:
@@ -80,6 +80,11 @@ def main(argv=None) -> int:
     if "check" in only:
         print(f"### --check: time against stages ({check.POINTS} points)\n")
         print("\n".join(check.run(args.quick)) + "\n")
+    if "second" in only:
+        print("### Second order and Jacobians: hvp of the notes' function, the arm's Jacobian\n")
+        lines, figures = second.run(args.quick)
+        print("\n".join(lines) + "\n")
+        headlines.append(f"hvp / value_and_grad {figures['hvp / value_and_grad']:.2f} (compact)")
     if headlines:
         print("Headlines: " + "; ".join(headlines) + ".")
     print(f"total time: {time.perf_counter() - start:.0f} s")

@@ -860,8 +860,12 @@ def _derivative(gate: Gate):
 # what `expr.diff` needs to differentiate a rule (second order).
 DERIVATIVES: Mapping[str, Callable] = MappingProxyType(
     {
-        (g.fn or g.source): _derivative(g)
-        for g in _GATES
-        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
+        **{
+            (g.fn or g.source): _derivative(g)
+            for g in _GATES
+            if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
+        },
+        # abs's local rule; piecewise constant, so 0 (at 0 too: the kink's convention)
+        "sign": lambda args, node: (Num(0),),
     }
 )

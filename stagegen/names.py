@@ -33,6 +33,8 @@ class Names:
     tangents: dict[int, str] = field(default_factory=dict)  # forward mode: by value id (t + name)
     jacobian: dict[tuple[int, int], str] = field(default_factory=dict)  # (output, input) -> its entry's name
     index: str = ""  # value_and_jacobian of arrays: the loop's index over an output's elements
+    adjoint_tangents: dict[int, str] = field(default_factory=dict)  # hvp, hessian: by value id (t + dv)
+    hessian: dict[tuple[int, int], str] = field(default_factory=dict)  # (input, input) -> its entry's name
 
     def adjoint(self, backward: Backward, value: int) -> str:
         return self.adjoints[backward.alias.get(value, value)]
@@ -73,7 +75,7 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
     for value in targets:
         adjoints[value] = space.free("d" + names[value])
     tangents: dict[int, str] = {}
-    if "jvp" in functions or "jacobian" in functions:
+    if set(functions) & {"jvp", "jacobian", "hvp", "hessian"}:
         for value in range(len(names)):
             tangents[value] = space.free("t" + names[value])
     jacobian: dict[tuple[int, int], str] = {}
@@ -82,7 +84,19 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
             for k in backward.wrt:
                 jacobian[(out, k)] = space.free(f"d{names[out]}_d{names[k]}")
     index = space.free("index") if "jacobian" in functions and BACKENDS[backend].arrays else ""
-    return Names(tuple(names), adjoints, dout, cache, module, tangents, jacobian, index)
+    adjoint_tangents: dict[int, str] = {}
+    hessian: dict[tuple[int, int], str] = {}
+    if "hvp" in functions or "hessian" in functions:
+        for value, adjoint in sorted(adjoints.items()):
+            adjoint_tangents[value] = space.free("t" + adjoint)
+    if "hessian" in functions:
+        out = names[graph.outputs[0]]
+        for i in backward.wrt:
+            for j in backward.wrt:
+                hessian[(i, j)] = space.free(f"d2{out}_d{names[i]}d{names[j]}")
+    return Names(
+        tuple(names), adjoints, dout, cache, module, tangents, jacobian, index, adjoint_tangents, hessian
+    )
 
 
 def _good(hint: str | None, space: Namespace) -> bool:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from .backends import BACKENDS, Backend
 from .differentiate import Backward, Line, differentiate, local, reads
 from .errors import UsageError
-from .expr import DOUT, OUT, Call, Compare, Expr, Num, Ref, Slot, has, substitute
-from .gates import REGISTRY
+from .expr import DOUT, OUT, Call, Compare, Expr, Num, Ref, Slot, add, diff, has, mul, nodes, substitute
+from .gates import DERIVATIVES, REGISTRY
 from .ir import Graph, Stage
 from .names import Names
 from .options import Options
@@ -175,8 +175,13 @@ class _Planner:
         read = [names.values[v] for v in reads(stage, local(stage, line.operand))]
         read += [] if unit else [names.adjoints[upstream]]
         read += [names.values[target]] if line.reduce is None else []
+        operands = self.operands(stage)
+        constant = operands[form.index] if isinstance(form, Slot) else None
+        if unit and isinstance(constant, Num) and type(constant.value) is int and not constant.name:
+            # dx = 3 from f = 3 * x: the gradient is a float (3.0), whatever the constant
+            operands = tuple(Num(float(op.value)) if i == form.index else op for i, op in enumerate(operands))
         common = dict(
-            operands=self.operands(stage),
+            operands=operands,
             out=names.values[stage.out],
             dout=names.adjoints[upstream],
             like=names.values[target],
@@ -272,7 +277,8 @@ class _Planner:
             return True
         return self.graph.shape(value) is not None and self.known[value]
 
-    def reverse(self, unit_dout: bool) -> list[Statement]:
+    def reverse(self, unit_dout: bool, after=None) -> list[Statement]:
+        """backward's statements; `after(line)`: statements to follow each line's (its tangent)."""
         graph, names, backward = self.graph, self.names, self.backward
         statements, current = [], None
         for line in backward.lines:
@@ -280,6 +286,8 @@ class _Planner:
                 current = line.stage
                 statements.append(self.display(current))
             statements.append(self.contribution(line, unit_dout))
+            if after is not None:
+                statements += after(line)
         for k in backward.unbroadcast:
             if k in backward.wrt and k not in backward.zero:
                 name, grad = graph.inputs[k].name, names.adjoints[k]
@@ -374,7 +382,7 @@ class _Planner:
             out=names.values[stage.out],
             number=k + 1,
             floats=self.floats,
-            reads=(*(names.values[op] for op in stage.values()), *tangents),
+            reads=tuple(_read(form, (*self.operands(stage), *tangents))),
             alias=alias,
             array=graph.shape(stage.out) != (),
             block=("forward", k),
@@ -421,6 +429,179 @@ class _Planner:
             tuple(body),
             (_one(outs), _one(touts)),
             f"jvp: {_count(len(graph.stages), 'forward stage')}, {_count(lines, 'tangent line')}",
+        )
+
+    # -- second order: forward over reverse -------------------------------------
+    def _second_order(self, function: str) -> None:
+        """hvp and hessian need one scalar output, and the math backend for now."""
+        graph = self.graph
+        if len(graph.outputs) > 1:
+            raise UsageError(
+                f"{function} needs one scalar output; this program has {len(graph.outputs)} outputs",
+                hint="differentiate a scalar of them (a sum, a norm), or ask for --with jacobian",
+            )
+        if self.backend.arrays:
+            raise UsageError(
+                f"{function} is emitted for the math backend only, for now",
+                hint="generate it with --backend math (the default), or ask for --with jacobian",
+            )
+
+    def adjoint_tangent(self, line: Line, unit: bool, carries: list[bool], made: set) -> list[Statement]:
+        """The tangent of a backward line ``dv += L * dw  # (k)``: ``tdv += (dL) * dw + (L) * tdw  # (k)``,
+        dL the derivative of the local rule L along the tangents of its operands and of its
+        output (`expr.diff` of the rule itself); `made`: the adjoints whose tangents exist so far."""
+        graph, names = self.graph, self.names
+        stage = graph.stages[line.stage]
+        n = len(stage.operands)
+        rule = local(stage, line.operand)
+        upstream = self.backward.upstream(graph, line)
+        carried = [i for i, op in enumerate(stage.operands) if isinstance(op, int) and carries[op]]
+        out_carried = carries[stage.out]
+        upstream_tangent = upstream in made  # the output's own adjoint (1.0) has none
+        unit_here = unit and upstream in graph.outputs
+        seed = self.backward.style == "seed"
+        key = ("adjoint tangent", stage.gate, n, stage.params, line.operand, tuple(carried), out_carried)
+        key += (upstream_tangent, unit_here, seed)
+        if key not in self.forms:
+            slope = Num(0)  # dL along the tangents
+            for position, i in enumerate(carried):
+                slope = add(slope, mul(diff(rule, Slot(i), DERIVATIVES), Slot(n + position)))
+            if out_carried:
+                slope = add(slope, mul(diff(rule, OUT, DERIVATIVES), Slot(n + len(carried))))
+            terms = []
+            if slope != Num(0):
+                dout = Num(1.0) if unit_here else DOUT
+                terms.append(Call("mul", (Call("paren", (slope,)), dout)) if seed else mul(slope, dout))
+            if upstream_tangent:
+                tangent = Slot(n + len(carried) + 1)
+                terms.append(Call("mul", (Call("paren", (rule,)), tangent)) if seed else mul(rule, tangent))
+            form = None
+            for term in terms:
+                form = term if form is None else Call("add", (form, term))
+            self.forms[key] = form
+        form = self.forms[key]
+        if form is None:
+            return []
+        target = line.target
+        tangents = [names.tangents[stage.operands[i]] for i in carried]
+        tangents.append(names.tangents[stage.out] if out_carried else "")
+        tangents.append(names.adjoint_tangents.get(upstream, ""))
+        op = "+=" if target in made else "="
+        made.add(target)
+        gate = REGISTRY[stage.gate]
+        filled = (*self.operands(stage), *tangents)
+        read = _read(form, filled, names.adjoints[upstream]) + (
+            [names.adjoint_tangents[target]] if op == "+=" else []
+        )
+        return [
+            Statement(
+                "tangent",
+                names.adjoint_tangents[target],
+                form,
+                (*self.operands(stage), *tangents),
+                out=names.values[stage.out],
+                dout=names.adjoints[upstream],
+                op=op,
+                number=line.stage + 1,
+                note=f"; {gate.convention}" if gate.convention else "",
+                floats=self.floats,
+                reads=tuple(read),
+                array=False,
+                block=("backprop", line.stage),
+            )
+        ]
+
+    def _reverse_with_tangents(self, carries: list[bool], gradients: bool) -> tuple[list[Statement], set]:
+        """The backward lines (`gradients`), or only their tangents, each after the line it
+        differentiates; and the adjoints that got a tangent."""
+        made: set = set()
+        unit = self.unit_dout()
+        statements = []
+        if gradients and not unit:
+            out = self.names.values[self.graph.output]
+            statements.append(
+                Statement("seed", self.names.dout, self.backend.seed(Ref(out), True), array=False)
+            )
+        if gradients:
+            statements += self.reverse(
+                unit, after=lambda line: self.adjoint_tangent(line, unit, carries, made)
+            )
+        else:
+            for line in self.backward.lines:
+                statements += self.adjoint_tangent(line, unit, carries, made)
+        return statements, made
+
+    def _zero_hv(self, made: set) -> list[Statement]:
+        """The tangents of the gradients no tangent reached: 0.0."""
+        names = self.names
+        return [
+            Statement(
+                "zero", names.adjoint_tangents[k], Num(0.0), note="constant along the tangents", array=False
+            )
+            for k in self.backward.wrt
+            if k not in made
+        ]
+
+    def hvp(self) -> Function:
+        """hvp(*inputs, *v) -> (value, grads, hv): the forward stages with their
+        tangents along v, then the backward lines, each followed by its tangent."""
+        self._second_order("hvp")
+        graph, names, backward = self.graph, self.names, self.backward
+        carries = self.carriers(set(backward.wrt))
+        body = []
+        for k, statement in enumerate(self.forward()):
+            body.append(statement)
+            tangent = self.tangent(k, carries)
+            if tangent is not None:
+                body.append(tangent)
+        back, made = self._reverse_with_tangents(carries, gradients=True)
+        body += back + self._zero_hv(made)
+        grads = tuple(names.adjoints[k] for k in backward.wrt)
+        hv = tuple(names.adjoint_tangents[k] for k in backward.wrt)
+        body = _live(body, {names.values[graph.output], *grads, *hv})
+        lines = sum(1 for s in body if s.kind == "tangent")
+        return Function(
+            "hvp",
+            (*(i.name for i in graph.inputs), *(names.tangents[k] for k in backward.wrt)),
+            tuple(body),
+            (names.values[graph.output], grads, hv),
+            f"hvp: {_count(len(graph.stages), 'forward stage')} and "
+            f"{_count(len(backward.lines), 'backward line')}, {_count(lines, 'tangent line')}",
+        )
+
+    def hessian(self) -> Function:
+        """hessian(*inputs) -> (value, grads, H): the forward stages and the backward
+        lines once, then per input the tangents of both along that input: a column of H."""
+        self._second_order("hessian")
+        graph, names, backward = self.graph, self.names, self.backward
+        body = list(self.forward())
+        back, _ = self._reverse_with_tangents(
+            [False] * (len(graph.inputs) + len(graph.stages)), gradients=True
+        )
+        body += back
+        entries = {(i, j): names.hessian[(i, j)] for i in backward.wrt for j in backward.wrt}
+        for j in backward.wrt:
+            carries = self.carriers({j})
+            name = graph.inputs[j].name
+            body.append(Statement("sweep", note=f"d/d{name} of the gradient: the tangents of {name}"))
+            body.append(Statement("seed", names.tangents[j], self.backend.seed(Ref(name), True), array=False))
+            body += self.forward_sweep(carries)
+            tangents, made = self._reverse_with_tangents(carries, gradients=False)
+            body += tangents + self._zero_hv(made)
+            body += [_entry(entries[(i, j)], names.adjoint_tangents[i]) for i in backward.wrt]
+        grads = tuple(names.adjoints[k] for k in backward.wrt)
+        H = tuple(tuple(entries[(i, j)] for j in backward.wrt) for i in backward.wrt)
+        body = _live(body, {names.values[graph.output], *grads, *entries.values()})
+        n_wrt = len(backward.wrt)
+        return Function(
+            "hessian",
+            tuple(i.name for i in graph.inputs),
+            tuple(body),
+            (names.values[graph.output], grads, H),
+            f"hessian: {_count(len(graph.stages), 'forward stage')}, "
+            f"{_count(len(backward.lines), 'backward line')}, "
+            f"then {_count(n_wrt, 'sweep')} of tangents (one per input, "
+            f"{_count(sum(1 for s in body if s.kind == 'tangent'), 'tangent line')})",
         )
 
     # -- the Jacobian ----------------------------------------------------------
@@ -566,9 +747,34 @@ class _Planner:
             displays=tuple(self.display(k) for k in range(len(graph.stages))),
             shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
             output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
-            functions=tuple({"jvp": self.jvp, "jacobian": self.jacobian}[f]() for f in self.options.with_),
+            functions=tuple(
+                {"jvp": self.jvp, "jacobian": self.jacobian, "hvp": self.hvp, "hessian": self.hessian}[f]()
+                for f in self.options.with_
+            ),
             index=names.index,
         )
+
+
+def _read(form: Expr, filled: tuple, dout: str = "") -> list[str]:
+    """The names a form filled with `filled` (its slots) and `dout` reads."""
+    found = list(nodes(form))
+    used = sorted({n.index for n in found if isinstance(n, Slot)})
+    names = [filled[i] for i in used if isinstance(filled[i], str)]
+    return names + ([dout] if dout and DOUT in found else [])
+
+
+def _live(statements: list[Statement], returned: set[str]) -> list[Statement]:
+    """The statements without the tangent lines nothing reads (the tangent of
+    an output that is not returned, or of a stage only such a line reads)."""
+    needed, kept = set(returned), []
+    for statement in reversed(statements):
+        if statement.kind == "tangent" and statement.binds not in needed:
+            continue
+        if statement.binds and statement.op == "=":
+            needed.discard(statement.binds)
+        needed.update(statement.reads)
+        kept.append(statement)
+    return kept[::-1]
 
 
 def _count(n: int, what: str) -> str:

@@ -671,6 +671,52 @@ def _sweep(nodes, point, seeds: dict) -> _Sweep:
     return _Sweep(values, adjoint, scale, adjoint_scale, _at_kink(nodes, args, scale), parts)
 
 
+def _second_order(nodes, point, seeds: dict, tangent) -> tuple[list, list]:
+    """Forward over reverse at 50 digits from SymPy's first and second partial
+    derivatives of the meanings (never the gates' rules): the derivative of
+    every adjoint along `tangent` (one number per input), and its scale (the
+    magnitudes of the terms that make it)."""
+    n = len(point)
+    values = list(map(mpmath.mpf, point))
+    args = []
+    for meaning, operands in nodes:
+        a = [values[op] if isinstance(op, int) else op for op in operands]
+        values.append(_real(meaning.value(*a)))
+        args.append(a)
+    zero = mpmath.mpf(0)
+    partials = []
+    tangents = list(map(mpmath.mpf, tangent)) + [zero] * len(nodes)
+    for k, ((meaning, operands), a) in enumerate(zip(nodes, args, strict=True)):
+        ds = [
+            _call(d, a) if isinstance(op, int) else None
+            for op, d in zip(operands, meaning.partials, strict=True)
+        ]
+        partials.append(ds)
+        tangents[n + k] = sum(
+            (d * tangents[op] for op, d in zip(operands, ds, strict=True) if d is not None), zero
+        )
+    adjoint, moved, scale = [zero] * len(values), [zero] * len(values), [zero] * len(values)
+    for v, seed in seeds.items():
+        adjoint[v] = mpmath.mpf(seed)
+    for k in reversed(range(len(nodes))):
+        (meaning, operands), a, ds = nodes[k], args[k], partials[k]
+        up, moved_up = adjoint[n + k], moved[n + k]
+        if up == 0 and moved_up == 0:
+            continue
+        for i, (op, d) in enumerate(zip(operands, ds, strict=True)):
+            if d is None:
+                continue
+            slopes = [
+                _call(dd, a) * tangents[o]
+                for o, dd in zip(operands, meaning.second[i], strict=True)
+                if dd is not None and isinstance(o, int)
+            ]
+            adjoint[op] += d * up
+            moved[op] += sum(slopes, zero) * up + d * moved_up
+            scale[op] += sum((abs(t) for t in slopes), zero) * abs(up) + abs(d) * scale[n + k]
+    return moved, scale
+
+
 def _at_kink(nodes, args, scale) -> bool:
     """Some non-smooth node is at a kink, or closer to one than float64 can tell
     (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
@@ -960,6 +1006,11 @@ class _Checker:
                 for j, w in enumerate(self.wrt):
                     entry = f"d{self.build.names.values[out]}/d{w}"
                     rows["jacobian"].add(got[i][j], jac[i][j], jac_scale[i][j], f"{where} [{entry}]")
+        for function in ("hvp", "hessian"):
+            if function in rows:
+                self._second_order(
+                    function, point, values[0], value_scales[0], grads, rng, rows, value_rows, where
+                )
         if "jvp" in rows:
             tangents = [round(rng.uniform(-1.0, 1.0), 3) for _ in self.wrt]
             got_values, got = self.module.jvp(*point, *tangents)
@@ -978,6 +1029,32 @@ class _Checker:
                 abs(t * g) for t, g in zip(tangents, grads, strict=True)
             )
             rows["dot"].add(left, right, scale, on)
+
+    def _second_order(self, function, point, value, value_scale, grads, rng, rows, value_rows, where):
+        """hvp along a random direction, or every column of the hessian, against
+        forward over reverse at 50 digits (`_second_order`); their values and
+        gradients against the value's and backward's."""
+        wrt = self.build.backward.wrt
+        if function == "hvp":
+            directions = [[round(rng.uniform(-1.0, 1.0), 3) for _ in wrt]]
+            got_value, got_grads, got = self.module.hvp(*point, *directions[0])
+            got = [got]
+        else:
+            directions = [[1.0 if i == j else 0.0 for i in range(len(wrt))] for j in range(len(wrt))]
+            got_value, got_grads, H = self.module.hessian(*point)
+            got = [[H[i][j] for i in range(len(wrt))] for j in range(len(wrt))]  # by column
+        value_rows[0].add(got_value, value, value_scale, f"{where} [{function}]")
+        for g, r in zip(got_grads, grads, strict=True):
+            rows[function].add(g, r, 0.0, f"{where} [{function}: the gradient]")
+        for direction, column in zip(directions, got, strict=True):
+            tangent = [0.0] * len(point)
+            for k, t in zip(wrt, direction, strict=True):
+                tangent[k] = t
+            with mpmath.workdps(DPS):
+                moved, scale = _second_order(self.nodes, point, {self.outputs[0]: 1}, tangent)
+            on = f"{where} along ({', '.join(map(repr, direction))})"
+            for k, w, g in zip(wrt, self.wrt, column, strict=True):
+                rows[function].add(g, moved[k], _finite(scale[k]), f"{on} [d{w}]")
 
     def _adjoints(self, point, weights, sweep: _Sweep, rows, where):
         """Every adjoint, and every line's contribution to one, as
@@ -1030,6 +1107,10 @@ def _function_rows(functions: tuple[str, ...]) -> dict:
     rows: dict = {}
     if "jacobian" in functions:
         rows["jacobian"] = Row("value_and_jacobian", "sympy/mpmath")
+    if "hvp" in functions:
+        rows["hvp"] = Row("hvp", "sympy/mpmath")
+    if "hessian" in functions:
+        rows["hessian"] = Row("hessian", "sympy/mpmath")
     if "jvp" in functions:
         rows["jvp"] = Row("jvp", "sympy/mpmath")
         rows["dot"] = Row("<jvp(t), w>", "<t, backward(w)>")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import stagegen
-from benchmarks import arrays, growth, scalar
+from benchmarks import arrays, growth, scalar, second
 from benchmarks.compare import mismatch
 from benchmarks.peers import NOT_INSTALLED, Skip, need
 from benchmarks.timing import exponent, growth_factor
@@ -36,7 +36,14 @@ def quick_run() -> str:
 def test_quick_run_prints_its_tables(quick_run):
     out = quick_run
     assert out.startswith("machine: ") and "command: python -m benchmarks --quick" in out
-    for title in ("Workload 1:", "Workload 2:", "Workload 3:", "Workloads 4 and 5:", "Error location:"):
+    for title in (
+        "Workload 1:",
+        "Workload 2:",
+        "Workload 3:",
+        "Workloads 4 and 5:",
+        "Error location:",
+        "Second order and Jacobians:",
+    ):
         assert f"### {title}" in out
     # workload 4's NumPy candidates, once more in a process of their own
     alone = out.split("in a process that runs only NumPy:", 1)[1].split("with the peers in one process:", 1)[
@@ -175,3 +182,22 @@ def test_without_try_is_the_same_code_unwrapped():
     assert "try:" not in functions and "_locate(exc)" not in functions
     module = stagegen.module_from_text(plain, "plain")
     assert module.value_and_grad(2.0, 3.0) == stagegen.module_from_text(text, "t").value_and_grad(2.0, 3.0)
+
+
+def test_second_order_references_agree_with_the_generated_functions():
+    """SymPy's Hessian, Hessian-vector product and Jacobian, lambdified, give
+    what stagegen's hvp, hessian and value_and_jacobian give (the tables check
+    this before timing; here it is asserted)."""
+    hvp = second.hvp_builders()
+    point = (*second.NOTES_POINT, *second.DIRECTION)
+    assert (
+        mismatch(hvp["sympy hessian @ v, lambdify cse"]()(*point), hvp["stagegen hvp (compact)"]()(*point))
+        < 1e-12
+    )
+    hessian = second.hessian_builders()
+    ours = hessian["stagegen hessian (compact)"]()(*second.NOTES_POINT)
+    assert mismatch(hessian["sympy hessian, lambdify cse"]()(*second.NOTES_POINT), ours) < 1e-12
+    jacobian = second.jacobian_builders()
+    ours = jacobian["stagegen value_and_jacobian (compact)"]()(*second.ARM_POINT)
+    for name in ("stagegen forward + backward per output", "sympy jacobian, lambdify cse"):
+        assert mismatch(jacobian[name]()(*second.ARM_POINT), ours) < 1e-12, name

@@ -261,3 +261,99 @@ def test_least_squares_with_the_jacobian_finds_the_same_parameters():
     assert with_jacobian.success and without.success
     np.testing.assert_allclose(with_jacobian.x, without.x, rtol=1e-6)
     np.testing.assert_allclose(with_jacobian.x, [3.0, 0.4, 0.5], atol=2e-3)
+
+
+# -- second order: hvp and hessian ---------------------------------------------------
+
+
+def test_hvp_of_the_notes_is_sympys_hessian_times_v():
+    (x, y), f = sympy_notes()
+    H = sp.hessian(f, (x, y))
+    for style in ("seed", "compact"):
+        m = stagegen.load(text("notes.txt"), with_="hvp,hessian", style=style)
+        rng = np.random.default_rng(7)
+        for point in [(3.0, -4.0), *rng.uniform(-3, 3, (10, 2))]:
+            at = {x: sp.Float(point[0], 30), y: sp.Float(point[1], 30)}
+            ref = np.array(H.evalf(30, subs=at).tolist(), dtype=float)
+            v = rng.uniform(-1, 1, 2)
+            value, grads, hv = m.hvp(*point, *v)
+            assert (value, grads) == m.value_and_grad(*point)
+            np.testing.assert_allclose(hv, ref @ v, rtol=1e-12, atol=1e-14)
+            _, _, H_got = m.hessian(*point)
+            np.testing.assert_allclose(np.array(H_got), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_hvp_reads_as_forward_over_reverse():
+    module_text = stagegen.generate(text("notes.txt"), with_="hvp")
+    assert "def hvp(x, y, tx, ty):" in module_text
+    assert "return f, (dx, dy), (tdx, tdy)" in module_text
+    # each backward line is followed by its tangent, numbered like it
+    line = "        dxpy = (2 * xpy) * dxpysqr  # (5)\n"
+    tangent = "        tdxpy = (2 * txpy) * dxpysqr + (2 * xpy) * tdxpysqr  # (5)\n"
+    assert line + tangent in module_text
+
+
+def test_rosenbrock_hessian_at_the_minimum():
+    m = stagegen.load(text("rosenbrock.txt"), with_="hvp,hessian")
+    value, grads, H = m.hessian(1.0, 1.0)
+    assert value == 0.0 and grads == (0.0, 0.0)
+    assert H == ((802.0, -400.0), (-400.0, 200.0))
+    assert m.hvp(1.0, 1.0, 0.0, 1.0)[2] == (-400.0, 200.0)
+
+
+def test_black_scholes_gamma_and_vega():
+    """gamma = d2C/dS2 = phi(d1) / (S sigma sqrt(T)) = 0.0187620173458 and vega =
+    S phi(d1) sqrt(T) = 37.5240346917 at S = K = 100, T = 1, r = 0.05, sigma = 0.2."""
+    m = stagegen.load(text("black_scholes_price.txt"), with_="hvp")
+    value, grads, hv = m.hvp(100.0, 100.0, 1.0, 0.05, 0.2, 1.0, 0.0, 0.0, 0.0, 0.0)
+    assert value == pytest.approx(10.4505835722, abs=5e-11)
+    assert hv[0] == pytest.approx(0.0187620173458, abs=5e-14)
+    assert grads[4] == pytest.approx(37.5240346917, abs=5e-10)
+
+
+def test_newton_rosenbrock_converges_with_hessian_vector_products():
+    result = runpy.run_path(str(EXAMPLES / "newton_rosenbrock.py"))["solve"]()
+    assert result.success
+    np.testing.assert_allclose(result.x, [1.0, 1.0], atol=1e-8)
+    assert result.nhev > 0
+
+
+@pytest.mark.parametrize(
+    "source, options, message",
+    [
+        (text("arm3.txt"), {}, "hvp needs one scalar output; this program has 2 outputs"),
+        ("x: vector(n)\nf = x * x\n", {"backend": "numpy"}, "hvp is emitted for the math backend only"),
+        ("f = x * y\n", {"backend": "numpy"}, "hvp is emitted for the math backend only"),
+    ],
+)
+def test_second_order_is_refused_clearly(source, options, message):
+    with pytest.raises(StagegenError, match=message):
+        stagegen.generate(source, with_="hvp", **options)
+
+
+def test_verify_catches_a_wrong_second_order_line(tmp_path):
+    built = stagegen.build(text("notes.txt"), with_="hvp,hessian")
+    for function in ("hvp", "hessian"):
+        wrong = _edited(
+            built.text, function, "tdxpy =", lambda line: line.replace("(2 * txpy)", "(2.000001 * txpy)")
+        )
+        assert wrong != built.text
+        path = tmp_path / f"{function}.py"
+        path.write_text(wrong)
+        report = stagegen.verify(path)
+        assert [r.quantity for r in report.rows if not r.ok] == [function], report.table()
+
+
+def test_every_gate_has_second_order_code_that_matches_sympy():
+    """Registry-driven: each elementwise gate, applied once, with hvp and hessian
+    checked against forward over reverse from SymPy's second derivatives."""
+    from test_gates import CASES, application
+
+    for case in CASES:
+        app = application(case)
+        report = stagegen.verify(app.text, with_="hvp,hessian,jvp", points=4, domain=_domains(case, app))
+        assert report.ok, (case.id, report.table())
+
+
+def _domains(case, app):
+    return {name: case.gate.domain for name in app.inputs}

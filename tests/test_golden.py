@@ -36,6 +36,9 @@ CASES = {
     "arm3_functions": ("arm3.txt", {"with_": "jacobian,jvp"}),
     "notes_functions": ("notes.txt", {"with_": "jacobian,jvp", "style": "compact"}),
     "residuals": ("arrays/residuals.txt", {"backend": "numpy", "wrt": "A,k,c", "with_": "jacobian"}),
+    # second order: hvp (forward over reverse) and hessian
+    "notes_second_order": ("notes.txt", {"with_": "hvp,hessian"}),
+    "rosenbrock": ("rosenbrock.txt", {"with_": "hvp,hessian", "style": "compact"}),
     # the numpy backend
     "notes_numpy": ("notes.txt", {"backend": "numpy"}),
     "matmul": ("arrays/matmul.txt", {"backend": "numpy"}),
