@@ -16,8 +16,6 @@ Every candidate returns the same numbers as floats (checked before timing).
 
 from __future__ import annotations
 
-import math
-
 import stagegen
 
 from .compare import table
@@ -150,39 +148,26 @@ NOTES = {
 
 def run(quick: bool = False) -> tuple[list[str], dict]:
     seconds, repeats = (0.002, 5) if quick else (0.005, 101)
-    lines = ["#### hvp of the notes' function at (3, -4) along (0.3, -0.7)", ""]
-    point = (*NOTES_POINT, *DIRECTION)
-    checks = {"stagegen value_and_grad (compact)": ("stagegen value_and_grad (compact)", None)}
-    rows, _, rel = table(
-        hvp_builders(),
-        point,
-        "stagegen hvp (compact)",
-        seconds=seconds,
-        repeats=repeats,
-        notes=NOTES,
-        checks=checks,
-    )
-    lines += rows
-    bound = 1 / rel["stagegen value_and_grad (compact)"][0]
-    lines += ["", f"hvp / value_and_grad (compact): {bound:.2f} (the cheap-gradient bound is 4)", ""]
-    lines += ["#### the Hessian of the notes' function at (3, -4)", ""]
-    rows, _, _ = table(
-        hessian_builders(),
-        NOTES_POINT,
-        "stagegen hessian (compact)",
-        seconds=seconds,
-        repeats=repeats,
-        notes=NOTES,
-    )
-    lines += rows + [""]
-    lines += ["#### the arm's 2 x 3 Jacobian at (0.3, -0.7, 1.1)", ""]
-    rows, _, jac = table(
-        jacobian_builders(),
-        ARM_POINT,
-        "stagegen value_and_jacobian (compact)",
-        seconds=seconds,
-        repeats=repeats,
-        notes=NOTES,
-    )
-    lines += rows
-    return lines, {"hvp / value_and_grad": bound, "jacobian": jac, "finite": math.isfinite(bound)}
+    tables = [
+        (
+            "hvp of the notes' function at (3, -4) along (0.3, -0.7)",
+            hvp_builders(),
+            (*NOTES_POINT, *DIRECTION),
+        ),
+        ("the Hessian of the notes' function at (3, -4)", hessian_builders(), NOTES_POINT),
+        ("the arm's 2 x 3 Jacobian at (0.3, -0.7, 1.1)", jacobian_builders(), ARM_POINT),
+    ]
+    lines, figures = [], {}
+    for title, builders, point in tables:
+        reference = next(iter(builders))
+        checks = {name: (name, None) for name in builders if name.startswith("stagegen value_and_grad")}
+        rows, _, rel = table(
+            builders, point, reference, seconds=seconds, repeats=repeats, notes=NOTES, checks=checks
+        )
+        lines += [f"#### {title}", "", *rows, ""]
+        figures[title] = rel
+        if "stagegen value_and_grad (compact)" in rel:
+            bound = 1 / rel["stagegen value_and_grad (compact)"][0]
+            figures["hvp / value_and_grad"] = bound
+            lines += [f"hvp / value_and_grad (compact): {bound:.2f} (the cheap-gradient bound is 4)", ""]
+    return lines, figures

@@ -812,15 +812,25 @@ def _describe_statement(stmt: ast.stmt) -> str:
 # -- SymPy objects ---------------------------------------------------------------
 
 
+def is_sympy(source) -> bool:
+    """A SymPy expression, or a tuple or list of them (several outputs)."""
+    if isinstance(source, (tuple, list, sp.Tuple)):
+        return bool(source) and all(isinstance(e, sp.Basic) for e in source)
+    return isinstance(source, sp.Basic)
+
+
 def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
-    """A `Program` with one statement f = expr, for a SymPy expression; `inputs`
+    """A `Program` with one statement f = expr, for a SymPy expression, or for a
+    tuple or list of them the statements f1, f2, ... and those outputs; `inputs`
     (as `identifiers.name_list` reads them) fixes the argument order."""
     inputs = name_list(inputs, "inputs=")
-    if not isinstance(expr, sp.Expr):
-        raise UnsupportedError(
-            f"expected a SymPy expression or source text, got {type(expr).__name__}", file=filename
-        )
-    found = _symbols_in_order(expr)
+    exprs = list(expr) if isinstance(expr, (tuple, list, sp.Tuple)) else [expr]
+    for e in exprs:
+        if not isinstance(e, sp.Expr):
+            raise UnsupportedError(
+                f"expected a SymPy expression or source text, got {type(e).__name__}", file=filename
+            )
+    found = _symbols_in_order(sp.Tuple(*exprs) if len(exprs) > 1 else exprs[0])
     for s in found:
         why = problem(s.name)
         if why:
@@ -843,9 +853,17 @@ def from_sympy(expr, inputs=None, filename: str = "<sympy>") -> Program:
         names = list(inputs)
     if not found:
         raise UnsupportedError("the expression is a constant; it does not depend on any input", file=filename)
-    statements = (Statement(Namespace(names).free("f"), expr, None),)
+    space = Namespace(names)
+    if len(exprs) == 1:
+        statements = (Statement(space.free("f"), exprs[0], None),)
+    else:
+        statements = tuple(Statement(space.free(f"f{k + 1}"), e, None) for k, e in enumerate(exprs))
+    outputs = tuple(s.name for s in statements)
+    printed = sympy_source.shown(statements)
+    if printed is not None and len(outputs) > 1:
+        printed += (", ".join(outputs),)
     inputs = tuple(Input(n, None, None) for n in names)
-    return Program(filename, None, inputs, statements, shown=sympy_source.shown(statements))
+    return Program(filename, None, inputs, statements, shown=printed, outputs=outputs)
 
 
 def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:
@@ -865,4 +883,4 @@ def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:
     return list(seen)
 
 
-__all__ = ["parse", "from_sympy", "Program", "Statement", "REGISTRY"]
+__all__ = ["parse", "from_sympy", "is_sympy", "Program", "Statement", "REGISTRY"]

@@ -7,12 +7,12 @@ passes themselves are in their own modules (docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import inspect
 import types
 from dataclasses import dataclass
 
-import sympy as sp
 from sympy.core.cache import clear_cache
 
 from .differentiate import Backward, differentiate
@@ -23,7 +23,7 @@ from .lower import check_applications, lower
 from .modules import module_from_text
 from .names import Names, assign
 from .options import Options
-from .parse import Program, from_sympy, parse
+from .parse import Program, from_sympy, is_sympy, parse
 from .plan import plan
 from .render import render, staged_source
 
@@ -93,7 +93,7 @@ def _build(source, inputs, wrt, backend, style, gates, with_, filename, output) 
     clear_cache()
     wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
     options = Options(backend=backend, style=style, gates=gates, wrt=wrt, with_=with_)
-    if isinstance(source, sp.Basic):
+    if is_sympy(source):
         filename = filename or "<sympy>"
         source, inputs = _sympy_source(from_sympy(source, inputs, filename), options), None
     elif not isinstance(source, str):
@@ -143,7 +143,7 @@ def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
     if stages:
         raise UsageError(f"inputs= names {', '.join(stages)}, which the program defines as a stage")
     inputs = tuple(known.get(n, Input(n)) for n in order)
-    return Program(program.filename, program.text, inputs, program.statements, program.spans)
+    return dataclasses.replace(program, inputs=inputs)
 
 
 def _wrt_ids(graph: Graph, wrt: tuple[str, ...] | None) -> tuple[int, ...] | None:

@@ -321,7 +321,8 @@ def staged_source(listing: Listing) -> str:
     input (in argument order), then ``name = gate(operands)`` per stage."""
     lines = _Text(listing)
     declarations = [f"{name}: scalar" for name in listing.inputs]
-    return "\n".join(declarations + [lines.display(d) for d in listing.displays]) + "\n"
+    outputs = [", ".join(listing.outputs)] if len(listing.outputs) > 1 else []
+    return "\n".join(declarations + [lines.display(d) for d in listing.displays] + outputs) + "\n"
 
 
 def _bracketed(

@@ -55,7 +55,7 @@ from .fresh import Record, read, record, unversioned
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
 from .ir import Domain
 from .modules import AFTER, LINES, assignments, instrumented, module_from_text, stage_names
-from .parse import from_sympy
+from .parse import from_sympy, is_sympy
 
 RTOL = 1e-9  # against the 50-digit reference
 FD_RTOL = 1e-6  # against finite differences of the float64 forward
@@ -177,7 +177,7 @@ def verify(target, *, points: int = 20, seed: int = 0, domain=None, at=None, **o
     else:
         build = pipeline.build(target, **options)
         text = build.text
-        if isinstance(target, sp.Basic):  # the value against the expression itself, not its printed source
+        if is_sympy(target):  # the value against the expression itself, not its printed source
             program = from_sympy(target, options.get("inputs"), build.program.filename)
     if module is None:
         module = module_from_text(build.text, build.program.filename)
@@ -619,11 +619,9 @@ class _Sweep:
     parts: dict  # (stage index, operand value) -> (its contribution to the adjoint, the scale)
 
 
-def _sweep(nodes, point, seeds: dict) -> _Sweep:
-    """The values, adjoints and scales of a program of scalar nodes at `point`
-    (node k defines value ``len(point) + k``; an operand is a value id or a
-    number), the adjoints seeded with `seeds` (value id -> d output / d value)."""
-    n = len(point)
+def _forward(nodes, point) -> tuple[list, list, list]:
+    """Every value of a program of scalar nodes at `point`, each node's operand
+    values, and its partial derivatives there (None for a constant operand)."""
     values = list(map(mpmath.mpf, point))
     args, partials = [], []
     for meaning, operands in nodes:
@@ -637,6 +635,15 @@ def _sweep(nodes, point, seeds: dict) -> _Sweep:
                 for op, d in zip(operands, meaning.partials, strict=True)
             ]
         )
+    return values, args, partials
+
+
+def _sweep(nodes, point, seeds: dict) -> _Sweep:
+    """The values, adjoints and scales of a program of scalar nodes at `point`
+    (node k defines value ``len(point) + k``; an operand is a value id or a
+    number), the adjoints seeded with `seeds` (value id -> d output / d value)."""
+    n = len(point)
+    values, args, partials = _forward(nodes, point)
     zero = mpmath.mpf(0)
     scale = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
     for k, ds in enumerate(partials):
@@ -677,21 +684,10 @@ def _second_order(nodes, point, seeds: dict, tangent) -> tuple[list, list]:
     every adjoint along `tangent` (one number per input), and its scale (the
     magnitudes of the terms that make it)."""
     n = len(point)
-    values = list(map(mpmath.mpf, point))
-    args = []
-    for meaning, operands in nodes:
-        a = [values[op] if isinstance(op, int) else op for op in operands]
-        values.append(_real(meaning.value(*a)))
-        args.append(a)
+    values, args, partials = _forward(nodes, point)
     zero = mpmath.mpf(0)
-    partials = []
     tangents = list(map(mpmath.mpf, tangent)) + [zero] * len(nodes)
-    for k, ((meaning, operands), a) in enumerate(zip(nodes, args, strict=True)):
-        ds = [
-            _call(d, a) if isinstance(op, int) else None
-            for op, d in zip(operands, meaning.partials, strict=True)
-        ]
-        partials.append(ds)
+    for k, ((_, operands), ds) in enumerate(zip(nodes, partials, strict=True)):
         tangents[n + k] = sum(
             (d * tangents[op] for op, d in zip(operands, ds, strict=True) if d is not None), zero
         )

@@ -48,7 +48,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import assume, example, given, note
+from hypothesis import assume, example, given, note, settings
 from hypothesis import strategies as st
 
 import stagegen
@@ -353,6 +353,7 @@ class Example:
     text: str  # the input-language source
     output: Node  # the output's tree (stages are `ref` nodes into their trees)
     inputs: tuple[str, ...]  # the input names the source reads
+    stages: tuple[tuple[str, Node], ...] = ()  # a DAG's named stages and their trees, in order
 
 
 @st.composite
@@ -381,7 +382,10 @@ def dags(draw) -> Example:
         lines.append(f"{name} = {render(root)}")
         refs.append(make("ref", root, param=name))
     read = frozenset().union(*(r.args[0].leaves for r in refs))
-    return Example("\n".join(lines) + "\n", refs[-1].args[0], tuple(n for n in INPUT_NAMES if n in read))
+    stages = tuple((r.param, r.args[0]) for r in refs)
+    return Example(
+        "\n".join(lines) + "\n", refs[-1].args[0], tuple(n for n in INPUT_NAMES if n in read), stages
+    )
 
 
 # -- rendering to the input language ---------------------------------------------
@@ -876,6 +880,77 @@ def test_random_expressions_on_arrays(case):
 )
 def test_random_dags_with_shared_stages(case):
     check(case)
+
+
+# -- several outputs, Jacobians, forward mode, second order ----------------------------
+
+# each example runs verify with every function asked for: fewer of them in "ci"
+SEVERAL_EXAMPLES = 30 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else 3000
+
+
+@st.composite
+def several_outputs(draw):
+    """A DAG of named stages whose last line is a tuple of 1-4 of them (f always
+    among them, so that every stage reaches an output); and a Case for it."""
+    case = draw(cases(dags()))
+    ex = case.example
+    names = [name for name, _ in ex.stages]
+    chosen = draw(st.lists(st.sampled_from(names[:-1]), max_size=3, unique=True)) if len(names) > 1 else []
+    outputs = draw(st.permutations(chosen + ["f"]))
+    roots = dict(ex.stages)
+    example = Example(ex.text + ", ".join(outputs) + "\n", ex.output, ex.inputs, ex.stages)
+    return Case(example, case.style, case.gates, case.inputs, case.wrt, case.seed), [
+        roots[n] for n in outputs
+    ]
+
+
+@settings(max_examples=SEVERAL_EXAMPLES)
+@given(several_outputs())
+def test_random_dags_with_several_outputs(drawn):
+    """verify passes with every function asked for (the Jacobian entry by entry,
+    jvp, the dot-product identity, and for one output hvp and every column of
+    the Hessian against a 50-digit second-order sweep); and value_and_jacobian
+    and jvp agree with sympy.diff of each output's own SymPy expression."""
+    case, roots = drawn
+    ex, opts = case.example, case.options()
+    functions = "jacobian,jvp" + (",hvp,hessian" if len(roots) == 1 else "")
+    note(f"source:\n{ex.text}options: {opts}, with {functions}")
+    module = stagegen.load(ex.text, with_=functions, **opts)
+    assert len(module.OUTPUTS) == len(roots)
+    report = stagegen.verify(ex.text, points=VERIFY_POINTS, seed=case.seed, with_=functions, **opts)
+    assert report.ok, f"stagegen.verify failed:\n{report.table()}"
+    names, wrt = module.INPUTS, module.WRT
+    symbols = [SYMBOLS[n] for n in names]
+    rng = random.Random(case.seed)
+    checked = 0
+    for _ in range(CANDIDATES):
+        if checked == POINTS:
+            break
+        at = tuple(rng.uniform(-HALF_WIDTH, HALF_WIDTH) for _ in names)
+        try:
+            if any(tie(root, values(root, names, at)) for root in roots):
+                continue
+            refs = [reference(to_sympy(root), symbols, at) for root in roots]
+            scaled = [scales(root, names, at) for root in roots]
+        except (Unusable, TypeError, ValueError, ZeroDivisionError):
+            continue
+        if not all(math.isfinite(v) for value, grads in refs for v in [value, *grads]):
+            continue
+        checked += 1
+        outputs, J = module.value_and_jacobian(*at)
+        outputs = outputs if len(roots) > 1 else (outputs,)
+        tangent = [rng.uniform(-1, 1) for _ in wrt]
+        _, moved = module.jvp(*at, *tangent)
+        moved = moved if len(roots) > 1 else (moved,)
+        for i, ((value, grads), (value_scale, grad_scales)) in enumerate(zip(refs, scaled, strict=True)):
+            assert close(outputs[i], value, RTOL, value_scale), (i, outputs[i], value)
+            along, along_scale = 0.0, 0.0
+            for j, w in enumerate(wrt):
+                k = names.index(w)
+                assert close(J[i][j], grads[k], RTOL, grad_scales[k]), (i, w, J[i][j], grads[k])
+                along += grads[k] * tangent[j]
+                along_scale += (abs(grads[k]) + grad_scales[k]) * abs(tangent[j])
+            assert close(moved[i], along, RTOL, along_scale), (i, moved[i], along)
 
 
 # -- determinism across hash seeds --------------------------------------------------
