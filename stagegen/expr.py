@@ -422,6 +422,57 @@ def substitute(expr: Expr, mapping: Mapping[Expr, Expr]) -> Expr:
 Derivatives = Mapping[str, Callable[[tuple[Expr, ...], Expr], tuple[Expr, ...]]]
 
 
+# Array functions of the rules, by how their derivative along a direction reads:
+# linear in their first argument (the others are parameters or shapes) ...
+_LINEAR_IN_FIRST = frozenset({"transpose", "expand_dims", "sum", "mean", "_unbroadcast", "copy"})
+# ... or constant along every direction (they read only a shape)
+_SHAPE_ONLY = frozenset({"ones_like", "zeros_like", "size", "shape"})
+
+
+def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) -> Expr:
+    """The derivative of `expr` along a direction (forward mode on the
+    expression): `tangents` maps its leaves (`Slot`, `OUT`, `DOUT`, ...) to
+    their tangents, every other leaf is constant. Elementwise functions take
+    their partial derivatives from `derivatives`; `matmul` is bilinear;
+    `full_like(a, v)` is linear in v; the functions of `_LINEAR_IN_FIRST` are
+    linear in their first argument; those of `_SHAPE_ONLY` read only a shape."""
+    zero = Num(0)
+    done: dict[int, Expr] = {}
+    for node in nodes(expr):
+        if node in tangents and not isinstance(node, (Call, Num)):
+            d = tangents[node]
+        elif isinstance(node, Call):
+            args, ds = node.args, [done[id(a)] for a in node.args]
+            fn = node.fn
+            if fn == "matmul":
+                d = add(
+                    zero if ds[0] == zero else Call("matmul", (ds[0], args[1])),
+                    zero if ds[1] == zero else Call("matmul", (args[0], ds[1])),
+                )
+            elif fn in _LINEAR_IN_FIRST:
+                d = zero if ds[0] == zero else Call(fn, (ds[0], *args[1:]), node.keywords)
+            elif fn == "full_like":
+                d = zero if ds[1] == zero else Call(fn, (args[0], ds[1]), node.keywords)
+            elif fn in _SHAPE_ONLY or all(x == zero for x in ds):
+                d = zero
+            elif node.keywords:
+                raise ValueError(f"no derivative of {fn} with keywords")
+            else:
+                rule = derivatives.get(fn)
+                if rule is None:
+                    raise ValueError(f"no derivative of {fn}")
+                d = zero
+                for x, partial in zip(ds, rule(args, node), strict=True):
+                    if x != zero:
+                        d = add(d, mul(partial, x))
+        elif isinstance(node, Select):
+            d = Select(node.cond, done[id(node.a)], done[id(node.b)])
+        else:  # numbers, other leaves, comparisons (piecewise constant)
+            d = zero
+        done[id(node)] = d
+    return done[id(expr)]
+
+
 def diff(expr: Expr, var: Expr, derivatives: Derivatives) -> Expr:
     """d expr / d var, by the chain rule over `expr`'s nodes, with 0 and 1 folded.
 

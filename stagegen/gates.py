@@ -32,10 +32,10 @@ import sympy as sp
 
 from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .expr import DOUT, OUT, Expr, Num, call, function, select, slots
+from .expr import DOUT, OUT, Expr, Num, Ref, call, function, select, slots
 from .shapes import drop_axis, matmul_shape, transpose_shape
 
-__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "slot", "DERIVATIVES"]
+__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
 
 # The functions rules and emitted forms call, by their names in the expression language.
 exp, log, sqrt = function("exp"), function("log"), function("sqrt")
@@ -45,6 +45,11 @@ minimum, absolute, every = function("min"), function("abs"), function("all")
 ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean = function("sum"), function("mean")
+
+
+# In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
+# the rule is for (the planner puts that operand's tangent in its place).
+TANGENT = Ref("{tangent}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,6 +76,9 @@ class Instance:
     display: Expr  # the stage as the input language writes it
     local: tuple[Expr, ...] | None  # d out / d operand_i (elementwise gates)
     vjp: tuple[Expr, ...] | None  # contribution to operand_i's adjoint (structural gates)
+    tangent: tuple[Expr, ...] | None = (
+        None  # structural: operand_i's share of the output's tangent (in TANGENT)
+    )
 
     @property
     def rules(self) -> tuple[Expr, ...]:
@@ -84,6 +92,9 @@ class Gate:
     forward: Callable[..., sp.Expr]  # the meaning, in SymPy (the reference)
     local: Callable[..., tuple] | None = None  # elementwise: d out / d operand_i, from operands and out
     vjp: Callable[..., tuple] | None = None  # structural: the whole contribution per operand (also dout)
+    # structural: the forward mode's rule, each operand's share of the output's tangent,
+    # linear in that operand's tangent `tangent` (the vjp's transpose)
+    jvp: Callable[..., tuple] | None = None
     fn: str | None = None  # the function (or operator) the default emitted form calls
     code: Callable[..., Expr] | Mapping[str, Callable[..., Expr]] | None = None  # the emitted form
     shape: Callable[..., tuple] | None = None  # structural: output shape from operand shapes; else broadcast
@@ -166,9 +177,10 @@ class Gate:
         values = dict(
             zip(self.params, (Num(p) if not isinstance(p, Num) else p for p in params), strict=True)
         )
-        local = vjp = None
+        local = vjp = tangent = None
         if self.structural:
             vjp = tuple(map(_expr, self.vjp(*xs, out=OUT, dout=DOUT, **values)))
+            tangent = tuple(map(_expr, self.jvp(*xs, out=OUT, tangent=TANGENT, **values)))
         else:
             local = tuple(map(_expr, self.local(*xs, out=OUT, **values)))
         if len(local or vjp) != arity:
@@ -179,7 +191,7 @@ class Gate:
         keywords = {k: values[k] for k in self.keywords}
         display = call(self.source, *xs, **keywords) if self.source else code[self.backends[0]]
         meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
-        return Instance(meaning, MappingProxyType(code), display, local, vjp)
+        return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent)
 
     def _call(self, *xs, **params) -> Expr:
         return call(self.fn or self.source, *xs, **params)
@@ -715,6 +727,7 @@ _GATES += [
         operands=("a", "b"),
         forward=lambda a, b: _matmul(a, b),
         vjp=lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
+        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
         elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         fn="matmul",
@@ -730,6 +743,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _transpose(a),
         vjp=lambda a, out, dout: (dout.T,),
+        jvp=lambda a, out, tangent: (tangent.T,),
         elements=lambda np, a: np.transpose(a),
         code=lambda a: a.T,
         fn="transpose",
@@ -746,6 +760,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _sum(a),
         vjp=lambda a, out, dout: (full_like(a, dout),),
+        jvp=lambda a, out, tangent: (array_sum(tangent),),
         elements=lambda np, a: np.sum(a),
         shape=lambda a: (),
         arrays=True,
@@ -760,6 +775,7 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: _sum_axis(a, axis),
         vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a),),
+        jvp=lambda a, out, tangent, axis: (array_sum(tangent, axis=axis),),
         elements=lambda np, a, axis: np.sum(a, axis=axis),
         shape=drop_axis,
         arrays=True,
@@ -774,6 +790,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _mean(a),
         vjp=lambda a, out, dout: (full_like(a, dout / size(a)),),
+        jvp=lambda a, out, tangent: (array_mean(tangent),),
         elements=lambda np, a: np.mean(a),
         shape=lambda a: (),
         arrays=True,
@@ -788,6 +805,7 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: _mean_axis(a, axis),
         vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a) / axis_size(a, axis),),
+        jvp=lambda a, out, tangent, axis: (array_mean(tangent, axis=axis),),
         elements=lambda np, a, axis: np.mean(a, axis=axis),
         shape=drop_axis,
         arrays=True,
@@ -802,6 +820,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _logsumexp(a),
         vjp=lambda a, out, dout: (dout * exp(a - out),),
+        jvp=lambda a, out, tangent: (array_sum(exp(a - out) * tangent),),
         elements=lambda np, a: sp.log(np.sum(np.frompyfunc(sp.exp, 1, 1)(a))),
         # max(a) + log(sum(exp(a - max(a)))): no exp of a large number overflows
         code=lambda a: amax(a) + log(array_sum(exp(a - amax(a)))),
@@ -818,6 +837,7 @@ _GATES += [
         params=("axis",),
         forward=lambda a, axis: _logsumexp_axis(a, axis),
         vjp=lambda a, out, dout, axis: (exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
+        jvp=lambda a, out, tangent, axis: (array_sum(exp(a - expand_dims(out, axis)) * tangent, axis=axis),),
         elements=lambda np, a, axis: np.frompyfunc(sp.log, 1, 1)(
             np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis)
         ),
@@ -835,6 +855,8 @@ _GATES += [
 
 if any(gate.structural and gate.elements is None for gate in _GATES):
     raise GateDefinitionError("a structural gate needs its meaning on arrays, `elements`")
+if any(gate.structural and gate.jvp is None for gate in _GATES):
+    raise GateDefinitionError("a structural gate needs its forward-mode rule, `jvp`")
 REGISTRY: Mapping[str, Gate] = MappingProxyType({gate.name: gate for gate in _GATES})
 if len(REGISTRY) != len(_GATES):
     raise GateDefinitionError("two gates share a name")

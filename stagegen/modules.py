@@ -2,9 +2,10 @@
 instrumented rendering that `verify` and `trace` read every number from.
 
 The instrumented module is a module's own text, parsed with `ast` and changed
-in two ways only: ``value_and_grad``, ``backward`` and a copy of ``forward``
-named ``__forward__`` return their ``locals()`` (every forward value and
-adjoint by name) instead of their results, and drop their ``del`` statements
+in two ways only: ``value_and_grad``, ``backward`` and copies of ``forward``,
+``jvp`` and ``hvp`` named ``__forward__``, ``__jvp__``, ``__hvp__`` return
+their ``locals()`` (every value, adjoint and tangent by name) instead of their
+results, and drop their ``del`` statements
 (the numpy backend's releases), so that every name stays readable; the value each numbered assignment computes
 (a stage, or one contribution to an adjoint) is kept in the local dict
 ``__lines__``, and what its target holds once it has run in ``__after__``,
@@ -28,7 +29,9 @@ from .errors import python_lines
 
 _NUMBER = re.compile(r"  # \((\d+)\)")  # the stage number a generated line carries
 INSTRUMENTED = ("backward", "value_and_grad")  # the functions that return their locals
-FORWARD = "__forward__"  # forward, returning its locals (every stage's value, by name)
+# copies of these functions (where the module has them), returning their locals
+COPIES = {"forward": "__forward__", "jvp": "__jvp__", "hvp": "__hvp__"}
+FORWARD = COPIES["forward"]  # forward's: every stage's value, by name
 LINES = "__lines__"  # their local dict of what each numbered assignment computed, by line
 AFTER = "__after__"  # ... and of what its target holds once it has run
 RECORD = "__record__"  # the function that keeps them
@@ -47,14 +50,16 @@ def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -
 
 def instrument(text: str) -> ast.Module:
     """The module's syntax tree with ``value_and_grad`` and ``backward``
-    returning ``locals()``, and without their ``del``s; and a copy of
-    ``forward`` that does the same, `FORWARD`."""
+    returning ``locals()``, and without their ``del``s; and copies of
+    ``forward``, ``jvp`` and ``hvp`` that do the same (`COPIES`)."""
     tree = ast.parse(text)
     lines = python_lines(text)
-    copy = ast.parse(text).body[tree.body.index(_forward(tree))]
-    copy.name = FORWARD
-    tree.body.append(copy)
-    for function in _functions(tree, (*INSTRUMENTED, FORWARD)):
+    fresh = ast.parse(text).body
+    for function in _functions(tree, tuple(COPIES)):
+        copy = fresh[tree.body.index(function)]
+        copy.name = COPIES[function.name]
+        tree.body.append(copy)
+    for function in _functions(tree, (*INSTRUMENTED, *COPIES.values())):
         for block in _blocks(function):
             kept = []
             for statement in block:
@@ -126,13 +131,13 @@ class Line:
     text: str  # as written, one line (a statement black split is joined)
 
 
-def assignments(text: str) -> dict[tuple[str, int], list[Line]]:
-    """The statements of ``backward`` and ``value_and_grad`` that bind or add
-    to a name on a line marked ``# (k)``, by (name, k): the lines that make
-    each adjoint, stage by stage, in source order."""
+def assignments(text: str, functions: tuple[str, ...] = INSTRUMENTED) -> dict[tuple[str, int], list[Line]]:
+    """The statements of the `functions` (``backward`` and ``value_and_grad``)
+    that bind or add to a name on a line marked ``# (k)``, by (name, k): the
+    lines that make each adjoint (or tangent), stage by stage, in source order."""
     lines = python_lines(text)
     found: dict[tuple[str, int], list[Line]] = {}
-    for function in _functions(ast.parse(text), INSTRUMENTED):
+    for function in _functions(ast.parse(text), functions):
         for block in _blocks(function):
             for node in block:
                 targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]

@@ -75,11 +75,11 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
     for value in targets:
         adjoints[value] = space.free("d" + names[value])
     tangents: dict[int, str] = {}
-    if set(functions) & {"jvp", "jacobian", "hvp", "hessian"}:
+    if set(functions) & {"jvp", "jacobian", "jacobian_diag", "hvp", "hessian"}:
         for value in range(len(names)):
             tangents[value] = space.free("t" + names[value])
     jacobian: dict[tuple[int, int], str] = {}
-    if "jacobian" in functions:
+    if "jacobian" in functions or "jacobian_diag" in functions:
         for out in graph.outputs:
             for k in backward.wrt:
                 jacobian[(out, k)] = space.free(f"d{names[out]}_d{names[k]}")

@@ -23,7 +23,7 @@ BACKENDS = tuple(backends.BACKENDS)
 STYLES = ("seed", "compact")
 GATES = ("grouped", "fine")
 # functions a module has when asked for (--with), beside forward, backward and value_and_grad
-FUNCTIONS = ("jacobian", "jvp", "hvp", "hessian")
+FUNCTIONS = ("jacobian", "jacobian_diag", "jvp", "hvp", "hessian")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F,G",
         type=functions,
         help="also emit these functions: jacobian (value_and_jacobian: every output's "
-        "gradient), jvp (forward mode: the outputs' tangents for tangents of the inputs), "
+        "gradient), jacobian_diag (value_and_jacobian_diag: an elementwise program's "
+        "derivatives, element by element), jvp (forward mode: the outputs' tangents for "
+        "tangents of the inputs), "
         "hvp (Hessian-vector product, forward over reverse) and hessian (math backend; "
         "both for one scalar output)",
     )

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from .backends import BACKENDS, Backend
 from .differentiate import Backward, Line, differentiate, local, reads
 from .errors import UsageError
-from .expr import DOUT, OUT, Call, Compare, Expr, Num, Ref, Slot, add, diff, has, mul, nodes, substitute
-from .gates import DERIVATIVES, REGISTRY
+from .expr import DOUT, OUT, Call, Compare, Expr, Num, Ref, Slot, add, diff, has, mul, nodes, push, substitute
+from .gates import DERIVATIVES, REGISTRY, TANGENT
 from .ir import Graph, Stage
 from .names import Names
 from .options import Options
@@ -290,18 +290,7 @@ class _Planner:
                 statements += after(line)
         for k in backward.unbroadcast:
             if k in backward.wrt and k not in backward.zero:
-                name, grad = graph.inputs[k].name, names.adjoints[k]
-                statements.append(
-                    Statement(
-                        "unbroadcast",
-                        grad,
-                        self.backend.unbroadcast(DOUT, LIKE),
-                        dout=grad,
-                        like=name,
-                        note=f"to {name}'s shape",
-                        reads=(grad, name),
-                    )
-                )
+                statements.append(self._to_input_shape(k, names.adjoints[k]))
         for k in backward.zero:
             name, grad = graph.inputs[k].name, names.adjoints[k]
             statements.append(
@@ -341,16 +330,16 @@ class _Planner:
         carried = [i for i, op in enumerate(stage.operands) if isinstance(op, int) and carries[op]]
         if not carried:
             return None
-        if gate.structural:
-            raise UsageError(
-                f"forward mode (jvp, or a Jacobian by tangents) has no rule for "
-                f"{gate.operator or gate.source or gate.name} "
-                f"yet (stage ({k + 1}))",
-                hint="ask for the reverse mode's functions only (backward, value_and_grad)",
-            )
         n = len(stage.operands)
         seed = self.backward.style == "seed"
         key = ("tangent", stage.gate, n, stage.params, tuple(carried), seed)
+        if key not in self.forms and gate.structural:  # its own rule, linear in each operand's tangent
+            rules = gate.instance(n, stage.params).tangent
+            form = None
+            for position, i in enumerate(carried):
+                term = substitute(rules[i], {TANGENT: Slot(n + position)})
+                form = term if form is None else Call("add", (form, term))
+            self.forms[key] = form
         if key not in self.forms:
             form = None
             for position, i in enumerate(carried):
@@ -382,7 +371,7 @@ class _Planner:
             out=names.values[stage.out],
             number=k + 1,
             floats=self.floats,
-            reads=tuple(_read(form, (*self.operands(stage), *tangents))),
+            reads=tuple(_read(form, (*self.operands(stage), *tangents), names.values[stage.out])),
             alias=alias,
             array=graph.shape(stage.out) != (),
             block=("forward", k),
@@ -418,6 +407,8 @@ class _Planner:
             if tangents[k] is not None:
                 body.append(tangents[k])
         body += self.zero_tangents(carries)
+        if self.backend.arrays:
+            body += self._widened(carries)
         outs = tuple(names.values[o] for o in graph.outputs)
         touts = tuple(names.tangents[o] for o in graph.outputs)
         lines = sum(1 for t in tangents.values() if t is not None)
@@ -431,25 +422,65 @@ class _Planner:
             f"jvp: {_count(len(graph.stages), 'forward stage')}, {_count(lines, 'tangent line')}",
         )
 
+    def _widened(self, carries: list[bool]) -> list[Statement]:
+        """Arrays: an output's tangent given its output's shape where it may be
+        smaller (f = x + W with a tangent for x alone: tf = tx broadcasts)."""
+        graph, names = self.graph, self.names
+        full = [True] * len(graph.inputs)  # the tangent has its value's whole shape
+        for stage in graph.stages:
+            covered = set()
+            for i, op in enumerate(stage.operands):
+                if isinstance(op, int) and carries[op] and full[op]:
+                    covered.add(op)
+                    if not REGISTRY[stage.gate].structural:
+                        covered.update(reads(stage, local(stage, i)))
+            structural = REGISTRY[stage.gate].structural
+            full.append(structural or stage.out in covered or all(op in covered for op in stage.values()))
+        statements = []
+        for o in graph.outputs:
+            if carries[o] and not full[o] and graph.shape(o) != ():
+                tangent = names.tangents[o]
+                statements.append(
+                    Statement(
+                        "tangent",
+                        tangent,
+                        Call("add", (Slot(0), self.backend.zero(OUT, False))),
+                        (tangent,),
+                        out=names.values[o],
+                        note=f"{names.values[o]}'s shape",
+                        reads=(tangent, names.values[o]),
+                    )
+                )
+        return statements
+
     # -- second order: forward over reverse -------------------------------------
     def _second_order(self, function: str) -> None:
-        """hvp and hessian need one scalar output, and the math backend for now."""
+        """hvp and hessian need one scalar output; hessian the math backend."""
         graph = self.graph
         if len(graph.outputs) > 1:
             raise UsageError(
                 f"{function} needs one scalar output; this program has {len(graph.outputs)} outputs",
                 hint="differentiate a scalar of them (a sum, a norm), or ask for --with jacobian",
             )
-        if self.backend.arrays:
+        out = self.names.values[graph.output]
+        if graph.shape(graph.output) != ():
             raise UsageError(
-                f"{function} is emitted for the math backend only, for now",
-                hint="generate it with --backend math (the default), or ask for --with jacobian",
+                f"{function} needs one scalar output; {out} is an array"
+                + (" (of the inputs' shape: the program is elementwise)" if graph.elementwise else ""),
+                hint=f"differentiate a scalar of it, e.g. sum({out}), or ask for --with jacobian",
+            )
+        if function == "hessian" and self.backend.arrays:
+            raise UsageError(
+                "hessian is emitted for the math backend",
+                hint="generate it with --backend math (the default), or ask for --with hvp",
             )
 
     def adjoint_tangent(self, line: Line, unit: bool, carries: list[bool], made: set) -> list[Statement]:
         """The tangent of a backward line ``dv += L * dw  # (k)``: ``tdv += (dL) * dw + (L) * tdw  # (k)``,
         dL the derivative of the local rule L along the tangents of its operands and of its
-        output (`expr.diff` of the rule itself); `made`: the adjoints whose tangents exist so far."""
+        output (`expr.diff` of the rule itself); of a structural gate's line, the derivative
+        of its vector-Jacobian product (`expr.push`). Arrays: summed to the adjoint's shape as
+        the line is. `made`: the adjoints whose tangents exist so far."""
         graph, names = self.graph, self.names
         stage = graph.stages[line.stage]
         n = len(stage.operands)
@@ -461,23 +492,23 @@ class _Planner:
         unit_here = unit and upstream in graph.outputs
         seed = self.backward.style == "seed"
         key = ("adjoint tangent", stage.gate, n, stage.params, line.operand, tuple(carried), out_carried)
-        key += (upstream_tangent, unit_here, seed)
+        key += (upstream_tangent, unit_here, seed, line.kind, line.reduce)
         if key not in self.forms:
-            slope = Num(0)  # dL along the tangents
-            for position, i in enumerate(carried):
-                slope = add(slope, mul(diff(rule, Slot(i), DERIVATIVES), Slot(n + position)))
-            if out_carried:
-                slope = add(slope, mul(diff(rule, OUT, DERIVATIVES), Slot(n + len(carried))))
-            terms = []
-            if slope != Num(0):
-                dout = Num(1.0) if unit_here else DOUT
-                terms.append(Call("mul", (Call("paren", (slope,)), dout)) if seed else mul(slope, dout))
-            if upstream_tangent:
-                tangent = Slot(n + len(carried) + 1)
-                terms.append(Call("mul", (Call("paren", (rule,)), tangent)) if seed else mul(rule, tangent))
-            form = None
-            for term in terms:
-                form = term if form is None else Call("add", (form, term))
+            if line.kind == "vjp":
+                tangents = {Slot(i): Slot(n + position) for position, i in enumerate(carried)}
+                if out_carried:
+                    tangents[OUT] = Slot(n + len(carried))
+                if upstream_tangent:
+                    tangents[DOUT] = Slot(n + len(carried) + 1)
+                value = substitute(rule, {DOUT: Num(1)}) if unit_here else rule
+                form = push(value, tangents, DERIVATIVES)
+                form = None if form == Num(0) else form
+            else:
+                form = self._scaled_tangent(rule, n, carried, out_carried, upstream_tangent, unit_here, seed)
+            if form is not None and line.reduce is None:
+                form = self.backend.unbroadcast(form, LIKE)
+            elif form is not None and line.reduce:
+                form = self.backend.summed(form, line.reduce)
             self.forms[key] = form
         form = self.forms[key]
         if form is None:
@@ -490,26 +521,48 @@ class _Planner:
         made.add(target)
         gate = REGISTRY[stage.gate]
         filled = (*self.operands(stage), *tangents)
-        read = _read(form, filled, names.adjoints[upstream]) + (
-            [names.adjoint_tangents[target]] if op == "+=" else []
-        )
+        read = _read(form, filled, names.values[stage.out], names.adjoints[upstream], names.values[target])
+        read += [names.adjoint_tangents[target]] if op == "+=" else []
+        arrays = self.backend.arrays  # += as a new array: never into an array another name holds
         return [
             Statement(
                 "tangent",
                 names.adjoint_tangents[target],
                 form,
-                (*self.operands(stage), *tangents),
+                filled,
                 out=names.values[stage.out],
                 dout=names.adjoints[upstream],
-                op=op,
+                like=names.values[target],
+                op="=" if arrays else op,
+                add="+" if arrays and op == "+=" else "",
                 number=line.stage + 1,
                 note=f"; {gate.convention}" if gate.convention else "",
                 floats=self.floats,
                 reads=tuple(read),
-                array=False,
+                array=graph.shape(target) != (),
                 block=("backprop", line.stage),
             )
         ]
+
+    @staticmethod
+    def _scaled_tangent(rule, n, carried, out_carried, upstream_tangent, unit_here, seed) -> Expr | None:
+        """``(dL) * dw + (L) * tdw`` for a line ``L * dw`` (see `adjoint_tangent`)."""
+        slope = Num(0)  # dL along the tangents
+        for position, i in enumerate(carried):
+            slope = add(slope, mul(diff(rule, Slot(i), DERIVATIVES), Slot(n + position)))
+        if out_carried:
+            slope = add(slope, mul(diff(rule, OUT, DERIVATIVES), Slot(n + len(carried))))
+        terms = []
+        if slope != Num(0):
+            dout = Num(1.0) if unit_here else DOUT
+            terms.append(Call("mul", (Call("paren", (slope,)), dout)) if seed else mul(slope, dout))
+        if upstream_tangent:
+            tangent = Slot(n + len(carried) + 1)
+            terms.append(Call("mul", (Call("paren", (rule,)), tangent)) if seed else mul(rule, tangent))
+        form = None
+        for term in terms:
+            form = term if form is None else Call("add", (form, term))
+        return form
 
     def _reverse_with_tangents(self, carries: list[bool], gradients: bool) -> tuple[list[Statement], set]:
         """The backward lines (`gradients`), or only their tangents, each after the line it
@@ -532,15 +585,38 @@ class _Planner:
         return statements, made
 
     def _zero_hv(self, made: set) -> list[Statement]:
-        """The tangents of the gradients no tangent reached: 0.0."""
-        names = self.names
-        return [
+        """The tangents of the gradients no tangent reached: zeros; and those of inputs
+        of a shape only run time knows, summed to it (as their gradients are)."""
+        graph, names, backward = self.graph, self.names, self.backward
+        statements = [
             Statement(
-                "zero", names.adjoint_tangents[k], Num(0.0), note="constant along the tangents", array=False
+                "zero",
+                names.adjoint_tangents[k],
+                self.backend.zero(Ref(graph.inputs[k].name), graph.shape(k) == ()),
+                note="constant along the tangents",
+                reads=(graph.inputs[k].name,),
+                array=graph.shape(k) != (),
             )
-            for k in self.backward.wrt
+            for k in backward.wrt
             if k not in made
         ]
+        statements += [
+            self._to_input_shape(k, names.adjoint_tangents[k]) for k in backward.unbroadcast if k in made
+        ]
+        return statements
+
+    def _to_input_shape(self, k: int, name: str) -> Statement:
+        """`name` (input k's gradient, or its tangent) summed to input k's shape, known at run time only."""
+        value = self.graph.inputs[k].name
+        return Statement(
+            "unbroadcast",
+            name,
+            self.backend.unbroadcast(DOUT, LIKE),
+            dout=name,
+            like=value,
+            note=f"to {value}'s shape",
+            reads=(name, value),
+        )
 
     def hvp(self) -> Function:
         """hvp(*inputs, *v) -> (value, grads, hv): the forward stages with their
@@ -560,6 +636,8 @@ class _Planner:
         hv = tuple(names.adjoint_tangents[k] for k in backward.wrt)
         body = _live(body, {names.values[graph.output], *grads, *hv})
         lines = sum(1 for s in body if s.kind == "tangent")
+        if self.backend.release:
+            body = _released(body, {names.values[graph.output], *grads, *hv})
         return Function(
             "hvp",
             (*(i.name for i in graph.inputs), *(names.tangents[k] for k in backward.wrt)),
@@ -641,6 +719,41 @@ class _Planner:
             f"value_and_jacobian: {_count(len(graph.stages), 'forward stage')}, then {cost}",
         )
 
+    def jacobian_diag(self) -> Function:
+        """value_and_jacobian_diag: an elementwise program's Jacobian is diagonal
+        (element i of an output reads element i of each input): its diagonal, per
+        output and input, an array of the output's shape, by a forward sweep per
+        input seeded with 1.0 (broadcast)."""
+        graph, names, backward = self.graph, self.names, self.backward
+        if not graph.elementwise:
+            raise UsageError(
+                "jacobian_diag is for elementwise programs (no matrix, vector or reduction): "
+                "here an output element reads more than one element of an input",
+                hint="ask for the whole Jacobian, --with jacobian",
+            )
+        outs = tuple(names.values[o] for o in graph.outputs)
+        entries = tuple(tuple(names.jacobian[(o, k)] for k in backward.wrt) for o in graph.outputs)
+        body = list(self.forward())
+        lines = 0
+        for j, k in enumerate(backward.wrt):
+            sweep = self._forward_sweep_of(k, [row[j] for row in entries])
+            if self.backend.arrays:  # each entry of its output's shape
+                carries = self.carriers({k})
+                at = next(i for i, s in enumerate(sweep) if s.kind == "entry")
+                sweep[at:at] = self._widened(carries)
+            lines += sum(1 for s in sweep if s.kind == "tangent")
+            body += sweep
+        if self.backend.release:
+            body = _released(body, {*outs, *(e for row in entries for e in row)})
+        return Function(
+            "value_and_jacobian_diag",
+            tuple(i.name for i in graph.inputs),
+            tuple(body),
+            (_one(outs), entries),
+            f"value_and_jacobian_diag: {_count(len(graph.stages), 'forward stage')}, then "
+            f"{_count(len(backward.wrt), 'forward sweep')} (one per input), {_count(lines, 'tangent line')}",
+        )
+
     def _forward_sweep_of(self, k: int, column: list[str]) -> list[Statement]:
         """The tangents of input k (seeded with 1.0), into the Jacobian's column `column`."""
         graph, names = self.graph, self.names
@@ -648,7 +761,13 @@ class _Planner:
         outs = ", ".join(names.values[o] for o in graph.outputs)
         return [
             Statement("sweep", note=f"d({outs})/d{name}: the tangents of {name}"),
-            Statement("seed", names.tangents[k], self.backend.seed(Ref(name), True), array=False),
+            Statement(  # of the input's shape: each tangent then has its value's
+                "seed",
+                names.tangents[k],
+                self.backend.seed(Ref(name), graph.shape(k) == ()),
+                reads=(name,),
+                array=graph.shape(k) != (),
+            ),
             *self.forward_sweep(carries),
             *self.zero_tangents(carries),
             *(_entry(entry, names.tangents[o]) for entry, o in zip(column, graph.outputs, strict=True)),
@@ -748,19 +867,26 @@ class _Planner:
             shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
             output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
             functions=tuple(
-                {"jvp": self.jvp, "jacobian": self.jacobian, "hvp": self.hvp, "hessian": self.hessian}[f]()
+                {
+                    "jvp": self.jvp,
+                    "jacobian": self.jacobian,
+                    "jacobian_diag": self.jacobian_diag,
+                    "hvp": self.hvp,
+                    "hessian": self.hessian,
+                }[f]()
                 for f in self.options.with_
             ),
             index=names.index,
         )
 
 
-def _read(form: Expr, filled: tuple, dout: str = "") -> list[str]:
-    """The names a form filled with `filled` (its slots) and `dout` reads."""
+def _read(form: Expr, filled: tuple, out: str, dout: str = "", like: str = "") -> list[str]:
+    """The names a form filled with `filled` (its slots), `out`, `dout` and `like` reads."""
     found = list(nodes(form))
     used = sorted({n.index for n in found if isinstance(n, Slot)})
     names = [filled[i] for i in used if isinstance(filled[i], str)]
-    return names + ([dout] if dout and DOUT in found else [])
+    names += [out] if OUT in found else []
+    return names + ([dout] if dout and DOUT in found else []) + ([like] if like and LIKE in found else [])
 
 
 def _live(statements: list[Statement], returned: set[str]) -> list[Statement]:
@@ -830,8 +956,8 @@ def _released(statements: list[Statement], keep: set[str]) -> list[Statement]:
         out.append(statement)
         name = statement.binds
         if name:
-            if holds.get(name) is not None:
-                del holders[holds[name]][name]
+            if holds.get(name) is not None:  # (its array may be released already: a name bound again)
+                holders.get(holds[name], {}).pop(name, None)
             holds[name] = array = _held(statement, holds, i)
             if array is not None:
                 holders.setdefault(array, {})[name] = None

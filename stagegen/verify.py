@@ -54,7 +54,7 @@ from .expr import Num
 from .fresh import Record, read, record, unversioned
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
 from .ir import Domain
-from .modules import AFTER, LINES, assignments, instrumented, module_from_text, stage_names
+from .modules import AFTER, COPIES, LINES, assignments, instrumented, module_from_text, stage_names
 from .parse import from_sympy, is_sympy
 
 RTOL = 1e-9  # against the 50-digit reference
@@ -678,6 +678,20 @@ def _sweep(nodes, point, seeds: dict) -> _Sweep:
     return _Sweep(values, adjoint, scale, adjoint_scale, _at_kink(nodes, args, scale), parts)
 
 
+def _tangents(nodes, partials, tangent) -> tuple[list, list]:
+    """Every value's tangent along `tangent` (one number per input), from the
+    nodes' partial derivatives (`_forward`), and its scale."""
+    zero = mpmath.mpf(0)
+    n = len(tangent)
+    tangents = list(map(mpmath.mpf, tangent)) + [zero] * len(nodes)
+    scales = [abs(t) for t in tangents]
+    for k, ((_, operands), ds) in enumerate(zip(nodes, partials, strict=True)):
+        terms = [(d, op) for op, d in zip(operands, ds, strict=True) if d is not None]
+        tangents[n + k] = sum((d * tangents[op] for d, op in terms), zero)
+        scales[n + k] = sum((abs(d) * scales[op] for d, op in terms), zero)
+    return tangents, scales
+
+
 def _second_order(nodes, point, seeds: dict, tangent) -> tuple[list, list]:
     """Forward over reverse at 50 digits from SymPy's first and second partial
     derivatives of the meanings (never the gates' rules): the derivative of
@@ -686,11 +700,7 @@ def _second_order(nodes, point, seeds: dict, tangent) -> tuple[list, list]:
     n = len(point)
     values, args, partials = _forward(nodes, point)
     zero = mpmath.mpf(0)
-    tangents = list(map(mpmath.mpf, tangent)) + [zero] * len(nodes)
-    for k, ((_, operands), ds) in enumerate(zip(nodes, partials, strict=True)):
-        tangents[n + k] = sum(
-            (d * tangents[op] for op, d in zip(operands, ds, strict=True) if d is not None), zero
-        )
+    tangents, _ = _tangents(nodes, partials, tangent)
     adjoint, moved, scale = [zero] * len(values), [zero] * len(values), [zero] * len(values)
     for v, seed in seeds.items():
         adjoint[v] = mpmath.mpf(seed)
@@ -804,7 +814,8 @@ class _Checker:
         }
         fd_rows = {w: Row(grad_rows[w].quantity, "finite differences", tolerance=FD_RTOL) for w in self.wrt}
         adj_rows = {k: Row(label, "mpmath, per stage") for k, label, _ in self.adjoint_rows}
-        function_rows = _function_rows(self.build.options.with_)
+        function_rows = _function_rows(self.build.options.with_, per_stage=self.instrumented is not None)
+        self.tangent_rows: dict = {}
         accepted = discarded = kinks = 0
         smooth = []  # (point, reference, value scale, gradient scales, where) away from kinks
         candidates = self._points(rng, points)
@@ -901,6 +912,8 @@ class _Checker:
             inputs = {self.build.backward.wrt[i]: grad_rows[w] for i, w in enumerate(self.wrt)}
             stages = {graph.stages[k].out: row for k, row in adj_rows.items()}
             notes += _culprits(self.build, self.contributions, inputs | stages)
+            for function, per_value in self.tangent_rows.items():
+                notes += _tangent_culprits(self.build, self.text, function, per_value, stages)
         return Report(rows, accepted, discarded, notes)
 
     def _arrays(self, smooth, value_row, grad_rows):
@@ -989,19 +1002,31 @@ class _Checker:
         jac = [[s.adjoint[k] for k in self.build.backward.wrt] for s in sweeps]
         jac_scale = [[_finite(s.adjoint_scale[k]) for k in self.build.backward.wrt] for s in sweeps]
         several = len(self.outputs) > 1
-        if "jacobian" in rows:
-            got_values, got = self.module.value_and_jacobian(*point)
-            got_values = list(got_values) if several else [got_values]
-            for row, g, r, sc in zip(value_rows, got_values, values, value_scales, strict=True):
-                row.add(g, r, sc, f"{where} [value_and_jacobian]")
-            if len(got) != len(self.outputs) or any(len(r) != len(self.wrt) for r in got):
-                rows["jacobian"].failure = f"J is not {len(self.outputs)} rows of {len(self.wrt)} at {where}"
-                rows["jacobian"].error = math.inf
-                return
-            for i, out in enumerate(self.outputs):
-                for j, w in enumerate(self.wrt):
-                    entry = f"d{self.build.names.values[out]}/d{w}"
-                    rows["jacobian"].add(got[i][j], jac[i][j], jac_scale[i][j], f"{where} [{entry}]")
+        for function in ("jacobian", "jacobian_diag"):
+            if function not in rows:
+                continue
+            calls = [(point, f"value_and_{function}", lambda x: x)]
+            if function == "jacobian_diag" and BACKENDS[self.build.options.backend].arrays:
+                import numpy as np
+
+                calls.append(([np.array([x]) for x in point], "on arrays of one element", lambda x: x[0]))
+            for args, how, element in calls:
+                got_values, got = getattr(self.module, f"value_and_{function}")(*args)
+                got_values = list(got_values) if several else [got_values]
+                for row, g, r, sc in zip(value_rows, got_values, values, value_scales, strict=True):
+                    row.add(element(g), r, sc, f"{where} [{how}]")
+                if len(got) != len(self.outputs) or any(len(r) != len(self.wrt) for r in got):
+                    rows[function].failure = (
+                        f"J is not {len(self.outputs)} rows of {len(self.wrt)} at {where}"
+                    )
+                    rows[function].error = math.inf
+                    return
+                for i, out in enumerate(self.outputs):
+                    for j, w in enumerate(self.wrt):
+                        entry = f"d{self.build.names.values[out]}/d{w}"
+                        rows[function].add(
+                            element(got[i][j]), jac[i][j], jac_scale[i][j], f"{where} [{entry}, {how}]"
+                        )
         for function in ("hvp", "hessian"):
             if function in rows:
                 self._second_order(
@@ -1018,6 +1043,8 @@ class _Checker:
                 ref = sum((jac[i][j] * t for j, t in enumerate(tangents)), mpmath.mpf(0))
                 scale = sum(abs(sc * t) for sc, t in zip(jac_scale[i], tangents, strict=True))
                 rows["jvp"].add(got[i], ref, scale, f"{on} [{self.build.names.values[self.outputs[i]]}]")
+            if self.instrumented is not None:
+                self._tangent_lines("jvp", point, tangents, rows, on)
             # the dot-product identity with backward, at the point's dout
             left = sum(w * g for w, g in zip(weights, got, strict=True))
             right = sum(t * g for t, g in zip(tangents, grads, strict=True))
@@ -1025,6 +1052,41 @@ class _Checker:
                 abs(t * g) for t, g in zip(tangents, grads, strict=True)
             )
             rows["dot"].add(left, right, scale, on)
+
+    def _tangent_lines(self, function, point, direction, rows, where):
+        """Every tangent the instrumented `function` (jvp, hvp) computes, stage by
+        stage: a stage's tangent against the tangents at 50 digits from SymPy's
+        partial derivatives, and (hvp) each adjoint's tangent against forward over
+        reverse; the per-stage rows are kept by value for `_tangent_culprits`."""
+        names, graph = self.build.names, self.build.graph
+        tangent = [0.0] * len(point)
+        for k, t in zip(self.build.backward.wrt, direction, strict=True):
+            tangent[k] = t
+        got = getattr(self.instrumented, COPIES[function])(*point, *direction)
+        got = _adjoint_values(got, {}, function)
+        with mpmath.workdps(DPS):
+            _, _, partials = _forward(self.nodes, point)
+            tangents, scales = _tangents(self.nodes, partials, tangent)
+            if function == "hvp":
+                moved, moved_scales = _second_order(self.nodes, point, {self.outputs[0]: 1}, tangent)
+        row = rows[f"{function} tangents"]
+        per_value = self.tangent_rows.setdefault(function, {})
+        for stage in graph.stages:
+            name = names.tangents.get(stage.out)
+            if name in got:
+                at = f"{where} [{name}]"
+                per_value.setdefault(("t", stage.out), Row(name, "")).add(
+                    got[name], tangents[stage.out], _finite(scales[stage.out]), at
+                )
+                row.add(got[name], tangents[stage.out], _finite(scales[stage.out]), at)
+        if function == "hvp":
+            for v, name in names.adjoint_tangents.items():
+                if name in got and v not in graph.outputs:
+                    at = f"{where} [{name}]"
+                    per_value.setdefault(("d", v), Row(name, "")).add(
+                        got[name], moved[v], _finite(moved_scales[v]), at
+                    )
+                    row.add(got[name], moved[v], _finite(moved_scales[v]), at)
 
     def _second_order(self, function, point, value, value_scale, grads, rng, rows, value_rows, where):
         """hvp along a random direction, or every column of the hessian, against
@@ -1035,6 +1097,8 @@ class _Checker:
             directions = [[round(rng.uniform(-1.0, 1.0), 3) for _ in wrt]]
             got_value, got_grads, got = self.module.hvp(*point, *directions[0])
             got = [got]
+            if self.instrumented is not None:
+                self._tangent_lines("hvp", point, directions[0], rows, where)
         else:
             directions = [[1.0 if i == j else 0.0 for i in range(len(wrt))] for j in range(len(wrt))]
             got_value, got_grads, H = self.module.hessian(*point)
@@ -1097,12 +1161,17 @@ def _value_and_grad(module, args, several: bool):
     return values, module.backward(tuple(np.ones(np.shape(v)) if np.ndim(v) else 1.0 for v in values), cache)
 
 
-def _function_rows(functions: tuple[str, ...]) -> dict:
+def _function_rows(functions: tuple[str, ...], per_stage: bool = False) -> dict:
     """The rows of the functions asked for (--with): the Jacobian, jvp and the
-    dot-product identity of jvp and backward (their values go to the value rows)."""
+    dot-product identity of jvp and backward (their values go to the value rows);
+    `per_stage`: every tangent line of jvp and hvp too."""
     rows: dict = {}
-    if "jacobian" in functions:
-        rows["jacobian"] = Row("value_and_jacobian", "sympy/mpmath")
+    for function in ("jvp", "hvp"):
+        if per_stage and function in functions:
+            rows[f"{function} tangents"] = Row(f"{function} tangents", "mpmath, per stage")
+    for function in ("jacobian", "jacobian_diag"):
+        if function in functions:
+            rows[function] = Row(f"value_and_{function}", "sympy/mpmath")
     if "hvp" in functions:
         rows["hvp"] = Row("hvp", "sympy/mpmath")
     if "hessian" in functions:
@@ -1111,6 +1180,36 @@ def _function_rows(functions: tuple[str, ...]) -> dict:
         rows["jvp"] = Row("jvp", "sympy/mpmath")
         rows["dot"] = Row("<jvp(t), w>", "<t, backward(w)>")
     return rows
+
+
+def _tangent_culprits(build, text: str, function: str, rows: dict, adjoints: dict) -> list[str]:
+    """The tangent lines of `function` that make a tangent wrong from right ones:
+    a stage's tangent wrong while its operands' are right; (hvp) an adjoint's
+    tangent wrong while the stages' tangents, the adjoints and the tangents of
+    the adjoints it is made from are right. Each by line, text and how far off."""
+    graph, names = build.graph, build.names
+    lines = assignments(text, (function,))
+    wrong = {key for key, row in rows.items() if not row.ok}
+    notes = []
+    for key in sorted(wrong, key=lambda key: (key[0] == "d", key[1])):
+        kind, v = key
+        k = v - len(graph.inputs)
+        if kind == "t":
+            if any(("t", op) in wrong for op in graph.stages[k].values()):
+                continue
+            made = lines.get((names.tangents[v], k + 1), [])
+        else:
+            users = [j for j, s in enumerate(graph.stages) if v in s.values()]
+            upstream = [("d", graph.stages[j].out) for j in users] + [("t", s.out) for s in graph.stages]
+            if any(u in wrong for u in upstream) or not all(row.ok for row in adjoints.values()):
+                continue
+            made = [line for j in users for line in lines.get((names.adjoint_tangents[v], j + 1), [])]
+        row = rows[key]
+        got, expected, where = row.worst or (None, 0.0, "")
+        off = f"{abs(got - expected) / abs(expected):.1e} relative" if row.worst and expected else "wrong"
+        texts = "".join(f"\n  line {line.number} ({function}): {line.text}" for line in made)
+        notes.append(f"{row.quantity} is off by {off} at {where}, and what it is made from is right:{texts}")
+    return notes
 
 
 def _integers(module, args, wrt, row: Row, where: str, several: bool = False) -> None:
@@ -1460,6 +1559,8 @@ class _ArrayChecker:
                             _gather(ids_k, s.adjoint_scale),
                             f"{where} [{entry}/d{self.wrt[j]}]",
                         )
+        if "hvp" in rows:
+            self._hvp(instance, args, generator, where, rows["hvp"])
         if "jvp" in rows:
             tangents = [generator.uniform(-1.0, 1.0, np.shape(args[k])) for k in self.wrt_index]
             _, got = self.module.jvp(*args, *tangents)
@@ -1483,6 +1584,26 @@ class _ArrayChecker:
                 size + sum(float(np.sum(np.abs(t * g))) for t, g in zip(tangents, weighted, strict=True)),
                 where,
             )
+
+    def _hvp(self, instance, args, generator, where, row):
+        """hvp along random arrays against forward over reverse over the element
+        nodes at 50 digits (`_second_order`, seeded at the scalar output)."""
+        import numpy as np
+
+        direction = [generator.uniform(-1.0, 1.0, np.shape(args[k])) for k in self.wrt_index]
+        _, _, got = self.module.hvp(*args, *direction)
+        point = instance.point(args)
+        tangent = [0.0] * len(point)
+        for k, v in zip(self.wrt_index, direction, strict=True):
+            ids = instance.graph.arrays[k]
+            for index in np.ndindex(ids.shape):
+                tangent[ids[index]] = float(np.asarray(v)[index])
+        out = instance.outputs[0][()]
+        with mpmath.workdps(DPS):
+            moved, scale = _second_order(instance.nodes, point, {out: 1}, tangent)
+        for j, k in enumerate(self.wrt_index):
+            ids = instance.graph.arrays[k]
+            _compare(row, got[j], _gather(ids, moved), _gather(ids, scale), f"{where} [d{self.wrt[j]}]")
 
     def _shapes(self, args, grads, row: Row, where: str) -> bool:
         import numpy as np

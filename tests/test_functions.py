@@ -16,7 +16,7 @@ import pytest
 import sympy as sp
 
 import stagegen
-from helpers import EXAMPLES, run_cli
+from helpers import EXAMPLES, release_errors, run_cli
 from stagegen.errors import StagegenError
 
 BACKENDS_STYLES = [(b, s) for b in ("math", "numpy") for s in ("seed", "compact")]
@@ -132,9 +132,29 @@ def test_jvp_on_arrays_keeps_the_callers_tangent_its_own():
     np.testing.assert_array_equal(tg, y * tx + x * ty)
 
 
-def test_jvp_of_a_structural_gate_is_refused_clearly():
-    with pytest.raises(StagegenError, match="forward mode .* has no rule for @"):
-        stagegen.generate(text("arrays/matmul.txt"), backend="numpy", with_="jvp")
+def test_jvp_of_array_gates_uses_their_forward_rules():
+    module_text = stagegen.generate(text("arrays/softmax.txt"), backend="numpy", with_="jvp")
+    assert "tWX = tW @ X + W @ tX  # (1)" in module_text
+    assert "tlseS0 = np.sum(np.exp(S - np.expand_dims(lseS0, 0)) * tS, axis=0)  # (3)" in module_text
+    source = "W: matrix(n, d)\nX: matrix(d, m)\nH = W @ X\nf = sum(H * H, axis=1)\ng = mean(H.T)\nf, g\n"
+    m = stagegen.load(source, backend="numpy", with_="jvp")
+    rng = np.random.default_rng(2)
+    W, X, tW, tX = (
+        rng.normal(size=(3, 2)),
+        rng.normal(size=(2, 4)),
+        rng.normal(size=(3, 2)),
+        rng.normal(size=(2, 4)),
+    )
+    (f, g), (tf, tg) = m.jvp(W, X, tW, tX)
+    H, tH = W @ X, tW @ X + W @ tX  # by hand: d(sum(H * H, axis=1)) = sum(2 H tH, axis=1)
+    np.testing.assert_allclose(tf, np.sum(2 * H * tH, axis=1), rtol=1e-13)
+    assert tg == pytest.approx(np.mean(tH), rel=1e-13)
+
+
+def test_jvp_of_arrays_has_the_outputs_shape():
+    m = stagegen.load("f = x + y", backend="numpy", with_="jvp", wrt="x")
+    _, tf = m.jvp(1.0, np.ones((2, 3)), 2.0)
+    np.testing.assert_array_equal(tf, np.full((2, 3), 2.0))
 
 
 # -- value_and_jacobian --------------------------------------------------------------
@@ -201,11 +221,38 @@ def test_verify_checks_the_functions(example, backend, style):
     assert checked["value_and_jacobian"] == 6 and checked["jvp"] == 6 and checked["<jvp(t), w>"] == 6
 
 
-@pytest.mark.parametrize("example", ["arrays/residuals.txt", "arrays/softmax.txt", "arrays/linreg.txt"])
-def test_verify_checks_jacobians_of_arrays(example):
-    report = stagegen.verify(text(example), backend="numpy", with_="jacobian", points=4)
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize(
+    "example", ["arrays/residuals.txt", "arrays/softmax.txt", "arrays/linreg.txt", "arrays/two_layer.txt"]
+)
+def test_verify_checks_jacobians_and_jvp_of_arrays(example, style):
+    report = stagegen.verify(text(example), backend="numpy", with_="jacobian,jvp", style=style, points=4)
     assert report.ok, report.table()
-    assert next(r for r in report.rows if r.quantity == "value_and_jacobian").points > 0
+    for row in ("value_and_jacobian", "jvp", "<jvp(t), w>"):
+        assert next(r for r in report.rows if r.quantity == row).points > 0, row
+
+
+def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
+    """Registry-driven: each structural gate in a one-line program, jvp checked
+    as <jvp(t), dout> against the SymPy sweep seeded with dout, at sizes in turn."""
+    from stagegen.gates import REGISTRY
+
+    programs = {
+        "matmul": "A: matrix(n, k)\nB: matrix(k, m)\nf = A @ B\n",
+        "transpose": "A: matrix(n, m)\nf = A.T * 2\n",
+        "sum": "A: matrix(n, m)\nf = sum(A * A)\n",
+        "sum_axis": "A: matrix(n, m)\nf = sum(A * A, axis=1)\n",
+        "mean": "A: matrix(n, m)\nf = mean(A * A)\n",
+        "mean_axis": "A: matrix(n, m)\nf = mean(A * A, axis=0)\n",
+        "logsumexp": "A: matrix(n, m)\nf = logsumexp(A)\n",
+        "logsumexp_axis": "A: matrix(n, m)\nf = logsumexp(A, axis=1)\n",
+    }
+    assert set(programs) == {name for name, gate in REGISTRY.items() if gate.structural}
+    for name, source in programs.items():
+        build = stagegen.build(source, backend="numpy", with_="jvp")
+        assert name in {s.gate for s in build.graph.stages}
+        report = stagegen.verify(build, points=4)
+        assert report.ok, (name, report.table())
 
 
 def _edited(module_text, function, pattern, edit):
@@ -229,7 +276,9 @@ def test_verify_catches_a_wrong_tangent_line(function, pattern, tmp_path):
     report = stagegen.verify(path)
     assert not report.ok
     bad = {r.quantity for r in report.rows if not r.ok}
-    assert bad <= {"jvp", "<jvp(t), w>", "value_and_jacobian"} and bad, report.table()
+    assert bad <= {"jvp", "<jvp(t), w>", "jvp tangents", "value_and_jacobian"} and bad, report.table()
+    if function == "jvp":  # the per-stage check names the line
+        assert any("tsina2 is off by" in n and "(jvp): tsina2 =" in n for n in report.notes), report.table()
 
 
 def test_verify_catches_a_wrong_line_of_a_reverse_sweep(tmp_path):
@@ -322,8 +371,12 @@ def test_newton_rosenbrock_converges_with_hessian_vector_products():
     "source, options, message",
     [
         (text("arm3.txt"), {}, "hvp needs one scalar output; this program has 2 outputs"),
-        ("x: vector(n)\nf = x * x\n", {"backend": "numpy"}, "hvp is emitted for the math backend only"),
-        ("f = x * y\n", {"backend": "numpy"}, "hvp is emitted for the math backend only"),
+        ("x: vector(n)\nf = x * x\n", {"backend": "numpy"}, "hvp needs one scalar output; f is an array"),
+        (
+            "f = x * y\n",
+            {"backend": "numpy"},
+            "f is an array .of the inputs' shape: the program is elementwise",
+        ),
     ],
 )
 def test_second_order_is_refused_clearly(source, options, message):
@@ -341,7 +394,10 @@ def test_verify_catches_a_wrong_second_order_line(tmp_path):
         path = tmp_path / f"{function}.py"
         path.write_text(wrong)
         report = stagegen.verify(path)
-        assert [r.quantity for r in report.rows if not r.ok] == [function], report.table()
+        bad = [r.quantity for r in report.rows if not r.ok]
+        assert bad == ([function] if function == "hessian" else ["hvp tangents", "hvp"]), report.table()
+        if function == "hvp":  # the per-stage check names the line
+            assert any("tdxpy is off by" in n and "(hvp): tdxpy =" in n for n in report.notes), report.table()
 
 
 def test_every_gate_has_second_order_code_that_matches_sympy():
@@ -357,3 +413,77 @@ def test_every_gate_has_second_order_code_that_matches_sympy():
 
 def _domains(case, app):
     return {name: case.gate.domain for name in app.inputs}
+
+
+# -- the diagonal of an elementwise program's Jacobian ---------------------------------
+
+
+def test_jacobian_diag_of_an_elementwise_program():
+    source = "f = sigmoid(x) * y + x\ng = x / (1 + y * y)\nf, g\n"
+    m = stagegen.load(source, backend="numpy", with_="jacobian_diag")
+    x, y = np.array([-1.0, 0.5, 2.0]), 0.7  # y broadcasts
+    (f, g), ((df_dx, df_dy), (dg_dx, dg_dy)) = m.value_and_jacobian_diag(x, y)
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(df_dx, s * (1 - s) * y + 1, rtol=1e-14)
+    np.testing.assert_allclose(df_dy, s, rtol=1e-14)  # of f's shape, though y is a number
+    np.testing.assert_allclose(dg_dx, np.full(3, 1 / (1 + y * y)), rtol=1e-14)
+    np.testing.assert_allclose(dg_dy, -x * 2 * y / (1 + y * y) ** 2, rtol=1e-14)
+    assert df_dy.shape == dg_dx.shape == (3,)
+
+
+@pytest.mark.parametrize("backend, style", BACKENDS_STYLES)
+def test_verify_checks_jacobian_diag(backend, style):
+    report = stagegen.verify(text("notes.txt"), backend=backend, style=style, with_="jacobian_diag", points=6)
+    assert report.ok, report.table()
+    assert next(r for r in report.rows if r.quantity == "value_and_jacobian_diag").points == 6
+
+
+def test_jacobian_diag_of_a_matrix_program_is_refused():
+    with pytest.raises(StagegenError, match="jacobian_diag is for elementwise programs"):
+        stagegen.generate(text("arrays/matmul.txt"), backend="numpy", with_="jacobian_diag")
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize(
+    "example, functions",
+    [
+        ("notes.txt", "jacobian,jacobian_diag,jvp"),
+        ("arm3.txt", "jacobian,jacobian_diag,jvp"),
+        ("arrays/softmax.txt", "jacobian,jvp"),
+        ("arrays/two_layer.txt", "jacobian,jvp"),
+        ("arrays/residuals.txt", "jacobian,jvp"),
+    ],
+)
+def test_every_function_releases_only_what_it_no_longer_reads(example, functions, style):
+    module_text = stagegen.generate(text(example), backend="numpy", style=style, with_=functions)
+    assert "del " in module_text
+    assert release_errors(module_text) == []
+
+
+def test_hessian_of_arrays_is_refused_with_a_hint():
+    with pytest.raises(StagegenError, match="hessian is emitted for the math backend"):
+        stagegen.generate(text("arrays/linreg.txt"), backend="numpy", with_="hessian")
+
+
+def test_hvp_of_an_array_program_is_forward_over_reverse():
+    """Linear regression L = sum((W X - Y)**2): the Hessian in W is 2 X X^T on each
+    row, so H . V = 2 V X X^T, by hand."""
+    m = stagegen.load(text("arrays/linreg.txt"), backend="numpy", with_="hvp", wrt="W")
+    rng = np.random.default_rng(4)
+    W, X, Y = rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=(3, 5))
+    V = rng.normal(size=(3, 4))
+    value, (dW,), (hW,) = m.hvp(W, X, Y, V)
+    assert value == pytest.approx(np.sum((W @ X - Y) ** 2), rel=1e-13)
+    np.testing.assert_allclose(dW, 2 * (W @ X - Y) @ X.T, rtol=1e-12)
+    np.testing.assert_allclose(hW, 2 * V @ X @ X.T, rtol=1e-12)
+    module_text = stagegen.generate(text("arrays/linreg.txt"), backend="numpy", with_="hvp")
+    assert release_errors(module_text) == []
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize("example", ["arrays/softmax.txt", "arrays/two_layer.txt", "arrays/linreg.txt"])
+def test_verify_checks_hvp_of_arrays(example, style, tmp_path):
+    built = stagegen.build(text(example), backend="numpy", with_="hvp", style=style)
+    report = stagegen.verify(built, points=4)
+    assert report.ok, report.table()
+    assert next(r for r in report.rows if r.quantity == "hvp").points > 0

@@ -36,6 +36,11 @@ CASES = {
     "arm3_functions": ("arm3.txt", {"with_": "jacobian,jvp"}),
     "notes_functions": ("notes.txt", {"with_": "jacobian,jvp", "style": "compact"}),
     "residuals": ("arrays/residuals.txt", {"backend": "numpy", "wrt": "A,k,c", "with_": "jacobian"}),
+    "softmax_functions": ("arrays/softmax.txt", {"backend": "numpy", "with_": "jacobian,jvp"}),
+    "notes_numpy_functions": (
+        "notes.txt",
+        {"backend": "numpy", "style": "compact", "with_": "jacobian_diag,jvp"},
+    ),
     # second order: hvp (forward over reverse) and hessian
     "notes_second_order": ("notes.txt", {"with_": "hvp,hessian"}),
     "rosenbrock": ("rosenbrock.txt", {"with_": "hvp,hessian", "style": "compact"}),
