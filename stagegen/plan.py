@@ -41,10 +41,9 @@ class Statement:
 
     # "stage", "comment", "contribution", "seed", "zero", "unbroadcast", "release", "tangent",
     # "entry" (a Jacobian entry: a copy of a gradient or tangent), "sweep" (a comment heading
-    # a sweep of value_and_jacobian: `note`), "forward" (a call of forward: the outputs
-    # `operands` and the cache `binds`, from the inputs `names`), "loop" (value_and_jacobian
-    # of arrays: one call of backward per element of the output `out`, number `number`, its
-    # gradients into the entries `names`)
+    # a sweep of value_and_jacobian: `note`); value_and_jacobian of arrays: "alloc" (an
+    # entry `binds` of zeros of `out`'s shape + `like`'s), "loop" (over the elements of
+    # `out`, the index `binds`), "onehot" (``binds[out] = 1.0``), "put" (``binds[out] = dout``)
     kind: str
     binds: str = ""  # the name it binds ("" for a comment or a release)
     # a comment ("# backprop out = form") shows the stage whose adjoint lines follow
@@ -64,6 +63,7 @@ class Statement:
     array: bool = True  # binds an array, or what may be one (not a number of shape ())
     block: tuple = ()  # the forward stage, or the stage a backprop block is about
     names: tuple[str, ...] = ()  # a release: the names deleted
+    depth: int = 0  # blocks it is inside beyond the function's (a loop's body: 1)
 
 
 @dataclass(frozen=True)
@@ -790,9 +790,11 @@ class _Planner:
         return statements
 
     def _jacobian_of_arrays(self, outs, entries, parameters) -> Function:
-        """Arrays: backward with dout one at each element of an output in turn
-        (zero on the other outputs); entry (i, j) has shape out_i.shape +
-        wrt_j.shape, a rank over 4 refused where the shapes are known now."""
+        """Arrays: the forward stages, then per output a loop over its elements,
+        each a reverse sweep (pruned to what the output reaches) seeded with one
+        at that element, its gradients put into the entries: entry (i, j) has
+        shape out_i.shape + wrt_j.shape, a rank over 4 refused where the shapes
+        are known now."""
         graph, names, backward = self.graph, self.names, self.backward
         for o, out in zip(graph.outputs, outs, strict=True):
             for k in backward.wrt:
@@ -805,26 +807,41 @@ class _Planner:
                         "(the limit is 4)",
                         hint=f"ask for the gradients of a reduction of {out} instead (sum, mean)",
                     )
-        cache = names.cache
-        call = Statement("forward", cache, operands=outs, names=parameters)
-        body = [call] + [
-            Statement(
-                "loop",
-                names=entries[i],
-                out=out,
-                like=cache,
-                operands=outs,
-                number=i,
-                dout=names.dout,
+        body = list(self.forward())
+        n_lines = 0
+        for o, out, row in zip(graph.outputs, outs, entries, strict=True):
+            sweep = differentiate(dataclasses.replace(graph, outputs=(o,)), backward.wrt, backward.style)
+            planner = _Planner(dataclasses.replace(graph, outputs=(o,)), sweep, names, self.options)
+            wrt = [graph.inputs[k].name for k in backward.wrt]
+            seed = names.adjoints[o]
+            body.append(
+                Statement("sweep", note=f"d{out}/d({', '.join(wrt)}): its backprop, element by element")
             )
-            for i, out in enumerate(outs)
-        ]
+            body += [
+                Statement("alloc", entry, out=out, like=name) for entry, name in zip(row, wrt, strict=True)
+            ]
+            body.append(Statement("loop", names.index, out=out))
+            inner = [
+                Statement("zero", seed, self.backend.zero(Ref(out), False), reads=(out,)),
+                Statement("onehot", seed, out=names.index),
+                *planner.reverse(unit_dout=False),
+                *(
+                    Statement("put", entry, out=names.index, dout=names.adjoints[k])
+                    for entry, k in zip(row, sweep.wrt, strict=True)
+                ),
+            ]
+            for statement in inner:
+                statement.depth = 1
+            body += inner
+            n_lines += len(sweep.lines)
         return Function(
             "value_and_jacobian",
             parameters,
             tuple(body),
             (_one(outs), entries),
-            "value_and_jacobian: one forward pass, then backward once per element of each output",
+            f"value_and_jacobian: {_count(len(graph.stages), 'forward stage')}, then for each output a "
+            f"reverse sweep per element of it, pruned to what it reaches ({_count(n_lines, 'backward line')} "
+            "in all)",
         )
 
     def listing(self) -> Listing:

@@ -78,11 +78,17 @@ class _Text:
             return f"# backprop {self.display(statement)}"
         if statement.kind == "sweep":
             return f"# {statement.note}"
+        np = self.listing.module
+        if statement.kind == "alloc":
+            return (
+                f"{statement.binds} = {np}.zeros({np}.shape({statement.out}) + {np}.shape({statement.like}))"
+            )
         if statement.kind == "loop":
-            return self.loop(statement)
-        if statement.kind == "forward":
-            values = _returned(statement.operands[0] if len(statement.operands) == 1 else statement.operands)
-            return f"{values}, {statement.binds} = forward({', '.join(statement.names)})"
+            return f"for {statement.binds} in {np}.ndindex({np}.shape({statement.out})):"
+        if statement.kind == "onehot":
+            return f"{statement.binds}[{statement.out}] = 1.0"
+        if statement.kind == "put":
+            return f"{statement.binds}[{statement.out}] = {statement.dout}"
         text = self.rhs(statement)
         if statement.number is not None:
             comment = f"  # ({statement.number}){statement.note}"
@@ -95,35 +101,9 @@ class _Text:
     def display(self, statement: Statement) -> str:
         return f"{statement.out} = {self.rhs(statement)}"
 
-    def loop(self, statement: Statement) -> str:
-        """One output's rows of a Jacobian of arrays: backward with dout one at
-        each element of the output in turn, zero elsewhere."""
-        np, out, index = self.listing.module, statement.out, self.listing.index
-        several = len(statement.operands) > 1
-        seed = statement.dout if not several else self.listing.output_adjoints[statement.number]
-        douts = [
-            seed if k == statement.number else f"{np}.zeros_like({other})"
-            for k, other in enumerate(statement.operands)
-        ]
-        dout = f"({', '.join(douts)})" if several else seed
-        entries = ", ".join(f"{e}[{index}]" for e in statement.names)
-        entries += "," if len(statement.names) == 1 else ""
-        return "\n".join(
-            [
-                *(
-                    f"{entry} = {np}.zeros({np}.shape({out}) + {np}.shape({name}))"
-                    for entry, name in zip(statement.names, self.listing.wrt, strict=True)
-                ),
-                f"for {index} in {np}.ndindex({np}.shape({out})):",
-                f"    {seed} = {np}.zeros_like({out}, dtype=float)",
-                f"    {seed}[{index}] = 1.0",
-                f"    {entries} = backward({dout}, {statement.like})",
-            ]
-        )
-
 
 def _lines(text: _Text, statements) -> list[str]:
-    return [line for s in statements for line in text.line(s).split("\n")]
+    return ["    " * s.depth + line for s in statements for line in text.line(s).split("\n")]
 
 
 def _returned(value) -> str:

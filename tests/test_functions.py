@@ -196,6 +196,19 @@ def test_jacobian_entries_are_zero_where_an_output_does_not_reach_an_input():
             assert J[1] == (pytest.approx(math.cos(0.5)), 0.0)
 
 
+def test_jacobian_of_arrays_is_a_loop_of_pruned_reverse_sweeps():
+    module_text = stagegen.generate(
+        text("arrays/residuals.txt"), backend="numpy", with_="jacobian", wrt="A,k,c"
+    )
+    body = module_text[module_text.index("def value_and_jacobian(") :]
+    assert (
+        "    for index in np.ndindex(np.shape(r)):\n        dout = np.zeros_like(r, dtype=np.float64)\n"
+        in body
+    )
+    assert "        dout[index] = 1.0\n" in body and "        dr_dA[index] = dA\n" in body
+    assert "backward(" not in body and "dy" not in body  # y is not differentiated: pruned
+
+
 def test_jacobian_of_arrays_has_the_output_then_input_shape():
     source = "W: matrix(n, d)\nx: matrix(d, 1)\nh = W @ x\ns = sum(h * h)\nh, s\n"
     m = stagegen.load(source, backend="numpy", with_="jacobian")
