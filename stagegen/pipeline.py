@@ -102,7 +102,13 @@ def _build(source, inputs, wrt, backend, style, gates, with_, filename, output) 
     graph = lower(program, gates, backend)
     backward = differentiate(graph, _wrt_ids(graph, wrt), style)
     names = assign(graph, backward, backend, options.with_)
-    text = render(plan(graph, backward, names, options), program, graph, options, output)
+    try:
+        listing = plan(graph, backward, names, options)
+    except UsageError as exc:  # a function asked for that this program cannot have: say which file
+        if exc.file or exc.span:
+            raise
+        raise UsageError(exc.message, hint=exc.hint, file=program.filename) from None
+    text = render(listing, program, graph, options, output)
     return Build(program, graph, backward, names, options, text, output)
 
 

@@ -73,3 +73,29 @@ def test_every_example_has_a_golden_file():
 
     examples = {example for example, _ in CASES.values() if example is not None}  # None: a SymPy object
     assert examples == set(FILES) | {f"arrays/{name}" for name in ARRAYS}
+
+
+def _functions(build) -> str:
+    """Every function a program can have: hvp (and, on the math backend, hessian)
+    need one scalar output; jacobian_diag an elementwise program."""
+    graph = build.graph
+    functions = ["jacobian", "jvp"]
+    functions += ["jacobian_diag"] if graph.elementwise else []
+    if len(graph.outputs) == 1 and graph.shape(graph.output) == ():
+        functions += ["hvp"] + ([] if build.options.backend == "numpy" else ["hessian"])
+    return ",".join(functions)
+
+
+@pytest.mark.parametrize("name", FILES + [f"arrays/{name}" for name in ARRAYS])
+def test_every_example_checks_with_every_function_it_can_have(name):
+    """`stagegen FILE --with ... --check` passes on every example."""
+    backend = "numpy" if name.startswith("arrays/") else "math"
+    source = (EXAMPLES / name).read_text()
+    functions = _functions(stagegen.build(source, backend=backend))
+    report = stagegen.verify(source, points=4, backend=backend, with_=functions)
+    assert report.ok, (functions, report.table())
+    for function in functions.split(","):
+        row = {"jacobian": "value_and_jacobian", "jacobian_diag": "value_and_jacobian_diag"}.get(
+            function, function
+        )
+        assert any(r.quantity == row and r.points > 0 for r in report.rows), (function, report.table())

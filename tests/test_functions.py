@@ -500,3 +500,11 @@ def test_verify_checks_hvp_of_arrays(example, style, tmp_path):
     report = stagegen.verify(built, points=4)
     assert report.ok, report.table()
     assert next(r for r in report.rows if r.quantity == "hvp").points > 0
+
+
+def test_cli_refuses_a_function_the_program_cannot_have(capsys):
+    path = str(EXAMPLES / "arm3.txt")
+    status, out, err = run_cli([path, "--with", "hvp"], capsys)
+    assert status == 2 and out == ""
+    assert err.startswith(f"{path}: error: hvp needs one scalar output; this program has 2 outputs")
+    assert "Traceback" not in err
