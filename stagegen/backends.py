@@ -63,6 +63,9 @@ class Backend:
     arrays: bool = False  # values may be arrays (which alias, broadcast and are summed back)
     release: bool = False  # each array the code made is deleted after the block that last reads it
     locate: bool = False  # each function body runs in a try; a failure names its stage (_locate)
+    # the module is the arguments' own (the array API): each function starts with
+    # ``alias = _namespace(its arguments)``, and the module imports nothing for it
+    namespace: bool = False
 
     def seed(self, value: Expr, scalar: bool) -> Expr:
         """The adjoint of the output in value_and_grad (d out / d out)."""
@@ -156,6 +159,64 @@ _ERF = """# NumPy has no erf: the math module's, element by element.
 _erf = $m.vectorize(math.erf, otypes=[float])
 """
 
+_NAMESPACE = '''def _namespace(*values):
+    """The array namespace of the arrays among `values` (in tuples too, as a
+    cache is), by array-api-compat; NumPy itself for NumPy arrays and Python
+    numbers (NumPy 2 follows the standard, and takes numbers where the
+    compatibility layer takes arrays only)."""
+    arrays, stack = [], list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, tuple):
+            stack.extend(value)
+        elif not isinstance(value, (bool, int, float)):
+            arrays.append(value)
+    if arrays and not all(array_api_compat.is_numpy_array(a) for a in arrays):
+        return array_api_compat.array_namespace(*arrays)
+    import numpy
+
+    return numpy
+'''
+
+_UNBROADCAST_XP = '''def _unbroadcast(grad, value):
+    """`grad` brought to `value`'s shape (in `value`'s namespace): summed over
+    the axes broadcasting added, repeated along any it never reached."""
+    xp = _namespace(grad, value)
+    shape = tuple(getattr(value, "shape", ()))
+    grad = xp.asarray(grad)
+    while grad.ndim > len(shape):
+        grad = xp.sum(grad, axis=0)
+    lead = len(shape) - grad.ndim
+    for axis in range(lead, len(shape)):
+        if shape[axis] == 1 and grad.shape[axis - lead] != 1:
+            grad = xp.sum(grad, axis=axis - lead, keepdims=True)
+    if tuple(grad.shape) != shape:
+        grad = xp.asarray(xp.broadcast_to(grad, shape), copy=True)
+    return grad
+'''
+
+_ERF_XP = '''def _erf(x):
+    """erf, which the array API standard lacks: the namespace's own where it
+    has one (PyTorch, JAX, CuPy), else the math module's element by element
+    (NumPy, array-api-strict: computed on the host)."""
+    xp = _namespace(x)
+    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        return torch.special.erf(x)
+    if array_api_compat.is_jax_namespace(xp):
+        import jax.scipy.special
+
+        return jax.scipy.special.erf(x)
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.erf(x)
+    x = xp.asarray(x)
+    flat = [math.erf(float(v)) for v in xp.reshape(x, (-1,))]
+    return xp.reshape(xp.asarray(flat, dtype=xp.float64), tuple(x.shape))
+'''
+
 MATH = Backend(
     name="math",
     title="Python floats",
@@ -210,7 +271,38 @@ NUMPY = Backend(
     release=True,
 )
 
-BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY)})
+ARRAY = Backend(
+    name="array",
+    title="The array API (NumPy, CuPy, PyTorch, JAX, Dask through array-api-compat)",
+    module="array_api_compat",
+    alias="xp",
+    syntax=Syntax(
+        prefix="{m}.",
+        functions={"amax": "{m}.max", "erf": "_erf", "_unbroadcast": "_unbroadcast"},
+        expansions={
+            "max": _nested(_maximum),
+            "min": _nested(_minimum),
+            **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
+            # full_like takes a Python number only: an adjoint may be a 0-d array
+            "full_like": lambda a, v: Call("add", (_floats("zeros_like")(a), v)),
+            "copy": lambda x: call("asarray", x, copy=Num(True)),
+        },
+        postfix={"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"},
+        constants={"pi": "{m}.pi", "e": "{m}.e", "float64": "{m}.float64"},
+        # the standard multiplies no boolean array by a float (asarray: a Python bool too)
+        mask="{m}.asarray({0}, dtype={m}.float64)",
+    ),
+    helpers={
+        "_namespace": Helper("_namespace", _NAMESPACE, imports=("array_api_compat",)),
+        "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST_XP, imports=("array_api_compat",)),
+        "_erf": Helper("_erf", _ERF_XP, imports=("array_api_compat", "math")),
+    },
+    arrays=True,
+    release=True,
+    namespace=True,
+)
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY)})
 
 # The input language, for stage formulas in comments, docstrings and diagrams.
 SOURCE = Syntax(prefix="", postfix={"transpose": "{0}.T"}, constants={"pi": "pi", "e": "E"})

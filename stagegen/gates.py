@@ -552,6 +552,8 @@ _GATES = [
                 1.0 / (1.0 + exp(-x)),
                 exp(minimum(x, 0.0)) / (1.0 + exp(-absolute(x))),
             ),
+            # the array API: no test of the values (a lazy or traced array has none yet)
+            "array": lambda x: exp(minimum(x, 0.0)) / (1.0 + exp(-absolute(x))),
         },
         name_hint="sig{0}",
         symbol="σ",
@@ -575,6 +577,7 @@ _GATES = [
             "numpy": lambda x: select(
                 every(x < 700.0), log1p(exp(x)), log1p(exp(-absolute(x))) + ordered_max(x, 0.0)
             ),
+            "array": lambda x: log1p(exp(-absolute(x))) + ordered_max(x, 0.0),
         },
         name_hint="sp{0}",
         symbol="softplus",

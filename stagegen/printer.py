@@ -55,6 +55,8 @@ class Syntax:
     postfix: Mapping[str, str] = field(default_factory=dict)  # fn -> "{0}.T", "{0}.shape[{1}]"
     constants: Mapping[str, str] = field(default_factory=dict)  # named constant -> text ("{m}.pi")
     power_call: str = ""  # a non-integer power is this function ("pow"), else **
+    # how a comparison reads as a number, where a boolean is not one ("{m}.astype({0}, {m}.float64)")
+    mask: str = ""
 
     def function(self, fn: str, module: str) -> str:
         name = self.functions.get(fn)
@@ -111,7 +113,12 @@ class Printer:
         if isinstance(node, Named):
             return self._constant(node.name), ATOM
         if isinstance(node, Compare):
-            return f"{paren(node.a, ADD)} {node.op} {paren(node.b, ADD)}", CMP
+            text = f"{paren(node.a, ADD)} {node.op} {paren(node.b, ADD)}"
+            if self.syntax.mask:
+                mask = self.syntax.mask.format(text, m=self.module)
+                self.used.add(mask.split("(", 1)[0])
+                return mask, ATOM
+            return text, CMP
         if isinstance(node, Select):
             cond, a, b = paren(node.cond, COND, True), paren(node.a, COND, True), paren(node.b, COND)
             return f"{a} if {cond} else {b}", COND

@@ -137,21 +137,39 @@ def render(
 def _render(listing: Listing, program: Program, graph: Graph, options: Options, output: str | None) -> str:
     lines = _Text(listing)
     backend, module = listing.backend, listing.module
-    bodies = [_lines(lines, body) for body in (listing.forward, listing.backward, listing.fused)]
+
+    def with_namespace(body: list[str], *arguments) -> list[str]:
+        """The array API: a function that calls the namespace's functions takes it
+        from its arguments, on its first line."""
+        if not backend.namespace or not any(f"{module}." in line for line in body):
+            return body
+        return [f"{module} = _namespace({', '.join(arguments)})", *body]
+
+    bodies = [
+        with_namespace(_lines(lines, listing.forward), *listing.inputs),
+        with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
+        with_namespace(_lines(lines, listing.fused), *listing.inputs),
+    ]
     functions = [
         {
             "define": _bracketed(f"def {f.name}(", f.parameters, "):", 0),
-            "body": _lines(lines, f.body),
+            "body": with_namespace(_lines(lines, f.body), *f.parameters),
             "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
         }
         for f in listing.functions
     ]
     used = lines.code.used
     helpers = [
-        h for name, h in backend.helpers.items() if name in used or (name == "_locate" and backend.locate)
+        h
+        for name, h in backend.helpers.items()
+        if name in used
+        or (name == "_locate" and backend.locate)
+        or (name == "_namespace" and backend.namespace)
     ]
     imports = []
-    if backend.arrays or any(name.startswith(module + ".") for name in used):
+    if backend.namespace:
+        pass  # the namespace comes from the arguments (`_namespace`, which imports what it needs)
+    elif backend.arrays or any(name.startswith(module + ".") for name in used):
         imports.append(f"import {backend.module}" + ("" if module == backend.module else f" as {module}"))
     for helper in helpers:
         imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]

@@ -1,0 +1,97 @@
+"""--backend array: the numpy backend's listing written against the array API
+standard, its namespace taken from the arguments (array-api-compat). Run on
+array-api-strict (which has nothing but the standard) and on NumPy, every
+example gives what the numpy backend gives; verify passes on it."""
+
+import ast
+from pathlib import Path
+
+import array_api_strict as xps
+import numpy as np
+import pytest
+
+import stagegen
+from helpers import EXAMPLES, release_errors
+
+PROGRAMS = sorted(p.name for p in EXAMPLES.glob("*.txt")) + sorted(
+    f"arrays/{p.name}" for p in (EXAMPLES / "arrays").glob("*.txt")
+)
+
+
+def arguments(build, rng):
+    """Values for the inputs: declared sizes 3 (names), else (4,) arrays, in their ranges."""
+    args = []
+    for i in build.graph.inputs:
+        shape = (4,) if i.shape is None else tuple(3 if isinstance(d, str) else d for d in i.shape)
+        lo, hi = (i.domain.lo, i.domain.hi) if i.domain else (-2.0, 2.0)
+        args.append(rng.uniform(lo, hi, shape))
+    return args
+
+
+def flat(result):
+    if isinstance(result, (tuple, list)):
+        return [leaf for item in result for leaf in flat(item)]
+    return [np.asarray(result, dtype=float)]
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_array_api_strict_gives_what_numpy_gives(name, style):
+    source = (EXAMPLES / name).read_text()
+    array = stagegen.load(source, backend="array", style=style)
+    numpy = stagegen.load(source, backend="numpy", style=style)
+    args = arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(len(name)))
+    strict = [xps.asarray(a) for a in args]
+    values, cache = array.forward(*strict)
+    want_values, want_cache = numpy.forward(*args)
+    douts = [np.ones(np.shape(v)) for v in flat(want_values)]
+    dout = tuple(douts) if len(douts) > 1 else douts[0]
+    got = [
+        values,
+        array.backward(tuple(xps.asarray(d) for d in douts) if len(douts) > 1 else xps.asarray(dout), cache),
+    ]
+    want = [want_values, numpy.backward(dout, want_cache)]
+    if hasattr(numpy, "value_and_grad"):
+        got.append(array.value_and_grad(*strict))
+        want.append(numpy.value_and_grad(*args))
+    for g, w in zip(flat(got), flat(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "gates.txt", "arrays/two_layer.txt", "arrays/softmax.txt"])
+def test_verify_passes_on_the_array_backend(name):
+    report = stagegen.verify((EXAMPLES / name).read_text(), backend="array", points=6)
+    assert report.ok, report.table()
+
+
+def test_the_module_imports_array_api_compat_only():
+    text = stagegen.generate((EXAMPLES / "notes.txt").read_text(), backend="array")
+    imports = [n for n in ast.parse(text).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [alias.name for n in imports for alias in n.names] == ["array_api_compat"]
+    assert "def forward(x, y):\n    xp = _namespace(x, y)\n" in text
+    assert "np." not in text and "if xp.all" not in text  # no Python branch on array values
+    assert release_errors(text) == []
+
+
+def test_python_numbers_and_erf_work():
+    m = stagegen.load("f = erf(x) * y", backend="array")
+    value, (dx, dy) = m.value_and_grad(0.5, 2.0)
+    assert float(value) == pytest.approx(2.0 * 0.5204998778130465, rel=1e-15)
+    strict = m.value_and_grad(xps.asarray([0.5, -1.0]), xps.asarray([2.0, 3.0]))[1][0]
+    np.testing.assert_allclose(
+        np.asarray(strict),
+        [2.0 * 2 / np.sqrt(np.pi) * np.exp(-0.25), 3.0 * 2 / np.sqrt(np.pi) * np.exp(-1.0)],
+        rtol=1e-14,
+    )
+
+
+def test_several_outputs_jvp_and_hvp_on_the_array_backend():
+    source = (EXAMPLES / "arrays" / "softmax.txt").read_text()
+    report = stagegen.verify(source, backend="array", with_="jacobian,jvp,hvp", points=4)
+    assert report.ok, report.table()
+    arm = (EXAMPLES / "arm3.txt").read_text()
+    assert stagegen.verify(arm, backend="array", with_="jacobian,jvp", points=4).ok
+
+
+def test_golden_text_is_in_the_repository():
+    assert Path(__file__).with_name("golden").joinpath("notes_array.py").is_file()
