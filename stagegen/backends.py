@@ -217,6 +217,17 @@ _ERF_XP = '''def _erf(x):
     return xp.reshape(xp.asarray(flat, dtype=xp.float64), tuple(x.shape))
 '''
 
+# What the backends of arrays write alike: NumPy's (and the standard's) maximum
+# and minimum are binary, and take the first operand on a tie; float arrays
+# whatever the dtype of the array they are shaped like; attributes.
+_ARRAY_EXPANSIONS = {
+    "max": _nested(_maximum),
+    "min": _nested(_minimum),
+    **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
+}
+_ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
+_ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float64": "{m}.float64"}
+
 MATH = Backend(
     name="math",
     title="Python floats",
@@ -254,14 +265,9 @@ NUMPY = Backend(
             "erf": "_erf",
             "_unbroadcast": "_unbroadcast",
         },
-        # NumPy's maximum and minimum are binary (and take the first operand on a tie)
-        expansions={
-            "max": _nested(_maximum),
-            "min": _nested(_minimum),
-            **{fn: _floats(fn) for fn in ("ones_like", "zeros_like", "full_like")},
-        },
-        postfix={"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"},
-        constants={"pi": "{m}.pi", "e": "{m}.e", "float64": "{m}.float64"},
+        expansions={**_ARRAY_EXPANSIONS, "full_like": _floats("full_like")},
+        postfix=_ARRAY_POSTFIX,
+        constants=_ARRAY_CONSTANTS,
     ),
     helpers={
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),
@@ -280,15 +286,13 @@ ARRAY = Backend(
         prefix="{m}.",
         functions={"amax": "{m}.max", "erf": "_erf", "_unbroadcast": "_unbroadcast"},
         expansions={
-            "max": _nested(_maximum),
-            "min": _nested(_minimum),
-            **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
+            **_ARRAY_EXPANSIONS,
             # full_like takes a Python number only: an adjoint may be a 0-d array
             "full_like": lambda a, v: Call("add", (_floats("zeros_like")(a), v)),
             "copy": lambda x: call("asarray", x, copy=Num(True)),
         },
-        postfix={"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"},
-        constants={"pi": "{m}.pi", "e": "{m}.e", "float64": "{m}.float64"},
+        postfix=_ARRAY_POSTFIX,
+        constants=_ARRAY_CONSTANTS,
         # the standard multiplies no boolean array by a float (asarray: a Python bool too)
         mask="{m}.asarray({0}, dtype={m}.float64)",
     ),
