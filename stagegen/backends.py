@@ -284,14 +284,20 @@ ARRAY = Backend(
     alias="xp",
     syntax=Syntax(
         prefix="{m}.",
-        functions={"amax": "{m}.max", "erf": "_erf", "_unbroadcast": "_unbroadcast"},
+        # size: array-api-compat's (a PyTorch tensor's .size is a method)
+        functions={
+            "amax": "{m}.max",
+            "erf": "_erf",
+            "_unbroadcast": "_unbroadcast",
+            "size": "array_api_compat.size",
+        },
         expansions={
             **_ARRAY_EXPANSIONS,
             # full_like takes a Python number only: an adjoint may be a 0-d array
             "full_like": lambda a, v: Call("add", (_floats("zeros_like")(a), v)),
             "copy": lambda x: call("asarray", x, copy=Num(True)),
         },
-        postfix=_ARRAY_POSTFIX,
+        postfix={k: v for k, v in _ARRAY_POSTFIX.items() if k != "size"},
         constants=_ARRAY_CONSTANTS,
         # the standard multiplies no boolean array by a float (asarray: a Python bool too)
         mask="{m}.asarray({0}, dtype={m}.float64)",
