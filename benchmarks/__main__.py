@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from . import arrays, check, growth, locate, scalar, scale, second
+from . import arrays, check, dask_bench, growth, locate, scalar, scale, second
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check", "second")
+SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check", "second", "dask")
 
 
 def main(argv=None) -> int:
@@ -85,6 +85,9 @@ def main(argv=None) -> int:
         lines, figures = second.run(args.quick)
         print("\n".join(lines) + "\n")
         headlines.append(f"hvp / value_and_grad {figures['hvp / value_and_grad']:.2f} (compact)")
+    if "dask" in only:
+        print("### The array backend on Dask: a least-squares gradient over 10^7 elements\n")
+        print("\n".join(dask_bench.run(args.quick)) + "\n")
     if headlines:
         print("Headlines: " + "; ".join(headlines) + ".")
     print(f"total time: {time.perf_counter() - start:.0f} s")

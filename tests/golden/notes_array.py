@@ -127,9 +127,10 @@ def value_and_grad(x, y):
 
 def _namespace(*values):
     """The array namespace of the arrays among `values` (in tuples too, as a
-    cache is), by array-api-compat; NumPy itself for NumPy arrays and Python
-    numbers (NumPy 2 follows the standard, and takes numbers where the
-    compatibility layer takes arrays only)."""
+    cache is), by array-api-compat: of the arrays that are not NumPy's (a Dask
+    matrix with a NumPy vector computes in Dask); NumPy itself for NumPy arrays
+    and Python numbers (NumPy 2 follows the standard, and takes numbers where
+    the compatibility layer takes arrays only)."""
     arrays, stack = [], list(values)
     while stack:
         value = stack.pop()
@@ -137,7 +138,8 @@ def _namespace(*values):
             stack.extend(value)
         elif not isinstance(value, (bool, int, float)):
             arrays.append(value)
-    if arrays and not all(array_api_compat.is_numpy_array(a) for a in arrays):
+    arrays = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
+    if arrays:
         return array_api_compat.array_namespace(*arrays)
     import numpy
 
