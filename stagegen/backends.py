@@ -66,6 +66,9 @@ class Backend:
     # the module is the arguments' own (the array API): each function starts with
     # ``alias = _namespace(its arguments)``, and the module imports nothing for it
     namespace: bool = False
+    # arrays: an array's shape, and the indices of an array of a shape (value_and_jacobian's loops)
+    shape_of: str = "{m}.shape({0})"
+    indices: str = "{m}.ndindex({0})"
 
     def seed(self, value: Expr, scalar: bool) -> Expr:
         """The adjoint of the output in value_and_grad (d out / d out)."""
@@ -197,6 +200,16 @@ _UNBROADCAST_XP = '''def _unbroadcast(grad, value):
     return grad
 '''
 
+_SHAPE_XP = '''def _shape(a):
+    """The shape of an array of any namespace, or () of a number."""
+    return tuple(getattr(a, "shape", ()))
+'''
+
+_INDICES_XP = '''def _indices(shape):
+    """Every index of an array of `shape`, in row-major order (numpy.ndindex)."""
+    return itertools.product(*map(range, shape))
+'''
+
 _ERF_XP = '''def _erf(x):
     """erf, which the array API standard lacks: the namespace's own where it
     has one (PyTorch, JAX, CuPy), else the math module's element by element
@@ -308,10 +321,14 @@ ARRAY = Backend(
         "_namespace": Helper("_namespace", _NAMESPACE, imports=("array_api_compat",)),
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST_XP, imports=("array_api_compat",)),
         "_erf": Helper("_erf", _ERF_XP, imports=("array_api_compat", "math")),
+        "_shape": Helper("_shape", _SHAPE_XP),
+        "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
     },
     arrays=True,
     release=True,
     namespace=True,
+    shape_of="_shape({0})",
+    indices="_indices({0})",
 )
 
 BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY)})

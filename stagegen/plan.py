@@ -883,16 +883,7 @@ class _Planner:
             displays=tuple(self.display(k) for k in range(len(graph.stages))),
             shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
             output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
-            functions=tuple(
-                {
-                    "jvp": self.jvp,
-                    "jacobian": self.jacobian,
-                    "jacobian_diag": self.jacobian_diag,
-                    "hvp": self.hvp,
-                    "hessian": self.hessian,
-                }[f]()
-                for f in self.options.with_
-            ),
+            functions=tuple(getattr(self, f)() for f in self.options.with_),  # a method per FUNCTIONS name
             index=names.index,
         )
 

@@ -78,17 +78,13 @@ class _Text:
             return f"# backprop {self.display(statement)}"
         if statement.kind == "sweep":
             return f"# {statement.note}"
-        np = self.listing.module
-        if statement.kind == "alloc":
-            return (
-                f"{statement.binds} = {np}.zeros({np}.shape({statement.out}) + {np}.shape({statement.like}))"
-            )
-        if statement.kind == "loop":
-            return f"for {statement.binds} in {np}.ndindex({np}.shape({statement.out})):"
+        if statement.kind in ("alloc", "loop"):
+            return self.loop_line(statement)
         if statement.kind == "onehot":
             return f"{statement.binds}[{statement.out}] = 1.0"
         if statement.kind == "put":
-            return f"{statement.binds}[{statement.out}] = {statement.dout}"
+            # the index covers the output's axes; `...` the input's (the standard asks for it)
+            return f"{statement.binds}[(*{statement.out}, ...)] = {statement.dout}"
         text = self.rhs(statement)
         if statement.number is not None:
             comment = f"  # ({statement.number}){statement.note}"
@@ -97,6 +93,22 @@ class _Text:
         if statement.add:
             return f"{statement.binds} = {statement.binds} {statement.add} {text}{comment}"
         return f"{statement.binds} {statement.op} {text}{comment}"
+
+    def loop_line(self, statement: Statement) -> str:
+        """value_and_jacobian of arrays: an entry of zeros of its shape, or the loop
+        over an output's elements (the backend's forms of shapes and indices)."""
+        backend, m = self.listing.backend, self.listing.module
+
+        def shape(name: str) -> str:
+            return backend.shape_of.format(name, m=m)
+
+        if statement.kind == "alloc":
+            size = f"{shape(statement.out)} + {shape(statement.like)}"
+            text = f"{statement.binds} = {m}.zeros({size}, dtype={m}.float64)"
+        else:
+            text = f"for {statement.binds} in {backend.indices.format(shape(statement.out), m=m)}:"
+        self.code.used.update(name for name in backend.helpers if f"{name}(" in text)
+        return text
 
     def display(self, statement: Statement) -> str:
         return f"{statement.out} = {self.rhs(statement)}"

@@ -95,3 +95,16 @@ def test_several_outputs_jvp_and_hvp_on_the_array_backend():
 
 def test_golden_text_is_in_the_repository():
     assert Path(__file__).with_name("golden").joinpath("notes_array.py").is_file()
+
+
+@pytest.mark.parametrize("name", ["arm3.txt", "arrays/softmax.txt", "arrays/residuals.txt"])
+def test_value_and_jacobian_on_array_api_strict(name):
+    """The Jacobian's loops use only the standard (shapes, indices with `...`)."""
+    source = (EXAMPLES / name).read_text()
+    array = stagegen.load(source, backend="array", with_="jacobian")
+    numpy = stagegen.load(source, backend="numpy", with_="jacobian")
+    args = arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(3))
+    got = array.value_and_jacobian(*[xps.asarray(a) for a in args])
+    want = numpy.value_and_jacobian(*args)
+    for g, w in zip(flat(got), flat(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)

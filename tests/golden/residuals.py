@@ -107,9 +107,9 @@ def value_and_jacobian(A, k, c, t, y):
     Aexpnegktpc = Aexpnegkt + c  # (5)
     r = Aexpnegktpc - y  # (6)
     # dr/d(A, k, c): its backprop, element by element
-    dr_dA = np.zeros(np.shape(r) + np.shape(A))
-    dr_dk = np.zeros(np.shape(r) + np.shape(k))
-    dr_dc = np.zeros(np.shape(r) + np.shape(c))
+    dr_dA = np.zeros(np.shape(r) + np.shape(A), dtype=np.float64)
+    dr_dk = np.zeros(np.shape(r) + np.shape(k), dtype=np.float64)
+    dr_dc = np.zeros(np.shape(r) + np.shape(c), dtype=np.float64)
     for index in np.ndindex(np.shape(r)):
         dout = np.zeros_like(r, dtype=np.float64)
         dout[index] = 1.0
@@ -127,7 +127,7 @@ def value_and_jacobian(A, k, c, t, y):
         dnegk = np.sum((t) * dnegkt, axis=0)  # (2)
         # backprop negk = -k
         dk = (-1) * dnegk  # (1)
-        dr_dA[index] = dA
-        dr_dk[index] = dk
-        dr_dc[index] = dc
+        dr_dA[(*index, ...)] = dA
+        dr_dk[(*index, ...)] = dk
+        dr_dc[(*index, ...)] = dc
     return r, ((dr_dA, dr_dk, dr_dc),)

@@ -119,10 +119,10 @@ def value_and_jacobian(W, b, X, Y):
     sumYS = np.sum(YS)  # (6)
     L = sumlseS0 - sumYS  # (7)
     # dL/d(W, b, X, Y): its backprop, element by element
-    dL_dW = np.zeros(np.shape(L) + np.shape(W))
-    dL_db = np.zeros(np.shape(L) + np.shape(b))
-    dL_dX = np.zeros(np.shape(L) + np.shape(X))
-    dL_dY = np.zeros(np.shape(L) + np.shape(Y))
+    dL_dW = np.zeros(np.shape(L) + np.shape(W), dtype=np.float64)
+    dL_db = np.zeros(np.shape(L) + np.shape(b), dtype=np.float64)
+    dL_dX = np.zeros(np.shape(L) + np.shape(X), dtype=np.float64)
+    dL_dY = np.zeros(np.shape(L) + np.shape(Y), dtype=np.float64)
     for index in np.ndindex(np.shape(L)):
         dout = np.zeros_like(L, dtype=np.float64)
         dout[index] = 1.0
@@ -144,10 +144,10 @@ def value_and_jacobian(W, b, X, Y):
         # backprop WX = W @ X
         dW = dWX @ X.T  # (1)
         dX = W.T @ dWX  # (1)
-        dL_dW[index] = dW
-        dL_db[index] = db
-        dL_dX[index] = dX
-        dL_dY[index] = dY
+        dL_dW[(*index, ...)] = dW
+        dL_db[(*index, ...)] = db
+        dL_dX[(*index, ...)] = dX
+        dL_dY[(*index, ...)] = dY
     return L, ((dL_dW, dL_db, dL_dX, dL_dY),)
 
 
