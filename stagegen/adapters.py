@@ -18,12 +18,12 @@ import types
 
 from .backends import BACKENDS
 from .errors import UsageError
+from .frameworks import JAX, TORCH, Adapter
 from .fresh import record
 
 
-def _checked(module: types.ModuleType) -> tuple[tuple[int, ...], bool]:
-    """The positions of the WRT inputs among the arguments, and whether the
-    module has several outputs; a module of another backend is refused."""
+def _checked(module: types.ModuleType) -> None:
+    """A module stagegen generated with --backend array; any other is refused."""
     try:
         backend = record(module.__doc__).options.backend
     except UsageError:
@@ -37,68 +37,28 @@ def _checked(module: types.ModuleType) -> tuple[tuple[int, ...], bool]:
             "generated with --backend array (it computes on PyTorch or JAX arrays)",
             hint="generate it again with --backend array",
         )
-    positions = tuple(module.INPUTS.index(name) for name in module.WRT)
-    return positions, len(module.OUTPUTS) > 1
+
+
+def _adapted(module: types.ModuleType, adapter: Adapter):
+    """The adapter's function, its text run beside `module`'s own functions."""
+    _checked(module)
+    scope = {name: getattr(module, name) for name in ("forward", "backward", "INPUTS", "WRT", "OUTPUTS")}
+    exec("\n".join(adapter.imports) + "\n\n\n" + adapter.text, scope)  # stagegen's own text
+    function = scope[adapter.function]
+    function.__doc__ = f"{module.__doc__.splitlines()[0]} ({adapter.kind})"
+    return function
 
 
 def torch_function(module: types.ModuleType):
     """A callable of the module's inputs (tensors or numbers) returning its
     value (a tuple for several outputs), differentiable by PyTorch's autograd."""
-    import torch
-    from torch.autograd.function import once_differentiable
-
-    positions, several = _checked(module)
-    n = len(module.INPUTS)
-
-    class Staged(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *args):
-            values, cache = module.forward(*args)
-            ctx.cache = cache
-            return values
-
-        @staticmethod
-        @once_differentiable
-        def backward(ctx, *upstream):
-            grads = module.backward(upstream if several else upstream[0], ctx.cache)
-            out = [None] * n
-            for k, g in zip(positions, grads, strict=True):
-                out[k] = g
-            return tuple(out)
-
-    def staged(*args):
-        return Staged.apply(*args)
-
-    staged.__doc__ = f"{module.__doc__.splitlines()[0]} (a torch.autograd.Function)"
-    return staged
+    return _adapted(module, TORCH)
 
 
 def jax_function(module: types.ModuleType):
     """A `jax.custom_vjp` function of the module's inputs, composable with
     `jax.jit`, `jax.grad` and `jax.vmap`."""
-    import jax
-    import jax.numpy as jnp
-
-    positions, _ = _checked(module)
-
-    @jax.custom_vjp
-    def staged(*args):
-        return module.forward(*args)[0]
-
-    def forward(*args):
-        values, cache = module.forward(*args)
-        return values, (cache, args)
-
-    def backward(residuals, upstream):
-        cache, args = residuals
-        grads = module.backward(upstream, cache)
-        out = [jnp.zeros_like(jnp.asarray(a)) for a in args]
-        for k, g in zip(positions, grads, strict=True):
-            out[k] = jnp.reshape(jnp.asarray(g), jnp.shape(args[k]))
-        return tuple(out)
-
-    staged.defvjp(forward, backward)
-    return staged
+    return _adapted(module, JAX)
 
 
 __all__ = ["torch_function", "jax_function"]

@@ -30,12 +30,13 @@ _maximum, _minimum = function("maximum"), function("minimum")
 
 
 def _floats(fn: str) -> Callable[..., Expr]:
-    """`fn` (ones_like, zeros_like, full_like) making a float array whatever the
-    dtype of the array it is shaped like: the gradient of an integer input is
-    float, and full_like(ints, 0.5) would truncate 0.5 to 0."""
+    """`fn` (ones_like, zeros_like, full_like) making an array of the float dtype
+    (the constant ``float``) whatever the dtype of the array it is shaped like:
+    the gradient of an integer input is float, and full_like(ints, 0.5) would
+    truncate 0.5 to 0."""
 
     def make(*args: Expr) -> Expr:
-        return Call(fn, args, (("dtype", Named("float64")),))
+        return Call(fn, args, (("dtype", Named("float")),))
 
     return make
 
@@ -64,7 +65,8 @@ class Backend:
     release: bool = False  # each array the code made is deleted after the block that last reads it
     locate: bool = False  # each function body runs in a try; a failure names its stage (_locate)
     # the module is the arguments' own (the array API): each function starts with
-    # ``alias = _namespace(its arguments)``, and the module imports nothing for it
+    # ``alias, dtype = _namespace(its arguments)``, and the module imports nothing
+    # for it; results take the float dtype of the arguments (the constant ``float``)
     namespace: bool = False
     # arrays: an array's shape, and the indices of an array of a shape (value_and_jacobian's loops)
     shape_of: str = "{m}.shape({0})"
@@ -164,10 +166,12 @@ _erf = $m.vectorize(math.erf, otypes=[float])
 
 _NAMESPACE = '''def _namespace(*values):
     """The array namespace of the arrays among `values` (in tuples too, as a
-    cache is), by array-api-compat: of the arrays that are not NumPy's (a Dask
-    matrix with a NumPy vector computes in Dask); NumPy itself for NumPy arrays
-    and Python numbers (NumPy 2 follows the standard, and takes numbers where
-    the compatibility layer takes arrays only)."""
+    cache is), by array-api-compat, and the float dtype results take: that of
+    the floating arrays among them (float32 stays float32), else float64. The
+    namespace is that of the arrays that are not NumPy's (a Dask matrix with a
+    NumPy vector computes in Dask); NumPy itself for NumPy arrays and Python
+    numbers (NumPy 2 follows the standard, and takes numbers where the
+    compatibility layer takes arrays only)."""
     arrays, stack = [], list(values)
     while stack:
         value = stack.pop()
@@ -175,20 +179,26 @@ _NAMESPACE = '''def _namespace(*values):
             stack.extend(value)
         elif not isinstance(value, (bool, int, float)):
             arrays.append(value)
-    arrays = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
-    if arrays:
-        return array_api_compat.array_namespace(*arrays)
-    import numpy
+    foreign = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
+    if foreign:
+        xp = compat = array_api_compat.array_namespace(*foreign)
+    else:
+        import numpy as xp
 
-    return numpy
+        compat = array_api_compat.array_namespace(*arrays) if arrays else None
+    # the dtypes through the compatibility layer (NumPy 1 has no isdtype)
+    dtypes = [a.dtype for a in foreign or arrays]
+    floats = [t for t in dtypes if compat.isdtype(t, "real floating")]
+    return xp, (compat.result_type(*floats) if floats else xp.float64)
 '''
 
 _UNBROADCAST_XP = '''def _unbroadcast(grad, value):
-    """`grad` brought to `value`'s shape (in `value`'s namespace): summed over
-    the axes broadcasting added, repeated along any it never reached."""
-    xp = _namespace(grad, value)
+    """`grad` brought to `value`'s shape (in their namespace and float dtype):
+    summed over the axes broadcasting added, repeated along any it never
+    reached."""
+    xp, dtype = _namespace(grad, value)
     shape = tuple(getattr(value, "shape", ()))
-    grad = xp.asarray(grad)
+    grad = xp.asarray(grad, dtype=dtype)
     while grad.ndim > len(shape):
         grad = xp.sum(grad, axis=0)
     lead = len(shape) - grad.ndim
@@ -212,9 +222,10 @@ _INDICES_XP = '''def _indices(shape):
 
 _ERF_XP = '''def _erf(x):
     """erf, which the array API standard lacks: the namespace's own where it
-    has one (PyTorch, JAX, CuPy), else the math module's element by element
-    (NumPy, array-api-strict: computed on the host)."""
-    xp = _namespace(x)
+    has one (PyTorch, JAX, CuPy), else math.erf element by element on the
+    host: on NumPy arrays, on each block of a Dask array (lazily, where the
+    block lives), on array-api-strict's data (through DLPack)."""
+    xp, dtype = _namespace(x)
     if array_api_compat.is_torch_namespace(xp):
         import torch
 
@@ -227,9 +238,20 @@ _ERF_XP = '''def _erf(x):
         import cupyx.scipy.special
 
         return cupyx.scipy.special.erf(x)
-    x = xp.asarray(x)
-    flat = [math.erf(float(v)) for v in xp.reshape(x, (-1,))]
-    return xp.reshape(xp.asarray(flat, dtype=xp.float64), tuple(x.shape))
+    if array_api_compat.is_dask_namespace(xp):
+        return x.map_blocks(_erf_host, dtype, dtype=dtype)
+    if array_api_compat.is_numpy_namespace(xp):
+        return _erf_host(x, dtype)
+    import numpy
+
+    return xp.asarray(_erf_host(numpy.from_dlpack(x), numpy.float64), dtype=dtype)
+
+
+def _erf_host(x, dtype):
+    """math.erf over a NumPy array (or a Dask array's block, on its worker)."""
+    import numpy
+
+    return numpy.vectorize(math.erf, otypes=[float])(x).astype(dtype)
 '''
 
 # What the backends of arrays write alike: NumPy's (and the standard's) maximum
@@ -241,7 +263,7 @@ _ARRAY_EXPANSIONS = {
     **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
 }
 _ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
-_ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float64": "{m}.float64"}
+_ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float": "{m}.float64"}
 
 MATH = Backend(
     name="math",
@@ -313,9 +335,10 @@ ARRAY = Backend(
             "copy": lambda x: call("asarray", x, copy=Num(True)),
         },
         postfix={k: v for k, v in _ARRAY_POSTFIX.items() if k != "size"},
-        constants=_ARRAY_CONSTANTS,
+        # the float dtype is the arguments' (`_namespace`)
+        constants={**_ARRAY_CONSTANTS, "float": "{d}"},
         # the standard multiplies no boolean array by a float (asarray: a Python bool too)
-        mask="{m}.asarray({0}, dtype={m}.float64)",
+        mask="{m}.asarray({0}, dtype={d})",
     ),
     helpers={
         "_namespace": Helper("_namespace", _NAMESPACE, imports=("array_api_compat",)),

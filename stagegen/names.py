@@ -35,6 +35,7 @@ class Names:
     index: str = ""  # value_and_jacobian of arrays: the loop's index over an output's elements
     adjoint_tangents: dict[int, str] = field(default_factory=dict)  # hvp, hessian: by value id (t + dv)
     hessian: dict[tuple[int, int], str] = field(default_factory=dict)  # (input, input) -> its entry's name
+    dtype: str = ""  # the array API: the float dtype of the arguments, beside the namespace
 
     def adjoint(self, backward: Backward, value: int) -> str:
         return self.adjoints[backward.alias.get(value, value)]
@@ -54,6 +55,7 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
     space = Namespace(user)
     module = space.own(BACKENDS[backend].alias)
     dout, cache = space.own("dout"), space.own("cache")
+    dtype = space.own("dtype") if BACKENDS[backend].namespace else ""
 
     names = [i.name for i in graph.inputs]
     for k, stage in enumerate(graph.stages):
@@ -95,7 +97,17 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
             for j in backward.wrt:
                 hessian[(i, j)] = space.free(f"d2{out}_d{names[i]}d{names[j]}")
     return Names(
-        tuple(names), adjoints, dout, cache, module, tangents, jacobian, index, adjoint_tangents, hessian
+        tuple(names),
+        adjoints,
+        dout,
+        cache,
+        module,
+        tangents,
+        jacobian,
+        index,
+        adjoint_tangents,
+        hessian,
+        dtype=dtype,
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from . import backends
 from .errors import UsageError
 from .files import shown
+from .frameworks import ADAPTERS
 from .identifiers import name_list
 
 BACKENDS = tuple(backends.BACKENDS)
@@ -33,6 +34,7 @@ class Options:
     style: str = "seed"
     gates: str = "grouped"
     with_: tuple[str, ...] = ()  # FUNCTIONS asked for, in FUNCTIONS order
+    emit_adapter: str = ""  # ADAPTERS: the module also as that framework's differentiable function
 
     def __post_init__(self):
         for field, allowed in (("backend", BACKENDS), ("style", STYLES), ("gates", GATES)):
@@ -40,6 +42,14 @@ class Options:
             if value not in allowed:
                 raise UsageError(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
         object.__setattr__(self, "with_", functions(self.with_))
+        if self.emit_adapter and self.emit_adapter not in ADAPTERS:
+            raise UsageError(f"emit_adapter must be one of {', '.join(ADAPTERS)}, not {self.emit_adapter!r}")
+        if self.emit_adapter and not backends.BACKENDS[self.backend].namespace:
+            raise UsageError(
+                f"--emit-adapter {self.emit_adapter} needs --backend array (the adapter hands the "
+                f"module {self.emit_adapter} arrays), not --backend {self.backend}",
+                hint=f"stagegen FILE --backend array --emit-adapter {self.emit_adapter}",
+            )
 
     def command(self, filename: str, output: str | None = None) -> str:
         """The stagegen command line that generates the same module from
@@ -86,8 +96,9 @@ class _CommandParser(argparse.ArgumentParser):
 
 
 def flag(name: str) -> str:
-    """The command-line option of an `Options` field (``with_`` is ``--with``)."""
-    return "--" + name.rstrip("_")
+    """The command-line option of an `Options` field (``with_`` is ``--with``,
+    ``emit_adapter`` ``--emit-adapter``)."""
+    return "--" + name.rstrip("_").replace("_", "-")
 
 
 def functions(value) -> tuple[str, ...]:
@@ -150,6 +161,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "both for one scalar output)",
     )
     parser.add_argument(
+        "--emit-adapter",
+        choices=ADAPTERS,
+        default="",
+        help="with --backend array: also write the module as PyTorch's autograd.Function "
+        "(torch_function) or as a jax.custom_vjp function (jax_function), at its end",
+    )
+    parser.add_argument(
         "--gates",
         choices=GATES,
         default="grouped",
@@ -161,5 +179,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def from_arguments(args: argparse.Namespace) -> Options:
     return Options(
-        backend=args.backend, style=args.style, gates=args.gates, wrt=args.wrt, with_=args.with_ or ()
+        backend=args.backend,
+        style=args.style,
+        gates=args.gates,
+        wrt=args.wrt,
+        with_=args.with_ or (),
+        emit_adapter=args.emit_adapter,
     )

@@ -56,6 +56,7 @@ def build(
     style: str = "seed",
     gates: str = "grouped",
     with_=(),
+    emit_adapter: str = "",
     filename: str | None = None,
     output: str | None = None,
 ) -> Build:
@@ -63,13 +64,15 @@ def build(
 
     `inputs` (the argument order; every input) and `wrt` (the gradients to
     return) are comma-separated names or sequences of names and SymPy
-    symbols; `backend`, `style`, `gates` and `with_` (the functions asked
-    for beside forward and backward: "jacobian", "jvp") are those of `Options`; `filename`
+    symbols; `backend`, `style`, `gates`, `with_` (the functions asked
+    for beside forward and backward: "jacobian", "jvp") and `emit_adapter`
+    ("torch", "jax") are those of `Options`; `filename`
     names the source in messages and in the docstring; `output`, the file
     the module will be written to, is named in the docstring's command (from
     the same folder as `filename`), so that its source can be found from it."""
     with _collector_paused():
-        return _build(source, inputs, wrt, backend, style, gates, with_, filename, output)
+        options = Options(backend=backend, style=style, gates=gates, with_=with_, emit_adapter=emit_adapter)
+        return _build(source, inputs, wrt, options, filename, output)
 
 
 @contextlib.contextmanager
@@ -86,13 +89,14 @@ def _collector_paused():
             gc.enable()
 
 
-def _build(source, inputs, wrt, backend, style, gates, with_, filename, output) -> Build:
+def _build(source, inputs, wrt, options: Options, filename, output) -> Build:
     # SymPy's cache hands out equal objects made by earlier builds, whose
     # subtrees carry none of this program's places and roles: every build
     # starts from an empty cache, so its output depends on its input alone
     clear_cache()
     wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
-    options = Options(backend=backend, style=style, gates=gates, wrt=wrt, with_=with_)
+    options = dataclasses.replace(options, wrt=wrt)
+    backend, style, gates = options.backend, options.style, options.gates
     if is_sympy(source):
         filename = filename or "<sympy>"
         source, inputs = _sympy_source(from_sympy(source, inputs, filename), options), None

@@ -72,6 +72,7 @@ class Listing:
 
     backend: Backend
     module: str  # the backend module's alias here
+    dtype: str  # the array API: the name of the arguments' float dtype ("" elsewhere)
     inputs: tuple[str, ...]
     wrt: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -869,6 +870,7 @@ class _Planner:
         return Listing(
             backend=self.backend,
             module=names.module,
+            dtype=names.dtype,
             inputs=tuple(i.name for i in graph.inputs),
             wrt=tuple(graph.inputs[k].name for k in backward.wrt),
             outputs=outs,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .expr import (
     OPERATORS,
@@ -55,7 +55,8 @@ class Syntax:
     postfix: Mapping[str, str] = field(default_factory=dict)  # fn -> "{0}.T", "{0}.shape[{1}]"
     constants: Mapping[str, str] = field(default_factory=dict)  # named constant -> text ("{m}.pi")
     power_call: str = ""  # a non-integer power is this function ("pow"), else **
-    # how a comparison reads as a number, where a boolean is not one ("{m}.astype({0}, {m}.float64)")
+    # how a comparison reads as a number, where a boolean is not one ("{m}.astype({0}, {m}.float64)";
+    # "{d}": the name of the float dtype of the arguments, where the module takes it from them)
     mask: str = ""
 
     def function(self, fn: str, module: str) -> str:
@@ -75,6 +76,7 @@ class Printer:
     leaves: Mapping[Expr, tuple[str, int]] = field(default_factory=dict)
     floats: bool = False  # integers written as floats (except exponents): CPython's float fast path
     used: set[str] = field(default_factory=set)
+    dtype: str = ""  # the name of the arguments' float dtype, where constants and masks name it ("{d}")
 
     def text(self, expr: Expr) -> str:
         return self.print(expr)[0]
@@ -115,7 +117,7 @@ class Printer:
         if isinstance(node, Compare):
             text = f"{paren(node.a, ADD)} {node.op} {paren(node.b, ADD)}"
             if self.syntax.mask:
-                mask = self.syntax.mask.format(text, m=self.module)
+                mask = self.syntax.mask.format(text, m=self.module, d=self.dtype)
                 self.used.add(mask.split("(", 1)[0])
                 return mask, ATOM
             return text, CMP
@@ -154,7 +156,7 @@ class Printer:
         return f"{name}({', '.join(args + [f'{k}={v}' for k, v in keywords])})", ATOM
 
     def _constant(self, name: str) -> str:
-        text = self.syntax.constants[name].format(m=self.module)
+        text = self.syntax.constants[name].format(m=self.module, d=self.dtype)
         if "." in text:
             self.used.add(text)
         return text
@@ -182,11 +184,7 @@ class Printer:
             return self._call(self.syntax.power_call, [sub(base)[0], sub(exp)[0]], [])
         b, bp = sub(base)
         # the exponent keeps its integers (x**2), whatever `floats` says
-        e, ep = (
-            Printer(self.syntax, self.module, self.leaves, False, self.used).print(exp)
-            if self.floats
-            else sub(exp)
-        )
+        e, ep = replace(self, floats=False).print(exp) if self.floats else sub(exp)
         b = b if bp > POW else f"({b})"
         e = e if ep >= UNARY else f"({e})"
         # black hugs ** between simple operands; in a chain x ** y ** z (no
@@ -230,8 +228,8 @@ class Forms:
     (``{out}``), the adjoint (``{dout}``) and a value to take the shape of
     (``{like}``). Numbers among the operands are printed here too."""
 
-    def __init__(self, syntax: Syntax, module: str = ""):
-        self.printer = Printer(syntax, module)
+    def __init__(self, syntax: Syntax, module: str = "", dtype: str = ""):
+        self.printer = Printer(syntax, module, dtype=dtype)
         self.templates: dict[tuple, str] = {}
 
     @property

@@ -20,7 +20,9 @@ import jinja2
 from .backends import SOURCE
 from .blackline import format_statement
 from .errors import InternalError, python_lines
+from .expr import Named
 from .files import shown
+from .frameworks import ADAPTERS
 from .gates import REGISTRY
 from .ir import Graph
 from .options import Options
@@ -56,7 +58,7 @@ class _Text:
 
     def __init__(self, listing: Listing):
         self.listing = listing
-        self.code = Forms(listing.backend.syntax, listing.module)
+        self.code = Forms(listing.backend.syntax, listing.module, listing.dtype)
         self.source = Forms(SOURCE)
 
     def rhs(self, statement: Statement) -> str:
@@ -104,7 +106,7 @@ class _Text:
 
         if statement.kind == "alloc":
             size = f"{shape(statement.out)} + {shape(statement.like)}"
-            text = f"{statement.binds} = {m}.zeros({size}, dtype={m}.float64)"
+            text = f"{statement.binds} = {m}.zeros({size}, dtype={self.code.printer.text(Named('float'))})"
         else:
             text = f"for {statement.binds} in {backend.indices.format(shape(statement.out), m=m)}:"
         self.code.used.update(name for name in backend.helpers if f"{name}(" in text)
@@ -151,11 +153,12 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     backend, module = listing.backend, listing.module
 
     def with_namespace(body: list[str], *arguments) -> list[str]:
-        """The array API: a function that calls the namespace's functions takes it
-        from its arguments, on its first line."""
+        """The array API: a function that calls the namespace's functions takes it,
+        and the float dtype (named only in their calls), from its arguments on its
+        first line."""
         if not backend.namespace or not any(f"{module}." in line for line in body):
             return body
-        return [f"{module} = _namespace({', '.join(arguments)})", *body]
+        return [f"{module}, {listing.dtype} = _namespace({', '.join(arguments)})", *body]
 
     bodies = [
         with_namespace(_lines(lines, listing.forward), *listing.inputs),
@@ -185,6 +188,9 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         imports.append(f"import {backend.module}" + ("" if module == backend.module else f" as {module}"))
     for helper in helpers:
         imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]
+    adapter = ADAPTERS.get(options.emit_adapter)
+    if adapter:
+        imports += adapter.imports
     cached, grads, inputs, outs = listing.cached, listing.gradients, listing.inputs, listing.outputs
     values = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
     unpack = ""
@@ -233,6 +239,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         functions=functions,
         locate=backend.locate,
         helpers=[h.source(module) for h in helpers],
+        adapter=adapter.text if adapter else "",
     )
 
 
@@ -269,6 +276,8 @@ def _docstring(
         parts += textwrap.wrap(function.cost + ".", LINE_LENGTH - 4, subsequent_indent="    ")
     if listing.backend.arrays:
         parts += ["", *textwrap.wrap(_shapes_note(listing), LINE_LENGTH - 4)]
+    if options.emit_adapter:
+        parts += ["", *textwrap.wrap(ADAPTERS[options.emit_adapter].says, LINE_LENGTH - 4)]
     if graph.rewrites:
         parts += ["", "Rewrites (each circuit became one grouped gate; --gates fine keeps them as written):"]
         for gate, span in graph.rewrites:

@@ -161,7 +161,7 @@ def evaluate(build, point: Mapping, option: str = "the point") -> Trace:
         computed = value in names.adjoints or value in backward.alias
         return names.adjoint(backward, value) if computed else None
 
-    code, source = Forms(BACKENDS[build.options.backend].syntax, names.module), Forms(SOURCE)
+    code, source = Forms(BACKENDS[build.options.backend].syntax, names.module, names.dtype), Forms(SOURCE)
     rows = []
     for k, stage in enumerate(graph.stages):
         instance = REGISTRY[stage.gate].instance(len(stage.operands), stage.params)

@@ -126,3 +126,21 @@ def _flat(statements):
             yield from _flat(statement.body)
         else:
             yield statement
+
+
+def sample_arguments(build, rng) -> list:
+    """Values for a program's inputs: declared sizes 3 (names), else (4,)
+    arrays, in their declared ranges (else [-2, 2])."""
+    args = []
+    for i in build.graph.inputs:
+        shape = (4,) if i.shape is None else tuple(3 if isinstance(d, str) else d for d in i.shape)
+        lo, hi = (i.domain.lo, i.domain.hi) if i.domain else (-2.0, 2.0)
+        args.append(rng.uniform(lo, hi, shape))
+    return args
+
+
+def leaves(result) -> list:
+    """A module's result (nested tuples of arrays) as a flat list of its arrays."""
+    if isinstance(result, (tuple, list)):
+        return [leaf for item in result for leaf in leaves(item)]
+    return [result]

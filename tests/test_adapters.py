@@ -1,15 +1,18 @@
 """stagegen.adapters: a --backend array module as a torch.autograd.Function and
-as a jax.custom_vjp function. References are PyTorch's and JAX's own autodiff
-of the same maths written directly in them, and finite differences
-(torch.autograd.gradcheck)."""
+as a jax.custom_vjp function, made beside a loaded module (torch_function,
+jax_function) or written into the module's file (--emit-adapter). References
+are PyTorch's and JAX's own autodiff of the same maths written directly in
+them, and finite differences (torch.autograd.gradcheck)."""
 
+import ast
+import importlib.util
 import math
 
 import numpy as np
 import pytest
 
 import stagegen
-from helpers import EXAMPLES
+from helpers import EXAMPLES, run_cli
 from stagegen.adapters import jax_function, torch_function
 from stagegen.errors import StagegenError
 
@@ -23,6 +26,27 @@ def load(name, **options):
     return stagegen.load((EXAMPLES / name).read_text(), backend="array", **options)
 
 
+ADAPTED = {"torch": torch_function, "jax": jax_function}
+
+
+def adapted(how, framework, name, tmp_path, **options):
+    """The adapter's function for an example: made by stagegen.adapters beside
+    the loaded module ("beside"), or the one its file defines when written with
+    --emit-adapter and imported from disk like any module ("emitted")."""
+    if how == "beside":
+        return ADAPTED[framework](load(name, **options))
+    path = tmp_path / f"{framework}_{name.replace('/', '_').removesuffix('.txt')}.py"
+    source = (EXAMPLES / name).read_text()
+    path.write_text(stagegen.generate(source, backend="array", emit_adapter=framework, **options))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, f"{framework}_function")
+
+
+HOW = ["beside", "emitted"]
+
+
 def tensors(*values, grad=True):
     return [torch.tensor(v, dtype=torch.float64, requires_grad=grad) for v in values]
 
@@ -30,16 +54,18 @@ def tensors(*values, grad=True):
 # -- PyTorch ------------------------------------------------------------------------
 
 
-def test_torch_gradcheck_elementwise_and_several_outputs():
-    notes = torch_function(load("notes.txt"))
+@pytest.mark.parametrize("how", HOW)
+def test_torch_gradcheck_elementwise_and_several_outputs(how, tmp_path):
+    notes = adapted(how, "torch", "notes.txt", tmp_path)
     x, y = tensors([0.3, -1.0, 2.0], [1.0, 0.5, -2.0])
     assert torch.autograd.gradcheck(notes, (x, y))
-    arm = torch_function(load("arm3.txt"))
+    arm = adapted(how, "torch", "arm3.txt", tmp_path)
     assert torch.autograd.gradcheck(arm, tuple(tensors(0.3, -0.7, 1.1)))
 
 
-def test_torch_arguments_not_in_wrt_get_no_gradient():
-    f = torch_function(load("arrays/linreg.txt", wrt="W"))
+@pytest.mark.parametrize("how", HOW)
+def test_torch_arguments_not_in_wrt_get_no_gradient(how, tmp_path):
+    f = adapted(how, "torch", "arrays/linreg.txt", tmp_path, wrt="W")
     rng = np.random.default_rng(1)
     W, X, Y = tensors(rng.normal(size=(3, 4)), rng.normal(size=(4, 5)), rng.normal(size=(3, 5)))
     f(W, X, Y).backward()
@@ -56,10 +82,11 @@ def test_torch_second_derivative_is_refused_clearly():
         torch.autograd.grad(g, x)
 
 
-def test_torch_training_matches_plain_pytorch():
+@pytest.mark.parametrize("how", HOW)
+def test_torch_training_matches_plain_pytorch(how, tmp_path):
     """A two-layer regression net (examples/arrays/two_layer.txt) trained with Adam
     for 20 steps through the adapter and written in plain PyTorch: the same losses."""
-    staged = torch_function(load("arrays/two_layer.txt", wrt="W1,b1,W2,b2"))
+    staged = adapted(how, "torch", "arrays/two_layer.txt", tmp_path, wrt="W1,b1,W2,b2")
     rng = np.random.default_rng(0)
     shapes = {"W1": (8, 4), "b1": (8, 1), "W2": (2, 8), "b2": (2, 1)}
     X, Y = torch.tensor(rng.normal(size=(4, 16))), torch.tensor(rng.normal(size=(2, 16)))
@@ -95,9 +122,10 @@ def test_a_numpy_module_is_refused():
 # -- JAX ------------------------------------------------------------------------------
 
 
-def test_jax_grad_equals_the_modules_gradient_and_jit_works():
+@pytest.mark.parametrize("how", HOW)
+def test_jax_grad_equals_the_modules_gradient_and_jit_works(how, tmp_path):
     module = load("notes.txt")
-    f = jax_function(module)
+    f = adapted(how, "jax", "notes.txt", tmp_path)
     x, y = jnp.asarray([0.3, -1.0, 2.0]), jnp.asarray([1.0, 0.5, -2.0])
 
     def total(a, b):
@@ -119,8 +147,9 @@ def test_jax_jacobian_of_several_outputs_is_the_analytic_one():
     assert float(J[2][1]) == pytest.approx(0.5 * math.cos(a3), rel=1e-14)
 
 
-def test_jax_arguments_not_in_wrt_get_zeros():
-    f = jax_function(load("arrays/linreg.txt", wrt="W"))
+@pytest.mark.parametrize("how", HOW)
+def test_jax_arguments_not_in_wrt_get_zeros(how, tmp_path):
+    f = adapted(how, "jax", "arrays/linreg.txt", tmp_path, wrt="W")
     rng = np.random.default_rng(2)
     W, X, Y = (jnp.asarray(rng.normal(size=s)) for s in ((3, 4), (4, 5), (3, 5)))
     gW, gX, gY = jax.grad(f, argnums=(0, 1, 2))(W, X, Y)
@@ -128,10 +157,47 @@ def test_jax_arguments_not_in_wrt_get_zeros():
     assert not np.any(np.asarray(gX)) and not np.any(np.asarray(gY))
 
 
-def test_jax_hessian_through_the_adapter_is_the_modules_hessian():
+@pytest.mark.parametrize("how", HOW)
+def test_jax_hessian_through_the_adapter_is_the_modules_hessian(how, tmp_path):
     """JAX differentiates the module's backward code itself (it is JAX code on JAX
     arrays): jax.hessian works and equals the math backend's `hessian`."""
-    f = jax_function(load("notes.txt"))
+    f = adapted(how, "jax", "notes.txt", tmp_path)
     H = jax.hessian(f, argnums=(0, 1))(jnp.asarray(3.0), jnp.asarray(-4.0))
     _, _, want = stagegen.load((EXAMPLES / "notes.txt").read_text(), with_="hessian").hessian(3.0, -4.0)
     np.testing.assert_allclose(np.array(H, dtype=float), np.array(want), rtol=1e-12)
+
+
+# -- --emit-adapter -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "framework, imports",
+    [
+        ("torch", ["array_api_compat", "torch", "torch.autograd.function"]),
+        ("jax", ["array_api_compat", "jax", "jax.numpy"]),
+    ],
+)
+def test_an_emitted_adapter_imports_its_framework_and_stays_fresh(framework, imports, folder, capsys):
+    status, _, err = run_cli(
+        ["in.txt", "--backend", "array", "--emit-adapter", framework, "-o", "out.py"], capsys
+    )
+    assert status == 0, err
+    text = (folder / "out.py").read_text()
+    tree = ast.parse(text)
+    found = [
+        n.names[0].name if isinstance(n, ast.Import) else n.module
+        for n in tree.body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    ]
+    assert found == imports
+    assert f"--backend array --emit-adapter {framework}" in text.split("\n")[2]
+    assert f"{framework}_function(...) is this module as a" in text
+    assert run_cli(["--check-fresh", "out.py"], capsys)[0] == 0
+
+
+@pytest.mark.parametrize("backend", ["math", "numpy"])
+def test_emit_adapter_needs_the_array_backend(backend):
+    with pytest.raises(StagegenError, match="--emit-adapter torch needs --backend array"):
+        stagegen.generate((EXAMPLES / "notes.txt").read_text(), backend=backend, emit_adapter="torch")
+    with pytest.raises(StagegenError, match="emit_adapter must be one of torch, jax"):
+        stagegen.generate("f = x", backend="array", emit_adapter="tensorflow")

@@ -11,27 +11,11 @@ import numpy as np
 import pytest
 
 import stagegen
-from helpers import EXAMPLES, release_errors
+from helpers import EXAMPLES, leaves, release_errors, sample_arguments
 
 PROGRAMS = sorted(p.name for p in EXAMPLES.glob("*.txt")) + sorted(
     f"arrays/{p.name}" for p in (EXAMPLES / "arrays").glob("*.txt")
 )
-
-
-def arguments(build, rng):
-    """Values for the inputs: declared sizes 3 (names), else (4,) arrays, in their ranges."""
-    args = []
-    for i in build.graph.inputs:
-        shape = (4,) if i.shape is None else tuple(3 if isinstance(d, str) else d for d in i.shape)
-        lo, hi = (i.domain.lo, i.domain.hi) if i.domain else (-2.0, 2.0)
-        args.append(rng.uniform(lo, hi, shape))
-    return args
-
-
-def flat(result):
-    if isinstance(result, (tuple, list)):
-        return [leaf for item in result for leaf in flat(item)]
-    return [np.asarray(result, dtype=float)]
 
 
 @pytest.mark.parametrize("style", ["seed", "compact"])
@@ -40,11 +24,11 @@ def test_array_api_strict_gives_what_numpy_gives(name, style):
     source = (EXAMPLES / name).read_text()
     array = stagegen.load(source, backend="array", style=style)
     numpy = stagegen.load(source, backend="numpy", style=style)
-    args = arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(len(name)))
+    args = sample_arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(len(name)))
     strict = [xps.asarray(a) for a in args]
     values, cache = array.forward(*strict)
     want_values, want_cache = numpy.forward(*args)
-    douts = [np.ones(np.shape(v)) for v in flat(want_values)]
+    douts = [np.ones(np.shape(v)) for v in leaves(want_values)]
     dout = tuple(douts) if len(douts) > 1 else douts[0]
     got = [
         values,
@@ -54,7 +38,7 @@ def test_array_api_strict_gives_what_numpy_gives(name, style):
     if hasattr(numpy, "value_and_grad"):
         got.append(array.value_and_grad(*strict))
         want.append(numpy.value_and_grad(*args))
-    for g, w in zip(flat(got), flat(want), strict=True):
+    for g, w in zip(leaves(got), leaves(want), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
 
 
@@ -68,7 +52,7 @@ def test_the_module_imports_array_api_compat_only():
     text = stagegen.generate((EXAMPLES / "notes.txt").read_text(), backend="array")
     imports = [n for n in ast.parse(text).body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert [alias.name for n in imports for alias in n.names] == ["array_api_compat"]
-    assert "def forward(x, y):\n    xp = _namespace(x, y)\n" in text
+    assert "def forward(x, y):\n    xp, dtype = _namespace(x, y)\n" in text
     assert "np." not in text and "if xp.all" not in text  # no Python branch on array values
     assert release_errors(text) == []
 
@@ -103,8 +87,8 @@ def test_value_and_jacobian_on_array_api_strict(name):
     source = (EXAMPLES / name).read_text()
     array = stagegen.load(source, backend="array", with_="jacobian")
     numpy = stagegen.load(source, backend="numpy", with_="jacobian")
-    args = arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(3))
+    args = sample_arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(3))
     got = array.value_and_jacobian(*[xps.asarray(a) for a in args])
     want = numpy.value_and_jacobian(*args)
-    for g, w in zip(flat(got), flat(want), strict=True):
+    for g, w in zip(leaves(got), leaves(want), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)

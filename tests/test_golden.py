@@ -53,6 +53,11 @@ CASES = {
     # the array API backend
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),
+    # and as PyTorch's autograd.Function (--emit-adapter)
+    "two_layer_torch": (
+        "arrays/two_layer.txt",
+        {"backend": "array", "style": "compact", "wrt": "W1,b1,W2,b2", "emit_adapter": "torch"},
+    ),
     # a SymPy object: generated from, and recording, the source it prints
     "notes_sympy": (None, {}),
 }

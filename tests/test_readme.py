@@ -43,8 +43,13 @@ def test_gate_table_names_every_gate():
 def test_commands():
     assert "pip install . && stagegen examples/notes.txt" in README
     ci = (ROOT / ".ci" / "run").read_text()
-    assert """grep -m1 '^pip install -e "\\.\\[test\\]" && python -m pytest' README.md""" in ci
-    assert re.search(r'^pip install -e "\.\[test\]" && python -m pytest -q$', README, flags=re.M)
+    assert (
+        """grep -m1 '^pip install -e "\\.\\[test\\]" -c constraints.txt && python -m pytest' README.md"""
+        in ci
+    )
+    assert re.search(
+        r'^pip install -e "\.\[test\]" -c constraints.txt && python -m pytest -q$', README, flags=re.M
+    )
 
 
 def test_matrix_listing_is_generated():

@@ -33,7 +33,7 @@ OUTPUTS = (OUTPUT,)
 
 
 def forward(x, y):
-    xp = _namespace(x, y)
+    xp, dtype = _namespace(x, y)
     sigy = xp.exp(xp.minimum(y, 0.0)) / (1.0 + xp.exp(-xp.abs(y)))  # (1)
     num = x + sigy  # (2)
     sigx = xp.exp(xp.minimum(x, 0.0)) / (1.0 + xp.exp(-xp.abs(x)))  # (3)
@@ -81,7 +81,7 @@ def backward(dout, cache):
 
 
 def value_and_grad(x, y):
-    xp = _namespace(x, y)
+    xp, dtype = _namespace(x, y)
     sigy = xp.exp(xp.minimum(y, 0.0)) / (1.0 + xp.exp(-xp.abs(y)))  # (1)
     num = x + sigy  # (2)
     sigx = xp.exp(xp.minimum(x, 0.0)) / (1.0 + xp.exp(-xp.abs(x)))  # (3)
@@ -91,7 +91,7 @@ def value_and_grad(x, y):
     del xpysqr
     invden = 1.0 / den  # (7)
     f = num * invden  # (8)
-    dout = xp.ones_like(f, dtype=xp.float64)
+    dout = xp.ones_like(f, dtype=dtype)
     # backprop f = num * invden
     dnum = (invden) * dout  # (8)
     dinvden = (num) * dout  # (8)
@@ -127,10 +127,12 @@ def value_and_grad(x, y):
 
 def _namespace(*values):
     """The array namespace of the arrays among `values` (in tuples too, as a
-    cache is), by array-api-compat: of the arrays that are not NumPy's (a Dask
-    matrix with a NumPy vector computes in Dask); NumPy itself for NumPy arrays
-    and Python numbers (NumPy 2 follows the standard, and takes numbers where
-    the compatibility layer takes arrays only)."""
+    cache is), by array-api-compat, and the float dtype results take: that of
+    the floating arrays among them (float32 stays float32), else float64. The
+    namespace is that of the arrays that are not NumPy's (a Dask matrix with a
+    NumPy vector computes in Dask); NumPy itself for NumPy arrays and Python
+    numbers (NumPy 2 follows the standard, and takes numbers where the
+    compatibility layer takes arrays only)."""
     arrays, stack = [], list(values)
     while stack:
         value = stack.pop()
@@ -138,20 +140,26 @@ def _namespace(*values):
             stack.extend(value)
         elif not isinstance(value, (bool, int, float)):
             arrays.append(value)
-    arrays = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
-    if arrays:
-        return array_api_compat.array_namespace(*arrays)
-    import numpy
+    foreign = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
+    if foreign:
+        xp = compat = array_api_compat.array_namespace(*foreign)
+    else:
+        import numpy as xp
 
-    return numpy
+        compat = array_api_compat.array_namespace(*arrays) if arrays else None
+    # the dtypes through the compatibility layer (NumPy 1 has no isdtype)
+    dtypes = [a.dtype for a in foreign or arrays]
+    floats = [t for t in dtypes if compat.isdtype(t, "real floating")]
+    return xp, (compat.result_type(*floats) if floats else xp.float64)
 
 
 def _unbroadcast(grad, value):
-    """`grad` brought to `value`'s shape (in `value`'s namespace): summed over
-    the axes broadcasting added, repeated along any it never reached."""
-    xp = _namespace(grad, value)
+    """`grad` brought to `value`'s shape (in their namespace and float dtype):
+    summed over the axes broadcasting added, repeated along any it never
+    reached."""
+    xp, dtype = _namespace(grad, value)
     shape = tuple(getattr(value, "shape", ()))
-    grad = xp.asarray(grad)
+    grad = xp.asarray(grad, dtype=dtype)
     while grad.ndim > len(shape):
         grad = xp.sum(grad, axis=0)
     lead = len(shape) - grad.ndim

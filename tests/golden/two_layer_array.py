@@ -33,7 +33,7 @@ OUTPUTS = (OUTPUT,)
 
 
 def forward(W1, b1, W2, b2, X, Y):
-    xp = _namespace(W1, b1, W2, b2, X, Y)
+    xp, dtype = _namespace(W1, b1, W2, b2, X, Y)
     W1X = W1 @ X  # (1)
     W1Xpb1 = W1X + b1  # (2)
     del W1X
@@ -50,9 +50,9 @@ def forward(W1, b1, W2, b2, X, Y):
 
 def backward(dout, cache):
     W1, W2, X, W1Xpb1, H, Err, Errsqr = cache
-    xp = _namespace(dout, cache)
+    xp, dtype = _namespace(dout, cache)
     # backprop L = mean(Errsqr)
-    dErrsqr = xp.zeros_like(Errsqr, dtype=xp.float64) + dout / array_api_compat.size(
+    dErrsqr = xp.zeros_like(Errsqr, dtype=dtype) + dout / array_api_compat.size(
         Errsqr
     )  # (8)
     # backprop Errsqr = Err**2
@@ -67,7 +67,7 @@ def backward(dout, cache):
     dH = W2.T @ dErr  # (4)
     del dErr
     # backprop H = relu(W1Xpb1)
-    dW1Xpb1 = xp.asarray(W1Xpb1 > 0, dtype=xp.float64) * dH  # (3); 0 at x = 0
+    dW1Xpb1 = xp.asarray(W1Xpb1 > 0, dtype=dtype) * dH  # (3); 0 at x = 0
     del dH
     # backprop W1Xpb1 = W1X + b1
     db1 = xp.sum(dW1Xpb1, axis=1, keepdims=True)  # (2)
@@ -78,7 +78,7 @@ def backward(dout, cache):
 
 
 def value_and_grad(W1, b1, W2, b2, X, Y):
-    xp = _namespace(W1, b1, W2, b2, X, Y)
+    xp, dtype = _namespace(W1, b1, W2, b2, X, Y)
     W1X = W1 @ X  # (1)
     W1Xpb1 = W1X + b1  # (2)
     del W1X
@@ -91,7 +91,7 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
     Errsqr = Err**2  # (7)
     L = xp.mean(Errsqr)  # (8)
     # backprop L = mean(Errsqr)
-    dErrsqr = xp.zeros_like(Errsqr, dtype=xp.float64) + 1 / array_api_compat.size(
+    dErrsqr = xp.zeros_like(Errsqr, dtype=dtype) + 1 / array_api_compat.size(
         Errsqr
     )  # (8)
     del Errsqr
@@ -107,7 +107,7 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
     dH = W2.T @ dErr  # (4)
     del H, dErr
     # backprop H = relu(W1Xpb1)
-    dW1Xpb1 = xp.asarray(W1Xpb1 > 0, dtype=xp.float64) * dH  # (3); 0 at x = 0
+    dW1Xpb1 = xp.asarray(W1Xpb1 > 0, dtype=dtype) * dH  # (3); 0 at x = 0
     del W1Xpb1, dH
     # backprop W1Xpb1 = W1X + b1
     db1 = xp.sum(dW1Xpb1, axis=1, keepdims=True)  # (2)
@@ -119,10 +119,12 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
 
 def _namespace(*values):
     """The array namespace of the arrays among `values` (in tuples too, as a
-    cache is), by array-api-compat: of the arrays that are not NumPy's (a Dask
-    matrix with a NumPy vector computes in Dask); NumPy itself for NumPy arrays
-    and Python numbers (NumPy 2 follows the standard, and takes numbers where
-    the compatibility layer takes arrays only)."""
+    cache is), by array-api-compat, and the float dtype results take: that of
+    the floating arrays among them (float32 stays float32), else float64. The
+    namespace is that of the arrays that are not NumPy's (a Dask matrix with a
+    NumPy vector computes in Dask); NumPy itself for NumPy arrays and Python
+    numbers (NumPy 2 follows the standard, and takes numbers where the
+    compatibility layer takes arrays only)."""
     arrays, stack = [], list(values)
     while stack:
         value = stack.pop()
@@ -130,9 +132,14 @@ def _namespace(*values):
             stack.extend(value)
         elif not isinstance(value, (bool, int, float)):
             arrays.append(value)
-    arrays = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
-    if arrays:
-        return array_api_compat.array_namespace(*arrays)
-    import numpy
+    foreign = [a for a in arrays if not array_api_compat.is_numpy_array(a)]
+    if foreign:
+        xp = compat = array_api_compat.array_namespace(*foreign)
+    else:
+        import numpy as xp
 
-    return numpy
+        compat = array_api_compat.array_namespace(*arrays) if arrays else None
+    # the dtypes through the compatibility layer (NumPy 1 has no isdtype)
+    dtypes = [a.dtype for a in foreign or arrays]
+    floats = [t for t in dtypes if compat.isdtype(t, "real floating")]
+    return xp, (compat.result_type(*floats) if floats else xp.float64)
