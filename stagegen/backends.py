@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from string import Template
 from types import MappingProxyType
 
-from .expr import Call, Expr, Named, Num, call, function
+from .expr import Call, Expr, Named, Num, call, function, select
 from .printer import Syntax
 
 _maximum, _minimum = function("maximum"), function("minimum")
@@ -160,9 +160,17 @@ _UNBROADCAST = '''def _unbroadcast(grad, value):
     return grad
 '''
 
-_ERF = """# NumPy has no erf: the math module's, element by element.
-_erf = $m.vectorize(math.erf, otypes=[float])
+
+def _special(name: str, scipy_name: str) -> Helper:
+    """The numpy backend's `name` (NumPy has none): SciPy's at NumPy speed where
+    SciPy is installed, else the math module's element by element."""
+    text = f"""try:  # SciPy's {name} at NumPy speed, where SciPy is installed
+    from scipy.special import {scipy_name} as _{name}
+except ImportError:  # NumPy has no {name}: the math module's, element by element
+    _{name} = $m.vectorize(math.{name}, otypes=[float])
 """
+    return Helper(f"_{name}", text, imports=("math",))
+
 
 _NAMESPACE = '''def _namespace(*values):
     """The array namespace of the arrays among `values` (in tuples too, as a
@@ -220,39 +228,46 @@ _INDICES_XP = '''def _indices(shape):
     return itertools.product(*map(range, shape))
 '''
 
-_ERF_XP = '''def _erf(x):
-    """erf, which the array API standard lacks: the namespace's own where it
-    has one (PyTorch, JAX, CuPy), else math.erf element by element on the
+
+def _special_xp(name: str) -> Helper:
+    """The array backend's `name`, which the standard lacks: the namespace's own
+    where it has one (PyTorch, JAX, CuPy), else the math module's element by
+    element on the host."""
+    text = f'''def _{name}(x):
+    """{name}, which the array API standard lacks: the namespace's own where it
+    has one (PyTorch, JAX, CuPy), else math.{name} element by element on the
     host: on NumPy arrays, on each block of a Dask array (lazily, where the
     block lives), on array-api-strict's data (through DLPack)."""
     xp, dtype = _namespace(x)
     if array_api_compat.is_torch_namespace(xp):
         import torch
 
-        return torch.special.erf(x)
+        return torch.special.{name}(x)
     if array_api_compat.is_jax_namespace(xp):
         import jax.scipy.special
 
-        return jax.scipy.special.erf(x)
+        return jax.scipy.special.{name}(x)
     if array_api_compat.is_cupy_namespace(xp):
         import cupyx.scipy.special
 
-        return cupyx.scipy.special.erf(x)
+        return cupyx.scipy.special.{name}(x)
     if array_api_compat.is_dask_namespace(xp):
-        return x.map_blocks(_erf_host, dtype, dtype=dtype)
+        return x.map_blocks(_{name}_host, dtype, dtype=dtype)
     if array_api_compat.is_numpy_namespace(xp):
-        return _erf_host(x, dtype)
+        return _{name}_host(x, dtype)
     import numpy
 
-    return xp.asarray(_erf_host(numpy.from_dlpack(x), numpy.float64), dtype=dtype)
+    return xp.asarray(_{name}_host(numpy.from_dlpack(x), numpy.float64), dtype=dtype)
 
 
-def _erf_host(x, dtype):
-    """math.erf over a NumPy array (or a Dask array's block, on its worker)."""
+def _{name}_host(x, dtype):
+    """math.{name} over a NumPy array (or a Dask array's block, on its worker)."""
     import numpy
 
-    return numpy.vectorize(math.erf, otypes=[float])(x).astype(dtype)
+    return numpy.vectorize(math.{name}, otypes=[float])(x).astype(dtype)
 '''
+    return Helper(f"_{name}", text, imports=("array_api_compat", "math"))
+
 
 # What the backends of arrays write alike: NumPy's (and the standard's) maximum
 # and minimum are binary, and take the first operand on a tie; float arrays
@@ -262,6 +277,7 @@ _ARRAY_EXPANSIONS = {
     "min": _nested(_minimum),
     **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
 }
+_WHERE = "{m}.where({0}, {1}, {2})"
 _ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
 _ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float": "{m}.float64"}
 
@@ -274,7 +290,9 @@ MATH = Backend(
         prefix="{m}.",
         # Python's own abs, max and min (max and min take the first operand on a tie)
         functions={"abs": "abs", "max": "max", "min": "min"},
-        expansions={"sign": lambda x: (x > 0) - (x < 0)},
+        expansions={
+            "sign": lambda x: select(x > 0, 1.0, select(x < 0, -1.0, 0.0)),
+        },
         constants={"pi": "{m}.pi", "e": "{m}.e"},
         # a non-integer power of a negative float is complex in Python; math.pow
         # raises a domain error instead, as the hand-written code would
@@ -298,17 +316,21 @@ NUMPY = Backend(
             "asinh": "{m}.arcsinh",
             "acosh": "{m}.arccosh",
             "atanh": "{m}.arctanh",
+            "atan2": "{m}.arctan2",
             "amax": "{m}.max",
             "erf": "_erf",
+            "erfc": "_erfc",
             "_unbroadcast": "_unbroadcast",
         },
         expansions={**_ARRAY_EXPANSIONS, "full_like": _floats("full_like")},
         postfix=_ARRAY_POSTFIX,
         constants=_ARRAY_CONSTANTS,
+        where=_WHERE,
     ),
     helpers={
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),
-        "_erf": Helper("_erf", _ERF, imports=("math",)),
+        "_erf": _special("erf", "erf"),
+        "_erfc": _special("erfc", "erfc"),
     },
     arrays=True,
     release=True,
@@ -325,6 +347,7 @@ ARRAY = Backend(
         functions={
             "amax": "{m}.max",
             "erf": "_erf",
+            "erfc": "_erfc",
             "_unbroadcast": "_unbroadcast",
             "size": "array_api_compat.size",
         },
@@ -339,11 +362,13 @@ ARRAY = Backend(
         constants={**_ARRAY_CONSTANTS, "float": "{d}"},
         # the standard multiplies no boolean array by a float (asarray: a Python bool too)
         mask="{m}.asarray({0}, dtype={d})",
+        where=_WHERE,
     ),
     helpers={
         "_namespace": Helper("_namespace", _NAMESPACE, imports=("array_api_compat",)),
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST_XP, imports=("array_api_compat",)),
-        "_erf": Helper("_erf", _ERF_XP, imports=("array_api_compat", "math")),
+        "_erf": _special_xp("erf"),
+        "_erfc": _special_xp("erfc"),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
     },

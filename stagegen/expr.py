@@ -180,11 +180,13 @@ class Compare(Expr):
 
 @dataclass(frozen=True, eq=True)
 class Select(Expr):
-    """``a if cond else b``."""
+    """``a if cond else b``; `each`: per element where the operands are arrays
+    (``np.where(cond, a, b)``), else one test of a single condition."""
 
     cond: Expr
     a: Expr
     b: Expr
+    each: bool = False
 
     def children(self) -> tuple[Expr, ...]:
         return (self.cond, self.a, self.b)
@@ -330,7 +332,13 @@ def call(fn: str, *args, **keywords) -> Expr:
 
 
 def select(cond: Expr, a, b) -> Expr:
+    """One test: ``a if cond else b`` in every backend (the condition is one boolean)."""
     return Select(cond, wrap(a), wrap(b))
+
+
+def where(cond: Expr, a, b) -> Expr:
+    """Per element: ``a if cond else b`` of floats, ``where(cond, a, b)`` of arrays."""
+    return Select(cond, wrap(a), wrap(b), each=True)
 
 
 def function(fn: str) -> Callable[..., Expr]:
@@ -397,7 +405,7 @@ def _with_children(node: Expr, kids: tuple[Expr, ...]) -> Expr:
     if isinstance(node, Compare):
         return Compare(node.op, *kids)
     if isinstance(node, Select):
-        return Select(*kids)
+        return Select(*kids, each=node.each)
     if isinstance(node, Slice):
         parts = iter(kids)
         return Slice(*(None if e is None else next(parts) for e in (node.start, node.stop, node.step)))
@@ -466,7 +474,7 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
                     if x != zero:
                         d = add(d, mul(partial, x))
         elif isinstance(node, Select):
-            d = Select(node.cond, done[id(node.a)], done[id(node.b)])
+            d = Select(node.cond, done[id(node.a)], done[id(node.b)], node.each)
         else:  # numbers, other leaves, comparisons (piecewise constant)
             d = zero
         done[id(node)] = d
@@ -493,7 +501,7 @@ def diff(expr: Expr, var: Expr, derivatives: Derivatives) -> Expr:
             for arg, partial in zip(node.args, rule(node.args, node), strict=True):
                 d = add(d, mul(partial, done[id(arg)]))
         elif isinstance(node, Select):
-            d = Select(node.cond, done[id(node.a)], done[id(node.b)])
+            d = Select(node.cond, done[id(node.a)], done[id(node.b)], node.each)
         else:  # numbers, other leaves, comparisons (piecewise constant)
             d = Num(0)
         done[id(node)] = d

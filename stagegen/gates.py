@@ -32,7 +32,7 @@ import sympy as sp
 
 from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .expr import DOUT, OUT, Expr, Num, Ref, call, function, select, slots
+from .expr import DOUT, OUT, Expr, Num, Ref, call, function, select, slots, where
 from .shapes import drop_axis, matmul_shape, transpose_shape
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
@@ -41,6 +41,7 @@ __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DE
 exp, log, sqrt = function("exp"), function("log"), function("sqrt")
 sin, cos, sinh, cosh = function("sin"), function("cos"), function("sinh"), function("cosh")
 expm1, log1p, sign, ordered_max = function("expm1"), function("log1p"), function("sign"), function("max")
+erfc = function("erfc")
 minimum, absolute, every = function("min"), function("abs"), function("all")
 ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
@@ -522,10 +523,91 @@ _GATES = [
         doc="atanh(x), |x| < 1; d/dx = 1/(1 - x**2)",
     ),
     Gate(
+        "erfc",
+        operands=("x",),
+        forward=sp.erfc,
+        local=lambda x, out: (-2 / math.sqrt(math.pi) * exp(-(x * x)),),
+        source="erfc",
+        name_hint="erfc{0}",
+        symbol="erfc",
+        domain=(-3.0, 6.0),
+        special=(0.0, 26.0, -26.0),
+        doc="erfc(x) = 1 - erf(x), accurate in the upper tail; d/dx = -2/sqrt(pi) * exp(-x**2)",
+    ),
+    Gate(
+        "norm_cdf",
+        operands=("x",),
+        forward=lambda x: sp.erfc(-x / sp.sqrt(2)) / 2,
+        # x * x, not x**2: a float's square overflows to inf (exp(-inf) = 0), where
+        # Python's ** raises
+        local=lambda x, out: (1 / math.sqrt(2 * math.pi) * exp(-0.5 * (x * x)),),
+        # erfc of -x/sqrt(2): the lower tail keeps its digits (1 + erf(...) cancels there)
+        code=lambda x: 0.5 * erfc(x * -math.sqrt(0.5)),  # 1/sqrt(2) correctly rounded
+        source="norm_cdf",
+        grouped=True,
+        # as written with erf or erfc, with 1/sqrt(2) symbolic or as a float factor
+        # (SymPy's forms printed), 0.5 outside or distributed
+        patterns=(
+            lambda x: (1 + sp.erf(x / sp.sqrt(2))) / 2,
+            lambda x: 1 - sp.Float(0.5) * sp.erfc(sp.N(1 / sp.sqrt(2), 30) * x),
+            lambda x: sp.Mul(sp.Float(0.5), sp.Add(1, sp.erf(sp.N(1 / sp.sqrt(2), 30) * x)), evaluate=False),
+            lambda x: sp.Float(0.5) + sp.Float(0.5) * sp.erf(sp.N(1 / sp.sqrt(2), 30) * x),
+            # 0.5 * (1 + erf(x / sqrt(2))) as a program writes it (SymPy would distribute 0.5)
+            lambda x: sp.Mul(
+                sp.Float(0.5),
+                sp.Add(1, sp.erf(sp.Mul(x, sp.Pow(sp.sqrt(2), -1, evaluate=False), evaluate=False))),
+                evaluate=False,
+            ),
+        ),
+        why="the lower tail keeps its digits ((1 + erf(x/sqrt(2))) / 2 cancels, to 0 below x = -8.3)",
+        name_hint="Phi{0}",
+        symbol="Φ",
+        domain=(-6.0, 6.0),
+        special=(0.0, -26.5, -38.0, 8.0),
+        doc="norm_cdf(x) = Φ(x), the standard normal CDF, = erfc(-x/sqrt(2)) / 2; "
+        "d/dx = exp(-x**2/2) / sqrt(2 pi)",
+    ),
+    Gate(
+        "atan2",
+        operands=("y", "x"),
+        forward=sp.atan2,
+        # x / (x**2 + y**2), -y / (x**2 + y**2); at (0, 0) the denominator is taken
+        # as 1 (no division by zero), so both are 0
+        local=lambda y, x, out: (
+            x / where(x**2 + y**2 > 0, x**2 + y**2, 1.0),
+            -y / where(x**2 + y**2 > 0, x**2 + y**2, 1.0),
+        ),
+        source="atan2",
+        name_hint="atan2{args}",
+        symbol="atan2",
+        special=(0.0,),
+        kink=lambda y, x: (y,),
+        convention="0 at (0, 0)",
+        doc="atan2(y, x), the angle of (x, y) in (-pi, pi]; d/dy = x / (x**2 + y**2), "
+        "d/dx = -y / (x**2 + y**2); at (0, 0) both 0. The value jumps by 2 pi across "
+        "y = 0, x < 0",
+    ),
+    Gate(
+        "hypot",
+        operands=("x", "y"),
+        forward=lambda x, y: sp.sqrt(x**2 + y**2),
+        local=lambda x, y, out: (x / where(out > 0, out, 1.0), y / where(out > 0, out, 1.0)),
+        source="hypot",
+        grouped=True,
+        why="no overflow or underflow of the squares; local gradients x / out, y / out",
+        name_hint="hypot{args}",
+        symbol="hypot",
+        special=(0.0,),
+        kink=lambda x, y: (x**2 + y**2,),
+        convention="0 at (0, 0)",
+        doc="hypot(x, y) = sqrt(x**2 + y**2), no overflow or underflow on the way; "
+        "d/dx = x / hypot, d/dy = y / hypot; at (0, 0) both 0",
+    ),
+    Gate(
         "erf",
         operands=("x",),
         forward=sp.erf,
-        local=lambda x, out: (2 / math.sqrt(math.pi) * exp(-(x**2)),),
+        local=lambda x, out: (2 / math.sqrt(math.pi) * exp(-(x * x)),),
         source="erf",
         name_hint="erf{0}",
         symbol="erf",
@@ -686,6 +768,19 @@ _GATES = [
         kink=lambda x: (x,),
         convention="0 at x = 0",
         doc="|x|; d/dx = sign(x) (0 at the kink)",
+    ),
+    Gate(
+        "sign",
+        operands=("x",),
+        forward=sp.sign,
+        local=lambda x, out: (0,),
+        source="sign",
+        name_hint="sign{0}",
+        symbol="sign",
+        special=(0.0,),
+        kink=lambda x: (x,),
+        convention="0 (a step: 0 at x = 0 too)",
+        doc="sign(x): -1, 0 or 1; d/dx = 0 (0 at the step too)",
     ),
     Gate(
         "max",
@@ -885,12 +980,8 @@ def _derivative(gate: Gate):
 # what `expr.diff` needs to differentiate a rule (second order).
 DERIVATIVES: Mapping[str, Callable] = MappingProxyType(
     {
-        **{
-            (g.fn or g.source): _derivative(g)
-            for g in _GATES
-            if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
-        },
-        # abs's local rule; piecewise constant, so 0 (at 0 too: the kink's convention)
-        "sign": lambda args, node: (Num(0),),
+        (g.fn or g.source): _derivative(g)
+        for g in _GATES
+        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
     }
 )

@@ -31,7 +31,7 @@ from .gates import BY_SOURCE, CONSTANTS
 
 # Global names read inside the generated functions (tests/test_names.py checks
 # the list against the bytecode of generated modules).
-GLOBALS = ("_locate", "_unbroadcast", "_erf", "ArithmeticError", "ValueError", "locals")
+GLOBALS = ("_locate", "_unbroadcast", "_erf", "_erfc", "ArithmeticError", "ValueError", "locals")
 
 # The module's own names: a generated name never takes one (a user name may;
 # names.assign then moves the module's name aside).

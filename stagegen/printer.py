@@ -58,6 +58,9 @@ class Syntax:
     # how a comparison reads as a number, where a boolean is not one ("{m}.astype({0}, {m}.float64)";
     # "{d}": the name of the float dtype of the arguments, where the module takes it from them)
     mask: str = ""
+    # a per-element conditional (`expr.where`) of arrays ("{m}.where({0}, {1}, {2})"; its
+    # condition is not a mask); without it, a Python conditional
+    where: str = ""
 
     def function(self, fn: str, module: str) -> str:
         name = self.functions.get(fn)
@@ -77,6 +80,7 @@ class Printer:
     floats: bool = False  # integers written as floats (except exponents): CPython's float fast path
     used: set[str] = field(default_factory=set)
     dtype: str = ""  # the name of the arguments' float dtype, where constants and masks name it ("{d}")
+    _conditions: set[int] = field(default_factory=set, repr=False)  # ids of where's conditions
 
     def text(self, expr: Expr) -> str:
         return self.print(expr)[0]
@@ -92,7 +96,10 @@ class Printer:
                 ),
             )
         done: dict[int, tuple[str, int]] = {}
-        for node in nodes(expr):
+        order = list(nodes(expr))
+        # the conditions of per-element conditionals stay booleans
+        self._conditions = {id(n.cond) for n in order if isinstance(n, Select) and n.each}
+        for node in order:
             done[id(node)] = self._node(node, done)
         return done[id(expr)]
 
@@ -116,11 +123,15 @@ class Printer:
             return self._constant(node.name), ATOM
         if isinstance(node, Compare):
             text = f"{paren(node.a, ADD)} {node.op} {paren(node.b, ADD)}"
-            if self.syntax.mask:
+            if self.syntax.mask and id(node) not in self._conditions:
                 mask = self.syntax.mask.format(text, m=self.module, d=self.dtype)
                 self.used.add(mask.split("(", 1)[0])
                 return mask, ATOM
             return text, CMP
+        if isinstance(node, Select) and node.each and self.syntax.where:
+            text = self.syntax.where.format(sub(node.cond)[0], sub(node.a)[0], sub(node.b)[0], m=self.module)
+            self.used.add(text.split("(", 1)[0])
+            return text, ATOM
         if isinstance(node, Select):
             cond, a, b = paren(node.cond, COND, True), paren(node.a, COND, True), paren(node.b, COND)
             return f"{a} if {cond} else {b}", COND

@@ -1755,6 +1755,5 @@ def to_sympy(expr, out: sp.Expr | None = None, dout: sp.Expr | None = None) -> s
 
 
 _SYMPY_FUNCTIONS = {
-    **{(g.fn or g.source): g.meaning for g in REGISTRY.values() if (g.fn or g.source) and not g.keywords},
-    "sign": sp.sign,
+    (g.fn or g.source): g.meaning for g in REGISTRY.values() if (g.fn or g.source) and not g.keywords
 }

@@ -289,7 +289,7 @@ CALLS = [
 in.txt:1:5: error: unknown function 'sigmod'
   f = sigmod(w*x + b)
       ^^^^^^
-  known: {KNOWN} (did you mean 'sigmoid'?)""",
+  known: {KNOWN} (did you mean 'sigmoid' or 'sign'?)""",
         "unknown-function-close-match",
     ),
     case(
@@ -752,7 +752,7 @@ in.txt: error: this is a binary file (it contains NUL bytes), not an expression 
 in.txt:2:9: error: unknown function 'sigmod'
   f = θ + sigmod(θ)
           ^^^^^^
-  known: {KNOWN} (did you mean 'sigmoid'?)""",
+  known: {KNOWN} (did you mean 'sigmoid' or 'sign'?)""",
         "column-after-theta",
     ),
     case(

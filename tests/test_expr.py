@@ -19,7 +19,7 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stagegen.backends import MATH, NUMPY, SOURCE
+from stagegen.backends import ARRAY, MATH, NUMPY, SOURCE
 from stagegen.expr import (
     DOUT,
     OUT,
@@ -37,6 +37,7 @@ from stagegen.expr import (
     nodes,
     select,
     substitute,
+    where,
 )
 from stagegen.gates import DERIVATIVES, slot
 from stagegen.printer import Forms, Printer
@@ -107,7 +108,15 @@ def test_backends_write_the_same_form_their_way():
         Forms(NUMPY.syntax, "np").fill(form, ["a", "b"]) == "np.maximum(np.maximum(a, b), 0.0) + np.arcsin(a)"
     )
     assert Forms(SOURCE).fill(form, ["a", "b"]) == "max(a, b, 0.0) + asin(a)"
-    assert text(call("sign", x), MATH.syntax, "math") == "(x > 0) - (x < 0)"
+    assert text(call("sign", x), MATH.syntax, "math") == "1.0 if x > 0 else -1.0 if x < 0 else 0.0"
+    # a per-element choice: a Python conditional of floats, np.where of arrays (its
+    # condition a boolean, never the array backend's float mask)
+    choice = where(x > 0, x, 1.0)
+    assert text(choice, MATH.syntax, "math") == "x if x > 0 else 1.0"
+    assert text(choice, NUMPY.syntax, "np") == "np.where(x > 0, x, 1.0)"
+    assert Printer(ARRAY.syntax, "xp", dtype="dtype").text(choice * (x > 0)) == (
+        "xp.where(x > 0, x, 1.0) * xp.asarray(x > 0, dtype=dtype)"
+    )
     assert text(call("sign", x), NUMPY.syntax, "np") == "np.sign(x)"
     assert text(x**2.5, MATH.syntax, "math") == "math.pow(x, 2.5)"
     assert text(x**2.5, NUMPY.syntax, "np") == "x**2.5" and text(x**2, MATH.syntax, "math") == "x**2"
