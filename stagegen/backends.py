@@ -269,6 +269,32 @@ def _{name}_host(x, dtype):
     return Helper(f"_{name}", text, imports=("array_api_compat", "math"))
 
 
+def _normalised(namespace: bool) -> dict[str, Helper]:
+    """softmax and log_softmax along an axis, as helpers: one max pass, its
+    result reused (one expression would compute it twice). `namespace`: the
+    array API's (the namespace from the argument), else NumPy's."""
+    first = "    $m, _ = _namespace(x)\n" if namespace else ""
+    softmax = f'''def _softmax(x, axis):
+    """softmax along `axis`: exp(x - max) / sum(exp(x - max)), no overflow."""
+{first}    e = $m.exp(x - $m.max(x, axis=axis, keepdims=True))
+    return e / $m.sum(e, axis=axis, keepdims=True)
+'''
+    log_softmax = f'''def _log_softmax(x, axis):
+    """log_softmax along `axis`: (x - max) - log(sum(exp(x - max))), no overflow;
+    the sum is 1 (the maximum's term) plus the others, taken by log1p, so that a
+    log-probability near 0 keeps its digits."""
+{first}    shifted = x - $m.max(x, axis=axis, keepdims=True)
+    top = shifted == 0
+    ties = $m.sum($m.asarray(top, dtype=shifted.dtype), axis=axis, keepdims=True) - 1.0
+    rest = $m.sum($m.where(top, 0.0, $m.exp(shifted)), axis=axis, keepdims=True)
+    return shifted - $m.log1p(rest + ties)
+'''
+    return {
+        "_softmax": Helper("_softmax", softmax),
+        "_log_softmax": Helper("_log_softmax", log_softmax),
+    }
+
+
 # What the backends of arrays write alike: NumPy's (and the standard's) maximum
 # and minimum are binary, and take the first operand on a tie; float arrays
 # whatever the dtype of the array they are shaped like; attributes.
@@ -278,6 +304,7 @@ _ARRAY_EXPANSIONS = {
     **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
 }
 _WHERE = "{m}.where({0}, {1}, {2})"
+_HELPED = {"_softmax": "_softmax", "_log_softmax": "_log_softmax"}  # helpers, by their own names
 _ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
 _ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float": "{m}.float64"}
 
@@ -321,6 +348,7 @@ NUMPY = Backend(
             "erf": "_erf",
             "erfc": "_erfc",
             "_unbroadcast": "_unbroadcast",
+            **_HELPED,
         },
         expansions={**_ARRAY_EXPANSIONS, "full_like": _floats("full_like")},
         postfix=_ARRAY_POSTFIX,
@@ -331,6 +359,7 @@ NUMPY = Backend(
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),
         "_erf": _special("erf", "erf"),
         "_erfc": _special("erfc", "erfc"),
+        **_normalised(namespace=False),
     },
     arrays=True,
     release=True,
@@ -349,6 +378,7 @@ ARRAY = Backend(
             "erf": "_erf",
             "erfc": "_erfc",
             "_unbroadcast": "_unbroadcast",
+            **_HELPED,
             "size": "array_api_compat.size",
         },
         expansions={
@@ -369,6 +399,7 @@ ARRAY = Backend(
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST_XP, imports=("array_api_compat",)),
         "_erf": _special_xp("erf"),
         "_erfc": _special_xp("erfc"),
+        **_normalised(namespace=True),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
     },

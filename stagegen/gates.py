@@ -33,7 +33,7 @@ import sympy as sp
 from .backends import BACKENDS
 from .errors import GateDefinitionError
 from .expr import DOUT, OUT, Expr, Num, Ref, call, function, select, slots, where
-from .shapes import drop_axis, matmul_shape, transpose_shape
+from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
 
@@ -106,6 +106,7 @@ class Gate:
     view: bool = False  # its output may share its operand's memory (a.T): never updated in place
     arrays: bool = False  # it exists only on backends of arrays (matmul, reductions)
     keywords: tuple[str, ...] = ()  # parameters written as keywords in the input language (axis=)
+    defaults: Mapping[str, object] = field(default_factory=dict)  # keywords that may be left out
     params: tuple[str, ...] = ()
     variadic: bool = False  # operands is a pattern for 2 or more operands
     operator: str | None = None  # how the input language writes it: "+", "u-", ...
@@ -189,13 +190,29 @@ class Gate:
         default = self.code if callable(self.code) else self._call
         forms = self.code if isinstance(self.code, Mapping) else {}
         code = {b: _expr(forms.get(b, default)(*xs, **values)) for b in self.backends}
-        keywords = {k: values[k] for k in self.keywords}
+        keywords = self.written({k: values[k] for k in self.keywords})
         display = call(self.source, *xs, **keywords) if self.source else code[self.backends[0]]
         meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
         return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent)
 
     def _call(self, *xs, **params) -> Expr:
-        return call(self.fn or self.source, *xs, **params)
+        return call(self.fn or self.source, *xs, **self.written(params))
+
+    def written(self, params: Mapping[str, Num]) -> dict[str, Num]:
+        """Keyword parameters as a call writes them: those at their default left
+        out, a flag as a bool (keepdims=True; a stage holds it as the number 1)."""
+        out = {}
+        for k, v in params.items():
+            default = self.defaults.get(k, object())
+            if k in self.defaults and v.value == default:
+                continue
+            out[k] = Num(bool(v.value)) if isinstance(default, bool) else v
+        return out
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The keywords a call must write (sorted): those without a default."""
+        return tuple(sorted(k for k in self.keywords if k not in self.defaults))
 
 
 def _sympy(params: tuple, names: tuple[str, ...]) -> dict:
@@ -817,6 +834,20 @@ _GATES = [
 _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
+_softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
+
+
+def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
+    """A reduction's output (or adjoint) with its reduced axis back, as size 1."""
+    return value if keepdims.value else expand_dims(value, axis)
+
+
+def _along(axis: Num, keepdims: Num) -> dict:
+    """The keywords of a reduction along `axis`, keepdims written only when set."""
+    return {"axis": axis, "keepdims": Num(True)} if keepdims.value else {"axis": axis}
+
+
+_AXIS = {"params": ("axis", "keepdims"), "keywords": ("axis", "keepdims"), "defaults": {"keepdims": False}}
 
 _GATES += [
     # -- arrays (numpy backend): the notes' matrix product, transpose, reductions --
@@ -870,18 +901,18 @@ _GATES += [
     Gate(
         "sum_axis",
         operands=("a",),
-        params=("axis",),
-        forward=lambda a, axis: _sum_axis(a, axis),
-        vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a),),
-        jvp=lambda a, out, tangent, axis: (array_sum(tangent, axis=axis),),
-        elements=lambda np, a, axis: np.sum(a, axis=axis),
+        **_AXIS,
+        forward=lambda a, axis, keepdims: _sum_axis(a, axis, keepdims),
+        vjp=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) * ones_like(a),),
+        jvp=lambda a, out, tangent, axis, keepdims: (array_sum(tangent, **_along(axis, keepdims)),),
+        elements=lambda np, a, axis, keepdims: np.sum(a, axis=axis, keepdims=bool(keepdims)),
         shape=drop_axis,
         arrays=True,
         source="sum",
-        keywords=("axis",),
-        name_hint=lambda a, axis: f"sum{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"sum{a}{axis}",
         symbol="Σ",
-        doc="sum(a, axis=k); da = ones_like(a) * dout with axis k restored",
+        doc="sum(a, axis=k), keepdims=True keeping axis k with size 1; "
+        "da = ones_like(a) * dout with axis k restored",
     ),
     Gate(
         "mean",
@@ -900,18 +931,20 @@ _GATES += [
     Gate(
         "mean_axis",
         operands=("a",),
-        params=("axis",),
-        forward=lambda a, axis: _mean_axis(a, axis),
-        vjp=lambda a, out, dout, axis: (expand_dims(dout, axis) * ones_like(a) / axis_size(a, axis),),
-        jvp=lambda a, out, tangent, axis: (array_mean(tangent, axis=axis),),
-        elements=lambda np, a, axis: np.mean(a, axis=axis),
+        **_AXIS,
+        forward=lambda a, axis, keepdims: _mean_axis(a, axis, keepdims),
+        vjp=lambda a, out, dout, axis, keepdims: (
+            _restored(dout, axis, keepdims) * ones_like(a) / axis_size(a, axis),
+        ),
+        jvp=lambda a, out, tangent, axis, keepdims: (array_mean(tangent, **_along(axis, keepdims)),),
+        elements=lambda np, a, axis, keepdims: np.mean(a, axis=axis, keepdims=bool(keepdims)),
         shape=drop_axis,
         arrays=True,
         source="mean",
-        keywords=("axis",),
-        name_hint=lambda a, axis: f"mean{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"mean{a}{axis}",
         symbol="mean",
-        doc="mean(a, axis=k); da = ones_like(a) * dout / a.shape[k], axis k restored",
+        doc="mean(a, axis=k), keepdims=True keeping axis k with size 1; "
+        "da = ones_like(a) * dout / a.shape[k], axis k restored",
     ),
     Gate(
         "logsumexp",
@@ -932,22 +965,86 @@ _GATES += [
     Gate(
         "logsumexp_axis",
         operands=("a",),
-        params=("axis",),
-        forward=lambda a, axis: _logsumexp_axis(a, axis),
-        vjp=lambda a, out, dout, axis: (exp(a - expand_dims(out, axis)) * expand_dims(dout, axis),),
-        jvp=lambda a, out, tangent, axis: (array_sum(exp(a - expand_dims(out, axis)) * tangent, axis=axis),),
-        elements=lambda np, a, axis: np.frompyfunc(sp.log, 1, 1)(
-            np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis)
+        **_AXIS,
+        forward=lambda a, axis, keepdims: _logsumexp_axis(a, axis, keepdims),
+        vjp=lambda a, out, dout, axis, keepdims: (
+            exp(a - _restored(out, axis, keepdims)) * _restored(dout, axis, keepdims),
         ),
-        code=lambda a, axis: amax(a, axis=axis)
-        + log(array_sum(exp(a - amax(a, axis=axis, keepdims=True)), axis=axis)),
+        jvp=lambda a, out, tangent, axis, keepdims: (
+            array_sum(exp(a - _restored(out, axis, keepdims)) * tangent, **_along(axis, keepdims)),
+        ),
+        elements=lambda np, a, axis, keepdims: np.frompyfunc(sp.log, 1, 1)(
+            np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=bool(keepdims))
+        ),
+        code=lambda a, axis, keepdims: amax(a, **_along(axis, keepdims))
+        + log(array_sum(exp(a - amax(a, axis=axis, keepdims=True)), **_along(axis, keepdims))),
         shape=drop_axis,
         arrays=True,
         source="logsumexp",
-        keywords=("axis",),
-        name_hint=lambda a, axis: f"lse{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"lse{a}{axis}",
         symbol="logΣexp",
-        doc="logsumexp(a, axis=k), stable; da = softmax(a, axis=k) * dout",
+        doc="logsumexp(a, axis=k), stable, keepdims=True keeping axis k with size 1; "
+        "da = softmax(a, axis=k) * dout",
+    ),
+]
+
+
+def _softmax_elements(np, a, axis):
+    e = np.frompyfunc(sp.exp, 1, 1)(a)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_elements(np, a, axis):
+    return a - np.frompyfunc(sp.log, 1, 1)(np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=True))
+
+
+_GATES += [
+    # -- grouped array gates: a whole normalisation along an axis, one stage --
+    Gate(
+        "softmax",
+        operands=("a",),
+        params=("axis",),
+        keywords=("axis",),
+        defaults={"axis": -1},
+        forward=lambda a, axis: _softmax(a, axis),
+        # the Jacobian along the axis is diag(s) - s s^T
+        vjp=lambda a, out, dout, axis: (out * (dout - array_sum(out * dout, axis=axis, keepdims=True)),),
+        jvp=lambda a, out, tangent, axis: (
+            out * (tangent - array_sum(out * tangent, axis=axis, keepdims=True)),
+        ),
+        elements=_softmax_elements,
+        # exp(a - max) / sum(exp(a - max)): one max pass, no exp of a positive number
+        code=lambda a, axis: call("_softmax", a, axis=axis),
+        shape=same_shape,
+        arrays=True,
+        source="softmax",
+        name_hint="softmax{0}",
+        symbol="softmax",
+        doc="softmax(a, axis=k) = exp(a) / sum(exp(a), axis=k) (axis -1 if left out), stable; "
+        "da = out * (dout - sum(out * dout, axis=k))",
+    ),
+    Gate(
+        "log_softmax",
+        operands=("a",),
+        params=("axis",),
+        keywords=("axis",),
+        defaults={"axis": -1},
+        forward=lambda a, axis: _log_softmax(a, axis),
+        vjp=lambda a, out, dout, axis: (dout - exp(out) * array_sum(dout, axis=axis, keepdims=True),),
+        jvp=lambda a, out, tangent, axis: (
+            tangent - array_sum(exp(out) * tangent, axis=axis, keepdims=True),
+        ),
+        elements=_log_softmax_elements,
+        # (a - max) - log1p(the other terms of sum(exp(a - max))): no overflow, and a
+        # log-probability near 0 keeps its digits
+        code=lambda a, axis: call("_log_softmax", a, axis=axis),
+        shape=same_shape,
+        arrays=True,
+        source="log_softmax",
+        name_hint="logsoftmax{0}",
+        symbol="log softmax",
+        doc="log_softmax(a, axis=k) = a - logsumexp(a, axis=k) (axis -1 if left out), stable; "
+        "da = dout - exp(out) * sum(dout, axis=k)",
     ),
 ]
 
@@ -962,8 +1059,9 @@ if len(REGISTRY) != len(_GATES):
 BY_FUNCTION: Mapping[type, Gate] = MappingProxyType({gate.function: gate for gate in _GATES})
 BY_OPERATOR: Mapping[str, Gate] = MappingProxyType({g.operator: g for g in _GATES if g.operator})
 BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source and not g.keywords})
+# by the source name and the keywords a call must write (sum(a, axis=k), keepdims optional)
 BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
-    {(g.source, g.keywords): g for g in _GATES if g.keywords}
+    {(g.source, g.required): g for g in _GATES if g.keywords}
 )
 
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "E": sp.E})

@@ -620,6 +620,10 @@ class _Converter:
                     f"{name}(a, axis=k) reduces along axis k" if (name, ("axis",)) in BY_KEYWORDS else "",
                 )
             value = kw.value
+            if isinstance(gate.defaults.get(kw.arg), bool):  # a flag: keepdims=True
+                if not (isinstance(value, ast.Constant) and type(value.value) is bool):
+                    raise self.error(kw.value, f"{kw.arg}= takes True or False")
+                continue
             if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
                 value = value.operand
             if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
@@ -665,16 +669,21 @@ class _Converter:
         if isinstance(node, ast.Attribute):  # .T
             return self.apply(node, BY_OPERATOR[".T"], args)
         gate = self.gate_of(node)
-        params = [(sp.Integer(_keyword_int(k.value)), True) for k in node.keywords]
+        written = {k.arg: _keyword_int(k.value) for k in node.keywords}
+        # the parameters in the gate's order, a keyword left out at its default
+        values = [written.get(k, gate.defaults.get(k)) for k in gate.keywords]
+        params = [(sp.Integer(int(v)), True) for v in values]
         return self.apply(node, gate, args + params)
 
     @staticmethod
     def gate_of(node: ast.Call):
-        """The gate a call names: by function name, and by keywords (sum(a, axis=0))."""
-        keywords = tuple(sorted(k.arg for k in node.keywords if k.arg))
-        if keywords:
-            return BY_KEYWORDS.get((node.func.id, keywords)) or BY_SOURCE.get(node.func.id)
-        return BY_SOURCE.get(node.func.id)
+        """The gate a call names: by function name, and by the keywords it writes
+        (sum(a, axis=0) is sum_axis, keepdims= optional; sum(a) is sum)."""
+        name, keywords = node.func.id, {k.arg for k in node.keywords if k.arg}
+        for (source, required), gate in BY_KEYWORDS.items():
+            if source == name and set(required) <= keywords <= set(gate.keywords):
+                return gate
+        return BY_SOURCE.get(name)
 
     def apply(self, node: ast.expr, gate, args: list[tuple[sp.Expr, bool]]) -> tuple[sp.Expr, bool]:
         exprs = [a for a, _ in args]

@@ -31,13 +31,22 @@ def broadcast(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
-def drop_axis(shape: Shape, axis: int) -> Shape:
-    """The shape after reducing over `axis` (NumPy's default, keepdims=False)."""
+def drop_axis(shape: Shape, axis: int, keepdims: bool = False) -> Shape:
+    """The shape after reducing over `axis`: dropped, or kept with size 1."""
     if shape is None:
         return None
     if not -len(shape) <= axis < len(shape):
         raise ValueError(f"axis {axis} is out of range for shape {text(shape)}")
+    if keepdims:
+        return tuple(1 if k == axis % len(shape) else d for k, d in enumerate(shape))
     return tuple(d for k, d in enumerate(shape) if k != axis % len(shape))
+
+
+def same_shape(shape: Shape, axis: int) -> Shape:
+    """A result the shape of its operand, computed along `axis` (softmax)."""
+    if shape is not None and not -len(shape) <= axis < len(shape):
+        raise ValueError(f"axis {axis} is out of range for shape {text(shape)}")
+    return shape
 
 
 def reductions(operand: Shape, result: Shape) -> list[tuple[tuple[int, ...], bool]]:

@@ -17,6 +17,7 @@ import sympy as sp
 from sympy.printing.printer import Printer
 
 from .errors import UnsupportedError
+from .expr import Num
 from .gates import REGISTRY
 
 SIZE_LIMIT = 5_000  # nodes of a SymPy expression, counted as a tree, shown as one expression
@@ -281,7 +282,8 @@ class SourcePrinter(_Printer):
         if gate is not None and gate.keywords:  # sum(a, axis=0)
             n = gate.arity(len(expr.args))
             args = [self._print(a)[0] for a in expr.args[:n]]
-            args += [f"{k}={self._print(v)[0]}" for k, v in zip(gate.keywords, expr.args[n:], strict=True)]
+            params = {k: Num(int(v)) for k, v in zip(gate.keywords, expr.args[n:], strict=True)}
+            args += [f"{k}={v.value!r}" for k, v in gate.written(params).items()]
             return f"{gate.source}({', '.join(args)})", ATOM
         return super()._print_Function(expr)
 

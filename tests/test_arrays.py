@@ -136,6 +136,12 @@ PROGRAMS = {
         "w: scalar\nA: matrix(3, 4)\nm = mean(A, axis=0)\nL = sum(exp(w * m)) + w * mean(A)\n"
     ),
     "lse-all": "A: matrix(2, 3)\nr: vector(3)\nL = logsumexp(A + r) * sum(logsumexp(A, axis=1))\n",
+    # per-row statistics broadcast back (keepdims): a standardisation, then softmax's loss
+    "keepdims": (
+        "X: matrix(3, 5)\nmu = mean(X, axis=1, keepdims=True)\nC = X - mu\n"
+        "Z = C / sqrt(mean(C**2, axis=1, keepdims=True) + 0.1)\n"
+        "L = sum(Z - logsumexp(Z, axis=0, keepdims=True)) + sum(sum(X, axis=1, keepdims=True) ** 2)\n"
+    ),
     # the exact gradient is 0: every row mean is counted four times, every element once
     "zero-gradient": "A: matrix(3, 4)\nL = sum(mean(A, axis=1) - A.T)\n",
 }
@@ -338,6 +344,8 @@ def _expression(data, depth: int) -> tuple[str, tuple]:
     if kind == "reduce" and len(sa) == 2:
         axis = data.draw(st.integers(0, 1))
         fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp"]))
+        if data.draw(st.booleans()):  # the axis kept, with size 1
+            return f"{fn}({a}, axis={axis}, keepdims=True)", sa[:axis] + (1,) + sa[axis + 1 :]
         return f"{fn}({a}, axis={axis})", sa[:axis] + sa[axis + 1 :]
     b, sb = _expression(data, depth - 1)
     if kind == "matmul" and len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0]:

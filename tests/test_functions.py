@@ -258,7 +258,9 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "mean": "A: matrix(n, m)\nf = mean(A * A)\n",
         "mean_axis": "A: matrix(n, m)\nf = mean(A * A, axis=0)\n",
         "logsumexp": "A: matrix(n, m)\nf = logsumexp(A)\n",
-        "logsumexp_axis": "A: matrix(n, m)\nf = logsumexp(A, axis=1)\n",
+        "logsumexp_axis": "A: matrix(n, m)\nf = logsumexp(A, axis=1, keepdims=True) * A\n",
+        "softmax": "A: matrix(n, m)\nf = softmax(A * A, axis=0)\n",
+        "log_softmax": "A: matrix(n, m)\nf = log_softmax(A)\n",
     }
     assert set(programs) == {name for name, gate in REGISTRY.items() if gate.structural}
     for name, source in programs.items():

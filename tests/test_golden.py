@@ -50,6 +50,7 @@ CASES = {
     "linreg": ("arrays/linreg.txt", {"backend": "numpy"}),
     "two_layer": ("arrays/two_layer.txt", {"backend": "numpy", "style": "compact"}),
     "softmax": ("arrays/softmax.txt", {"backend": "numpy"}),
+    "batchnorm": ("arrays/batchnorm.txt", {"backend": "numpy"}),
     # the array API backend
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),

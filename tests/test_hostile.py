@@ -319,7 +319,11 @@ def _sympy_inputs():
         "max-of-one": (sp.Function("max")(x), "max takes 2 or more operands; got 1 argument(s)"),
         "add-of-one": (sp.Function("add")(x), "add takes 2 operand(s); got 1 argument(s)"),
         "powc-without-n": (sp.Function("powc")(x), "powc takes 1 operand(s) and the parameter(s) n"),
-        "sum_axis-without-axis": (sp.Function("sum_axis")(x, y, x), "sum takes 1 operand(s)"),
+        "sum_axis-of-two": (sp.Function("sum_axis")(x, y, 0, 0), "sum takes 1 operand(s)"),
+        "sum_axis-variable-axis": (
+            sp.Function("sum_axis")(x, y, x),
+            "the parameter(s) axis, keepdims of sum",
+        ),
         "variable-parameter": (sp.Function("powc")(x, y), "the parameter(s) n of powc must be constants"),
         "matmul-of-scalars": (sp.Function("matmul")(x, y), "'@' (matmul) needs the numpy backend"),
         "divide-by-zero": (sp.Mul(x, sp.Pow(0, -1, evaluate=False), evaluate=False), "division by zero"),

@@ -193,16 +193,22 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     shapes = {"matmul": [(2, 3), (3, 4)]}.get(name, [(3, 4)])
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
-    params = [1] if gate.params else []
-    got = np.asarray(gate.elements(np, *objects, *params), dtype=object)
+    # along axis 1, keeping it (keepdims=True) where the gate can
+    params = {"axis": 1, "keepdims": 1}
+    params = {k: params[k] for k in gate.params}
+    got = np.asarray(gate.elements(np, *objects, **params), dtype=object)
+    kept = {"keepdims": True} if params.get("keepdims") else {}
     expected = {
         "matmul": lambda a, b: a @ b,
         "transpose": lambda a: a.T,
         "sum": np.sum,
-        "sum_axis": lambda a, axis: np.sum(a, axis=axis),
+        "sum_axis": lambda a, axis, keepdims: np.sum(a, axis=axis, **kept),
         "mean": np.mean,
-        "mean_axis": lambda a, axis: np.mean(a, axis=axis),
+        "mean_axis": lambda a, axis, keepdims: np.mean(a, axis=axis, **kept),
         "logsumexp": lambda a: np.log(np.sum(np.exp(a))),
-        "logsumexp_axis": lambda a, axis: np.log(np.sum(np.exp(a), axis=axis)),
-    }[name](*floats, *params)
+        "logsumexp_axis": lambda a, axis, keepdims: np.log(np.sum(np.exp(a), axis=axis, **kept)),
+        "softmax": lambda a, axis: np.exp(a) / np.sum(np.exp(a), axis=axis, keepdims=True),
+        "log_softmax": lambda a, axis: a - np.log(np.sum(np.exp(a), axis=axis, keepdims=True)),
+    }[name](*floats, **params)
+    assert got.shape == np.shape(expected)
     np.testing.assert_allclose(got.astype(float), expected, rtol=1e-13)
