@@ -345,6 +345,7 @@ NUMPY = Backend(
             "atanh": "{m}.arctanh",
             "atan2": "{m}.arctan2",
             "amax": "{m}.max",
+            "amin": "{m}.min",
             "erf": "_erf",
             "erfc": "_erfc",
             "_unbroadcast": "_unbroadcast",
@@ -375,6 +376,8 @@ ARRAY = Backend(
         # size: array-api-compat's (a PyTorch tensor's .size is a method)
         functions={
             "amax": "{m}.max",
+            "amin": "{m}.min",
+            "cumsum": "{m}.cumulative_sum",
             "erf": "_erf",
             "erfc": "_erfc",
             "_unbroadcast": "_unbroadcast",

@@ -170,7 +170,7 @@ class Call(Expr):
 
 @dataclass(frozen=True, eq=True)
 class Compare(Expr):
-    op: str  # ">", ">=", "<", "<="
+    op: str  # ">", ">=", "<", "<=", "=="
     a: Expr
     b: Expr
 
@@ -329,6 +329,11 @@ def neg(a) -> Expr:
 def call(fn: str, *args, **keywords) -> Expr:
     """The function `fn` applied to `args` (numbers wrapped), keywords after them in order."""
     return Call(fn, tuple(map(wrap, args)), tuple((k, wrap(v)) for k, v in keywords.items()))
+
+
+def equal(a, b) -> Expr:
+    """``a == b`` (elementwise on arrays); an `Expr`'s own == compares expressions."""
+    return Compare("==", wrap(a), wrap(b))
 
 
 def select(cond: Expr, a, b) -> Expr:

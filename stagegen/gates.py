@@ -32,7 +32,7 @@ import sympy as sp
 
 from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .expr import DOUT, OUT, Expr, Num, Ref, call, function, select, slots, where
+from .expr import DOUT, OUT, Expr, Num, Ref, call, equal, function, select, slots, where
 from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
@@ -45,7 +45,7 @@ erfc = function("erfc")
 minimum, absolute, every = function("min"), function("abs"), function("all")
 ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
-array_sum, array_mean = function("sum"), function("mean")
+array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
 
 
 # In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
@@ -835,6 +835,7 @@ _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
+_max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
@@ -989,6 +990,41 @@ _GATES += [
 ]
 
 
+def _first_attained(a: Expr, out: Expr, axis: Num, keepdims: Num) -> Expr:
+    """1 where `a` first attains its reduction `out` along `axis`, else 0: the
+    whole gradient goes to the first maximum (minimum), as max's ties do."""
+    attained = equal(a, _restored(out, axis, keepdims))
+    return attained * equal(cumsum(attained, axis=axis), 1)
+
+
+def _extreme_axis(name: str, pick, symbol: str) -> Gate:
+    """max or min along an axis."""
+    meaning = {"max": _max_axis, "min": _min_axis}[name]
+    return Gate(
+        f"{name}_axis",
+        operands=("a",),
+        **_AXIS,
+        forward=lambda a, axis, keepdims: meaning(a, axis, keepdims),
+        vjp=lambda a, out, dout, axis, keepdims: (
+            _first_attained(a, out, axis, keepdims) * _restored(dout, axis, keepdims),
+        ),
+        jvp=lambda a, out, tangent, axis, keepdims: (
+            array_sum(_first_attained(a, out, axis, keepdims) * tangent, **_along(axis, keepdims)),
+        ),
+        elements=lambda np, a, axis, keepdims: np.frompyfunc(pick, 2, 1).reduce(
+            a, axis=axis, keepdims=bool(keepdims)
+        ),
+        code=lambda a, axis, keepdims: call(f"a{name}", a, **_along(axis, keepdims)),
+        shape=drop_axis,
+        arrays=True,
+        source=name,
+        name_hint=lambda a, axis, keepdims: f"{name}{a}{axis}",
+        symbol=symbol,
+        doc=f"{name}(a, axis=k), keepdims=True keeping axis k with size 1; the whole gradient "
+        f"goes to the first element along axis k that attains the {name}imum",
+    )
+
+
 def _softmax_elements(np, a, axis):
     e = np.frompyfunc(sp.exp, 1, 1)(a)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -997,6 +1033,8 @@ def _softmax_elements(np, a, axis):
 def _log_softmax_elements(np, a, axis):
     return a - np.frompyfunc(sp.log, 1, 1)(np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=True))
 
+
+_GATES += [_extreme_axis("max", sp.Max, "max"), _extreme_axis("min", sp.Min, "min")]
 
 _GATES += [
     # -- grouped array gates: a whole normalisation along an axis, one stage --

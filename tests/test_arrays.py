@@ -142,6 +142,11 @@ PROGRAMS = {
         "Z = C / sqrt(mean(C**2, axis=1, keepdims=True) + 0.1)\n"
         "L = sum(Z - logsumexp(Z, axis=0, keepdims=True)) + sum(sum(X, axis=1, keepdims=True) ** 2)\n"
     ),
+    # max pooling over rows and a min over columns
+    "max-min-axis": (
+        "A: matrix(4, 5)\nB: matrix(4, 5)\nP = max(A * B, axis=1, keepdims=True)\n"
+        "L = sum(P * A) + sum(min(A - B, axis=0) ** 2)\n"
+    ),
     # the exact gradient is 0: every row mean is counted four times, every element once
     "zero-gradient": "A: matrix(3, 4)\nL = sum(mean(A, axis=1) - A.T)\n",
 }
@@ -343,7 +348,7 @@ def _expression(data, depth: int) -> tuple[str, tuple]:
         return f"({a}).T", sa[::-1]
     if kind == "reduce" and len(sa) == 2:
         axis = data.draw(st.integers(0, 1))
-        fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp"]))
+        fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp", "max", "min"]))
         if data.draw(st.booleans()):  # the axis kept, with size 1
             return f"{fn}({a}, axis={axis}, keepdims=True)", sa[:axis] + (1,) + sa[axis + 1 :]
         return f"{fn}({a}, axis={axis})", sa[:axis] + sa[axis + 1 :]
@@ -397,3 +402,21 @@ def test_returned_gradients_own_their_arrays(source, style):
     arrays = [*grads, dout, *args]
     for i, g in enumerate(grads):
         assert all(not np.shares_memory(g, other) for other in arrays[i + 1 :]), (i, source)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_max_and_min_along_an_axis_route_ties_to_the_first(backend):
+    """A tie along the axis: the whole gradient goes to the first element that
+    attains the extreme (as max(a, b) gives it to a), nothing to the others."""
+    module = stagegen.load(
+        "A: matrix(2, 4)\nL = sum(max(A, axis=1)) + 10 * sum(min(A, axis=0, keepdims=True))\n",
+        backend=backend,
+    )
+    A = np.array([[1.0, 3.0, 3.0, -2.0], [3.0, 3.0, 0.5, -2.0]])
+    _, (dA,) = module.value_and_grad(A)
+    # max along rows: row 0's first 3 is column 1, row 1's is column 0;
+    # min along columns: the first of each column's minimum (ties in columns 1 and 3)
+    want = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]) + 10 * np.array(
+        [[1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]]
+    )
+    np.testing.assert_array_equal(dA, want)

@@ -260,6 +260,8 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "logsumexp": "A: matrix(n, m)\nf = logsumexp(A)\n",
         "logsumexp_axis": "A: matrix(n, m)\nf = logsumexp(A, axis=1, keepdims=True) * A\n",
         "softmax": "A: matrix(n, m)\nf = softmax(A * A, axis=0)\n",
+        "max_axis": "A: matrix(n, m)\nf = max(A * A, axis=1)\n",
+        "min_axis": "A: matrix(n, m)\nf = min(A, axis=0, keepdims=True) * A\n",
         "log_softmax": "A: matrix(n, m)\nf = log_softmax(A)\n",
     }
     assert set(programs) == {name for name, gate in REGISTRY.items() if gate.structural}

@@ -207,6 +207,8 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "mean_axis": lambda a, axis, keepdims: np.mean(a, axis=axis, **kept),
         "logsumexp": lambda a: np.log(np.sum(np.exp(a))),
         "logsumexp_axis": lambda a, axis, keepdims: np.log(np.sum(np.exp(a), axis=axis, **kept)),
+        "max_axis": lambda a, axis, keepdims: np.max(a, axis=axis, **kept),
+        "min_axis": lambda a, axis, keepdims: np.min(a, axis=axis, **kept),
         "softmax": lambda a, axis: np.exp(a) / np.sum(np.exp(a), axis=axis, keepdims=True),
         "log_softmax": lambda a, axis: a - np.log(np.sum(np.exp(a), axis=axis, keepdims=True)),
     }[name](*floats, **params)
