@@ -295,6 +295,54 @@ def _normalised(namespace: bool) -> dict[str, Helper]:
     }
 
 
+def _checks(shape: str, imports: tuple[str, ...] = ()) -> Helper:
+    """`_check_shapes`, run first by every function that takes the inputs: each
+    declared input's rank and sizes (SHAPES), a size name the same wherever it
+    appears; `shape` reads an argument's shape ("$m.shape(value)")."""
+    text = f'''# the shapes of calls already checked (a training loop passes the same ones)
+_CHECKED = set()
+
+
+def _check_shapes(*values):
+    """Each declared input's shape against its declaration (SHAPES), a size
+    name the same size wherever it appears: one ValueError naming the input, its
+    declaration and what was passed. A size not known yet (a Dask array's
+    unknown chunks) is not checked."""
+    shapes = tuple({shape} for value in values)
+    if shapes in _CHECKED:
+        return
+    sizes = {{}}
+    for name, shape in zip(INPUTS, shapes):
+        declared = SHAPES.get(name)
+        if declared is None:
+            continue
+        kind = ("scalar", "vector", "matrix", "array")[min(len(declared), 3)]
+        said = kind + (f"({{', '.join(map(str, declared))}})" if declared else "")
+        if len(shape) != len(declared):
+            axes = ("axes", "axis")[len(shape) == 1]
+            raise ValueError(
+                f"{{name}} is declared {{said}} but was given shape {{shape}} "
+                f"({{len(shape)}} {{axes}}, not {{len(declared)}})"
+            )
+        for axis, (size, got) in enumerate(zip(declared, shape)):
+            if not isinstance(got, int):
+                continue
+            why = ""
+            if isinstance(size, str):
+                first, where = sizes.setdefault(size, (got, name))
+                why = f" ({{size}} = {{first}} from {{where}})" if where != name else ""
+                size = first
+            if got != size:
+                raise ValueError(
+                    f"{{name}} is declared {{said}} but was given shape {{shape}}: "
+                    f"axis {{axis}} has size {{got}}, not {{size}}{{why}}"
+                )
+    if len(_CHECKED) < 64:
+        _CHECKED.add(shapes)
+'''
+    return Helper("_check_shapes", text, imports=imports)
+
+
 # What the backends of arrays write alike: NumPy's (and the standard's) maximum
 # and minimum are binary, and take the first operand on a tie; float arrays
 # whatever the dtype of the array they are shaped like; attributes.
@@ -361,6 +409,7 @@ NUMPY = Backend(
         "_erf": _special("erf", "erf"),
         "_erfc": _special("erfc", "erfc"),
         **_normalised(namespace=False),
+        "_check_shapes": _checks("$m.shape(value)"),
     },
     arrays=True,
     release=True,
@@ -403,6 +452,7 @@ ARRAY = Backend(
         "_erf": _special_xp("erf"),
         "_erfc": _special_xp("erfc"),
         **_normalised(namespace=True),
+        "_check_shapes": _checks("_shape(value)"),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
     },

@@ -31,7 +31,18 @@ from .gates import BY_SOURCE, CONSTANTS
 
 # Global names read inside the generated functions (tests/test_names.py checks
 # the list against the bytecode of generated modules).
-GLOBALS = ("_locate", "_unbroadcast", "_erf", "_erfc", "ArithmeticError", "ValueError", "locals")
+GLOBALS = (
+    "_locate",
+    "_unbroadcast",
+    "_check_shapes",
+    "_erf",
+    "_erfc",
+    "_softmax",
+    "_log_softmax",
+    "ArithmeticError",
+    "ValueError",
+    "locals",
+)
 
 # The module's own names: a generated name never takes one (a user name may;
 # names.assign then moves the module's name aside).
@@ -47,6 +58,8 @@ MODULE = (
     "INPUTS",
     "WRT",
     "OUTPUT",
+    "OUTPUTS",
+    "SHAPES",
 )
 
 # Names a generated identifier never takes, so that it shadows nothing.

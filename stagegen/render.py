@@ -127,6 +127,11 @@ def _returned(value) -> str:
     return _tuple(_returned(v) for v in value)
 
 
+def _shape_tuple(shape) -> str:
+    """A declared shape as Python writes it, size names as strings: ("n", 1)."""
+    return _tuple(f'"{d}"' if isinstance(d, str) else str(d) for d in shape) if shape else "()"
+
+
 def _tuple(items) -> str:
     items = list(items)
     if len(items) == 1:
@@ -160,15 +165,26 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
             return body
         return [f"{module}, {listing.dtype} = _namespace({', '.join(arguments)})", *body]
 
+    # arrays: a function that takes the inputs first checks the declared ones' shapes
+    declared = {
+        name: shape
+        for name, shape in zip(listing.inputs, listing.shapes[: len(listing.inputs)], strict=False)
+        if shape is not None
+    }
+    checked = backend.arrays and bool(declared)
+    check = [f"_check_shapes({', '.join(listing.inputs)})"] if checked else []
+    if checked:
+        lines.code.used.update({"_check_shapes", "_shape"})
+
     bodies = [
-        with_namespace(_lines(lines, listing.forward), *listing.inputs),
+        with_namespace(check + _lines(lines, listing.forward), *listing.inputs),
         with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
-        with_namespace(_lines(lines, listing.fused), *listing.inputs),
+        with_namespace((check if listing.fused else []) + _lines(lines, listing.fused), *listing.inputs),
     ]
     functions = [
         {
             "define": _bracketed(f"def {f.name}(", f.parameters, "):", 0),
-            "body": with_namespace(_lines(lines, f.body), *f.parameters),
+            "body": with_namespace(check + _lines(lines, f.body), *f.parameters),
             "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
         }
         for f in listing.functions
@@ -212,15 +228,24 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
             one_line=f"{', '.join(listing.output_adjoints)} = {listing.dout}",
         )
     if len(outs) == 1:
-        declared = [f'OUTPUT = "{outs[0]}"', "OUTPUTS = (OUTPUT,)"]
+        constants = [f'OUTPUT = "{outs[0]}"', "OUTPUTS = (OUTPUT,)"]
     else:
-        declared = [_bracketed("OUTPUTS = (", [f'"{n}"' for n in outs], ")", 0, tuple_=True)]
+        constants = [_bracketed("OUTPUTS = (", [f'"{n}"' for n in outs], ")", 0, tuple_=True)]
+    if checked:  # the declared shapes, size names as strings (_check_shapes)
+        constants.append(
+            _bracketed(
+                "SHAPES = {",
+                [f'"{n}": {_shape_tuple(shape)}' for n, shape in declared.items()],
+                "}",
+                0,
+            )
+        )
     return _ENV.get_template("module.py.j2").render(
         docstring=_docstring(listing, lines, program, graph, options, output),
         imports=imports,
         inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
         wrt=_bracketed("WRT = (", [f'"{n}"' for n in listing.wrt], ")", 0, tuple_=True),
-        outputs=declared,
+        outputs=constants,
         forward_def=_bracketed("def forward(", inputs, "):", 0),
         forward=bodies[0],
         forward_return=(

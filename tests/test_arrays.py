@@ -11,6 +11,7 @@ matrix gradients from central finite differences along random directions.
 from __future__ import annotations
 
 import functools
+import re
 import zlib
 
 import mpmath
@@ -420,3 +421,49 @@ def test_max_and_min_along_an_axis_route_ties_to_the_first(backend):
         [[1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]]
     )
     np.testing.assert_array_equal(dA, want)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_declared_shapes_are_checked_at_entry(backend):
+    """A function that takes the inputs checks each declared one first: one
+    ValueError naming the input, its declaration and what was passed, never
+    NumPy's broadcasting error from inside a stage; a named size agrees
+    wherever it appears; undeclared inputs are not checked."""
+    source = "W: matrix(k, d)\nb: matrix(k, 1)\nX: matrix(d, m)\nc: scalar\nL = sum((W @ X + b) * c) + z\n"
+    module = stagegen.load(source, backend=backend, with_="jvp")
+    rng = np.random.default_rng(0)
+    W, b, X = rng.normal(size=(2, 3)), rng.normal(size=(2, 1)), rng.normal(size=(3, 4))
+    good = (W, b, X, 0.5, np.ones(7))  # z, undeclared, may be anything that broadcasts
+    module.forward(*good)
+    cases = [
+        ((W, b[:, 0], X, 0.5, 1.0), "b is declared matrix(k, 1) but was given shape (2,) (1 axis, not 2)"),
+        (
+            (W, b, X.T, 0.5, 1.0),
+            "X is declared matrix(d, m) but was given shape (4, 3): axis 0 has size 4, "
+            "not 3 (d = 3 from W)",
+        ),
+        (
+            (W, np.ones((3, 1)), X, 0.5, 1.0),
+            "b is declared matrix(k, 1) but was given shape (3, 1): axis 0 "
+            "has size 3, not 2 (k = 2 from W)",
+        ),
+        ((W, np.ones((2, 2)), X, 0.5, 1.0), "axis 1 has size 2, not 1"),
+        ((W, b, X, np.ones(3), 1.0), "c is declared scalar but was given shape (3,) (1 axis, not 0)"),
+    ]
+    for args, message in cases:
+        for call in (module.forward, module.value_and_grad, lambda *a: module.jvp(*a, *a)):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call(*args)
+
+
+def test_entry_checks_on_lazy_arrays_skip_unknown_sizes():
+    """Dask arrays of unknown chunk sizes: their shape has NaN sizes, which the
+    check leaves alone (the rank is still checked)."""
+    da = pytest.importorskip("dask.array")
+    module = stagegen.load("x: vector(n)\nL = sum(x * x)\n", backend="array")
+    x = da.from_array(np.arange(6.0), chunks=3)
+    lazy = x[x > 1.5]  # shape (nan,)
+    value, (dx,) = module.value_and_grad(lazy)
+    np.testing.assert_allclose(dx.compute(), 2 * np.arange(2.0, 6.0))
+    with pytest.raises(ValueError, match=re.escape("x is declared vector(n) but was given shape")):
+        module.value_and_grad(da.ones((2, 3), chunks=1))

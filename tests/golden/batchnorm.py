@@ -33,9 +33,17 @@ INPUTS = ("X", "gamma", "beta", "W", "Y")
 WRT = ("X", "gamma", "beta", "W", "Y")
 OUTPUT = "L"
 OUTPUTS = (OUTPUT,)
+SHAPES = {
+    "X": ("d", "m"),
+    "gamma": ("d", 1),
+    "beta": ("d", 1),
+    "W": ("k", "d"),
+    "Y": ("k", "m"),
+}
 
 
 def forward(X, gamma, beta, W, Y):
+    _check_shapes(X, gamma, beta, W, Y)
     mu = np.mean(X, axis=1, keepdims=True)  # (1)
     C = X - mu  # (2)
     del mu
@@ -135,6 +143,7 @@ def backward(dout, cache):
 
 
 def value_and_grad(X, gamma, beta, W, Y):
+    _check_shapes(X, gamma, beta, W, Y)
     mu = np.mean(X, axis=1, keepdims=True)  # (1)
     C = X - mu  # (2)
     del mu
@@ -225,3 +234,45 @@ def _log_softmax(x, axis):
     ties = np.sum(np.asarray(top, dtype=shifted.dtype), axis=axis, keepdims=True) - 1.0
     rest = np.sum(np.where(top, 0.0, np.exp(shifted)), axis=axis, keepdims=True)
     return shifted - np.log1p(rest + ties)
+
+
+# the shapes of calls already checked (a training loop passes the same ones)
+_CHECKED = set()
+
+
+def _check_shapes(*values):
+    """Each declared input's shape against its declaration (SHAPES), a size
+    name the same size wherever it appears: one ValueError naming the input, its
+    declaration and what was passed. A size not known yet (a Dask array's
+    unknown chunks) is not checked."""
+    shapes = tuple(np.shape(value) for value in values)
+    if shapes in _CHECKED:
+        return
+    sizes = {}
+    for name, shape in zip(INPUTS, shapes):
+        declared = SHAPES.get(name)
+        if declared is None:
+            continue
+        kind = ("scalar", "vector", "matrix", "array")[min(len(declared), 3)]
+        said = kind + (f"({', '.join(map(str, declared))})" if declared else "")
+        if len(shape) != len(declared):
+            axes = ("axes", "axis")[len(shape) == 1]
+            raise ValueError(
+                f"{name} is declared {said} but was given shape {shape} "
+                f"({len(shape)} {axes}, not {len(declared)})"
+            )
+        for axis, (size, got) in enumerate(zip(declared, shape)):
+            if not isinstance(got, int):
+                continue
+            why = ""
+            if isinstance(size, str):
+                first, where = sizes.setdefault(size, (got, name))
+                why = f" ({size} = {first} from {where})" if where != name else ""
+                size = first
+            if got != size:
+                raise ValueError(
+                    f"{name} is declared {said} but was given shape {shape}: "
+                    f"axis {axis} has size {got}, not {size}{why}"
+                )
+    if len(_CHECKED) < 64:
+        _CHECKED.add(shapes)

@@ -23,9 +23,11 @@ INPUTS = ("W", "X")
 WRT = ("W", "X")
 OUTPUT = "L"
 OUTPUTS = (OUTPUT,)
+SHAPES = {"W": (5, 10), "X": (10, 3)}
 
 
 def forward(W, X):
+    _check_shapes(W, X)
     D = W @ X  # (1)
     DD = D * D  # (2)
     L = np.sum(DD)  # (3)
@@ -47,6 +49,7 @@ def backward(dout, cache):
 
 
 def value_and_grad(W, X):
+    _check_shapes(W, X)
     D = W @ X  # (1)
     DD = D * D  # (2)
     L = np.sum(DD)  # (3)
@@ -62,3 +65,45 @@ def value_and_grad(W, X):
     dW = dD @ X.T  # (1)
     dX = W.T @ dD  # (1)
     return L, (dW, dX)
+
+
+# the shapes of calls already checked (a training loop passes the same ones)
+_CHECKED = set()
+
+
+def _check_shapes(*values):
+    """Each declared input's shape against its declaration (SHAPES), a size
+    name the same size wherever it appears: one ValueError naming the input, its
+    declaration and what was passed. A size not known yet (a Dask array's
+    unknown chunks) is not checked."""
+    shapes = tuple(np.shape(value) for value in values)
+    if shapes in _CHECKED:
+        return
+    sizes = {}
+    for name, shape in zip(INPUTS, shapes):
+        declared = SHAPES.get(name)
+        if declared is None:
+            continue
+        kind = ("scalar", "vector", "matrix", "array")[min(len(declared), 3)]
+        said = kind + (f"({', '.join(map(str, declared))})" if declared else "")
+        if len(shape) != len(declared):
+            axes = ("axes", "axis")[len(shape) == 1]
+            raise ValueError(
+                f"{name} is declared {said} but was given shape {shape} "
+                f"({len(shape)} {axes}, not {len(declared)})"
+            )
+        for axis, (size, got) in enumerate(zip(declared, shape)):
+            if not isinstance(got, int):
+                continue
+            why = ""
+            if isinstance(size, str):
+                first, where = sizes.setdefault(size, (got, name))
+                why = f" ({size} = {first} from {where})" if where != name else ""
+                size = first
+            if got != size:
+                raise ValueError(
+                    f"{name} is declared {said} but was given shape {shape}: "
+                    f"axis {axis} has size {got}, not {size}{why}"
+                )
+    if len(_CHECKED) < 64:
+        _CHECKED.add(shapes)

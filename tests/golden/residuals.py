@@ -29,9 +29,11 @@ INPUTS = ("A", "k", "c", "t", "y")
 WRT = ("A", "k", "c")
 OUTPUT = "r"
 OUTPUTS = (OUTPUT,)
+SHAPES = {"A": (), "k": (), "c": (), "t": ("n",), "y": ("n",)}
 
 
 def forward(A, k, c, t, y):
+    _check_shapes(A, k, c, t, y)
     negk = -k  # (1)
     negkt = negk * t  # (2)
     expnegkt = np.exp(negkt)  # (3)
@@ -67,6 +69,7 @@ def backward(dout, cache):
 
 
 def value_and_grad(A, k, c, t, y):
+    _check_shapes(A, k, c, t, y)
     negk = -k  # (1)
     negkt = negk * t  # (2)
     expnegkt = np.exp(negkt)  # (3)
@@ -100,6 +103,7 @@ def value_and_grad(A, k, c, t, y):
 
 
 def value_and_jacobian(A, k, c, t, y):
+    _check_shapes(A, k, c, t, y)
     negk = -k  # (1)
     negkt = negk * t  # (2)
     expnegkt = np.exp(negkt)  # (3)
@@ -131,3 +135,45 @@ def value_and_jacobian(A, k, c, t, y):
         dr_dk[(*index, ...)] = dk
         dr_dc[(*index, ...)] = dc
     return r, ((dr_dA, dr_dk, dr_dc),)
+
+
+# the shapes of calls already checked (a training loop passes the same ones)
+_CHECKED = set()
+
+
+def _check_shapes(*values):
+    """Each declared input's shape against its declaration (SHAPES), a size
+    name the same size wherever it appears: one ValueError naming the input, its
+    declaration and what was passed. A size not known yet (a Dask array's
+    unknown chunks) is not checked."""
+    shapes = tuple(np.shape(value) for value in values)
+    if shapes in _CHECKED:
+        return
+    sizes = {}
+    for name, shape in zip(INPUTS, shapes):
+        declared = SHAPES.get(name)
+        if declared is None:
+            continue
+        kind = ("scalar", "vector", "matrix", "array")[min(len(declared), 3)]
+        said = kind + (f"({', '.join(map(str, declared))})" if declared else "")
+        if len(shape) != len(declared):
+            axes = ("axes", "axis")[len(shape) == 1]
+            raise ValueError(
+                f"{name} is declared {said} but was given shape {shape} "
+                f"({len(shape)} {axes}, not {len(declared)})"
+            )
+        for axis, (size, got) in enumerate(zip(declared, shape)):
+            if not isinstance(got, int):
+                continue
+            why = ""
+            if isinstance(size, str):
+                first, where = sizes.setdefault(size, (got, name))
+                why = f" ({size} = {first} from {where})" if where != name else ""
+                size = first
+            if got != size:
+                raise ValueError(
+                    f"{name} is declared {said} but was given shape {shape}: "
+                    f"axis {axis} has size {got}, not {size}{why}"
+                )
+    if len(_CHECKED) < 64:
+        _CHECKED.add(shapes)

@@ -29,9 +29,11 @@ INPUTS = ("W", "b", "X", "Y")
 WRT = ("W", "b", "X", "Y")
 OUTPUT = "L"
 OUTPUTS = (OUTPUT,)
+SHAPES = {"W": ("k", "d"), "b": ("k", 1), "X": ("d", "m"), "Y": ("k", "m")}
 
 
 def forward(W, b, X, Y):
+    _check_shapes(W, b, X, Y)
     WX = W @ X  # (1)
     S = WX + b  # (2)
     del WX
@@ -72,6 +74,7 @@ def backward(dout, cache):
 
 
 def value_and_grad(W, b, X, Y):
+    _check_shapes(W, b, X, Y)
     WX = W @ X  # (1)
     S = WX + b  # (2)
     del WX
@@ -109,6 +112,7 @@ def value_and_grad(W, b, X, Y):
 
 
 def value_and_jacobian(W, b, X, Y):
+    _check_shapes(W, b, X, Y)
     WX = W @ X  # (1)
     S = WX + b  # (2)
     lseS0 = np.max(S, axis=0) + np.log(
@@ -152,6 +156,7 @@ def value_and_jacobian(W, b, X, Y):
 
 
 def jvp(W, b, X, Y, tW, tb, tX, tY):
+    _check_shapes(W, b, X, Y)
     WX = W @ X  # (1)
     tWX = tW @ X + W @ tX  # (1)
     S = WX + b  # (2)
@@ -173,3 +178,45 @@ def jvp(W, b, X, Y, tW, tb, tX, tY):
     L = sumlseS0 - sumYS  # (7)
     tL = (1) * tsumlseS0 + (-1) * tsumYS  # (7)
     return L, tL
+
+
+# the shapes of calls already checked (a training loop passes the same ones)
+_CHECKED = set()
+
+
+def _check_shapes(*values):
+    """Each declared input's shape against its declaration (SHAPES), a size
+    name the same size wherever it appears: one ValueError naming the input, its
+    declaration and what was passed. A size not known yet (a Dask array's
+    unknown chunks) is not checked."""
+    shapes = tuple(np.shape(value) for value in values)
+    if shapes in _CHECKED:
+        return
+    sizes = {}
+    for name, shape in zip(INPUTS, shapes):
+        declared = SHAPES.get(name)
+        if declared is None:
+            continue
+        kind = ("scalar", "vector", "matrix", "array")[min(len(declared), 3)]
+        said = kind + (f"({', '.join(map(str, declared))})" if declared else "")
+        if len(shape) != len(declared):
+            axes = ("axes", "axis")[len(shape) == 1]
+            raise ValueError(
+                f"{name} is declared {said} but was given shape {shape} "
+                f"({len(shape)} {axes}, not {len(declared)})"
+            )
+        for axis, (size, got) in enumerate(zip(declared, shape)):
+            if not isinstance(got, int):
+                continue
+            why = ""
+            if isinstance(size, str):
+                first, where = sizes.setdefault(size, (got, name))
+                why = f" ({size} = {first} from {where})" if where != name else ""
+                size = first
+            if got != size:
+                raise ValueError(
+                    f"{name} is declared {said} but was given shape {shape}: "
+                    f"axis {axis} has size {got}, not {size}{why}"
+                )
+    if len(_CHECKED) < 64:
+        _CHECKED.add(shapes)

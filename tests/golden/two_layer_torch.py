@@ -36,10 +36,19 @@ INPUTS = ("W1", "b1", "W2", "b2", "X", "Y")
 WRT = ("W1", "b1", "W2", "b2")
 OUTPUT = "L"
 OUTPUTS = (OUTPUT,)
+SHAPES = {
+    "W1": ("h", "d"),
+    "b1": ("h", 1),
+    "W2": ("k", "h"),
+    "b2": ("k", 1),
+    "X": ("d", "m"),
+    "Y": ("k", "m"),
+}
 
 
 def forward(W1, b1, W2, b2, X, Y):
     xp, dtype = _namespace(W1, b1, W2, b2, X, Y)
+    _check_shapes(W1, b1, W2, b2, X, Y)
     W1X = W1 @ X  # (1)
     W1Xpb1 = W1X + b1  # (2)
     del W1X
@@ -82,6 +91,7 @@ def backward(dout, cache):
 
 def value_and_grad(W1, b1, W2, b2, X, Y):
     xp, dtype = _namespace(W1, b1, W2, b2, X, Y)
+    _check_shapes(W1, b1, W2, b2, X, Y)
     W1X = W1 @ X  # (1)
     W1Xpb1 = W1X + b1  # (2)
     del W1X
@@ -143,6 +153,53 @@ def _namespace(*values):
     dtypes = [a.dtype for a in foreign or arrays]
     floats = [t for t in dtypes if compat.isdtype(t, "real floating")]
     return xp, (compat.result_type(*floats) if floats else xp.float64)
+
+
+# the shapes of calls already checked (a training loop passes the same ones)
+_CHECKED = set()
+
+
+def _check_shapes(*values):
+    """Each declared input's shape against its declaration (SHAPES), a size
+    name the same size wherever it appears: one ValueError naming the input, its
+    declaration and what was passed. A size not known yet (a Dask array's
+    unknown chunks) is not checked."""
+    shapes = tuple(_shape(value) for value in values)
+    if shapes in _CHECKED:
+        return
+    sizes = {}
+    for name, shape in zip(INPUTS, shapes):
+        declared = SHAPES.get(name)
+        if declared is None:
+            continue
+        kind = ("scalar", "vector", "matrix", "array")[min(len(declared), 3)]
+        said = kind + (f"({', '.join(map(str, declared))})" if declared else "")
+        if len(shape) != len(declared):
+            axes = ("axes", "axis")[len(shape) == 1]
+            raise ValueError(
+                f"{name} is declared {said} but was given shape {shape} "
+                f"({len(shape)} {axes}, not {len(declared)})"
+            )
+        for axis, (size, got) in enumerate(zip(declared, shape)):
+            if not isinstance(got, int):
+                continue
+            why = ""
+            if isinstance(size, str):
+                first, where = sizes.setdefault(size, (got, name))
+                why = f" ({size} = {first} from {where})" if where != name else ""
+                size = first
+            if got != size:
+                raise ValueError(
+                    f"{name} is declared {said} but was given shape {shape}: "
+                    f"axis {axis} has size {got}, not {size}{why}"
+                )
+    if len(_CHECKED) < 64:
+        _CHECKED.add(shapes)
+
+
+def _shape(a):
+    """The shape of an array of any namespace, or () of a number."""
+    return tuple(getattr(a, "shape", ()))
 
 
 class Staged(torch.autograd.Function):
