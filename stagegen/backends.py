@@ -367,6 +367,10 @@ MATH = Backend(
         functions={"abs": "abs", "max": "max", "min": "min"},
         expansions={
             "sign": lambda x: select(x > 0, 1.0, select(x < 0, -1.0, 0.0)),
+            # math.floor and math.ceil return ints: times 1.0, a float, as NumPy's (no
+            # builtin float(), which an input of that name would shadow)
+            "floor": lambda x: call("floor", x) * 1.0,
+            "ceil": lambda x: call("ceil", x) * 1.0,
         },
         constants={"pi": "{m}.pi", "e": "{m}.e"},
         # a non-integer power of a negative float is complex in Python; math.pow

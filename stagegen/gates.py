@@ -255,6 +255,20 @@ def _first_extreme(xs, greater: bool):
     return tuple(rules)
 
 
+class floor(sp.floor):  # noqa: N801 -- named as SymPy's, so lambdify prints mpmath's floor
+    """SymPy's floor with its derivative, 0 (SymPy leaves Derivative(floor(x), x))."""
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+class ceiling(sp.ceiling):  # noqa: N801
+    """SymPy's ceiling with its derivative, 0."""
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
 def _ties(*xs):
     """The differences of the operands: a tie of max or min is where one is zero."""
     return tuple(a - b for i, a in enumerate(xs) for b in xs[i + 1 :])
@@ -798,6 +812,23 @@ _GATES = [
         kink=lambda x: (x,),
         convention="0 (a step: 0 at x = 0 too)",
         doc="sign(x): -1, 0 or 1; d/dx = 0 (0 at the step too)",
+    ),
+    *(
+        Gate(
+            name,
+            operands=("x",),
+            forward=meaning,
+            local=lambda x, out: (0,),
+            source=name,
+            name_hint=name + "{0}",
+            symbol=name,
+            special=(0.0, 2.5, -2.5),
+            kink=lambda x: (sp.sin(sp.pi * x),),  # a step at every integer
+            convention="0 (a step: 0 at the integers too)",
+            doc=f"{name}(x), the integer {'below' if name == 'floor' else 'above'} x as a float; "
+            "d/dx = 0 (0 at the steps too)",
+        )
+        for name, meaning in (("floor", floor), ("ceil", ceiling))
     ),
     Gate(
         "max",

@@ -273,9 +273,17 @@ class SourcePrinter(_Printer):
         "acosh": "acosh",
         "atanh": "atanh",
         "erf": "erf",
+        "erfc": "erfc",
+        "atan2": "atan2",
+        "sign": "sign",
+        "floor": "floor",
+        "ceiling": "ceil",
     }
     # a gate's own function class prints as the name the input language calls it by
     functions.update({gate.name: gate.source for gate in REGISTRY.values() if gate.source})
+
+    def _print_sign(self, expr):  # a gate of the input language, not a comparison
+        return self._print_Function(expr)
 
     def _print_Function(self, expr):
         gate = REGISTRY.get(type(expr).__name__)

@@ -79,6 +79,8 @@ CONVENTIONS = {
     "max": _first_extreme(max),
     "min": _first_extreme(min),
     "sign": lambda x: (0.0,),
+    "floor": lambda x: (0.0,),
+    "ceil": lambda x: (0.0,),
     "atan2": _polar(lambda y, x, r2: (x / r2, -y / r2)),
     "hypot": _polar(lambda x, y, r2: (x / mpmath.sqrt(r2), y / mpmath.sqrt(r2))),
 }
@@ -567,3 +569,25 @@ def test_grouped_gate_expands_under_fine_gates(case):
 def test_verify_accepts_the_gate(case):
     report = stagegen.verify(application(case).text, points=N_POINTS)
     assert report.ok and report.points == N_POINTS, report.table()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        sp.sign,
+        sp.floor,
+        sp.ceiling,
+        sp.erfc,
+        lambda x: sp.atan2(x, 1 - x),
+        lambda x: sp.sqrt(x**2 + 4 * x**2),
+    ],
+    ids=["sign", "floor", "ceiling", "erfc", "atan2", "sqrt-of-squares"],
+)
+def test_sympys_own_functions_reach_their_gates(make):
+    """SymPy's classes (sign, floor, ceiling, erfc, atan2) at the front door
+    become the gates (not a comparison, not an unknown function); the module
+    verifies against SymPy's own derivative."""
+    x = sp.Symbol("x", real=True)
+    build = stagegen.build(make(x) * x + x)
+    report = stagegen.verify(build, points=8)
+    assert report.ok, report.table()
