@@ -867,6 +867,7 @@ _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis"
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
 _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
+_spreads = {n: sp.Function(n) for n in ("var", "var_axis", "std", "std_axis")}
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
@@ -1056,6 +1057,92 @@ def _extreme_axis(name: str, pick, symbol: str) -> Gate:
     )
 
 
+_NO = Num(0)  # a parameter a whole-array var or std does not have (keepdims)
+
+
+def _spread(name: str, along: bool) -> Gate:
+    """var or std, of every element or along an axis (keepdims too), with NumPy's
+    ddof (default 0): mean((a - mean(a))**2) times n / (n - ddof), two passes."""
+    std = name == "std"
+
+    def count(a, axis):
+        return axis_size(a, axis) if along else size(a)
+
+    def centred(a, axis):
+        return a - (array_mean(a, axis=axis, keepdims=True) if along else array_mean(a))
+
+    def code(a, ddof, axis=None, keepdims=_NO):
+        kept = _along(axis, keepdims) if along else {}
+        var = array_mean(centred(a, axis) ** 2, **kept)
+        if ddof.value:
+            var = var * (count(a, axis) / (count(a, axis) - ddof))
+        return sqrt(var) if std else var
+
+    def slope(a, out, ddof, axis, keepdims):
+        """d out / d a, elementwise (the output restored along the axis)."""
+        if along:
+            out = _restored(out, axis, keepdims)
+        if std:  # d sqrt(var) = d var / (2 out)
+            return centred(a, axis) / ((count(a, axis) - ddof) * out)
+        return 2 * centred(a, axis) / (count(a, axis) - ddof)
+
+    def vjp(a, out, dout, ddof, axis=None, keepdims=_NO):
+        dout = _restored(dout, axis, keepdims) if along else dout
+        return (slope(a, out, ddof, axis, keepdims) * dout,)
+
+    def jvp(a, out, tangent, ddof, axis=None, keepdims=_NO):
+        kept = _along(axis, keepdims) if along else {}
+        return (array_sum(slope(a, out, ddof, axis, keepdims) * tangent, **kept),)
+
+    def meaning_on(np, a, ddof, **kept):
+        var = np.var(a, ddof=ddof, **kept)
+        return np.frompyfunc(sp.sqrt, 1, 1)(var) if std else var
+
+    if along:
+        keywords, defaults = ("axis", "keepdims", "ddof"), {"keepdims": False, "ddof": 0}
+
+        def elements(np, a, axis, keepdims, ddof):  # NumPy's own var, on SymPy elements
+            return meaning_on(np, a, ddof, axis=axis, keepdims=bool(keepdims))
+
+        def shape(a, axis, keepdims, ddof):
+            return drop_axis(a, axis, keepdims)
+
+    else:
+        keywords, defaults = ("ddof",), {"ddof": 0}
+
+        def elements(np, a, ddof):
+            return meaning_on(np, a, ddof)
+
+        def shape(a, ddof):
+            return ()
+
+    full = name + ("_axis" if along else "")
+    meaning = _spreads[full]
+    return Gate(
+        full,
+        operands=("a",),
+        params=keywords,
+        keywords=keywords,
+        defaults=defaults,
+        forward=lambda a, **params: meaning(a, *params.values()),
+        vjp=vjp,
+        jvp=jvp,
+        elements=elements,
+        code=code,
+        shape=shape,
+        arrays=True,
+        source=name,
+        name_hint=(lambda a, *params: f"{name}{a}{params[0]}") if along else name + "{0}",
+        symbol=name,
+        doc=f"{name}(a{', axis=k' if along else ''}, ddof=0), NumPy's: "
+        + (
+            "the square root of the variance; da = (a - mean) / ((n - ddof) std) * dout"
+            if std
+            else "mean((a - mean)**2) n / (n - ddof); da = 2 (a - mean) / (n - ddof) * dout"
+        ),
+    )
+
+
 def _softmax_elements(np, a, axis):
     e = np.frompyfunc(sp.exp, 1, 1)(a)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -1066,6 +1153,7 @@ def _log_softmax_elements(np, a, axis):
 
 
 _GATES += [_extreme_axis("max", sp.Max, "max"), _extreme_axis("min", sp.Min, "min")]
+_GATES += [_spread(name, along) for name in ("var", "std") for along in (False, True)]
 
 _GATES += [
     # -- grouped array gates: a whole normalisation along an axis, one stage --
@@ -1127,7 +1215,8 @@ if len(REGISTRY) != len(_GATES):
 
 BY_FUNCTION: Mapping[type, Gate] = MappingProxyType({gate.function: gate for gate in _GATES})
 BY_OPERATOR: Mapping[str, Gate] = MappingProxyType({g.operator: g for g in _GATES if g.operator})
-BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source and not g.keywords})
+# by the source name, for a call that writes no keyword a gate requires (softmax(a) too)
+BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source and not g.required})
 # by the source name and the keywords a call must write (sum(a, axis=k), keepdims optional)
 BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
     {(g.source, g.required): g for g in _GATES if g.keywords}

@@ -143,6 +143,11 @@ PROGRAMS = {
         "Z = C / sqrt(mean(C**2, axis=1, keepdims=True) + 0.1)\n"
         "L = sum(Z - logsumexp(Z, axis=0, keepdims=True)) + sum(sum(X, axis=1, keepdims=True) ** 2)\n"
     ),
+    # variances and standard deviations, whole and per row, NumPy's ddof
+    "var-std": (
+        "A: matrix(4, 5)\nZ = (A - mean(A, axis=1, keepdims=True)) / std(A, axis=1, keepdims=True, ddof=1)\n"
+        "L = sum(Z * A) + var(A) + std(A * A, ddof=1) + sum(var(A, axis=0))\n"
+    ),
     # max pooling over rows and a min over columns
     "max-min-axis": (
         "A: matrix(4, 5)\nB: matrix(4, 5)\nP = max(A * B, axis=1, keepdims=True)\n"
@@ -349,7 +354,7 @@ def _expression(data, depth: int) -> tuple[str, tuple]:
         return f"({a}).T", sa[::-1]
     if kind == "reduce" and len(sa) == 2:
         axis = data.draw(st.integers(0, 1))
-        fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp", "max", "min"]))
+        fn = data.draw(st.sampled_from(["sum", "mean", "logsumexp", "max", "min", "var", "std"]))
         if data.draw(st.booleans()):  # the axis kept, with size 1
             return f"{fn}({a}, axis={axis}, keepdims=True)", sa[:axis] + (1,) + sa[axis + 1 :]
         return f"{fn}({a}, axis={axis})", sa[:axis] + sa[axis + 1 :]

@@ -261,6 +261,10 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "logsumexp_axis": "A: matrix(n, m)\nf = logsumexp(A, axis=1, keepdims=True) * A\n",
         "softmax": "A: matrix(n, m)\nf = softmax(A * A, axis=0)\n",
         "max_axis": "A: matrix(n, m)\nf = max(A * A, axis=1)\n",
+        "var": "A: matrix(n, m)\nf = var(A * A)\n",
+        "var_axis": "A: matrix(n, m)\nf = var(A, axis=1, ddof=1, keepdims=True) * A\n",
+        "std": "A: matrix(n, m)\nf = std(A, ddof=1)\n",
+        "std_axis": "A: matrix(n, m)\nf = std(A * A, axis=0)\n",
         "min_axis": "A: matrix(n, m)\nf = min(A, axis=0, keepdims=True) * A\n",
         "log_softmax": "A: matrix(n, m)\nf = log_softmax(A)\n",
     }

@@ -194,7 +194,7 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
     # along axis 1, keeping it (keepdims=True) where the gate can
-    params = {"axis": 1, "keepdims": 1}
+    params = {"axis": 1, "keepdims": 1, "ddof": 1}
     params = {k: params[k] for k in gate.params}
     got = np.asarray(gate.elements(np, *objects, **params), dtype=object)
     kept = {"keepdims": True} if params.get("keepdims") else {}
@@ -207,6 +207,10 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "mean_axis": lambda a, axis, keepdims: np.mean(a, axis=axis, **kept),
         "logsumexp": lambda a: np.log(np.sum(np.exp(a))),
         "logsumexp_axis": lambda a, axis, keepdims: np.log(np.sum(np.exp(a), axis=axis, **kept)),
+        "var": lambda a, ddof: np.var(a, ddof=ddof),
+        "var_axis": lambda a, axis, keepdims, ddof: np.var(a, axis=axis, ddof=ddof, **kept),
+        "std": lambda a, ddof: np.std(a, ddof=ddof),
+        "std_axis": lambda a, axis, keepdims, ddof: np.std(a, axis=axis, ddof=ddof, **kept),
         "max_axis": lambda a, axis, keepdims: np.max(a, axis=axis, **kept),
         "min_axis": lambda a, axis, keepdims: np.min(a, axis=axis, **kept),
         "softmax": lambda a, axis: np.exp(a) / np.sum(np.exp(a), axis=axis, keepdims=True),
