@@ -848,6 +848,8 @@ def test_random_expressions_on_arrays(case):
     check_arrays(case)
 
 
+# each example verifies a DAG of shared stages (the slowest property): fewer in "ci"
+@settings(max_examples=40 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else 3000)
 @given(cases(dags()))
 @example(case(NOTES_STAGES))
 @example(case(NOTES_STAGES, style="compact"))
