@@ -48,6 +48,7 @@ class Helper:
     name: str
     text: str  # its source; "$m" is the backend module's alias in the module
     imports: tuple[str, ...] = ()  # other modules it needs
+    needs: tuple[str, ...] = ()  # other helpers it calls (written with it)
 
     def source(self, module: str) -> str:
         return Template(self.text).substitute(m=module)
@@ -295,7 +296,7 @@ def _normalised(namespace: bool) -> dict[str, Helper]:
     }
 
 
-def _checks(shape: str, imports: tuple[str, ...] = ()) -> Helper:
+def _checks(shape: str, needs: tuple[str, ...] = ()) -> Helper:
     """`_check_shapes`, run first by every function that takes the inputs: each
     declared input's rank and sizes (SHAPES), a size name the same wherever it
     appears; `shape` reads an argument's shape ("$m.shape(value)")."""
@@ -340,7 +341,7 @@ def _check_shapes(*values):
     if len(_CHECKED) < 64:
         _CHECKED.add(shapes)
 '''
-    return Helper("_check_shapes", text, imports=imports)
+    return Helper("_check_shapes", text, needs=needs)
 
 
 # What the backends of arrays write alike: NumPy's (and the standard's) maximum
@@ -456,7 +457,7 @@ ARRAY = Backend(
         "_erf": _special_xp("erf"),
         "_erfc": _special_xp("erfc"),
         **_normalised(namespace=True),
-        "_check_shapes": _checks("_shape(value)"),
+        "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
     },

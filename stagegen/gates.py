@@ -867,7 +867,6 @@ _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis"
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
 _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
-_spreads = {n: sp.Function(n) for n in ("var", "var_axis", "std", "std_axis")}
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
@@ -1117,7 +1116,7 @@ def _spread(name: str, along: bool) -> Gate:
             return ()
 
     full = name + ("_axis" if along else "")
-    meaning = _spreads[full]
+    meaning = sp.Function(full)
     return Gate(
         full,
         operands=("a",),

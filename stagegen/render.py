@@ -174,7 +174,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     checked = backend.arrays and bool(declared)
     check = [f"_check_shapes({', '.join(listing.inputs)})"] if checked else []
     if checked:
-        lines.code.used.update({"_check_shapes", "_shape"})
+        lines.code.used.add("_check_shapes")
 
     bodies = [
         with_namespace(check + _lines(lines, listing.forward), *listing.inputs),
@@ -190,6 +190,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         for f in listing.functions
     ]
     used = lines.code.used
+    used |= {need for name in list(used) if name in backend.helpers for need in backend.helpers[name].needs}
     helpers = [
         h
         for name, h in backend.helpers.items()
