@@ -72,6 +72,22 @@ class Backend:
     # arrays: an array's shape, and the indices of an array of a shape (value_and_jacobian's loops)
     shape_of: str = "{m}.shape({0})"
     indices: str = "{m}.ndindex({0})"
+    # a stage only one branch of a where reads (differentiate.guards), where the
+    # other branch is taken: "select", not computed there (``math.sqrt(x) if pos
+    # else 0.0``: it cannot raise); "quiet", computed under `quiet` (NumPy warns
+    # on invalid values it then discards); "", computed as it stands
+    guarded: str = ""
+    quiet: str = ""
+
+    @property
+    def guarded_note(self) -> str:
+        """How the module computes a guarded stage, for its docstring."""
+        return {
+            "select": "each is computed only where its branch is taken (0.0 elsewhere), as are "
+            "its gradient lines, so it cannot raise where it has no value",
+            "quiet": "each is computed everywhere without warnings and its gradient lines are "
+            "selected where its branch is taken (0.0 elsewhere, never 0 * nan)",
+        }.get(self.guarded, "")
 
     def seed(self, value: Expr, scalar: bool) -> Expr:
         """The adjoint of the output in value_and_grad (d out / d out)."""
@@ -374,12 +390,14 @@ MATH = Backend(
             "ceil": lambda x: call("ceil", x) * 1.0,
         },
         constants={"pi": "{m}.pi", "e": "{m}.e"},
+        logic={"logical_and": "and", "logical_or": "or", "logical_not": "not"},
         # a non-integer power of a negative float is complex in Python; math.pow
         # raises a domain error instead, as the hand-written code would
         power_call="pow",
     ),
     helpers={"_locate": Helper("_locate", _LOCATE)},
     locate=True,
+    guarded="select",
 )
 
 NUMPY = Backend(
@@ -418,7 +436,20 @@ NUMPY = Backend(
     },
     arrays=True,
     release=True,
+    guarded="quiet",
+    quiet='with {m}.errstate(all="ignore"):',
 )
+
+_QUIET_XP = '''def _quiet():
+    """A block in which NumPy does not warn of the invalid values of a branch
+    that where() then discards (on NumPy arrays, array-api-strict's, Dask
+    blocks computed here); the other namespaces do not warn."""
+    try:
+        import numpy
+    except ImportError:
+        return contextlib.nullcontext()
+    return numpy.errstate(all="ignore")
+'''
 
 ARRAY = Backend(
     name="array",
@@ -460,9 +491,12 @@ ARRAY = Backend(
         "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
+        "_quiet": Helper("_quiet", _QUIET_XP, imports=("contextlib",)),
     },
     arrays=True,
     release=True,
+    guarded="quiet",
+    quiet="with _quiet():",
     namespace=True,
     shape_of="_shape({0})",
     indices="_indices({0})",
@@ -471,4 +505,9 @@ ARRAY = Backend(
 BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY)})
 
 # The input language, for stage formulas in comments, docstrings and diagrams.
-SOURCE = Syntax(prefix="", postfix={"transpose": "{0}.T"}, constants={"pi": "pi", "e": "E"})
+SOURCE = Syntax(
+    prefix="",
+    postfix={"transpose": "{0}.T"},
+    constants={"pi": "pi", "e": "E"},
+    logic={"logical_and": "&", "logical_or": "|", "logical_not": "~"},
+)

@@ -65,6 +65,90 @@ def local(stage: Stage, operand: int) -> Expr:
     return REGISTRY[stage.gate].instance(len(stage.operands), stage.params).rules[operand]
 
 
+def flows(stage: Stage, operand: int) -> bool:
+    """Whether a gradient flows from `stage` into its operand `operand` (not into
+    a mask, or out of one: a comparison, & | ~, where's condition)."""
+    return isinstance(stage.operands[operand], int) and local(stage, operand) is not None
+
+
+def carriers(graph: Graph, sources) -> list[bool]:
+    """Which values depend differentiably on the inputs `sources` (a mask does not)."""
+    carries = [k in sources for k in range(len(graph.inputs))] + [False] * len(graph.stages)
+    for stage in graph.stages:
+        carries[stage.out] = any(carries[op] for i, op in enumerate(stage.operands) if flows(stage, i))
+    return carries
+
+
+MAX_GUARD_TERMS = 4  # alternatives a guard keeps before it keeps only what they share
+_UNGUARDED = frozenset({frozenset()})
+
+
+def guards(graph: Graph) -> tuple[tuple[tuple[tuple[int, bool], ...], ...], ...]:
+    """Per stage, where an output reads its value: alternatives (any may hold),
+    each a conjunction of (mask value, holds) conditions; () for a stage an
+    unconditional path reads. A stage only one branch of a `where` reads is
+    guarded by that branch's condition (and by the where's own guard); a stage
+    read by several uses by any of their guards, simplified (an alternative
+    that implies another is dropped) and, past MAX_GUARD_TERMS alternatives,
+    reduced to the conditions they all share. A condition guards only stages
+    of its shape (or any, where it is a single boolean: the backward lines it
+    masks have the stage's shape), never a structural stage, and only a stage
+    after it (a mask a later stage computes guards nothing before it: that stage
+    is then computed wherever the other alternatives do not guard it)."""
+    n = len(graph.inputs)
+    found: dict[int, frozenset] = dict.fromkeys(graph.outputs, _UNGUARDED)
+    result: list[tuple] = [()] * len(graph.stages)
+    for k in range(len(graph.stages) - 1, -1, -1):
+        stage = graph.stages[k]
+        gate = REGISTRY[stage.gate]
+        guard = _UNGUARDED
+        if not gate.structural:
+            guard = _simplified(
+                frozenset(_usable(graph, term, stage.out) for term in found.get(stage.out, _UNGUARDED))
+            )
+        result[k] = () if guard == _UNGUARDED else tuple(sorted(tuple(sorted(t)) for t in guard))
+        for i, op in enumerate(stage.operands):
+            if not isinstance(op, int) or op < n:
+                continue
+            use = guard
+            if gate.branches is not None and i in gate.branches:
+                branch = (stage.operands[gate.conditions[0]], i == gate.branches[0])
+                use = frozenset(term | {branch} for term in guard)
+            found[op] = use if op not in found else _simplified(found[op] | use)
+    return tuple(result)
+
+
+def _usable(graph: Graph, term: frozenset, value: int) -> frozenset:
+    """The conditions of `term` that can guard `value`; one that cannot, but is
+    made by & | ~, stands for what it says of its operands (~m, not holding, is m)."""
+    kept, stack = set(), sorted(term)
+    while stack:
+        mask, holds = stack.pop()
+        if _guards(graph, mask, value):
+            kept.add((mask, holds))
+            continue
+        stage = graph.stage_of(mask)
+        gate = REGISTRY[stage.gate] if stage is not None else None
+        if gate is not None and gate.implies is not None:
+            stack += [(stage.operands[i], h) for i, h in gate.implies(holds)]
+    return frozenset(kept)
+
+
+def _guards(graph: Graph, mask: int, value: int) -> bool:
+    """Whether `mask` can guard `value`: computed before it, of its shape or one boolean."""
+    shape = graph.shape(value)
+    return mask < value and (graph.shape(mask) in ((), shape) or shape is None)
+
+
+def _simplified(guard: frozenset) -> frozenset:
+    """Alternatives without those that imply another (a superset of its
+    conditions); past MAX_GUARD_TERMS, the one conjunction of what all share."""
+    kept = frozenset(t for t in guard if not any(o < t for o in guard))
+    if len(kept) > MAX_GUARD_TERMS:
+        kept = frozenset({frozenset.intersection(*kept)})
+    return kept
+
+
 @functools.lru_cache(maxsize=None)  # rule expressions: one per gate instance and operand
 def _leaves(rule: Expr) -> tuple[frozenset[int], bool]:
     """The operand slots a rule reads, and whether it reads the output."""
@@ -113,10 +197,7 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     n = len(graph.inputs)
     wrt = tuple(range(n)) if wrt is None else tuple(sorted(set(wrt)))
-    asked = set(wrt)
-    depends = [k in asked for k in range(n)] + [False] * len(graph.stages)
-    for stage in graph.stages:
-        depends[stage.out] = any(depends[op] for op in stage.values())
+    depends = carriers(graph, set(wrt))
 
     has_adjoint = {out for out in graph.outputs if depends[out]}
     # An output's own upstream gradient (its part of dout) is the first
@@ -129,7 +210,7 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
         if stage.out not in has_adjoint:
             continue
         for i, op in enumerate(stage.operands):
-            if isinstance(op, int) and depends[op]:
+            if isinstance(op, int) and depends[op] and flows(stage, i):
                 reduce = _reduce(graph, stage, op, unbroadcast)
                 line = Line(k, i, op, op in contributions, reduce, _kind(stage, i, style))
                 contributions.setdefault(op, []).append(line)

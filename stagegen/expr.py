@@ -170,9 +170,13 @@ class Call(Expr):
 
 @dataclass(frozen=True, eq=True)
 class Compare(Expr):
-    op: str  # ">", ">=", "<", "<=", "=="
+    """``a op b``: where a backend's booleans are not numbers (`Syntax.mask`) a
+    comparison outside a condition reads as a number, unless `boolean` (a mask)."""
+
+    op: str  # ">", ">=", "<", "<=", "==", "!="
     a: Expr
     b: Expr
+    boolean: bool = False
 
     def children(self) -> tuple[Expr, ...]:
         return (self.a, self.b)
@@ -408,7 +412,7 @@ def _with_children(node: Expr, kids: tuple[Expr, ...]) -> Expr:
             return fold(*args)
         return Call(node.fn, args, tuple((k, v) for (k, _), v in zip(node.keywords, values, strict=True)))
     if isinstance(node, Compare):
-        return Compare(node.op, *kids)
+        return Compare(node.op, *kids, boolean=node.boolean)
     if isinstance(node, Select):
         return Select(*kids, each=node.each)
     if isinstance(node, Slice):
@@ -479,11 +483,16 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
                     if x != zero:
                         d = add(d, mul(partial, x))
         elif isinstance(node, Select):
-            d = Select(node.cond, done[id(node.a)], done[id(node.b)], node.each)
+            d = _select(node, done[id(node.a)], done[id(node.b)])
         else:  # numbers, other leaves, comparisons (piecewise constant)
             d = zero
         done[id(node)] = d
     return done[id(expr)]
+
+
+def _select(node: Select, a: Expr, b: Expr) -> Expr:
+    """A derivative of a selection: the branches' derivatives selected, or the one both have."""
+    return a if a == b else Select(node.cond, a, b, node.each)
 
 
 def diff(expr: Expr, var: Expr, derivatives: Derivatives) -> Expr:
@@ -497,16 +506,19 @@ def diff(expr: Expr, var: Expr, derivatives: Derivatives) -> Expr:
         if node == var:
             d = Num(1)
         elif isinstance(node, Call):
-            if node.keywords:
+            if all(done[id(arg)] == Num(0) for arg in node.args):
+                d = Num(0)  # constant along var (a mask, a function of constants)
+            elif node.keywords:
                 raise ValueError(f"no derivative of {node.fn} with keywords")
-            rule = derivatives.get(node.fn)
-            if rule is None:
-                raise ValueError(f"no derivative of {node.fn}")
-            d = Num(0)
-            for arg, partial in zip(node.args, rule(node.args, node), strict=True):
-                d = add(d, mul(partial, done[id(arg)]))
+            else:
+                rule = derivatives.get(node.fn)
+                if rule is None:
+                    raise ValueError(f"no derivative of {node.fn}")
+                d = Num(0)
+                for arg, partial in zip(node.args, rule(node.args, node), strict=True):
+                    d = add(d, mul(partial, done[id(arg)]))
         elif isinstance(node, Select):
-            d = Select(node.cond, done[id(node.a)], done[id(node.b)], node.each)
+            d = _select(node, done[id(node.a)], done[id(node.b)])
         else:  # numbers, other leaves, comparisons (piecewise constant)
             d = Num(0)
         done[id(node)] = d

@@ -32,7 +32,7 @@ import sympy as sp
 
 from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .expr import DOUT, OUT, Expr, Num, Ref, call, equal, function, select, slots, where
+from .expr import DOUT, OUT, Compare, Expr, Num, Ref, call, equal, function, select, slots, where
 from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
@@ -75,7 +75,7 @@ class Instance:
     forward: sp.Expr  # the meaning, over slot(i)
     code: Mapping[str, Expr]  # backend -> the emitted form
     display: Expr  # the stage as the input language writes it
-    local: tuple[Expr, ...] | None  # d out / d operand_i (elementwise gates)
+    local: tuple[Expr | None, ...] | None  # d out / d operand_i (elementwise gates; None: no gradient)
     vjp: tuple[Expr, ...] | None  # contribution to operand_i's adjoint (structural gates)
     tangent: tuple[Expr, ...] | None = (
         None  # structural: operand_i's share of the output's tangent (in TANGENT)
@@ -122,6 +122,15 @@ class Gate:
     kink: Callable[..., tuple] | None = None  # SymPy expressions; the gate has a kink where one is zero
     convention: str = ""  # the subgradient at a kink, as the backward line's comment states it
     why: str = ""  # why a grouped gate replaces its circuit (listed in the module's docstring)
+    # masks: its output is a boolean mask (a comparison, & | ~), which carries no
+    # gradient; `conditions`: the operands that must be masks (where's first)
+    mask: bool = False
+    conditions: tuple[int, ...] = ()
+    # a selection (where): the operands taken where its condition holds and where it
+    # does not; a stage only they read is computed NaN-safely (ARCHITECTURE, "where")
+    branches: tuple[int, int] | None = None
+    # & | ~: given whether the mask holds, the (operand, holds) pairs that follow
+    implies: Callable[[bool], tuple] | None = None
     doc: str = ""
     function: type = field(init=False)
 
@@ -184,7 +193,7 @@ class Gate:
             vjp = tuple(map(_expr, self.vjp(*xs, out=OUT, dout=DOUT, **values)))
             tangent = tuple(map(_expr, self.jvp(*xs, out=OUT, tangent=TANGENT, **values)))
         else:
-            local = tuple(map(_expr, self.local(*xs, out=OUT, **values)))
+            local = tuple(None if r is None else _expr(r) for r in self.local(*xs, out=OUT, **values))
         if len(local or vjp) != arity:
             raise GateDefinitionError(f"gate {self.name}: {len(local or vjp)} rules for {arity} operands")
         default = self.code if callable(self.code) else self._call
@@ -860,6 +869,94 @@ _GATES = [
     ),
 ]
 
+
+def _mask(test) -> sp.Expr:
+    """A mask's meaning: 1 where `test` holds, else 0 (a number, so a mask may
+    take part in arithmetic, and a step: its derivative is 0)."""
+    return sp.Piecewise((sp.Integer(1), test), (sp.Integer(0), True))
+
+
+_COMPARISONS = (
+    ("greater", ">", sp.Gt, "gt"),
+    ("greater_equal", ">=", sp.Ge, "ge"),
+    ("less", "<", sp.Lt, "lt"),
+    ("less_equal", "<=", sp.Le, "le"),
+    ("equal", "==", sp.Eq, "eq"),
+    ("not_equal", "!=", sp.Ne, "ne"),
+)
+# name, operator, meaning, name hint, and what the mask holding (or not) says of its operands
+_LOGIC = (
+    (
+        "logical_and",
+        "&",
+        lambda a, b: sp.And(sp.Ne(a, 0), sp.Ne(b, 0)),
+        "{0}and{1}",
+        lambda holds: ((0, True), (1, True)) if holds else (),
+    ),
+    (
+        "logical_or",
+        "|",
+        lambda a, b: sp.Or(sp.Ne(a, 0), sp.Ne(b, 0)),
+        "{0}or{1}",
+        lambda holds: () if holds else ((0, False), (1, False)),
+    ),
+    ("logical_not", "~", lambda a: sp.Eq(a, 0), "not{0}", lambda holds: ((0, not holds),)),
+)
+
+_GATES += [
+    # -- masks and where: comparisons and & | ~ make masks, which carry no gradient --
+    *(
+        Gate(
+            name,
+            operands=("a", "b"),
+            forward=lambda a, b, test=test: _mask(test(a, b, evaluate=False)),
+            local=lambda a, b, out: (None, None),
+            code=lambda a, b, op=op: Compare(op, a, b, boolean=True),
+            operator=op,
+            mask=True,
+            name_hint="{0}" + short + "{1}",
+            symbol=op,
+            kink=lambda a, b: (a - b,),  # the mask flips where a = b
+            domain=(-2.0, 2.0),
+            special=(0.0,),
+            doc=f"a {op} b, a mask (True/False; 1.0/0.0 in arithmetic); no gradient",
+        )
+        for name, op, test, short in _COMPARISONS
+    ),
+    *(
+        Gate(
+            name,
+            operands=("a", "b")[: 1 if op == "~" else 2],
+            forward=lambda *ms, test=test: _mask(test(*ms)),
+            local=lambda *ms, out: (None,) * len(ms),
+            fn=name,
+            operator=op,
+            mask=True,
+            conditions=(0,) if op == "~" else (0, 1),
+            implies=implies,
+            name_hint=hint,
+            symbol=op,
+            doc=f"{'~a' if op == '~' else 'a ' + op + ' b'} of masks, a mask; no gradient",
+        )
+        for name, op, test, hint, implies in _LOGIC
+    ),
+    Gate(
+        "where",
+        operands=("cond", "a", "b"),
+        forward=lambda cond, a, b: sp.Piecewise((a, sp.Ne(cond, 0)), (b, True)),
+        # the gradient goes to the operand taken, element by element
+        local=lambda cond, a, b, out: (None, where(cond, 1.0, 0.0), where(cond, 0.0, 1.0)),
+        code=lambda cond, a, b: where(cond, a, b),
+        source="where",
+        conditions=(0,),
+        branches=(1, 2),
+        name_hint="where{1}",
+        symbol="where",
+        doc="where(cond, a, b): a where the mask cond holds, else b; da = dout where cond, "
+        "db = dout elsewhere (0.0, never 0 * dout, in the other elements)",
+    ),
+]
+
 # SymPy functions for the meanings of the array gates (numpy backend), each
 # standing for the NumPy operation its gate computes.
 _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
@@ -1222,6 +1319,8 @@ BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
 )
 
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "E": sp.E})
+# a mask used as a number is this selection of it: where(mask, 1.0, 0.0)
+SELECTION: Gate = REGISTRY["where"]
 
 
 def _derivative(gate: Gate):
@@ -1237,6 +1336,6 @@ DERIVATIVES: Mapping[str, Callable] = MappingProxyType(
     {
         (g.fn or g.source): _derivative(g)
         for g in _GATES
-        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
+        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic and not g.mask
     }
 )

@@ -25,7 +25,7 @@ import sympy as sp
 
 from . import sympy_source
 from .errors import ParseError, Span, UnsupportedError, python_lines
-from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY
+from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY, SELECTION
 from .identifiers import Namespace, name_list, problem, shown
 from .ir import Domain, Input
 from .tokens import keyword_as_name, longest_number
@@ -94,7 +94,6 @@ class Program:
 _CONSTRUCTS = {
     ast.Lambda: "a lambda expression",
     ast.IfExp: "a conditional expression",
-    ast.Compare: "a comparison",
     ast.BoolOp: "a boolean operation ('and', 'or')",
     ast.List: "a list",
     ast.Tuple: "a tuple",
@@ -126,6 +125,12 @@ _OPERATORS = {
     ast.BitOr: "|",
     ast.BitAnd: "&",
     ast.BitXor: "^",
+}
+_COMPARISONS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+# what a construct Python has but the input language writes otherwise
+_INSTEAD = {
+    ast.IfExp: "write where(cond, a, b): e.g. where(x > 0, x, 0)",
+    ast.BoolOp: "join masks with & and |: (x > 0) & (y < 1)",
 }
 _HINT_STAGING = "split it into named stages, one per line (t1 = ..., t2 = ...)"
 
@@ -276,6 +281,7 @@ class _Converter:
         self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans = NodeMap()
         self.symbols: dict[str, sp.Symbol] = {}
+        self.masks: set[sp.Expr] = set()  # masks: comparisons, & | ~ of them, stages naming one
 
     def error(self, node: ast.AST, message: str, hint: str = "", cls=ParseError):
         return cls(message, self.source.span(node), hint)
@@ -330,7 +336,9 @@ class _Converter:
         last = body[-1]
         if isinstance(last, ast.AnnAssign):
             raise self.error(last, "the last statement must compute the output, not declare an input")
-        outputs = outputs or (statements[-1].name,)
+        if not outputs:
+            outputs = (statements[-1].name,)
+            self.check_outputs(last, list(outputs))
         for name, (node, renamed) in aliases.items():
             if name not in outputs:
                 raise self.error(
@@ -359,6 +367,8 @@ class _Converter:
         expr = self.expression(node, first_use, defining=name)
         if isinstance(expr, sp.Symbol):
             aliases[name] = (node, expr.name)
+        if expr in self.masks:
+            self.masks.add(self.symbol(name))
         statements.append(Statement(name, expr, self.source.span(node)))
 
     def bare_outputs(self, node: ast.expr, statements, aliases, first_use) -> tuple[str, ...]:
@@ -411,11 +421,18 @@ class _Converter:
             aliases.pop(name, None)  # an output: its own name is its point
             self.stages[name] = self.source.span(target)
             outputs.append(name)
+        self.check_outputs(stmt, outputs)
         return tuple(outputs)
 
     def check_outputs(self, node: ast.expr, outputs: list[str]) -> None:
         seen = set()
         for name in outputs:
+            if self.symbol(name) in self.masks:
+                raise self.error(
+                    node,
+                    f"the output '{name}' is a mask (a comparison): it has no gradient",
+                    "use it in where(mask, a, b), or as a number: 1.0 * mask",
+                )
             if name in seen:
                 raise self.error(node, f"'{name}' is listed twice among the outputs", "list each output once")
             seen.add(name)
@@ -573,6 +590,14 @@ class _Converter:
             return []
         if isinstance(node, ast.Attribute) and node.attr == "T":
             return [node.value]
+        if isinstance(node, ast.Compare):
+            if len(node.ops) != 1:
+                raise self.error(
+                    node, "a chained comparison is not allowed", "join two masks: (a < b) & (b < c)"
+                )
+            if type(node.ops[0]) not in _COMPARISONS:
+                raise self.error(node, "this comparison is not allowed", "compare with < <= > >= == !=")
+            return [node.left, node.comparators[0]]
         raise self.unsupported(node)
 
     def unsupported(self, node: ast.expr):
@@ -593,7 +618,9 @@ class _Converter:
         return self.error(
             node,
             f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed",
-            "an expression is made of names, numbers, + - * / ** and known functions",
+            _INSTEAD.get(
+                type(node), "an expression is made of names, numbers, + - * / ** and known functions"
+            ),
         )
 
     def check_call(self, node: ast.Call) -> None:
@@ -649,13 +676,13 @@ class _Converter:
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.UAdd):
                 return args[0]
+            if isinstance(node.op, ast.Invert):
+                return self.apply(node, BY_OPERATOR["~"], args)
             if not isinstance(node.op, ast.USub):
-                raise self.error(
-                    node,
-                    f"the operator '{'not' if isinstance(node.op, ast.Not) else '~'}' " "is not allowed",
-                    "operators are + - * / ** and unary -",
-                )
+                raise self.error(node, "the operator 'not' is not allowed", "negate a mask with ~: ~(x > 0)")
             return self.apply(node, BY_OPERATOR["u-"], args)
+        if isinstance(node, ast.Compare):
+            return self.apply(node, BY_OPERATOR[_COMPARISONS[type(node.ops[0])]], args)
         if isinstance(node, ast.BinOp):
             symbol = _OPERATORS.get(type(node.op), "?")
             gate = BY_OPERATOR.get(symbol)
@@ -686,8 +713,15 @@ class _Converter:
         return BY_SOURCE.get(name)
 
     def apply(self, node: ast.expr, gate, args: list[tuple[sp.Expr, bool]]) -> tuple[sp.Expr, bool]:
+        args = self.masked(node, gate, args)
         exprs = [a for a, _ in args]
         if all(constant for _, constant in args):
+            if gate.mask:
+                raise self.error(
+                    node,
+                    "this mask is a constant: it compares numbers only",
+                    "compare a value that depends on an input, or write the branch it takes",
+                )
             return self.fold(node, gate, exprs), True
         if gate is BY_OPERATOR["**"] and args[1][1] and abs(float(exprs[1])) > MAX_EXPONENT:
             raise self.error(
@@ -698,7 +732,34 @@ class _Converter:
             )
         if gate is BY_OPERATOR["/"] and args[1][1] and float(exprs[1]) == 0.0:
             raise self.error(node, "division by zero")
-        return gate.function(*exprs), False
+        value = gate.function(*exprs)
+        if gate.mask:
+            self.masks.add(value)
+        return value, False
+
+    def masked(self, node: ast.expr, gate, args: list[tuple[sp.Expr, bool]]) -> list[tuple[sp.Expr, bool]]:
+        """Operands as the gate takes them: a condition must be a mask; a mask
+        used as a number is where(mask, 1.0, 0.0); where's numbers are floats."""
+        out = []
+        for i, (expr, constant) in enumerate(args):
+            is_mask = expr in self.masks
+            if i in gate.conditions and not is_mask:
+                what = (
+                    "where's condition"
+                    if gate.source
+                    else f"the operand{'s' * (len(gate.operands) > 1)} of {gate.operator}"
+                )
+                raise self.error(
+                    node,
+                    f"{what} must be a mask, not a number",
+                    "a mask is a comparison (x > 0) or masks joined with & | ~",
+                )
+            if i not in gate.conditions and is_mask:
+                expr = SELECTION.function(expr, sp.Float(1.0), sp.Float(0.0))
+            elif gate.conditions and i not in gate.conditions and constant:
+                expr = sp.Float(expr)  # where(x > 0, x, 0): 0.0 in every element, as in NumPy
+            out.append((expr, constant))
+        return out
 
     def fold(self, node: ast.expr, gate, args: list[sp.Expr]) -> sp.Expr:
         """A gate applied to constants, evaluated exactly, once its size is known to be sane."""

@@ -23,9 +23,26 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .backends import BACKENDS, Backend
-from .differentiate import Backward, Line, differentiate, local, reads
+from .differentiate import Backward, Line, carriers, differentiate, flows, guards, local, reads
 from .errors import UsageError
-from .expr import DOUT, OUT, Call, Compare, Expr, Num, Ref, Slot, add, diff, has, mul, nodes, push, substitute
+from .expr import (
+    DOUT,
+    OUT,
+    Call,
+    Compare,
+    Expr,
+    Num,
+    Ref,
+    Select,
+    Slot,
+    add,
+    diff,
+    has,
+    mul,
+    nodes,
+    push,
+    substitute,
+)
 from .gates import DERIVATIVES, REGISTRY, TANGENT
 from .ir import Graph, Stage
 from .names import Names
@@ -40,6 +57,7 @@ class Statement:
     """One line of a function body."""
 
     # "stage", "comment", "contribution", "seed", "zero", "unbroadcast", "release", "tangent",
+    # "block" (the header of a block the quiet statements after it are in: `note`),
     # "entry" (a Jacobian entry: a copy of a gradient or tangent), "sweep" (a comment heading
     # a sweep of value_and_jacobian: `note`); value_and_jacobian of arrays: "alloc" (an
     # entry `binds` of zeros of `out`'s shape + `like`'s), "loop" (over the elements of
@@ -64,6 +82,9 @@ class Statement:
     block: tuple = ()  # the forward stage, or the stage a backprop block is about
     names: tuple[str, ...] = ()  # a release: the names deleted
     depth: int = 0  # blocks it is inside beyond the function's (a loop's body: 1)
+    # a stage only an untaken branch of a where may read, computed where its values
+    # may be invalid: inside the backend's quiet block (np.errstate), if it has one
+    quiet: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,10 @@ class Listing:
     index: str = ""  # value_and_jacobian of arrays: the loop's index
     output_adjoints: tuple[str, ...] = ()  # several outputs: their adjoints, unpacked from dout
     functions: tuple[Function, ...] = ()  # those asked for (--with), in options.FUNCTIONS order
+    # where: the stages only a branch reads ("name (k)"), and those a branch reads
+    # that another path reads too, so they are not guarded
+    guarded: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,7 @@ class _Planner:
             self.contributions[line.target] = self.contributions.get(line.target, 0) + 1
             known = graph.shape(graph.stages[line.stage].out) is not None
             self.known[line.target] = self.known.get(line.target, True) and known
+        self.guards = guards(graph)  # per stage: the mask conditions its use is under
         # a program of elementwise stages on inputs of unknown shape
         self.unknown_elementwise = graph.elementwise and None in graph.shapes[: len(graph.inputs)]
 
@@ -133,15 +159,22 @@ class _Planner:
         values, graph = self.names.values, self.graph
         statements = []
         for k, stage in enumerate(graph.stages):
-            instance = REGISTRY[stage.gate].instance(len(stage.operands), stage.params)
+            gate = REGISTRY[stage.gate]
+            instance = gate.instance(len(stage.operands), stage.params)
+            code, quiet, reads = instance.code[self.backend.name], False, stage.values()
+            if self.guards[k] and not gate.mask:
+                if self.backend.guarded == "select":  # not computed where no branch takes it
+                    code, reads = self._guarded(code, k), (*reads, *self._conditions(k))
+                quiet = self.backend.guarded == "quiet"
             statements.append(
                 Statement(
                     "stage",
                     values[stage.out],
-                    instance.code[self.backend.name],
+                    code,
                     self.operands(stage),
+                    quiet=quiet,
                     number=k + 1,
-                    reads=tuple(values[op] for op in stage.values()),
+                    reads=tuple(values[op] for op in reads),
                     alias=self._viewed(instance.code[self.backend.name], stage),
                     array=graph.shape(stage.out) != (),
                     block=("forward", k),
@@ -171,9 +204,11 @@ class _Planner:
         upstream = self.backward.upstream(graph, line)
         unit = unit_dout and upstream in graph.outputs
         target, target_name = line.target, names.adjoints[line.target]
+        guarded = line.kind == "scale" and self.guards[line.stage]
         form, op = self._form(stage, line, unit)
         alias = self._viewed(form, stage, names.adjoints[upstream])
         read = [names.values[v] for v in reads(stage, local(stage, line.operand))]
+        read += [names.values[c] for c in self._conditions(line.stage)] if guarded else []
         read += [] if unit else [names.adjoints[upstream]]
         read += [names.values[target]] if line.reduce is None else []
         operands = self.operands(stage)
@@ -192,6 +227,7 @@ class _Planner:
             array=graph.shape(target) != (),
             block=("backprop", line.stage),
         )
+        common["quiet"] = bool(guarded) and self.backend.guarded == "quiet"
         if not line.accumulate:
             fresh = not alias
             if self.backend.arrays and not fresh and self._returned_alone(target):
@@ -215,7 +251,9 @@ class _Planner:
             if line.kind == "negate" and line.accumulate and not unit
             else ("+=" if line.accumulate else "=")
         )
+        guard = self.guards[line.stage] if line.kind == "scale" else ()
         key = (stage.gate, len(stage.operands), stage.params, line.operand, line.kind, unit, line.reduce, op)
+        key += (guard,)
         if key not in self.forms:
             rule = local(stage, line.operand)
             seed = self.backward.style == "seed"
@@ -229,6 +267,8 @@ class _Planner:
                     form = Num(float(rule.value))
                 else:
                     form = Call("mul", (rule, Num(1.0)))
+            elif _selects(rule):  # where's line: dout where its branch is taken, else 0.0 (never 0 * dout)
+                form = _selected(rule, DOUT)
             elif seed:
                 form = Call("mul", (Call("paren", (rule,)), DOUT))
             elif line.kind == "copy" or (line.kind == "negate" and line.accumulate):
@@ -237,12 +277,62 @@ class _Planner:
                 form = Call("neg", (DOUT,))
             else:
                 form = Call("mul", (rule, DOUT))
+            if guard:  # masked in the stage's shape, then summed to the operand's
+                form = self._guarded(form, line.stage)
             if line.reduce is None:
                 form = self.backend.unbroadcast(form, LIKE)
             elif line.reduce:
                 form = self.backend.summed(form, line.reduce)
             self.forms[key] = form
         return self.forms[key], op
+
+    def _guards_value(self, k: int) -> bool:
+        return bool(self.guards[k]) and not REGISTRY[self.graph.stages[k].gate].mask
+
+    def _shared(self) -> tuple[str, ...]:
+        """The stages a branch of a where reads that are not guarded by it."""
+        graph, found = self.graph, {}  # stage index -> "name (k)"
+        for stage in graph.stages:
+            gate = REGISTRY[stage.gate]
+            if gate.branches is None:
+                continue
+            for i in gate.branches:
+                op = stage.operands[i]
+                if isinstance(op, int) and op >= len(graph.inputs):
+                    k = op - len(graph.inputs)
+                    if not self.guards[k]:
+                        found[k] = f"{self.names.values[op]} ({k + 1})"
+        return tuple(found[k] for k in sorted(found))
+
+    def _conditions(self, k: int) -> tuple[int, ...]:
+        """The masks stage k's guard reads."""
+        return tuple(dict.fromkeys(c for term in self.guards[k] for c, _ in term))
+
+    def _guarded(self, form: Expr, k: int) -> Expr:
+        """`form` where stage k's conditions hold, else 0.0 (`differentiate.guards`): a
+        value or gradient of the branch a where does not take is never computed
+        into (a Python conditional) or never read (``np.where``, not ``0 * nan``)."""
+        guard = self.guards[k]
+        key = ("guarded", id(form), guard)
+        if key not in self.forms:
+            terms = []
+            for term in guard:
+                held = [Ref(self.names.values[c]) for c, holds in term if holds]
+                failed = [Ref(self.names.values[c]) for c, holds in term if not holds]
+                terms.append((held, failed))
+            if len(terms) == 1 and not terms[0][0]:  # only negated conditions: 0.0 where any holds
+                guarded = Select(_joined("logical_or", terms[0][1]), Num(0.0), form, True)
+            else:
+                cond = _joined(
+                    "logical_or",
+                    [
+                        _joined("logical_and", held + [Call("logical_not", (c,)) for c in failed])
+                        for held, failed in terms
+                    ],
+                )
+                guarded = Select(cond, form, Num(0.0), True)
+            self.forms[key] = (form, guarded)  # the form held: its id stays unique
+        return self.forms[key][1]
 
     def _viewed(self, form: Expr, stage: Stage, dout: str = "") -> str:
         """The name whose array `form` is, or a view of (``dx = dxpy``, ``WT = W.T``); "" for a new array."""
@@ -315,11 +405,7 @@ class _Planner:
     # -- forward mode -------------------------------------------------------
     def carriers(self, sources) -> list[bool]:
         """Which values carry a tangent from the inputs `sources`: those that depend on one."""
-        graph = self.graph
-        carries = [k in sources for k in range(len(graph.inputs))] + [False] * len(graph.stages)
-        for stage in graph.stages:
-            carries[stage.out] = any(carries[op] for op in stage.values())
-        return carries
+        return carriers(self.graph, sources)
 
     def tangent(self, k: int, carries: list[bool]) -> Statement | None:
         """Stage k's tangent: its local gradients times its operands' tangents,
@@ -328,7 +414,7 @@ class _Planner:
         graph, names = self.graph, self.names
         stage = graph.stages[k]
         gate = REGISTRY[stage.gate]
-        carried = [i for i, op in enumerate(stage.operands) if isinstance(op, int) and carries[op]]
+        carried = [i for i, op in enumerate(stage.operands) if flows(stage, i) and carries[op]]
         if not carried:
             return None
         n = len(stage.operands)
@@ -346,7 +432,9 @@ class _Planner:
             for position, i in enumerate(carried):
                 rule, t = local(stage, i), Slot(n + position)
                 minus = False
-                if seed:
+                if _selects(rule):  # where: the taken branch's tangent, else 0.0
+                    term = _selected(rule, t)
+                elif seed:
                     term = Call("mul", (Call("paren", (rule,)), t))
                 elif rule == Num(1):
                     term = t
@@ -359,7 +447,9 @@ class _Planner:
                 else:
                     form = Call("sub" if minus else "add", (form, term))
             self.forms[key] = form
-        form = self.forms[key]
+        form, conditions = self.forms[key], ()
+        if self.guards[k] and not gate.structural:
+            form, conditions = self._guarded(form, k), self._conditions(k)
         tangents = tuple(names.tangents[stage.operands[i]] for i in carried)
         alias = tangents[0] if isinstance(form, Slot) else ""
         if alias and self.backend.arrays and stage.out in graph.outputs:
@@ -369,10 +459,14 @@ class _Planner:
             names.tangents[stage.out],
             form,
             (*self.operands(stage), *tangents),
+            quiet=bool(conditions) and self.backend.guarded == "quiet",
             out=names.values[stage.out],
             number=k + 1,
             floats=self.floats,
-            reads=tuple(_read(form, (*self.operands(stage), *tangents), names.values[stage.out])),
+            reads=(
+                *_read(form, (*self.operands(stage), *tangents), names.values[stage.out]),
+                *(names.values[c] for c in conditions),
+            ),
             alias=alias,
             array=graph.shape(stage.out) != (),
             block=("forward", k),
@@ -431,7 +525,7 @@ class _Planner:
         for stage in graph.stages:
             covered = set()
             for i, op in enumerate(stage.operands):
-                if isinstance(op, int) and carries[op] and full[op]:
+                if flows(stage, i) and carries[op] and full[op]:
                     covered.add(op)
                     if not REGISTRY[stage.gate].structural:
                         covered.update(reads(stage, local(stage, i)))
@@ -487,13 +581,14 @@ class _Planner:
         n = len(stage.operands)
         rule = local(stage, line.operand)
         upstream = self.backward.upstream(graph, line)
-        carried = [i for i, op in enumerate(stage.operands) if isinstance(op, int) and carries[op]]
+        carried = [i for i, op in enumerate(stage.operands) if flows(stage, i) and carries[op]]
         out_carried = carries[stage.out]
         upstream_tangent = upstream in made  # the output's own adjoint (1.0) has none
         unit_here = unit and upstream in graph.outputs
         seed = self.backward.style == "seed"
         key = ("adjoint tangent", stage.gate, n, stage.params, line.operand, tuple(carried), out_carried)
-        key += (upstream_tangent, unit_here, seed, line.kind, line.reduce)
+        guard = self.guards[line.stage] if line.kind != "vjp" else ()
+        key += (upstream_tangent, unit_here, seed, line.kind, line.reduce, guard)
         if key not in self.forms:
             if line.kind == "vjp":
                 tangents = {Slot(i): Slot(n + position) for position, i in enumerate(carried)}
@@ -506,6 +601,8 @@ class _Planner:
                 form = None if form == Num(0) else form
             else:
                 form = self._scaled_tangent(rule, n, carried, out_carried, upstream_tangent, unit_here, seed)
+            if form is not None and guard:  # masked in the stage's shape, then summed
+                form = self._guarded(form, line.stage)
             if form is not None and line.reduce is None:
                 form = self.backend.unbroadcast(form, LIKE)
             elif form is not None and line.reduce:
@@ -514,6 +611,7 @@ class _Planner:
         form = self.forms[key]
         if form is None:
             return []
+        conditions = self._conditions(line.stage) if guard else ()
         target = line.target
         tangents = [names.tangents[stage.operands[i]] for i in carried]
         tangents.append(names.tangents[stage.out] if out_carried else "")
@@ -524,6 +622,7 @@ class _Planner:
         filled = (*self.operands(stage), *tangents)
         read = _read(form, filled, names.values[stage.out], names.adjoints[upstream], names.values[target])
         read += [names.adjoint_tangents[target]] if op == "+=" else []
+        read += [names.values[c] for c in conditions]
         arrays = self.backend.arrays  # += as a new array: never into an array another name holds
         return [
             Statement(
@@ -531,6 +630,7 @@ class _Planner:
                 names.adjoint_tangents[target],
                 form,
                 filled,
+                quiet=bool(conditions) and self.backend.guarded == "quiet",
                 out=names.values[stage.out],
                 dout=names.adjoints[upstream],
                 like=names.values[target],
@@ -559,7 +659,10 @@ class _Planner:
             terms.append(Call("mul", (Call("paren", (slope,)), dout)) if seed else mul(slope, dout))
         if upstream_tangent:
             tangent = Slot(n + len(carried) + 1)
-            terms.append(Call("mul", (Call("paren", (rule,)), tangent)) if seed else mul(rule, tangent))
+            if _selects(rule):  # where: the taken branch's adjoint tangent, else 0.0
+                terms.append(_selected(rule, tangent))
+            else:
+                terms.append(Call("mul", (Call("paren", (rule,)), tangent)) if seed else mul(rule, tangent))
         form = None
         for term in terms:
             form = term if form is None else Call("add", (form, term))
@@ -867,6 +970,14 @@ class _Planner:
             fused_body = _released(forward + fused, {*grads, *outs}) if fused else []
         else:
             forward_body, backward_body, fused_body = forward, back, (forward + fused if fused else [])
+        quiet = self.backend.quiet.format(m=names.module)
+        functions = tuple(
+            dataclasses.replace(f, body=tuple(_quieted(f.body, quiet)))
+            for f in (getattr(self, f)() for f in self.options.with_)  # a method per FUNCTIONS name
+        )
+        forward_body, backward_body, fused_body = (
+            _quieted(body, quiet) for body in (forward_body, backward_body, fused_body)
+        )
         return Listing(
             backend=self.backend,
             module=names.module,
@@ -885,7 +996,13 @@ class _Planner:
             displays=tuple(self.display(k) for k in range(len(graph.stages))),
             shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
             output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
-            functions=tuple(getattr(self, f)() for f in self.options.with_),  # a method per FUNCTIONS name
+            functions=functions,
+            guarded=tuple(
+                f"{names.values[s.out]} ({k + 1})"
+                for k, s in enumerate(graph.stages)
+                if self._guards_value(k)
+            ),
+            shared=self._shared(),
             index=names.index,
         )
 
@@ -927,6 +1044,26 @@ def _entry(name: str, value: str) -> Statement:
     return Statement("entry", name, Slot(0), (value,), reads=(value,), array=False)
 
 
+def _joined(fn: str, masks: list[Expr]) -> Expr:
+    """Masks joined left to right with logical_and or logical_or."""
+    joined = masks[0]
+    for mask in masks[1:]:
+        joined = Call(fn, (joined, mask))
+    return joined
+
+
+def _selects(rule: Expr) -> bool:
+    """A local gradient that is 1.0 where a mask holds and 0.0 elsewhere (or the
+    reverse): where's, written as a selection of the adjoint."""
+    return isinstance(rule, Select) and rule.each and {rule.a, rule.b} == {Num(1.0), Num(0.0)}
+
+
+def _selected(rule: Select, value: Expr) -> Select:
+    """`rule` (1.0 where a mask holds, else 0.0, or the reverse) times `value`, as a
+    selection: `value` where the rule is 1.0, else 0.0."""
+    return Select(rule.cond, *(value if v == Num(1.0) else Num(0.0) for v in (rule.a, rule.b)), True)
+
+
 def _floating(rule: Expr, floats: bool) -> bool:
     """Whether a local gradient evaluates to a float by itself: a comparison
     such as (x > 0) is a bool, sign(x) and integer literals are ints (unless
@@ -934,6 +1071,24 @@ def _floating(rule: Expr, floats: bool) -> bool:
     if isinstance(rule, Num):
         return floats or not isinstance(rule.value, int)
     return not has(rule, lambda n: isinstance(n, Compare) or (isinstance(n, Call) and n.fn == "sign"))
+
+
+def _quieted(statements, header: str) -> list[Statement]:
+    """Each run of quiet statements (with the releases between them) one block
+    under `header` (``with np.errstate(all="ignore"):``); unchanged without one."""
+    statements = list(statements)
+    if not header or not any(s.quiet for s in statements):
+        return statements
+    kinds = [s.quiet for s in statements]
+    for i, s in enumerate(statements):  # a release or comment between quiet statements stays inside
+        if s.kind in ("release", "comment") and 0 < i < len(statements) - 1:
+            kinds[i] = kinds[i - 1] and statements[i + 1].quiet
+    out: list[Statement] = []
+    for i, s in enumerate(statements):
+        if kinds[i] and (i == 0 or not kinds[i - 1]):
+            out.append(Statement("block", note=header, depth=s.depth))
+        out.append(dataclasses.replace(s, depth=s.depth + 1) if kinds[i] else s)
+    return out
 
 
 def _released(statements: list[Statement], keep: set[str]) -> list[Statement]:

@@ -41,8 +41,10 @@ from .expr import (
 )
 
 # Precedence levels of Python expressions, loosest first.
-COND, CMP, ADD, MUL, UNARY, POW, ATOM = range(7)
+COND, OR, AND, NOT, CMP, BOR, BAND, ADD, MUL, UNARY, POW, ATOM = range(12)
 _BINARY = {"add": ADD, "sub": ADD, "mul": MUL, "div": MUL, "matmul": MUL}
+# logical operators, where a target writes them as operators (`Syntax.logic`)
+_LOGIC = {"and": AND, "or": OR, "not": NOT, "&": BAND, "|": BOR, "~": UNARY}
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class Syntax:
     # a per-element conditional (`expr.where`) of arrays ("{m}.where({0}, {1}, {2})"; its
     # condition is not a mask); without it, a Python conditional
     where: str = ""
+    # masks' logical_and, logical_or and logical_not written as Python's operators
+    # ("and", "or", "not"; "&", "|", "~"); without an entry, a call (np.logical_and)
+    logic: Mapping[str, str] = field(default_factory=dict)
 
     def function(self, fn: str, module: str) -> str:
         name = self.functions.get(fn)
@@ -81,6 +86,7 @@ class Printer:
     used: set[str] = field(default_factory=set)
     dtype: str = ""  # the name of the arguments' float dtype, where constants and masks name it ("{d}")
     _conditions: set[int] = field(default_factory=set, repr=False)  # ids of where's conditions
+    numbers: frozenset = frozenset()  # a template's slots that numbers fill
 
     def text(self, expr: Expr) -> str:
         return self.print(expr)[0]
@@ -123,13 +129,22 @@ class Printer:
             return self._constant(node.name), ATOM
         if isinstance(node, Compare):
             text = f"{paren(node.a, ADD)} {node.op} {paren(node.b, ADD)}"
-            if self.syntax.mask and id(node) not in self._conditions:
+            if self.syntax.mask and id(node) not in self._conditions and not node.boolean:
                 mask = self.syntax.mask.format(text, m=self.module, d=self.dtype)
                 self.used.add(mask.split("(", 1)[0])
                 return mask, ATOM
             return text, CMP
         if isinstance(node, Select) and node.each and self.syntax.where:
-            text = self.syntax.where.format(sub(node.cond)[0], sub(node.a)[0], sub(node.b)[0], m=self.module)
+            a, b = sub(node.a)[0], sub(node.b)[0]
+            if self.syntax.mask and self._numeric(node.a) and self._numeric(node.b):
+                # the standard's where takes one Python number at most
+                if (node.a, node.b) == (Num(1.0), Num(0.0)):
+                    text = self.syntax.mask.format(sub(node.cond)[0], m=self.module, d=self.dtype)
+                    self.used.add(text.split("(", 1)[0])
+                    return text, ATOM
+                a = self.syntax.mask.format(a, m=self.module, d=self.dtype)
+                self.used.add(a.split("(", 1)[0])
+            text = self.syntax.where.format(sub(node.cond)[0], a, b, m=self.module)
             self.used.add(text.split("(", 1)[0])
             return text, ATOM
         if isinstance(node, Select):
@@ -146,6 +161,12 @@ class Printer:
         if fn in _BINARY:
             prec = _BINARY[fn]
             return f"{paren(args[0], prec)} {OPERATORS[fn]} {paren(args[1], prec, True)}", prec
+        if fn in self.syntax.logic:
+            op = self.syntax.logic[fn]
+            prec = _LOGIC[op]
+            if len(args) == 1:
+                return f"{op}{' ' if op.isalpha() else ''}{paren(args[0], prec)}", prec
+            return f"{paren(args[0], prec)} {op} {paren(args[1], prec, True)}", prec
         if fn == "neg":
             text, prec = sub(args[0])
             return "-" + (text if prec > POW else f"({text})"), UNARY
@@ -165,6 +186,10 @@ class Printer:
         name = self.syntax.function(fn, self.module)
         self.used.add(name)
         return f"{name}({', '.join(args + [f'{k}={v}' for k, v in keywords])})", ATOM
+
+    def _numeric(self, node: Expr) -> bool:
+        """A number, or a template's slot that a number fills."""
+        return isinstance(node, Num) or node in self.numbers
 
     def _constant(self, name: str) -> str:
         text = self.syntax.constants[name].format(m=self.module, d=self.dtype)
@@ -255,13 +280,18 @@ class Forms:
         self, form: Expr, operands, out: str = "", dout: str = "", like: str = "", floats: bool = False
     ) -> str:
         texts = [self.operand(op) for op in operands]
-        kinds = "".join("n" if t.startswith("-") else "v" for t in texts)
+        # n: a negative number, c: another number, v: a name
+        kinds = "".join(
+            "n" if t.startswith("-") else "c" if isinstance(op, Num) else "v"
+            for t, op in zip(texts, operands, strict=True)
+        )
         key = (id(form), kinds, floats)
         if key not in self.templates:
             # forms live in the gate registry's instances and the planner: ids are stable
             self.printer.leaves, self.printer.floats = template_leaves(kinds), floats
+            self.printer.numbers = frozenset(Slot(i) for i, k in enumerate(kinds) if k != "v")
             self.templates[key] = (self.printer.text(form), form)
-            self.printer.leaves, self.printer.floats = {}, False
+            self.printer.leaves, self.printer.floats, self.printer.numbers = {}, False, frozenset()
         return self.templates[key][0].format(*texts, out=out, dout=dout, like=like)
 
 
@@ -271,7 +301,12 @@ __all__ = [
     "Forms",
     "template_leaves",
     "COND",
+    "OR",
+    "AND",
+    "NOT",
     "CMP",
+    "BOR",
+    "BAND",
     "ADD",
     "MUL",
     "UNARY",

@@ -80,6 +80,10 @@ class _Text:
             return f"# backprop {self.display(statement)}"
         if statement.kind == "sweep":
             return f"# {statement.note}"
+        if statement.kind == "block":
+            backend = self.listing.backend
+            self.code.used.update(name for name in backend.helpers if f"{name}(" in statement.note)
+            return statement.note
         if statement.kind in ("alloc", "loop"):
             return self.loop_line(statement)
         if statement.kind == "onehot":
@@ -314,6 +318,19 @@ def _docstring(
                 initial_indent="    ",
                 subsequent_indent="        ",
             )
+    if listing.guarded or listing.shared:
+        note = ""
+        if listing.guarded:
+            note = (
+                f"Guarded, as only one branch of a where reads them: {', '.join(listing.guarded)}; "
+                f"{listing.backend.guarded_note or 'each is computed as it stands'}."
+            )
+        if listing.shared:
+            note += (
+                f" Not guarded, as another path reads them too (computed and differentiated "
+                f"everywhere): {', '.join(listing.shared)}."
+            )
+        parts += ["", *textwrap.wrap(note.strip(), LINE_LENGTH - 4)]
     if graph.dropped:
         parts += [
             "",

@@ -49,6 +49,7 @@ import sympy as sp
 
 from . import elements, pipeline
 from .backends import BACKENDS
+from .differentiate import guards
 from .errors import UsageError
 from .expr import Num
 from .fresh import Record, read, record, unversioned
@@ -1065,15 +1066,20 @@ class _Checker:
         got = getattr(self.instrumented, COPIES[function])(*point, *direction)
         got = _adjoint_values(got, {}, function)
         with mpmath.workdps(DPS):
-            _, _, partials = _forward(self.nodes, point)
+            values, _, partials = _forward(self.nodes, point)
             tangents, scales = _tangents(self.nodes, partials, tangent)
             if function == "hvp":
                 moved, moved_scales = _second_order(self.nodes, point, {self.outputs[0]: 1}, tangent)
+        # a stage only an untaken branch of a where reads has tangent 0.0 by design there
+        taken = [
+            not g or any(all((values[c] != 0) == holds for c, holds in term) for term in g)
+            for g in guards(graph)
+        ]
         row = rows[f"{function} tangents"]
         per_value = self.tangent_rows.setdefault(function, {})
-        for stage in graph.stages:
+        for k, stage in enumerate(graph.stages):
             name = names.tangents.get(stage.out)
-            if name in got:
+            if name in got and taken[k]:
                 at = f"{where} [{name}]"
                 per_value.setdefault(("t", stage.out), Row(name, "")).add(
                     got[name], tangents[stage.out], _finite(scales[stage.out]), at

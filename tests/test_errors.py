@@ -129,29 +129,29 @@ in.txt:1:5: error: subscripts are not allowed
     ),
     case(
         "f = x if y else z\n",
-        f"""\
+        """\
 in.txt:1:5: error: a conditional expression is not allowed
   f = x if y else z
       ^^^^^^^^^^^^^
-  {HINT_ANY}""",
+  write where(cond, a, b): e.g. where(x > 0, x, 0)""",
         "conditional",
     ),
     case(
         "f = x < y\n",
-        f"""\
-in.txt:1:5: error: a comparison is not allowed
+        """\
+in.txt:1:1: error: the output 'f' is a mask (a comparison): it has no gradient
   f = x < y
-      ^^^^^
-  {HINT_ANY}""",
+  ^^^^^^^^^
+  use it in where(mask, a, b), or as a number: 1.0 * mask""",
         "comparison",
     ),
     case(
         "f = x and y\n",
-        f"""\
+        """\
 in.txt:1:5: error: a boolean operation ('and', 'or') is not allowed
   f = x and y
       ^^^^^^^
-  {HINT_ANY}""",
+  join masks with & and |: (x > 0) & (y < 1)""",
         "and",
     ),
     case(
@@ -245,8 +245,6 @@ in.txt:1:5: error: the operator '{op}' is not allowed
         for op, name in (
             ("//", "floordiv"),
             ("%", "mod"),
-            ("|", "or"),
-            ("&", "and"),
             ("^", "xor"),
             ("<<", "lshift"),
             (">>", "rshift"),
@@ -263,21 +261,65 @@ in.txt:1:5: error: '@' (matmul) needs the numpy backend (--backend numpy)
         ),
         case(
             "f = not x\n",
-            f"""\
+            """\
 in.txt:1:5: error: the operator 'not' is not allowed
   f = not x
       ^^^^^
-  {HINT_OPS}""",
+  negate a mask with ~: ~(x > 0)""",
             "not",
         ),
+        *(
+            case(
+                text + "\n",
+                f"""\
+in.txt:1:5: error: {what} must be a mask, not a number
+  {text}
+      {"^" * (len(text) - 4)}
+  a mask is a comparison (x > 0) or masks joined with & | ~""",
+                name,
+            )
+            for text, what, name in (
+                ("f = ~x", "the operand of ~", "invert"),
+                ("f = x | y", "the operands of |", "operator-or"),
+                ("f = (x > 0) & y", "the operands of &", "operator-and"),
+                ("f = where(x, y, z)", "where's condition", "where-number"),
+            )
+        ),
         case(
-            "f = ~x\n",
-            f"""\
-in.txt:1:5: error: the operator '~' is not allowed
-  f = ~x
-      ^^
-  {HINT_OPS}""",
-            "invert",
+            "f = 0 < x < 1\n",
+            """\
+in.txt:1:5: error: a chained comparison is not allowed
+  f = 0 < x < 1
+      ^^^^^^^^^
+  join two masks: (a < b) & (b < c)""",
+            "chained-comparison",
+        ),
+        case(
+            "f = where(~(2 > 1), x, y)\n",
+            """\
+in.txt:1:13: error: this mask is a constant: it compares numbers only
+  f = where(~(2 > 1), x, y)
+              ^^^^^
+  compare a value that depends on an input, or write the branch it takes""",
+            "constant-mask",
+        ),
+        case(
+            "f = x in y\n",
+            """\
+in.txt:1:5: error: this comparison is not allowed
+  f = x in y
+      ^^^^^^
+  compare with < <= > >= == !=""",
+            "comparison-in",
+        ),
+        case(
+            "m = x > 0\nf, g = m, x\n",
+            """\
+in.txt:2:1: error: the output 'f' is a mask (a comparison): it has no gradient
+  f, g = m, x
+  ^^^^^^^^^^^
+  use it in where(mask, a, b), or as a number: 1.0 * mask""",
+            "mask-output",
         ),
     ]
 )

@@ -139,6 +139,8 @@ def _cases() -> list[Case]:
     for gate in REGISTRY.values():
         if gate.structural:  # array gates: tests/test_arrays.py
             continue
+        if gate.mask or gate.conditions:  # masks and where: tests/test_where.py
+            continue
         for arity in (2, 3) if gate.variadic else (len(gate.operands),):
             for params in gate.test_params:
                 cases.append(Case(gate, arity, tuple(map(Num, params))))

@@ -51,9 +51,14 @@ CASES = {
     "two_layer": ("arrays/two_layer.txt", {"backend": "numpy", "style": "compact"}),
     "softmax": ("arrays/softmax.txt", {"backend": "numpy"}),
     "batchnorm": ("arrays/batchnorm.txt", {"backend": "numpy"}),
+    # where: a stage of one branch computed only there (math) or quietly, its gradient selected
+    "where": ("where.txt", {}),
+    "where_numpy": ("where.txt", {"backend": "numpy", "style": "compact"}),
+    "huber": ("arrays/huber.txt", {"backend": "numpy", "style": "compact"}),
     # the array API backend
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),
+    "huber_array": ("arrays/huber.txt", {"backend": "array", "style": "compact"}),
     # and as PyTorch's autograd.Function (--emit-adapter)
     "two_layer_torch": (
         "arrays/two_layer.txt",

@@ -192,7 +192,9 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
     function name of the input language, or listed in identifiers.GLOBALS."""
     gates = {g: gate for g, gate in BY_SOURCE.items() if backend in gate.backends}
     unary = {g for g, gate in gates.items() if len(gate.operands) == 1 and not gate.variadic}
-    source = "f = " + " + ".join(f"{g}(x)" if g in unary else f"{g}(x, y)" for g in gates)
+    calls = {g: f"{g}(x)" if g in unary else f"{g}(x, y)" for g in gates}
+    calls["where"] = "where((x > y) & ~(x == 0) | (y != 1), x, y)"  # masks too
+    source = "f = " + " + ".join(calls.values())
     b = stagegen.build(source, backend=backend)
     for tree in (b.text, instrument(b.text)):
         code = compile(tree, "<generated>", "exec")
