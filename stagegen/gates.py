@@ -269,6 +269,23 @@ class ceiling(sp.ceiling):  # noqa: N801
         return sp.S.Zero
 
 
+class clip(sp.Function):  # noqa: N801 -- the name the input language calls it by
+    """clip(x, lo, hi) = min(max(x, lo), hi), NumPy's np.clip: a head of its own,
+    so a program's min(max(...)) circuits stay min and max. Evaluated (`_imp_`,
+    which lambdify and evalf use) and differentiated as that circuit is."""
+
+    nargs = 3
+
+    @staticmethod
+    def _imp_(x, lo, hi):
+        return min(max(x, lo), hi)
+
+    def fdiff(self, argindex=1):
+        d = sp.symbols("_x _lo _hi", real=True)
+        slope = sp.diff(sp.Min(sp.Max(d[0], d[1]), d[2]), d[argindex - 1])
+        return slope.subs(dict(zip(d, self.args, strict=True)), simultaneous=True)
+
+
 def _ties(*xs):
     """The differences of the operands: a tie of max or min is where one is zero."""
     return tuple(a - b for i, a in enumerate(xs) for b in xs[i + 1 :])
@@ -829,6 +846,32 @@ _GATES = [
             "d/dx = 0 (0 at the steps too)",
         )
         for name, meaning in (("floor", floor), ("ceil", ceiling))
+    ),
+    Gate(
+        "clip",
+        operands=("x", "lo", "hi"),
+        forward=clip,
+        # min(max(x, lo), hi) with max's and min's ties: x keeps a tie with a bound;
+        # lo > hi makes the value hi (NumPy's), and so its gradient
+        local=lambda x, lo, hi, out: (
+            (x >= lo) * (x <= hi),
+            (x < lo) * (lo <= hi),
+            (x > hi) + (x <= hi) * (lo > hi),  # no call of max: rules are differentiated
+        ),
+        code={
+            "math": lambda x, lo, hi: minimum(ordered_max(x, lo), hi),
+            "numpy": lambda x, lo, hi: call("clip", x, lo, hi),
+            "array": lambda x, lo, hi: minimum(ordered_max(x, lo), hi),
+        },
+        source="clip",
+        name_hint="clip{0}",
+        symbol="clip",
+        special=(0.0,),
+        kink=lambda x, lo, hi: (x - lo, x - hi, lo - hi),
+        convention="x keeps a tie with a bound",
+        doc="clip(x, lo, hi) = min(max(x, lo), hi), NumPy's; d/dx = 1 where lo <= x <= hi "
+        "(a tie with a bound goes to x), d/dlo = 1 where x < lo, d/dhi = 1 where x > hi "
+        "(lo > hi: the value is hi, d/dhi = 1)",
     ),
     Gate(
         "max",

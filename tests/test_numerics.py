@@ -303,6 +303,15 @@ def test_numpy_subgradients_at_kinks_and_ties(style):
     assert dx.tolist() == [1.0, 1.0, 0.0] and dy.tolist() == [0.0, 0.0, 1.0] and dz.tolist() == [0.0] * 3
     dx, dy = grads("f = min(x, y)", tie, np.array([2.0, 5.0, 0.5]))
     assert dx.tolist() == [1.0, 1.0, 0.0] and dy.tolist() == [0.0, 0.0, 1.0]
+    # clip: x below, at lo, inside, at hi, above; then lo > hi (the value is hi)
+    x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0, 0.0])
+    lo, hi = np.array([-1.0] * 5 + [3.0]), np.array([1.0] * 5 + [2.0])
+    value = stagegen.load("f = clip(x, lo, hi)", backend="numpy", style=style).forward(x, lo, hi)[0]
+    assert value.tolist() == np.clip(x, lo, hi).tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0, 2.0]
+    dx, dlo, dhi = grads("f = clip(x, lo, hi)", x, lo, hi)
+    assert dx.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert dlo.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert dhi.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("scipy", [True, False], ids=["scipy", "fallback"])
