@@ -270,6 +270,291 @@ def _{name}_host(x, dtype):
     return Helper(f"_{name}", text, imports=("array_api_compat", "math"))
 
 
+# digamma and trigamma, which neither the math module nor NumPy has (the
+# gradients of lgamma and gamma, and their second order). On [1, 2] digamma is
+# (x - x0) times a polynomial in x - 1.5 (a degree-21 Chebyshev fit of
+# psi(x) / (x - x0) at 60 digits; x0 = 1.4616..., its positive zero, as two
+# floats), so it keeps its digits near its zero; elsewhere the recurrences
+# psi(x + 1) = psi(x) + 1/x and psi1(x + 1) = psi1(x) - 1/x**2, the reflections
+# psi(1 - x) - psi(x) = pi / tan(pi x) and psi1(1 - x) + psi1(x) = pi**2 / sin(pi x)**2
+# (with x less its nearest integer: pi x reduced exactly), and the asymptotic series from 10,
+# whose coefficients are Bernoulli numbers, B2k / 2k and B2k, highest power first.
+_PSI_NEAR_ZERO = (
+    -0.00017312261802727394,
+    0.00025968482126430747,
+    -0.00015148586836773365,
+    0.0002272331660987376,
+    -0.0004821990530566789,
+    0.0007233266279287554,
+    -0.0010376374098418604,
+    0.0015566317474486838,
+    -0.002345267632540769,
+    0.003519006401502276,
+    -0.005279964873257405,
+    0.007926944646403797,
+    -0.011908218001568644,
+    0.0179072524394512,
+    -0.02697579675613825,
+    0.04076083381242074,
+    -0.061922133273064534,
+    0.09498872445494122,
+    -0.14840492305390884,
+    0.2405424842407742,
+    -0.4236274212814605,
+    0.951055876031833,
+)
+_PSI_SERIES = (1 / 12, -691 / 32760, 1 / 132, -1 / 240, 1 / 252, -1 / 120, 1 / 12)
+_PSI1_SERIES = (-3617 / 510, 7 / 6, -691 / 2730, 5 / 66, -1 / 30, 1 / 42, -1 / 30, 1 / 6)
+
+
+def _coefficients(values: tuple, indent: str) -> str:
+    """A tuple of floats as source, one a line (as black writes it)."""
+    return "(\n" + "".join(f"{indent}    {v!r},\n" for v in values) + f"{indent})"
+
+
+def _digamma_text() -> str:
+    return f'''def _digamma(x):
+    """digamma(x), the derivative of log|gamma(x)|, of a float (the math module
+    has none): on [1, 2] a polynomial times the distance to its zero, on (0, 1)
+    and (2, 10) the recurrence to there, from 10 the asymptotic series, below 0
+    the reflection. At the poles SciPy's values: -inf at 0 (inf at -0), NaN at
+    -1, -2, ..."""
+    if x <= 0.0 and x == $m.floor(x):
+        return -$m.copysign($m.inf, x) if x == 0.0 else $m.nan
+    reflected = 0.0
+    if x < 0.0:
+        reflected = $m.pi / $m.tan($m.pi * (x - $m.floor(x + 0.5)))
+        x = 1.0 - x
+    if x >= 10.0:
+        z, tail = 1.0 / (x * x), 0.0
+        for c in {_coefficients(_PSI_SERIES, "        ")}:
+            tail = (tail + c) * z
+        return $m.log(x) - 0.5 / x - tail - reflected
+    steps = 0.0
+    if x < 1.0:
+        steps, x = -1.0 / x, x + 1.0
+    while x > 2.0:
+        x -= 1.0
+        steps += 1.0 / x
+    u, near = x - 1.5, 0.0
+    for c in {_coefficients(_PSI_NEAR_ZERO, "    ")}:
+        near = near * u + c
+    zero = (x - 1.4616321449683622) - 9.549995429965697e-17
+    return zero * near + steps - reflected
+'''
+
+
+def _trigamma_text() -> str:
+    return f'''def _trigamma(x):
+    """trigamma(x), the derivative of digamma, of a float: the recurrence up to
+    10, the asymptotic series there, the reflection below 0; inf at the poles."""
+    if x <= 0.0 and x == $m.floor(x):
+        return $m.inf
+    if x < 0.0:
+        s = $m.sin($m.pi * (x - $m.floor(x + 0.5)))
+        return ($m.pi / s) ** 2 - _trigamma(1.0 - x)
+    steps = 0.0
+    while x < 10.0:
+        steps += 1.0 / x / x  # x * x underflows below 1e-154
+        x += 1.0
+    z, tail = 1.0 / (x * x), 0.0
+    for c in {_coefficients(_PSI1_SERIES, "    ")}:
+        tail = (tail + c) * z
+    return steps + 1.0 / x + 0.5 * z + tail / x
+'''
+
+
+def _digamma_array_text() -> str:
+    return f'''def _digamma_array(x):
+    """digamma over a NumPy array, as _digamma computes a float's, every branch
+    at once (its poles too)."""
+    import numpy
+
+    x = numpy.asarray(x, dtype=numpy.float64)
+    with numpy.errstate(all="ignore"):
+        negative, zero, zero_at = x < 0.0, x == 0.0, -numpy.copysign(numpy.inf, x)
+        pole = (x <= 0.0) & (x == numpy.floor(x))
+        r = numpy.pi * (x - numpy.round(x))
+        reflected = numpy.where(negative, numpy.pi / numpy.tan(r), 0.0)
+        x = numpy.where(negative, 1.0 - x, x)
+        big = x >= 10.0
+        z, tail = 1.0 / (x * x), 0.0
+        for c in {_coefficients(_PSI_SERIES, "        ")}:
+            tail = (tail + c) * z
+        series = numpy.log(x) - 0.5 / x - tail
+        small = x < 1.0
+        steps = numpy.where(small, -1.0 / x, 0.0)
+        x = numpy.where(small, x + 1.0, x)
+        for _ in numpy.arange(8):  # from below 10 down to [1, 2]
+            down = (x > 2.0) & ~big
+            x = numpy.where(down, x - 1.0, x)
+            steps = steps + numpy.where(down, 1.0 / x, 0.0)
+        u, near = x - 1.5, 0.0
+        for c in {_coefficients(_PSI_NEAR_ZERO, "        ")}:
+            near = near * u + c
+        t = (x - 1.4616321449683622) - 9.549995429965697e-17
+        out = numpy.where(big, series, t * near + steps) - reflected
+        out = numpy.where(pole, numpy.nan, out)
+    return numpy.where(zero, zero_at, out)
+'''
+
+
+def _trigamma_array_text() -> str:
+    return f'''def _trigamma_array(x):
+    """trigamma over a NumPy array, as _trigamma computes a float's."""
+    import numpy
+
+    x = numpy.asarray(x, dtype=numpy.float64)
+    with numpy.errstate(all="ignore"):
+        negative = x < 0.0
+        pole = (x <= 0.0) & (x == numpy.floor(x))
+        s = numpy.sin(numpy.pi * (x - numpy.round(x)))
+        reflected = (numpy.pi / s) ** 2
+        x = numpy.where(negative, 1.0 - x, x)
+        steps = 0.0
+        for _ in numpy.arange(10):  # up to 10 and more
+            up = x < 10.0
+            steps = steps + numpy.where(up, 1.0 / x / x, 0.0)
+            x = numpy.where(up, x + 1.0, x)
+        z, tail = 1.0 / (x * x), 0.0
+        for c in {_coefficients(_PSI1_SERIES, "        ")}:
+            tail = (tail + c) * z
+        out = steps + 1.0 / x + 0.5 * z + tail / x
+        out = numpy.where(negative, reflected - out, out)
+    return numpy.where(pole, numpy.inf, out)
+'''
+
+
+_GAMMA_FLOATS = '''def _lgamma_float(x):
+    """math.lgamma, inf where it raises (the poles, overflow), as SciPy's gammaln."""
+    import math
+
+    try:
+        return math.lgamma(x)
+    except (ValueError, ArithmeticError):
+        return math.inf
+
+
+def _gamma_float(x):
+    """math.gamma; where it raises, SciPy's gamma: inf past overflow (with the
+    sign of gamma), +-inf at +-0, NaN at the negative integers and -inf."""
+    import math
+
+    try:
+        return math.gamma(x)
+    except ArithmeticError:  # overflow
+        return -math.inf if x < 0 and math.floor(x) % 2 else math.inf
+    except ValueError:
+        return math.copysign(math.inf, x) if x == 0 else math.nan
+
+
+def _lgamma_floats(x):
+    """_lgamma_float element by element over a NumPy array."""
+    import numpy
+
+    return numpy.vectorize(_lgamma_float, otypes="d")(x)
+
+
+def _gamma_floats(x):
+    """_gamma_float element by element over a NumPy array."""
+    import numpy
+
+    return numpy.vectorize(_gamma_float, otypes="d")(x)
+'''
+
+# The gamma family on NumPy arrays: SciPy's name, the fallback without SciPy
+# (the math module's element by element, or NumPy), the helpers that needs.
+_GAMMA_NUMPY = {
+    "lgamma": ("gammaln", "_lgamma_floats", "_gamma_floats"),
+    "gamma": ("gamma", "_gamma_floats", "_gamma_floats"),
+    "digamma": ("psi", "_digamma_array", "_digamma_array"),
+    "trigamma": (None, "_trigamma_array", "_trigamma_array"),  # SciPy's polygamma(1, x)
+}
+
+
+def _gamma_numpy(name: str, defined: str) -> Helper:
+    """lgamma, gamma, digamma or trigamma on NumPy arrays, defined as `defined`:
+    SciPy's at NumPy speed where SciPy is installed, else the fallback."""
+    scipy_name, fallback, need = _GAMMA_NUMPY[name]
+    if scipy_name is None:
+        text = f'''def {defined}(x):
+    """trigamma: SciPy's polygamma(1, x) where SciPy is installed, else NumPy's."""
+    return {fallback}(x) if _polygamma is None else _polygamma(1, x)
+
+
+try:
+    from scipy.special import polygamma as _polygamma
+except ImportError:
+    _polygamma = None
+'''
+    else:
+        text = f"""try:  # SciPy's {name} at NumPy speed, where SciPy is installed
+    from scipy.special import {scipy_name} as {defined}
+except ImportError:  # NumPy has no {name}
+    {defined} = {fallback}
+"""
+    return Helper(defined, text, needs=(need,))
+
+
+def _gamma_helpers() -> dict[str, Helper]:
+    """What the numpy backend's gamma family needs besides itself."""
+    return {
+        # element by element, without SciPy (the math module's lgamma and gamma)
+        "_gamma_floats": Helper("_gamma_floats", _GAMMA_FLOATS),
+        "_digamma_array": Helper("_digamma_array", _digamma_array_text()),
+        "_trigamma_array": Helper("_trigamma_array", _trigamma_array_text()),
+    }
+
+
+# The array backend's: PyTorch's (None: it has none), and JAX's and CuPy's scipy.special.
+_GAMMA_XP = {
+    "lgamma": ("torch.special.gammaln(x)", "gammaln(x)"),
+    "gamma": (None, "gamma(x)"),
+    "digamma": ("torch.special.digamma(x)", "digamma(x)"),
+    "trigamma": ("torch.special.polygamma(1, x)", "polygamma(1, x)"),
+}
+
+
+def _gamma_xp(name: str) -> dict[str, Helper]:
+    """The array backend's lgamma, gamma, digamma or trigamma, which the array
+    API standard lacks: the namespace's own where it has one (PyTorch, JAX,
+    CuPy), else the numpy backend's on the host (per block of a Dask array)."""
+    torch, special = _GAMMA_XP[name]
+    on_torch = f"""    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        return {torch}
+"""
+    text = f'''def _{name}(x):
+    """{name}, which the array API standard lacks: the namespace's own where it
+    has one, else on the host (SciPy's where it is installed, else NumPy)."""
+    xp, dtype = _namespace(x)
+{on_torch if torch else ""}    if array_api_compat.is_jax_namespace(xp):
+        import jax.scipy.special
+
+        return jax.scipy.special.{special}
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.{special}
+    if array_api_compat.is_dask_namespace(xp):
+        return x.map_blocks(_{name}_host, dtype, dtype=dtype)
+    if array_api_compat.is_numpy_namespace(xp):
+        return _{name}_host(x, dtype)
+    import numpy
+
+    return xp.asarray(_{name}_host(numpy.from_dlpack(x), numpy.float64), dtype=dtype)
+
+
+def _{name}_host(x, dtype):
+    """{name} over a NumPy array (or a Dask array's block, on its worker)."""
+    return _{name}_numpy(x).astype(dtype)
+'''
+    host = _gamma_numpy(name, f"_{name}_numpy")
+    helper = Helper(f"_{name}", text, imports=("array_api_compat",), needs=(host.name, *host.needs))
+    return {host.name: host, helper.name: helper}
+
+
 def _normalised(namespace: bool) -> dict[str, Helper]:
     """softmax and log_softmax along an axis, as helpers: one max pass, its
     result reused (one expression would compute it twice). `namespace`: the
@@ -354,6 +639,8 @@ _ARRAY_EXPANSIONS = {
 }
 _WHERE = "{m}.where({0}, {1}, {2})"
 _HELPED = {"_softmax": "_softmax", "_log_softmax": "_log_softmax"}  # helpers, by their own names
+_PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}
+_GAMMA_HELPED = {"lgamma": "_lgamma", "gamma": "_gamma", **_PSI_HELPED}
 _ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
 _ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float": "{m}.float64"}
 
@@ -365,7 +652,7 @@ MATH = Backend(
     syntax=Syntax(
         prefix="{m}.",
         # Python's own abs, max and min (max and min take the first operand on a tie)
-        functions={"abs": "abs", "max": "max", "min": "min"},
+        functions={"abs": "abs", "max": "max", "min": "min", **_PSI_HELPED},
         expansions={
             "sign": lambda x: select(x > 0, 1.0, select(x < 0, -1.0, 0.0)),
             # math.floor and math.ceil return ints: times 1.0, a float, as NumPy's (no
@@ -378,7 +665,11 @@ MATH = Backend(
         # raises a domain error instead, as the hand-written code would
         power_call="pow",
     ),
-    helpers={"_locate": Helper("_locate", _LOCATE)},
+    helpers={
+        "_locate": Helper("_locate", _LOCATE),
+        "_digamma": Helper("_digamma", _digamma_text()),
+        "_trigamma": Helper("_trigamma", _trigamma_text()),
+    },
     locate=True,
 )
 
@@ -401,6 +692,7 @@ NUMPY = Backend(
             "amin": "{m}.min",
             "erf": "_erf",
             "erfc": "_erfc",
+            **_GAMMA_HELPED,
             "_unbroadcast": "_unbroadcast",
             **_HELPED,
         },
@@ -413,6 +705,8 @@ NUMPY = Backend(
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),
         "_erf": _special("erf", "erf"),
         "_erfc": _special("erfc", "erfc"),
+        **_gamma_helpers(),
+        **{f"_{name}": _gamma_numpy(name, f"_{name}") for name in _GAMMA_NUMPY},
         **_normalised(namespace=False),
         "_check_shapes": _checks("$m.shape(value)"),
     },
@@ -434,6 +728,7 @@ ARRAY = Backend(
             "cumsum": "{m}.cumulative_sum",
             "erf": "_erf",
             "erfc": "_erfc",
+            **_GAMMA_HELPED,
             "_unbroadcast": "_unbroadcast",
             **_HELPED,
             "size": "array_api_compat.size",
@@ -456,6 +751,8 @@ ARRAY = Backend(
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST_XP, imports=("array_api_compat",)),
         "_erf": _special_xp("erf"),
         "_erfc": _special_xp("erfc"),
+        **_gamma_helpers(),
+        **{k: h for name in _GAMMA_XP for k, h in _gamma_xp(name).items()},
         **_normalised(namespace=True),
         "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
         "_shape": Helper("_shape", _SHAPE_XP),

@@ -35,13 +35,13 @@ from .errors import GateDefinitionError
 from .expr import DOUT, OUT, Expr, Num, Ref, call, equal, function, select, slots, where
 from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
 
-__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
+__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES", "FUNCTIONS"]
 
 # The functions rules and emitted forms call, by their names in the expression language.
 exp, log, sqrt = function("exp"), function("log"), function("sqrt")
 sin, cos, sinh, cosh = function("sin"), function("cos"), function("sinh"), function("cosh")
 expm1, log1p, sign, ordered_max = function("expm1"), function("log1p"), function("sign"), function("max")
-erfc = function("erfc")
+erfc, digamma, trigamma = function("erfc"), function("digamma"), function("trigamma")
 minimum, absolute, every = function("min"), function("abs"), function("all")
 ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
@@ -122,6 +122,9 @@ class Gate:
     kink: Callable[..., tuple] | None = None  # SymPy expressions; the gate has a kink where one is zero
     convention: str = ""  # the subgradient at a kink, as the backward line's comment states it
     why: str = ""  # why a grouped gate replaces its circuit (listed in the module's docstring)
+    # its source name may also name a user's value (a bare name is the value, a call
+    # the gate): gamma is a batchnorm's scale or a discount factor in programs
+    free_name: bool = False
     doc: str = ""
     function: type = field(init=False)
 
@@ -284,6 +287,23 @@ class clip(sp.Function):  # noqa: N801 -- the name the input language calls it b
         d = sp.symbols("_x _lo _hi", real=True)
         slope = sp.diff(sp.Min(sp.Max(d[0], d[1]), d[2]), d[argindex - 1])
         return slope.subs(dict(zip(d, self.args, strict=True)), simultaneous=True)
+
+
+class lgamma(sp.Function):  # noqa: N801 -- the name the input language calls it by
+    """log|gamma(x)|, as math.lgamma (SymPy's loggamma is complex below 0):
+    evaluated by mpmath (`_imp_`, which lambdify and evalf use), its derivative
+    digamma, polygamma(0, x), on either side of 0."""
+
+    nargs = 1
+
+    @staticmethod
+    def _imp_(x):
+        import mpmath
+
+        return mpmath.re(mpmath.loggamma(x))
+
+    def fdiff(self, argindex=1):
+        return sp.polygamma(0, self.args[0])
 
 
 def _ties(*xs):
@@ -650,6 +670,32 @@ _GATES = [
         convention="0 at (0, 0)",
         doc="hypot(x, y) = sqrt(x**2 + y**2), no overflow or underflow on the way; "
         "d/dx = x / hypot, d/dy = y / hypot; at (0, 0) both 0",
+    ),
+    Gate(
+        "lgamma",
+        operands=("x",),
+        forward=lgamma,
+        local=lambda x, out: (digamma(x),),
+        source="lgamma",
+        name_hint="lgamma{0}",
+        symbol="lgamma",
+        domain=(0.1, 8.0),
+        special=(1.0, 2.0, 0.5, -0.5, -2.5, 1e-300, 1e15),
+        doc="lgamma(x) = log|gamma(x)|, math.lgamma's (no overflow: lgamma(1e15) = 3.35e16); "
+        "d/dx = digamma(x)",
+    ),
+    Gate(
+        "gamma",
+        operands=("x",),
+        forward=sp.gamma,
+        local=lambda x, out: (out * digamma(x),),
+        source="gamma",
+        name_hint="gamma{0}",
+        symbol="Γ",
+        free_name=True,
+        domain=(0.1, 6.0),
+        special=(1.0, 0.5, -0.5, -2.5, 170.5),
+        doc="gamma(x), x not 0, -1, -2, ...; overflows above 171.6; d/dx = gamma(x) * digamma(x)",
     ),
     Gate(
         "erf",
@@ -1274,12 +1320,22 @@ def _derivative(gate: Gate):
     return partials
 
 
+# The meanings of the functions rules call that are no gate's (the gradients of
+# lgamma and gamma): digamma and trigamma, SymPy's polygamma of order 0 and 1.
+FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = MappingProxyType(
+    {"digamma": lambda x: sp.polygamma(0, x), "trigamma": lambda x: sp.polygamma(1, x)}
+)
+
 # The derivative of every function an elementwise rule may call, from its gate:
-# what `expr.diff` needs to differentiate a rule (second order).
+# what `expr.diff` needs to differentiate a rule (second order); digamma's is
+# trigamma (trigamma's, a third order, is none: polygamma(2, x) has no helper).
 DERIVATIVES: Mapping[str, Callable] = MappingProxyType(
     {
-        (g.fn or g.source): _derivative(g)
-        for g in _GATES
-        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
+        **{
+            (g.fn or g.source): _derivative(g)
+            for g in _GATES
+            if not g.structural and not g.params and (g.fn or g.source) and not g.variadic
+        },
+        "digamma": lambda args, node: (trigamma(*args),),
     }
 )

@@ -37,6 +37,15 @@ GLOBALS = (
     "_check_shapes",
     "_erf",
     "_erfc",
+    "_lgamma",
+    "_gamma",
+    "_digamma",
+    "_trigamma",
+    "_lgamma_float",
+    "_gamma_float",
+    "_digamma_array",
+    "_trigamma_array",
+    "_polygamma",
     "_softmax",
     "_log_softmax",
     "ArithmeticError",
@@ -87,7 +96,7 @@ def problem(name) -> str | None:
         return f"the name '{name}' is reserved (double underscores)"
     if name in GLOBALS:
         return f"'{name}' is a name the generated functions use"
-    if name in BY_SOURCE:
+    if name in BY_SOURCE and not BY_SOURCE[name].free_name:
         return f"'{name}' is a function name"
     if name in CONSTANTS:
         return f"'{name}' is a constant"
