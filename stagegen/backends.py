@@ -581,6 +581,41 @@ def _normalised(namespace: bool) -> dict[str, Helper]:
     }
 
 
+def _prod_others(namespace: bool) -> Helper:
+    """Each element's product of the other elements along an axis (of every
+    element if the axis is None): prod's gradient, without dividing by the
+    element. `namespace`: the array API's, else NumPy's."""
+    if namespace:
+        first = """    $m, dtype = _namespace(a)
+    a = $m.asarray(a, dtype=dtype)
+"""
+        whole = "$m.reshape(_prod_others($m.reshape(a, (-1,)), 0), _shape(a))"
+        names = {"concat": "concat", "cumprod": "cumulative_prod"}
+    else:
+        first = """    a = $m.asarray(a)
+    if a.dtype.kind in "biu":  # booleans and integers: a gradient of floats
+        a = a.astype($m.float64)
+"""
+        whole = "_prod_others(a.reshape(-1), 0).reshape(a.shape)"
+        names = {"concat": "concatenate", "cumprod": "cumprod"}
+    text = f'''def _prod_others(a, axis=None):
+    """Each element's product of the other elements along `axis` (of every
+    element if None): the products before it and after it (exclusive cumulative
+    products from both ends) multiplied, no division, so right where elements
+    are 0."""
+{first}    if axis is None:
+        return {whole}
+    b = $m.moveaxis(a, axis, -1)
+    ones = $m.ones_like(b[..., :1])
+    before = $m.{names["cumprod"]}(b[..., :-1], axis=-1)
+    after = $m.flip($m.{names["cumprod"]}($m.flip(b[..., 1:], axis=-1), axis=-1), axis=-1)
+    before = $m.{names["concat"]}([ones, before], axis=-1)
+    after = $m.{names["concat"]}([after, ones], axis=-1)
+    return $m.moveaxis(before * after, -1, axis)
+'''
+    return Helper("_prod_others", text, needs=("_shape",) if namespace else ())
+
+
 def _checks(shape: str, needs: tuple[str, ...] = ()) -> Helper:
     """`_check_shapes`, run first by every function that takes the inputs: each
     declared input's rank and sizes (SHAPES), a size name the same wherever it
@@ -638,7 +673,11 @@ _ARRAY_EXPANSIONS = {
     **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
 }
 _WHERE = "{m}.where({0}, {1}, {2})"
-_HELPED = {"_softmax": "_softmax", "_log_softmax": "_log_softmax"}  # helpers, by their own names
+_HELPED = {  # helpers, by their own names
+    "_softmax": "_softmax",
+    "_log_softmax": "_log_softmax",
+    "_prod_others": "_prod_others",
+}
 _PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}
 _GAMMA_HELPED = {"lgamma": "_lgamma", "gamma": "_gamma", **_PSI_HELPED}
 _ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
@@ -708,6 +747,7 @@ NUMPY = Backend(
         **_gamma_helpers(),
         **{f"_{name}": _gamma_numpy(name, f"_{name}") for name in _GAMMA_NUMPY},
         **_normalised(namespace=False),
+        "_prod_others": _prod_others(namespace=False),
         "_check_shapes": _checks("$m.shape(value)"),
     },
     arrays=True,
@@ -754,6 +794,7 @@ ARRAY = Backend(
         **_gamma_helpers(),
         **{k: h for name in _GAMMA_XP for k, h in _gamma_xp(name).items()},
         **_normalised(namespace=True),
+        "_prod_others": _prod_others(namespace=True),
         "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),

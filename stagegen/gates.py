@@ -46,6 +46,7 @@ minimum, absolute, every = function("min"), function("abs"), function("all")
 ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
+array_prod, others = function("prod"), function("_prod_others")
 
 
 # In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
@@ -955,6 +956,7 @@ _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
+_prod, _prod_axis = sp.Function("prod"), sp.Function("prod_axis")
 _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
 
 
@@ -1240,7 +1242,46 @@ def _log_softmax_elements(np, a, axis):
     return a - np.frompyfunc(sp.log, 1, 1)(np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=True))
 
 
-_GATES += [_extreme_axis("max", sp.Max, "max"), _extreme_axis("min", sp.Min, "min")]
+_GATES += [
+    # prod's gradient is the product of the other elements, from exclusive cumulative
+    # products from both ends (`_prod_others`): no out / a, right where elements are 0
+    Gate(
+        "prod",
+        operands=("a",),
+        forward=lambda a: _prod(a),
+        vjp=lambda a, out, dout: (dout * others(a),),
+        jvp=lambda a, out, tangent: (array_sum(others(a) * tangent),),
+        elements=lambda np, a: np.prod(a),
+        shape=lambda a: (),
+        arrays=True,
+        source="prod",
+        name_hint="prod{0}",
+        symbol="Π",
+        doc="prod(a), of every element; da = dout * the product of the other elements "
+        "(no division: right where elements are 0)",
+    ),
+    Gate(
+        "prod_axis",
+        operands=("a",),
+        **_AXIS,
+        forward=lambda a, axis, keepdims: _prod_axis(a, axis, keepdims),
+        vjp=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) * others(a, axis=axis),),
+        jvp=lambda a, out, tangent, axis, keepdims: (
+            array_sum(others(a, axis=axis) * tangent, **_along(axis, keepdims)),
+        ),
+        elements=lambda np, a, axis, keepdims: np.prod(a, axis=axis, keepdims=bool(keepdims)),
+        code=lambda a, axis, keepdims: array_prod(a, **_along(axis, keepdims)),
+        shape=drop_axis,
+        arrays=True,
+        source="prod",
+        name_hint=lambda a, axis, keepdims: f"prod{a}{axis}",
+        symbol="Π",
+        doc="prod(a, axis=k), keepdims=True keeping axis k with size 1; da = dout (axis k "
+        "restored) * the product of the other elements along axis k (no division)",
+    ),
+    _extreme_axis("max", sp.Max, "max"),
+    _extreme_axis("min", sp.Min, "min"),
+]
 _GATES += [_spread(name, along) for name in ("var", "std") for along in (False, True)]
 
 _GATES += [

@@ -48,6 +48,7 @@ GLOBALS = (
     "_polygamma",
     "_softmax",
     "_log_softmax",
+    "_prod_others",
     "ArithmeticError",
     "ValueError",
     "locals",
