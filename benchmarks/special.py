@@ -46,7 +46,7 @@ def _candidates(special, module) -> dict[str, tuple[dict, np.ndarray]]:
         "lgamma": (
             {
                 "scipy.special.gammaln": special.gammaln,
-                "stagegen fallback (math.lgamma per element)": module._lgamma_floats,
+                "stagegen fallback (vectorised NumPy)": module._lgamma_array,
             },
             positive,
         ),

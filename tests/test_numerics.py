@@ -426,7 +426,8 @@ GAMMA_FAMILY = {
 }
 # The bound, in ulp of the reference plus its condition number |x f'(x) / f(x)|
 # in ulp, plus an absolute floor in ulp of 1. digamma and trigamma are stagegen's
-# own (4 ulp). lgamma and gamma are the math module's or SciPy's: measured,
+# own (4 ulp), and so is lgamma without SciPy (4 ulp, within an ulp of 1 near its
+# zeros). lgamma and gamma are otherwise the math module's or SciPy's: measured,
 # CPython's math.lgamma is 4.8 ulp of 1 off at x = 1.9988 (near a zero of
 # lgamma), SciPy's gammaln 15 ulp at x = -2.63 (condition number 5), math.gamma
 # 5.4 ulp at x = 1.80 (condition number 0.5).
@@ -447,11 +448,13 @@ def _gamma_points(per_range: int = 40) -> list[float]:
     return points
 
 
-def _assert_accurate(name: str, xs, got, torch: bool = False) -> None:
+def _assert_accurate(name: str, xs, got, torch: bool = False, fallback: bool = False) -> None:
     f, df = GAMMA_FAMILY[name]
     ulps, floor = GAMMA_BOUND[name]
     if torch and name in TORCH_BOUND:
         ulps, floor = TORCH_BOUND[name]
+    if fallback and name == "lgamma":  # stagegen's own: the issue's bound, an ulp of 1 at most
+        ulps, floor = 4, 1
     with mpmath.workdps(40):
         for x, g in zip(xs, got, strict=True):
             ref = f(mpmath.mpf(x))
@@ -493,7 +496,7 @@ def test_gamma_family_against_mpmath(name, path, monkeypatch):
         got = fn(torch.tensor(xs, dtype=torch.float64)).tolist()
     else:
         got = np.asarray(fn(np.array(xs))).tolist()
-    _assert_accurate(name, xs, got, torch=path == "array-torch")
+    _assert_accurate(name, xs, got, torch=path == "array-torch", fallback=path == "numpy-fallback")
 
 
 def _or_inf(fn, x: float) -> float:
