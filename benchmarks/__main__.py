@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from . import arrays, check, dask_bench, growth, locate, scalar, scale, second
+from . import arrays, check, dask_bench, growth, locate, scalar, scale, second, special
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check", "second", "dask")
+SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check", "second", "dask", "special")
 
 
 def main(argv=None) -> int:
@@ -88,6 +88,9 @@ def main(argv=None) -> int:
     if "dask" in only:
         print("### The array backend on Dask: a least-squares gradient over 10^7 elements\n")
         print("\n".join(dask_bench.run(args.quick)) + "\n")
+    if "special" in only:
+        print("### erf, erfc, lgamma, digamma on 10^6 elements: SciPy and the fallback without it\n")
+        print("\n".join(special.run(args.quick)) + "\n")
     if headlines:
         print("Headlines: " + "; ".join(headlines) + ".")
     print(f"total time: {time.perf_counter() - start:.0f} s")

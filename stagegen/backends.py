@@ -179,14 +179,14 @@ _UNBROADCAST = '''def _unbroadcast(grad, value):
 
 
 def _special(name: str, scipy_name: str) -> Helper:
-    """The numpy backend's `name` (NumPy has none): SciPy's at NumPy speed where
-    SciPy is installed, else the math module's element by element."""
+    """The numpy backend's `name`, erf or erfc (NumPy has none): SciPy's at
+    NumPy speed where SciPy is installed, else stagegen's, vectorised."""
     text = f"""try:  # SciPy's {name} at NumPy speed, where SciPy is installed
     from scipy.special import {scipy_name} as _{name}
-except ImportError:  # NumPy has no {name}: the math module's, element by element
-    _{name} = $m.vectorize(math.{name}, otypes=[float])
+except ImportError:  # NumPy has no {name}: stagegen's, vectorised (_erf_arrays)
+    _{name} = _{name}_array
 """
-    return Helper(f"_{name}", text, imports=("math",))
+    return Helper(f"_{name}", text, needs=("_erf_arrays",))
 
 
 _NAMESPACE = '''def _namespace(*values):
@@ -286,6 +286,482 @@ def _{name}_host(x, dtype):
     return Helper(f"_{name}", text, imports=("array_api_compat", "math"))
 
 
+# digamma and trigamma, which neither the math module nor NumPy has (the
+# gradients of lgamma and gamma, and their second order). On [1, 2] digamma is
+# (x - x0) times a polynomial in x - 1.5 (a degree-21 Chebyshev fit of
+# psi(x) / (x - x0) at 60 digits; x0 = 1.4616..., its positive zero, as two
+# floats), so it keeps its digits near its zero; elsewhere the recurrences
+# psi(x + 1) = psi(x) + 1/x and psi1(x + 1) = psi1(x) - 1/x**2, the reflections
+# psi(1 - x) - psi(x) = pi / tan(pi x) and psi1(1 - x) + psi1(x) = pi**2 / sin(pi x)**2
+# (with x less its nearest integer: pi x reduced exactly), and the asymptotic series from 10,
+# whose coefficients are Bernoulli numbers, B2k / 2k and B2k, highest power first.
+_PSI_NEAR_ZERO = (
+    -0.00017312261802727394,
+    0.00025968482126430747,
+    -0.00015148586836773365,
+    0.0002272331660987376,
+    -0.0004821990530566789,
+    0.0007233266279287554,
+    -0.0010376374098418604,
+    0.0015566317474486838,
+    -0.002345267632540769,
+    0.003519006401502276,
+    -0.005279964873257405,
+    0.007926944646403797,
+    -0.011908218001568644,
+    0.0179072524394512,
+    -0.02697579675613825,
+    0.04076083381242074,
+    -0.061922133273064534,
+    0.09498872445494122,
+    -0.14840492305390884,
+    0.2405424842407742,
+    -0.4236274212814605,
+    0.951055876031833,
+)
+_PSI_SERIES = (1 / 12, -691 / 32760, 1 / 132, -1 / 240, 1 / 252, -1 / 120, 1 / 12)
+_PSI1_SERIES = (-3617 / 510, 7 / 6, -691 / 2730, 5 / 66, -1 / 30, 1 / 42, -1 / 30, 1 / 6)
+
+
+def _coefficients(values: tuple, indent: str) -> str:
+    """A tuple of floats as source, one a line (as black writes it)."""
+    return "(\n" + "".join(f"{indent}    {v!r},\n" for v in values) + f"{indent})"
+
+
+def _digamma_text() -> str:
+    return f'''def _digamma(x):
+    """digamma(x), the derivative of log|gamma(x)|, of a float (the math module
+    has none): on [1, 2] a polynomial times the distance to its zero, on (0, 1)
+    and (2, 10) the recurrence to there, from 10 the asymptotic series, below 0
+    the reflection. At the poles SciPy's values: -inf at 0 (inf at -0), NaN at
+    -1, -2, ..."""
+    if x <= 0.0 and x == $m.floor(x):
+        return -$m.copysign($m.inf, x) if x == 0.0 else $m.nan
+    reflected = 0.0
+    if x < 0.0:
+        reflected = $m.pi / $m.tan($m.pi * (x - $m.floor(x + 0.5)))
+        x = 1.0 - x
+    if x >= 10.0:
+        z, tail = 1.0 / (x * x), 0.0
+        for c in {_coefficients(_PSI_SERIES, "        ")}:
+            tail = (tail + c) * z
+        return $m.log(x) - 0.5 / x - tail - reflected
+    steps = 0.0
+    if x < 1.0:
+        steps, x = -1.0 / x, x + 1.0
+    while x > 2.0:
+        x -= 1.0
+        steps += 1.0 / x
+    u, near = x - 1.5, 0.0
+    for c in {_coefficients(_PSI_NEAR_ZERO, "    ")}:
+        near = near * u + c
+    zero = (x - 1.4616321449683622) - 9.549995429965697e-17
+    return zero * near + steps - reflected
+'''
+
+
+def _trigamma_text() -> str:
+    return f'''def _trigamma(x):
+    """trigamma(x), the derivative of digamma, of a float: the recurrence up to
+    10, the asymptotic series there, the reflection below 0; inf at the poles."""
+    if x <= 0.0 and x == $m.floor(x):
+        return $m.inf
+    if x < 0.0:
+        s = $m.sin($m.pi * (x - $m.floor(x + 0.5)))
+        return ($m.pi / s) ** 2 - _trigamma(1.0 - x)
+    steps = 0.0
+    while x < 10.0:
+        steps += 1.0 / x / x  # x * x underflows below 1e-154
+        x += 1.0
+    z, tail = 1.0 / (x * x), 0.0
+    for c in {_coefficients(_PSI1_SERIES, "    ")}:
+        tail = (tail + c) * z
+    return steps + 1.0 / x + 0.5 * z + tail / x
+'''
+
+
+def _digamma_array_text() -> str:
+    return f'''def _digamma_array(x):
+    """digamma over a NumPy array, as _digamma computes a float's, every branch
+    at once (its poles too)."""
+    return _in_blocks(x, _digamma_block)
+
+
+
+def _digamma_block(x):
+    import numpy
+
+    with numpy.errstate(all="ignore"):
+        negative, zero, zero_at = x < 0.0, x == 0.0, -numpy.copysign(numpy.inf, x)
+        pole = (x <= 0.0) & (x == numpy.floor(x))
+        r = numpy.pi * (x - numpy.round(x))
+        reflected = numpy.where(negative, numpy.pi / numpy.tan(r), 0.0)
+        x = numpy.where(negative, 1.0 - x, x)
+        big = x >= 10.0
+        z, tail = 1.0 / (x * x), 0.0
+        for c in {_coefficients(_PSI_SERIES, "        ")}:
+            tail = (tail + c) * z
+        series = numpy.log(x) - 0.5 / x - tail
+        small = x < 1.0
+        steps = numpy.where(small, -1.0 / x, 0.0)
+        x = numpy.where(small, x + 1.0, x)
+        for _ in numpy.arange(8):  # from below 10 down to [1, 2]
+            down = (x > 2.0) & ~big
+            x = numpy.where(down, x - 1.0, x)
+            steps = steps + numpy.where(down, 1.0 / x, 0.0)
+        u, near = x - 1.5, 0.0
+        for c in {_coefficients(_PSI_NEAR_ZERO, "        ")}:
+            near = near * u + c
+        t = (x - 1.4616321449683622) - 9.549995429965697e-17
+        out = numpy.where(big, series, t * near + steps) - reflected
+        out = numpy.where(pole, numpy.nan, out)
+    return numpy.where(zero, zero_at, out)
+'''
+
+
+def _trigamma_array_text() -> str:
+    return f'''def _trigamma_array(x):
+    """trigamma over a NumPy array, as _trigamma computes a float's."""
+    return _in_blocks(x, _trigamma_block)
+
+
+def _trigamma_block(x):
+    import numpy
+
+    with numpy.errstate(all="ignore"):
+        negative = x < 0.0
+        pole = (x <= 0.0) & (x == numpy.floor(x))
+        s = numpy.sin(numpy.pi * (x - numpy.round(x)))
+        reflected = (numpy.pi / s) ** 2
+        x = numpy.where(negative, 1.0 - x, x)
+        steps = 0.0
+        for _ in numpy.arange(10):  # up to 10 and more
+            up = x < 10.0
+            steps = steps + numpy.where(up, 1.0 / x / x, 0.0)
+            x = numpy.where(up, x + 1.0, x)
+        z, tail = 1.0 / (x * x), 0.0
+        for c in {_coefficients(_PSI1_SERIES, "        ")}:
+            tail = (tail + c) * z
+        out = steps + 1.0 / x + 0.5 * z + tail / x
+        out = numpy.where(negative, reflected - out, out)
+    return numpy.where(pole, numpy.inf, out)
+'''
+
+
+# erf and erfc on NumPy arrays without SciPy. Below 0.5, erf(x) = x Q(x**2);
+# from 0.5, erfc(a) = t exp(-a**2 + P(u)), t = 2 / (2 + a), u = (t - 0.4333...) /
+# 0.3666... in [-1, 1] over a in [0.5, 28] (erfc is 0 beyond 27.3), so that
+# P(u) = log(erfcx(a) / t) is smooth: Q and P are Chebyshev fits (60 digits, degree
+# 9 in x**2 on [0, 0.25] and degree 23 in u) written in powers, highest first.
+# exp(-a**2) is exp(-z**2) exp((z - a)(z + a)), z = a to 24 bits: z**2 is exact, so
+# the upper tail keeps its digits (a**2 would round: 2.4e-14 relative at a = 26).
+_ERFC_TAIL = (
+    7.704472047823262e-11,
+    -1.5684487313094105e-10,
+    -5.946171755117068e-10,
+    2.160837060021389e-09,
+    6.550609981147638e-10,
+    -1.4834893746147001e-08,
+    1.9250574421486974e-08,
+    6.259964503574874e-08,
+    -2.027495453754436e-07,
+    -1.210278668596771e-07,
+    1.337898588741976e-06,
+    -6.554059625259282e-07,
+    -7.261948618372502e-06,
+    9.671422829790342e-06,
+    3.684061430153943e-05,
+    -7.966889168410094e-05,
+    -0.00019984274912631845,
+    0.0005815061396394131,
+    0.001397369664439874,
+    -0.004366761479666187,
+    -0.01584184386483681,
+    0.034874702508249686,
+    0.48225779121304757,
+    -0.7605305090234711,
+)
+_ERF_SMALL = (
+    -1.462091340945175e-07,
+    1.637123442577e-06,
+    -1.4923003368152099e-05,
+    0.00012055286202005714,
+    -0.0008548326510724796,
+    0.0052239776220169365,
+    -0.02686617064499972,
+    0.1128379167095487,
+    -0.3761263890318375,
+    1.1283791670955126,
+)
+
+
+def _erf_arrays_text() -> str:
+    return f"""def _erf_array(x):
+    \"\"\"erf over a NumPy array, vectorised (NumPy has none): within 4 ulp of the
+    exact value plus its condition number; SciPy's may differ by a few ulp.\"\"\"
+    return _erf_blocks(x, _erf_block)
+
+
+def _erfc_array(x):
+    \"\"\"erfc over a NumPy array, vectorised, keeping the upper tail's digits:
+    within 4 ulp of the exact value plus its condition number.\"\"\"
+    return _erf_blocks(x, _erfc_block)
+
+
+def _erf_blocks(x, block):
+    \"\"\"`block` over `x` in blocks of 2**15 elements (which stay in cache).\"\"\"
+    x = $m.asarray(x, dtype=$m.float64)
+    flat = x.reshape(-1)
+    out = $m.empty_like(flat)
+    for start in $m.arange(0, flat.size, 32768):
+        out[start : start + 32768] = block(flat[start : start + 32768])
+    return out.reshape(x.shape)
+
+
+def _erf_block(x):
+    with $m.errstate(all="ignore"):
+        a = $m.minimum($m.abs(x), 28.0)
+        big = $m.copysign(1.0 - _erfc_tail($m.maximum(a, 0.5)), x)
+        return $m.where(a < 0.5, _erf_small(x, a), big)
+
+
+def _erfc_block(x):
+    with $m.errstate(all="ignore"):
+        a = $m.minimum($m.abs(x), 28.0)
+        tail = _erfc_tail($m.maximum(a, 0.5))
+        big = $m.where(x < 0.0, 2.0 - tail, tail)
+        return $m.where(a < 0.5, 1.0 - _erf_small(x, a), big)
+
+
+def _erfc_tail(a):
+    \"\"\"erfc(a) for 0.5 <= a <= 28.\"\"\"
+    t = 2.0 / (2.0 + a)
+    u = (t - 0.43333333333333335) * 2.727272727272727
+    p = $m.full_like(a, {_ERFC_TAIL[0]!r})
+    for c in {_coefficients(_ERFC_TAIL[1:], "    ")}:
+        p *= u
+        p += c
+    z = a.astype($m.float32).astype($m.float64)
+    p += (z - a) * (z + a)
+    return t * $m.exp(-(z * z)) * $m.exp(p)
+
+
+def _erf_small(x, a):
+    \"\"\"erf(x) for |x| = a < 0.5 (garbage, but finite, elsewhere).\"\"\"
+    b = $m.minimum(a, 0.5)
+    s = b * b
+    q = $m.full_like(s, {_ERF_SMALL[0]!r})
+    for c in {_coefficients(_ERF_SMALL[1:], "    ")}:
+        q *= s
+        q += c
+    return x * q
+"""
+
+
+_IN_BLOCKS = '''def _in_blocks(x, block):
+    """`block` over a NumPy array of floats in blocks of 2**15 elements, which
+    stay in cache through its many passes."""
+    import numpy
+
+    x = numpy.asarray(x, dtype=numpy.float64)
+    flat = x.reshape(-1)
+    out = numpy.empty_like(flat)
+    for start in numpy.arange(0, flat.size, 32768):
+        out[start : start + 32768] = block(flat[start : start + 32768])
+    return out.reshape(x.shape)
+'''
+
+# log|gamma| on [1, 2] is (x - 1)(x - 2) times a polynomial in x - 1.5 (a degree-21
+# Chebyshev fit at 60 digits), so it keeps its digits at its zeros 1 and 2; below 1
+# and up to 10 the recurrence log|gamma(x + 1)| = log|gamma(x)| + log(x) (one log of
+# the product of the steps), from 10 Stirling's series (Bernoulli numbers
+# B2k / (2k (2k - 1)), highest power first), below 0 the reflection.
+_LGAMMA_NEAR_ZEROS = (
+    -7.760660152513446e-06,
+    1.2140008083973407e-05,
+    -8.355075869795273e-06,
+    1.3186019073996835e-05,
+    -2.7201673025504752e-05,
+    4.30276814976503e-05,
+    -6.614136022346414e-05,
+    0.00010535512483785591,
+    -0.0001689178215524898,
+    0.00027131373861446925,
+    -0.00043799307479613914,
+    0.000711519067515296,
+    -0.0011644145847310124,
+    0.0019229163127905161,
+    -0.0032120740737152814,
+    0.005446457839126065,
+    -0.009425622448525798,
+    0.01679709863127416,
+    -0.031308487501010646,
+    0.06291140107456439,
+    -0.14595989591430608,
+    0.4831289505409809,
+)
+_STIRLING = (1 / 156, -691 / 360360, 1 / 1188, -1 / 1680, 1 / 1260, -1 / 360, 1 / 12)
+
+
+def _lgamma_array_text() -> str:
+    return f'''def _lgamma_array(x):
+    """log|gamma| over a NumPy array, vectorised (NumPy has none): within 4 ulp of
+    the exact value plus its condition number, near its zeros 1 and 2 within an
+    ulp of 1; inf at the poles."""
+    return _in_blocks(x, _lgamma_block)
+
+
+def _lgamma_block(x):
+    import numpy
+
+    with numpy.errstate(all="ignore"):
+        negative = x < 0.0
+        pole = (x <= 0.0) & (x == numpy.floor(x))
+        y = numpy.where(negative, 1.0 - x, x)
+        big = y >= 10.0
+        small = y < 1.0
+        shift = numpy.where(small, -numpy.log(y), 0.0)
+        z = numpy.where(small, y + 1.0, y)
+        n = numpy.where(big, 0.0, numpy.maximum(numpy.floor(z) - 1.0, 0.0))
+        steps = numpy.ones_like(z)
+        for k in numpy.arange(1.0, 9.0):  # down to [1, 2)
+            steps *= numpy.where(k <= n, z - k, 1.0)
+        z -= n
+        u = z - 1.5
+        p = numpy.full_like(u, {_LGAMMA_NEAR_ZEROS[0]!r})
+        for c in {_coefficients(_LGAMMA_NEAR_ZEROS[1:], "        ")}:
+            p *= u
+            p += c
+        near = (z - 1.0) * (z - 2.0) * p + numpy.log(steps) + shift
+        w = 1.0 / y
+        w2, series = w * w, numpy.full_like(y, {_STIRLING[0]!r})
+        for c in {_coefficients(_STIRLING[1:], "        ")}:
+            series *= w2
+            series += c
+        # (y - 0.5) log(y) - y + log(2 pi) / 2, not cancelling y against y log(y)
+        series = series * w + ((y - 0.5) * (numpy.log(y) - 1.0) + 0.4189385332046727)
+        out = numpy.where(big, series, near)
+        sine = numpy.abs(numpy.sin(numpy.pi * (x - numpy.round(x))))
+        out = numpy.where(negative, numpy.log(numpy.pi / sine) - out, out)
+        return numpy.where(pole, numpy.inf, out)
+'''
+
+
+_GAMMA_FLOATS = '''def _gamma_float(x):
+    """math.gamma; where it raises, SciPy's gamma: inf past overflow (with the
+    sign of gamma), +-inf at +-0, NaN at the negative integers and -inf."""
+    import math
+
+    try:
+        return math.gamma(x)
+    except ArithmeticError:  # overflow
+        return -math.inf if x < 0 and math.floor(x) % 2 else math.inf
+    except ValueError:
+        return math.copysign(math.inf, x) if x == 0 else math.nan
+
+
+def _gamma_floats(x):
+    """_gamma_float element by element over a NumPy array."""
+    import numpy
+
+    return numpy.vectorize(_gamma_float, otypes="d")(x)
+'''
+
+# The gamma family on NumPy arrays: SciPy's name, the fallback without SciPy
+# (vectorised NumPy; gamma the math module's element by element), what that needs.
+_GAMMA_NUMPY = {
+    "lgamma": ("gammaln", "_lgamma_array", ("_in_blocks", "_lgamma_array")),
+    "gamma": ("gamma", "_gamma_floats", ("_gamma_floats",)),
+    "digamma": ("psi", "_digamma_array", ("_in_blocks", "_digamma_array")),
+    "trigamma": (None, "_trigamma_array", ("_in_blocks", "_trigamma_array")),  # polygamma(1, x)
+}
+
+
+def _gamma_numpy(name: str, defined: str) -> Helper:
+    """lgamma, gamma, digamma or trigamma on NumPy arrays, defined as `defined`:
+    SciPy's at NumPy speed where SciPy is installed, else the fallback."""
+    scipy_name, fallback, need = _GAMMA_NUMPY[name]
+    if scipy_name is None:
+        text = f'''def {defined}(x):
+    """trigamma: SciPy's polygamma(1, x) where SciPy is installed, else NumPy's."""
+    return {fallback}(x) if _polygamma is None else _polygamma(1, x)
+
+
+try:
+    from scipy.special import polygamma as _polygamma
+except ImportError:
+    _polygamma = None
+'''
+    else:
+        text = f"""try:  # SciPy's {name} at NumPy speed, where SciPy is installed
+    from scipy.special import {scipy_name} as {defined}
+except ImportError:  # NumPy has no {name}
+    {defined} = {fallback}
+"""
+    return Helper(defined, text, needs=need)
+
+
+def _gamma_helpers() -> dict[str, Helper]:
+    """What the numpy backend's gamma family needs besides itself."""
+    return {
+        "_in_blocks": Helper("_in_blocks", _IN_BLOCKS),
+        "_lgamma_array": Helper("_lgamma_array", _lgamma_array_text()),
+        # element by element, without SciPy (the math module's gamma)
+        "_gamma_floats": Helper("_gamma_floats", _GAMMA_FLOATS),
+        "_digamma_array": Helper("_digamma_array", _digamma_array_text()),
+        "_trigamma_array": Helper("_trigamma_array", _trigamma_array_text()),
+    }
+
+
+# The array backend's: PyTorch's (None: it has none), and JAX's and CuPy's scipy.special.
+_GAMMA_XP = {
+    "lgamma": ("torch.special.gammaln(x)", "gammaln(x)"),
+    "gamma": (None, "gamma(x)"),
+    "digamma": ("torch.special.digamma(x)", "digamma(x)"),
+    "trigamma": ("torch.special.polygamma(1, x)", "polygamma(1, x)"),
+}
+
+
+def _gamma_xp(name: str) -> dict[str, Helper]:
+    """The array backend's lgamma, gamma, digamma or trigamma, which the array
+    API standard lacks: the namespace's own where it has one (PyTorch, JAX,
+    CuPy), else the numpy backend's on the host (per block of a Dask array)."""
+    torch, special = _GAMMA_XP[name]
+    on_torch = f"""    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        return {torch}
+"""
+    text = f'''def _{name}(x):
+    """{name}, which the array API standard lacks: the namespace's own where it
+    has one, else on the host (SciPy's where it is installed, else NumPy)."""
+    xp, dtype = _namespace(x)
+{on_torch if torch else ""}    if array_api_compat.is_jax_namespace(xp):
+        import jax.scipy.special
+
+        return jax.scipy.special.{special}
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.{special}
+    if array_api_compat.is_dask_namespace(xp):
+        return x.map_blocks(_{name}_host, dtype, dtype=dtype)
+    if array_api_compat.is_numpy_namespace(xp):
+        return _{name}_host(x, dtype)
+    import numpy
+
+    return xp.asarray(_{name}_host(numpy.from_dlpack(x), numpy.float64), dtype=dtype)
+
+
+def _{name}_host(x, dtype):
+    """{name} over a NumPy array (or a Dask array's block, on its worker)."""
+    return _{name}_numpy(x).astype(dtype)
+'''
+    host = _gamma_numpy(name, f"_{name}_numpy")
+    helper = Helper(f"_{name}", text, imports=("array_api_compat",), needs=(host.name, *host.needs))
+    return {host.name: host, helper.name: helper}
+
+
 def _normalised(namespace: bool) -> dict[str, Helper]:
     """softmax and log_softmax along an axis, as helpers: one max pass, its
     result reused (one expression would compute it twice). `namespace`: the
@@ -310,6 +786,41 @@ def _normalised(namespace: bool) -> dict[str, Helper]:
         "_softmax": Helper("_softmax", softmax),
         "_log_softmax": Helper("_log_softmax", log_softmax),
     }
+
+
+def _prod_others(namespace: bool) -> Helper:
+    """Each element's product of the other elements along an axis (of every
+    element if the axis is None): prod's gradient, without dividing by the
+    element. `namespace`: the array API's, else NumPy's."""
+    if namespace:
+        first = """    $m, dtype = _namespace(a)
+    a = $m.asarray(a, dtype=dtype)
+"""
+        whole = "$m.reshape(_prod_others($m.reshape(a, (-1,)), 0), _shape(a))"
+        names = {"concat": "concat", "cumprod": "cumulative_prod"}
+    else:
+        first = """    a = $m.asarray(a)
+    if a.dtype.kind in "biu":  # booleans and integers: a gradient of floats
+        a = a.astype($m.float64)
+"""
+        whole = "_prod_others(a.reshape(-1), 0).reshape(a.shape)"
+        names = {"concat": "concatenate", "cumprod": "cumprod"}
+    text = f'''def _prod_others(a, axis=None):
+    """Each element's product of the other elements along `axis` (of every
+    element if None): the products before it and after it (exclusive cumulative
+    products from both ends) multiplied, no division, so right where elements
+    are 0."""
+{first}    if axis is None:
+        return {whole}
+    b = $m.moveaxis(a, axis, -1)
+    ones = $m.ones_like(b[..., :1])
+    before = $m.{names["cumprod"]}(b[..., :-1], axis=-1)
+    after = $m.flip($m.{names["cumprod"]}($m.flip(b[..., 1:], axis=-1), axis=-1), axis=-1)
+    before = $m.{names["concat"]}([ones, before], axis=-1)
+    after = $m.{names["concat"]}([after, ones], axis=-1)
+    return $m.moveaxis(before * after, -1, axis)
+'''
+    return Helper("_prod_others", text, needs=("_shape",) if namespace else ())
 
 
 def _checks(shape: str, needs: tuple[str, ...] = ()) -> Helper:
@@ -369,7 +880,13 @@ _ARRAY_EXPANSIONS = {
     **{fn: _floats(fn) for fn in ("ones_like", "zeros_like")},
 }
 _WHERE = "{m}.where({0}, {1}, {2})"
-_HELPED = {"_softmax": "_softmax", "_log_softmax": "_log_softmax"}  # helpers, by their own names
+_HELPED = {  # helpers, by their own names
+    "_softmax": "_softmax",
+    "_log_softmax": "_log_softmax",
+    "_prod_others": "_prod_others",
+}
+_PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}
+_GAMMA_HELPED = {"lgamma": "_lgamma", "gamma": "_gamma", **_PSI_HELPED}
 _ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
 _ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float": "{m}.float64"}
 
@@ -381,7 +898,7 @@ MATH = Backend(
     syntax=Syntax(
         prefix="{m}.",
         # Python's own abs, max and min (max and min take the first operand on a tie)
-        functions={"abs": "abs", "max": "max", "min": "min"},
+        functions={"abs": "abs", "max": "max", "min": "min", **_PSI_HELPED},
         expansions={
             "sign": lambda x: select(x > 0, 1.0, select(x < 0, -1.0, 0.0)),
             # math.floor and math.ceil return ints: times 1.0, a float, as NumPy's (no
@@ -395,7 +912,11 @@ MATH = Backend(
         # raises a domain error instead, as the hand-written code would
         power_call="pow",
     ),
-    helpers={"_locate": Helper("_locate", _LOCATE)},
+    helpers={
+        "_locate": Helper("_locate", _LOCATE),
+        "_digamma": Helper("_digamma", _digamma_text()),
+        "_trigamma": Helper("_trigamma", _trigamma_text()),
+    },
     locate=True,
     guarded="select",
 )
@@ -419,6 +940,7 @@ NUMPY = Backend(
             "amin": "{m}.min",
             "erf": "_erf",
             "erfc": "_erfc",
+            **_GAMMA_HELPED,
             "_unbroadcast": "_unbroadcast",
             **_HELPED,
         },
@@ -429,9 +951,13 @@ NUMPY = Backend(
     ),
     helpers={
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST),
+        "_erf_arrays": Helper("_erf_arrays", _erf_arrays_text()),  # before what reads it
         "_erf": _special("erf", "erf"),
         "_erfc": _special("erfc", "erfc"),
+        **_gamma_helpers(),
+        **{f"_{name}": _gamma_numpy(name, f"_{name}") for name in _GAMMA_NUMPY},
         **_normalised(namespace=False),
+        "_prod_others": _prod_others(namespace=False),
         "_check_shapes": _checks("$m.shape(value)"),
     },
     arrays=True,
@@ -465,6 +991,7 @@ ARRAY = Backend(
             "cumsum": "{m}.cumulative_sum",
             "erf": "_erf",
             "erfc": "_erfc",
+            **_GAMMA_HELPED,
             "_unbroadcast": "_unbroadcast",
             **_HELPED,
             "size": "array_api_compat.size",
@@ -487,7 +1014,10 @@ ARRAY = Backend(
         "_unbroadcast": Helper("_unbroadcast", _UNBROADCAST_XP, imports=("array_api_compat",)),
         "_erf": _special_xp("erf"),
         "_erfc": _special_xp("erfc"),
+        **_gamma_helpers(),
+        **{k: h for name in _GAMMA_XP for k, h in _gamma_xp(name).items()},
         **_normalised(namespace=True),
+        "_prod_others": _prod_others(namespace=True),
         "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),

@@ -35,17 +35,18 @@ from .errors import GateDefinitionError
 from .expr import DOUT, OUT, Compare, Expr, Num, Ref, call, equal, function, select, slots, where
 from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
 
-__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES"]
+__all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES", "FUNCTIONS"]
 
 # The functions rules and emitted forms call, by their names in the expression language.
 exp, log, sqrt = function("exp"), function("log"), function("sqrt")
 sin, cos, sinh, cosh = function("sin"), function("cos"), function("sinh"), function("cosh")
 expm1, log1p, sign, ordered_max = function("expm1"), function("log1p"), function("sign"), function("max")
-erfc = function("erfc")
+erfc, digamma, trigamma = function("erfc"), function("digamma"), function("trigamma")
 minimum, absolute, every = function("min"), function("abs"), function("all")
 ones_like, full_like, expand_dims = function("ones_like"), function("full_like"), function("expand_dims")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
+array_prod, others = function("prod"), function("_prod_others")
 
 
 # In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
@@ -131,6 +132,9 @@ class Gate:
     branches: tuple[int, int] | None = None
     # & | ~: given whether the mask holds, the (operand, holds) pairs that follow
     implies: Callable[[bool], tuple] | None = None
+    # its source name may also name a user's value (a bare name is the value, a call
+    # the gate): gamma is a batchnorm's scale or a discount factor in programs
+    free_name: bool = False
     doc: str = ""
     function: type = field(init=False)
 
@@ -276,6 +280,40 @@ class ceiling(sp.ceiling):  # noqa: N801
 
     def fdiff(self, argindex=1):
         return sp.S.Zero
+
+
+class clip(sp.Function):  # noqa: N801 -- the name the input language calls it by
+    """clip(x, lo, hi) = min(max(x, lo), hi), NumPy's np.clip: a head of its own,
+    so a program's min(max(...)) circuits stay min and max. Evaluated (`_imp_`,
+    which lambdify and evalf use) and differentiated as that circuit is."""
+
+    nargs = 3
+
+    @staticmethod
+    def _imp_(x, lo, hi):
+        return min(max(x, lo), hi)
+
+    def fdiff(self, argindex=1):
+        d = sp.symbols("_x _lo _hi", real=True)
+        slope = sp.diff(sp.Min(sp.Max(d[0], d[1]), d[2]), d[argindex - 1])
+        return slope.subs(dict(zip(d, self.args, strict=True)), simultaneous=True)
+
+
+class lgamma(sp.Function):  # noqa: N801 -- the name the input language calls it by
+    """log|gamma(x)|, as math.lgamma (SymPy's loggamma is complex below 0):
+    evaluated by mpmath (`_imp_`, which lambdify and evalf use), its derivative
+    digamma, polygamma(0, x), on either side of 0."""
+
+    nargs = 1
+
+    @staticmethod
+    def _imp_(x):
+        import mpmath
+
+        return mpmath.re(mpmath.loggamma(x))
+
+    def fdiff(self, argindex=1):
+        return sp.polygamma(0, self.args[0])
 
 
 def _ties(*xs):
@@ -644,6 +682,32 @@ _GATES = [
         "d/dx = x / hypot, d/dy = y / hypot; at (0, 0) both 0",
     ),
     Gate(
+        "lgamma",
+        operands=("x",),
+        forward=lgamma,
+        local=lambda x, out: (digamma(x),),
+        source="lgamma",
+        name_hint="lgamma{0}",
+        symbol="lgamma",
+        domain=(0.1, 8.0),
+        special=(1.0, 2.0, 0.5, -0.5, -2.5, 1e-300, 1e15),
+        doc="lgamma(x) = log|gamma(x)|, math.lgamma's (no overflow: lgamma(1e15) = 3.35e16); "
+        "d/dx = digamma(x)",
+    ),
+    Gate(
+        "gamma",
+        operands=("x",),
+        forward=sp.gamma,
+        local=lambda x, out: (out * digamma(x),),
+        source="gamma",
+        name_hint="gamma{0}",
+        symbol="Γ",
+        free_name=True,
+        domain=(0.1, 6.0),
+        special=(1.0, 0.5, -0.5, -2.5, 170.5),
+        doc="gamma(x), x not 0, -1, -2, ...; overflows above 171.6; d/dx = gamma(x) * digamma(x)",
+    ),
+    Gate(
         "erf",
         operands=("x",),
         forward=sp.erf,
@@ -840,6 +904,32 @@ _GATES = [
         for name, meaning in (("floor", floor), ("ceil", ceiling))
     ),
     Gate(
+        "clip",
+        operands=("x", "lo", "hi"),
+        forward=clip,
+        # min(max(x, lo), hi) with max's and min's ties: x keeps a tie with a bound;
+        # lo > hi makes the value hi (NumPy's), and so its gradient
+        local=lambda x, lo, hi, out: (
+            (x >= lo) * (x <= hi),
+            (x < lo) * (lo <= hi),
+            (x > hi) + (x <= hi) * (lo > hi),  # no call of max: rules are differentiated
+        ),
+        code={
+            "math": lambda x, lo, hi: minimum(ordered_max(x, lo), hi),
+            "numpy": lambda x, lo, hi: call("clip", x, lo, hi),
+            "array": lambda x, lo, hi: minimum(ordered_max(x, lo), hi),
+        },
+        source="clip",
+        name_hint="clip{0}",
+        symbol="clip",
+        special=(0.0,),
+        kink=lambda x, lo, hi: (x - lo, x - hi, lo - hi),
+        convention="x keeps a tie with a bound",
+        doc="clip(x, lo, hi) = min(max(x, lo), hi), NumPy's; d/dx = 1 where lo <= x <= hi "
+        "(a tie with a bound goes to x), d/dlo = 1 where x < lo, d/dhi = 1 where x > hi "
+        "(lo > hi: the value is hi, d/dhi = 1)",
+    ),
+    Gate(
         "max",
         operands=("x",),
         forward=lambda *xs: sp.Max(*xs),
@@ -963,6 +1053,7 @@ _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
+_prod, _prod_axis = sp.Function("prod"), sp.Function("prod_axis")
 _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
 
 
@@ -1248,7 +1339,46 @@ def _log_softmax_elements(np, a, axis):
     return a - np.frompyfunc(sp.log, 1, 1)(np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=True))
 
 
-_GATES += [_extreme_axis("max", sp.Max, "max"), _extreme_axis("min", sp.Min, "min")]
+_GATES += [
+    # prod's gradient is the product of the other elements, from exclusive cumulative
+    # products from both ends (`_prod_others`): no out / a, right where elements are 0
+    Gate(
+        "prod",
+        operands=("a",),
+        forward=lambda a: _prod(a),
+        vjp=lambda a, out, dout: (dout * others(a),),
+        jvp=lambda a, out, tangent: (array_sum(others(a) * tangent),),
+        elements=lambda np, a: np.prod(a),
+        shape=lambda a: (),
+        arrays=True,
+        source="prod",
+        name_hint="prod{0}",
+        symbol="Π",
+        doc="prod(a), of every element; da = dout * the product of the other elements "
+        "(no division: right where elements are 0)",
+    ),
+    Gate(
+        "prod_axis",
+        operands=("a",),
+        **_AXIS,
+        forward=lambda a, axis, keepdims: _prod_axis(a, axis, keepdims),
+        vjp=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) * others(a, axis=axis),),
+        jvp=lambda a, out, tangent, axis, keepdims: (
+            array_sum(others(a, axis=axis) * tangent, **_along(axis, keepdims)),
+        ),
+        elements=lambda np, a, axis, keepdims: np.prod(a, axis=axis, keepdims=bool(keepdims)),
+        code=lambda a, axis, keepdims: array_prod(a, **_along(axis, keepdims)),
+        shape=drop_axis,
+        arrays=True,
+        source="prod",
+        name_hint=lambda a, axis, keepdims: f"prod{a}{axis}",
+        symbol="Π",
+        doc="prod(a, axis=k), keepdims=True keeping axis k with size 1; da = dout (axis k "
+        "restored) * the product of the other elements along axis k (no division)",
+    ),
+    _extreme_axis("max", sp.Max, "max"),
+    _extreme_axis("min", sp.Min, "min"),
+]
 _GATES += [_spread(name, along) for name in ("var", "std") for along in (False, True)]
 
 _GATES += [
@@ -1330,12 +1460,22 @@ def _derivative(gate: Gate):
     return partials
 
 
+# The meanings of the functions rules call that are no gate's (the gradients of
+# lgamma and gamma): digamma and trigamma, SymPy's polygamma of order 0 and 1.
+FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = MappingProxyType(
+    {"digamma": lambda x: sp.polygamma(0, x), "trigamma": lambda x: sp.polygamma(1, x)}
+)
+
 # The derivative of every function an elementwise rule may call, from its gate:
-# what `expr.diff` needs to differentiate a rule (second order).
+# what `expr.diff` needs to differentiate a rule (second order); digamma's is
+# trigamma (trigamma's, a third order, is none: polygamma(2, x) has no helper).
 DERIVATIVES: Mapping[str, Callable] = MappingProxyType(
     {
-        (g.fn or g.source): _derivative(g)
-        for g in _GATES
-        if not g.structural and not g.params and (g.fn or g.source) and not g.variadic and not g.mask
+        **{
+            (g.fn or g.source): _derivative(g)
+            for g in _GATES
+            if not g.structural and not g.params and (g.fn or g.source) and not g.variadic and not g.mask
+        },
+        "digamma": lambda args, node: (trigamma(*args),),
     }
 )

@@ -37,8 +37,29 @@ GLOBALS = (
     "_check_shapes",
     "_erf",
     "_erfc",
+    "_erf_array",
+    "_erfc_array",
+    "_erf_blocks",
+    "_erf_block",
+    "_erfc_block",
+    "_erfc_tail",
+    "_erf_small",
+    "_lgamma",
+    "_gamma",
+    "_digamma",
+    "_trigamma",
+    "_lgamma_array",
+    "_lgamma_block",
+    "_gamma_float",
+    "_digamma_array",
+    "_trigamma_array",
+    "_in_blocks",
+    "_digamma_block",
+    "_trigamma_block",
+    "_polygamma",
     "_softmax",
     "_log_softmax",
+    "_prod_others",
     "ArithmeticError",
     "ValueError",
     "locals",
@@ -87,7 +108,7 @@ def problem(name) -> str | None:
         return f"the name '{name}' is reserved (double underscores)"
     if name in GLOBALS:
         return f"'{name}' is a name the generated functions use"
-    if name in BY_SOURCE:
+    if name in BY_SOURCE and not BY_SOURCE[name].free_name:
         return f"'{name}' is a function name"
     if name in CONSTANTS:
         return f"'{name}' is a constant"

@@ -823,7 +823,7 @@ class _Converter:
             return self.symbol(name), False
         if name in CONSTANTS:
             return CONSTANTS[name], True
-        if name in BY_SOURCE:
+        if name in BY_SOURCE and not BY_SOURCE[name].free_name:
             raise self.error(node, f"'{name}' is a function", f"call it: {name}(...)")
         span = self.source.span(node)
         _check_name(name, span)

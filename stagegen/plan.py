@@ -597,7 +597,14 @@ class _Planner:
                 if upstream_tangent:
                     tangents[DOUT] = Slot(n + len(carried) + 1)
                 value = substitute(rule, {DOUT: Num(1)}) if unit_here else rule
-                form = push(value, tangents, DERIVATIVES)
+                try:
+                    form = push(value, tangents, DERIVATIVES)
+                except ValueError as exc:  # a vector-Jacobian product with no derivative
+                    raise UsageError(
+                        f"hvp needs the derivative of {stage.gate}'s vector-Jacobian product, "
+                        f"which stagegen does not have ({exc})",
+                        hint="ask for --with jvp or jacobian, or write the product out",
+                    ) from None
                 form = None if form == Num(0) else form
             else:
                 form = self._scaled_tangent(rule, n, carried, out_carried, upstream_tangent, unit_here, seed)

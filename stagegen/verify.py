@@ -53,7 +53,7 @@ from .differentiate import guards
 from .errors import UsageError
 from .expr import Num
 from .fresh import Record, read, record, unversioned
-from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
+from .gates import BY_FUNCTION, FUNCTIONS, REGISTRY, slot, sympy_number
 from .ir import Domain
 from .modules import AFTER, COPIES, LINES, assignments, instrumented, module_from_text, stage_names
 from .parse import from_sympy, is_sympy
@@ -1761,5 +1761,6 @@ def to_sympy(expr, out: sp.Expr | None = None, dout: sp.Expr | None = None) -> s
 
 
 _SYMPY_FUNCTIONS = {
-    (g.fn or g.source): g.meaning for g in REGISTRY.values() if (g.fn or g.source) and not g.keywords
+    **{(g.fn or g.source): g.meaning for g in REGISTRY.values() if (g.fn or g.source) and not g.keywords},
+    **FUNCTIONS,
 }

@@ -153,6 +153,11 @@ PROGRAMS = {
         "A: matrix(4, 5)\nB: matrix(4, 5)\nP = max(A * B, axis=1, keepdims=True)\n"
         "L = sum(P * A) + sum(min(A - B, axis=0) ** 2)\n"
     ),
+    # products, of every element and along each axis (kept too)
+    "prod": (
+        "A: matrix(3, 4)\nv: vector(4)\n"
+        "L = sum(prod(A, axis=1) * sum(A, axis=1)) + sum(prod(A, axis=0, keepdims=True) * A) + prod(v)\n"
+    ),
     # the exact gradient is 0: every row mean is counted four times, every element once
     "zero-gradient": "A: matrix(3, 4)\nL = sum(mean(A, axis=1) - A.T)\n",
 }
@@ -472,3 +477,76 @@ def test_entry_checks_on_lazy_arrays_skip_unknown_sizes():
     np.testing.assert_allclose(dx.compute(), 2 * np.arange(2.0, 6.0))
     with pytest.raises(ValueError, match=re.escape("x is declared vector(n) but was given shape")):
         module.value_and_grad(da.ones((2, 3), chunks=1))
+
+
+# -- prod: its gradient is the product of the other elements, never out / x --------
+
+PROD_SOURCE = (
+    "A: matrix(3, 4)\nv: vector(5)\nw: vector(3)\n"
+    "L = sum(prod(A, axis=1) * w) + sum(prod(A, axis=0, keepdims=True) * prod(A, axis=0)) + prod(v)\n"
+)
+
+
+def _others(a: np.ndarray, axis: int) -> np.ndarray:
+    """Each element's product of the others along `axis`, by deleting it (an
+    independent reference: no cumulative products, no division)."""
+    out = np.empty_like(a)
+    for index in np.ndindex(a.shape):
+        line = list(index)
+        line[axis] = slice(None)
+        row = a[tuple(line)]
+        out[index] = np.prod(np.delete(row, index[axis]))
+    return out
+
+
+def _with_zeros(rng, zeros: int) -> list:
+    A = rng.uniform(-2.0, 2.0, size=(3, 4))
+    v = rng.uniform(-2.0, 2.0, size=5)
+    w = rng.uniform(-2.0, 2.0, size=3)
+    if zeros >= 1:  # one zero in a row, a column and the vector
+        A[1, 2] = v[3] = 0.0
+    if zeros >= 2:  # a second zero in the same row and in the vector
+        A[1, 0] = v[0] = 0.0
+        A[2, 2] = 0.0  # and in the same column
+    return [A, v, w]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+@pytest.mark.parametrize("zeros", [0, 1, 2])
+def test_prod_gradient_with_zeros(zeros, backend):
+    """prod of every element and along each axis, with no zero, one zero and two
+    zeros in a row, a column and the vector: the gradient against the product
+    of the other elements (np.delete, element by element), finite differences
+    (prod is multilinear: central differences are exact up to rounding), and
+    stagegen.verify at the same point (SymPy's products)."""
+    module = stagegen.load(PROD_SOURCE, backend=backend)
+    rng = np.random.default_rng(7 + zeros)
+    A, v, w = _with_zeros(rng, zeros)
+    value, (dA, dv, dw) = module.value_and_grad(A, v, w)
+    col = np.prod(A, axis=0)
+    # L = sum_i w_i prod_j A_ij + sum_j col_j**2 + prod(v)
+    want_A = w[:, None] * _others(A, 1) + 2 * col[None, :] * _others(A, 0)
+    want_v = _others(v, 0)
+    assert value == pytest.approx(float(np.sum(np.prod(A, axis=1) * w) + np.sum(col * col) + np.prod(v)))
+    assert np.allclose(dA, want_A, rtol=1e-12, atol=1e-12) and np.allclose(dv, want_v, rtol=1e-12, atol=1e-12)
+    assert np.allclose(dw, np.prod(A, axis=1), rtol=1e-12, atol=0)
+    if zeros:
+        assert np.all(np.isfinite(dA)) and np.count_nonzero(dv) == (1 if zeros == 1 else 0)
+    h = 1e-6
+    for arg, grad in ((A, dA), (v, dv)):
+        for index in np.ndindex(arg.shape):
+            old = arg[index]
+            arg[index] = old + h
+            up = module.forward(A, v, w)[0]
+            arg[index] = old - h
+            down = module.forward(A, v, w)[0]
+            arg[index] = old
+            assert abs((up - down) / (2 * h) - grad[index]) <= 1e-7 * (1 + abs(grad[index])), index
+    point = {"A": A, "v": v, "w": w}
+    report = stagegen.verify(PROD_SOURCE, backend=backend, at=[point], with_=("jvp",))
+    assert report.ok, report.table()
+
+
+def test_prod_second_order_is_a_clear_error():
+    with pytest.raises(stagegen.UsageError, match="hvp needs the derivative of prod"):
+        stagegen.generate("v: vector(3)\nL = prod(v)\n", backend="numpy", with_=("hvp",))

@@ -267,6 +267,8 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "std_axis": "A: matrix(n, m)\nf = std(A * A, axis=0)\n",
         "min_axis": "A: matrix(n, m)\nf = min(A, axis=0, keepdims=True) * A\n",
         "log_softmax": "A: matrix(n, m)\nf = log_softmax(A)\n",
+        "prod": "A: matrix(n, m)\nf = prod(A * A)\n",
+        "prod_axis": "A: matrix(n, m)\nf = prod(A, axis=1, keepdims=True) * A\n",
     }
     assert set(programs) == {name for name, gate in REGISTRY.items() if gate.structural}
     for name, source in programs.items():

@@ -81,6 +81,11 @@ CONVENTIONS = {
     "sign": lambda x: (0.0,),
     "floor": lambda x: (0.0,),
     "ceil": lambda x: (0.0,),
+    # min(max(x, lo), hi) with max's and min's ties: x keeps a tie with a bound;
+    # lo > hi makes the value hi, whatever x
+    "clip": lambda x, lo, hi: (
+        (1.0, 0.0, 0.0) if lo <= x <= hi else (0.0, 1.0, 0.0) if x < lo <= hi else (0.0, 0.0, 1.0)
+    ),
     "atan2": _polar(lambda y, x, r2: (x / r2, -y / r2)),
     "hypot": _polar(lambda x, y, r2: (x / mpmath.sqrt(r2), y / mpmath.sqrt(r2))),
 }
@@ -593,3 +598,21 @@ def test_sympys_own_functions_reach_their_gates(make):
     build = stagegen.build(make(x) * x + x)
     report = stagegen.verify(build, points=8)
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize(
+    "source, gates, first",
+    [
+        ("min(max(x, y), z)", ["max", "min"], "x"),
+        ("min(z, max(x, y))", ["max", "min"], "z"),
+        ("max(min(x, z), y)", ["min", "max"], "x"),
+    ],
+)
+def test_min_of_max_stays_min_and_max(source, gates, first):
+    """clip is its own head: a program's min and max circuits keep their gates
+    and their tie convention, never clip's (at a tie of all three the whole
+    gradient goes to the outer gate's first operand, through the inner's)."""
+    assert [s.gate for s in lower(parse(f"f = {source}")).stages] == gates
+    mod = stagegen.load(f"f = {source}")
+    _, grads = mod.value_and_grad(*[1.0] * len(mod.INPUTS))
+    assert dict(zip(mod.INPUTS, grads, strict=True)) == {n: float(n == first) for n in mod.INPUTS}

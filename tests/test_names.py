@@ -191,8 +191,8 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
     """Every global a generated function reads is the backend module's alias, a
     function name of the input language, or listed in identifiers.GLOBALS."""
     gates = {g: gate for g, gate in BY_SOURCE.items() if backend in gate.backends}
-    unary = {g for g, gate in gates.items() if len(gate.operands) == 1 and not gate.variadic}
-    calls = {g: f"{g}(x)" if g in unary else f"{g}(x, y)" for g in gates}
+    arity = {g: 2 if gate.variadic else len(gate.operands) for g, gate in gates.items()}
+    calls = {g: f"{g}({', '.join('xyz'[: arity[g]])})" for g in gates}
     calls["where"] = "where((x > y) & ~(x == 0) | (y != 1), x, y)"  # masks too
     source = "f = " + " + ".join(calls.values())
     b = stagegen.build(source, backend=backend)

@@ -215,6 +215,8 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "min_axis": lambda a, axis, keepdims: np.min(a, axis=axis, **kept),
         "softmax": lambda a, axis: np.exp(a) / np.sum(np.exp(a), axis=axis, keepdims=True),
         "log_softmax": lambda a, axis: a - np.log(np.sum(np.exp(a), axis=axis, keepdims=True)),
+        "prod": np.prod,
+        "prod_axis": lambda a, axis, keepdims: np.prod(a, axis=axis, **kept),
     }[name](*floats, **params)
     assert got.shape == np.shape(expected)
     np.testing.assert_allclose(got.astype(float), expected, rtol=1e-13)
