@@ -7,9 +7,12 @@ expansions), the helpers a module may define, the forms of the values the
 reverse pass seeds, zeroes, copies and sums, and the policies that differ
 between floats and arrays: whether values may be arrays (and so alias each
 other and need summing back to an input's shape), whether arrays are released
-after their last use, whether errors are located at their stage. The planner
-and the renderer read these fields; nothing else in stagegen asks which
-backend it is writing for.
+after their last use, whether errors are located at their stage; and, for a
+compiled target (numba), whose gate forms it prints, what the module runs
+first, the decorator that compiles each function, the name of the same
+functions as Python runs them, and what its functions give where Python
+raises. The planner and the renderer read these fields; nothing else in
+stagegen asks which backend it is writing for.
 
 Adding a backend is one record here plus its exceptions; adding a function a
 backend names by convention needs nothing here at all.
@@ -72,6 +75,25 @@ class Backend:
     # arrays: an array's shape, and the indices of an array of a shape (value_and_jacobian's loops)
     shape_of: str = "{m}.shape({0})"
     indices: str = "{m}.ndindex({0})"
+    # the backend whose gate forms (`Gate.code`) it prints, if not its own name's
+    forms: str = ""
+    imports: tuple[str, ...] = ()  # modules every module of it imports, beside `module`
+    preamble: str = ""  # source written after the imports (numba's guarded import)
+    # the line above each function of the listing (numba's compiling decorator)
+    decorator: str = ""
+    # where set, the module also has the listing's functions as Python runs them,
+    # named with this prefix (py_forward): what trace and verify read, and
+    # what reproduces a failure in Python's own terms
+    python_copies: str = ""
+    # functions (as printed: "math.log") that give inf or NaN where Python raises,
+    # and what they give: listed in the docstring of a module that calls them
+    domains: Mapping[str, str] = field(default_factory=dict)
+    says: str = ""  # what the docstring says of the backend (how the code runs)
+
+    @property
+    def gate_forms(self) -> str:
+        """The key of the gates' emitted forms (`Gate.code`) this backend prints."""
+        return self.forms or self.name
 
     def seed(self, value: Expr, scalar: bool) -> Expr:
         """The adjoint of the output in value_and_grad (d out / d out)."""
@@ -468,7 +490,97 @@ ARRAY = Backend(
     indices="_indices({0})",
 )
 
-BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY)})
+_NUMBA_IMPORT = """try:  # numba compiles this module's functions
+    import llvmlite.binding
+    import numba
+    import numba.extending
+except ModuleNotFoundError:
+    raise ImportError(
+        "this module is compiled by numba, which is not installed: pip install numba "
+        "(or generate it with --backend math or --backend numpy)"
+    ) from None
+
+# numba's cache (in __pycache__ beside the module) where the module is a file: its
+# functions compile once per machine; a module built in memory (stagegen.load,
+# trace, verify) has no file to key a cache by and compiles at each first call
+_CACHE = os.path.isfile(globals().get("__file__") or "")
+"""
+
+_POW = '''def _pow(x, n):
+    """x ** n as the math backend computes it: Python's ** (pow) for an integer n,
+    math.pow otherwise (a negative x is then a domain error, not a complex
+    number); both call the C library's pow. Compiled, that same pow (_c_pow):
+    numba's own turns pow(x, 2.0) into x * x, pow(x, 0.5) into sqrt(x) and
+    pow(x, -1.0) into 1 / x, each rounded differently now and then."""
+    return pow(x, n) if isinstance(n, int) else math.pow(x, n)
+
+
+# the C library's pow under a name of this module's, which the compiler does not
+# know as pow and so calls as it is (Python's pow: the process's C library)
+_C = ctypes.CDLL(None if os.name == "posix" else "ucrtbase")
+llvmlite.binding.add_symbol("stagegen_pow", ctypes.cast(_C.pow, ctypes.c_void_p).value)
+_c_pow = numba.types.ExternalFunction(
+    "stagegen_pow", numba.float64(numba.float64, numba.float64)
+)
+
+
+@numba.extending.overload(_pow)
+def _pow_compiled(x, n):
+    return lambda x, n: _c_pow(float(x), float(n))
+'''
+
+NUMBA = Backend(
+    name="numba",
+    title="numba",
+    module="math",
+    alias="math",
+    syntax=Syntax(
+        prefix=MATH.syntax.prefix,
+        functions={**MATH.syntax.functions, "_pow": "_pow"},
+        # every power through the C library's pow, as CPython's ** and math.pow
+        expansions={**MATH.syntax.expansions, "pow": lambda x, n: Call("_pow", (x, n))},
+        constants=MATH.syntax.constants,
+    ),
+    helpers={"_pow": Helper("_pow", _POW, imports=("ctypes",))},
+    forms="math",
+    imports=("os",),
+    preamble=_NUMBA_IMPORT,
+    decorator="@numba.njit(cache=_CACHE)",
+    python_copies="py_",
+    domains={
+        "math.log": "log: -inf at 0, NaN below",
+        "math.log2": "log2: -inf at 0, NaN below",
+        "math.log10": "log10: -inf at 0, NaN below",
+        "math.log1p": "log1p: -inf at -1, NaN below",
+        "math.sqrt": "sqrt: NaN below 0",
+        "math.asin": "asin: NaN outside [-1, 1]",
+        "math.acos": "acos: NaN outside [-1, 1]",
+        "math.acosh": "acosh: NaN below 1",
+        "math.atanh": "atanh: -inf at -1, inf at 1, NaN outside [-1, 1]",
+        "math.exp": "exp: inf above 709.78",
+        "math.expm1": "expm1: inf above 709.78",
+        "math.sinh": "sinh: -inf or inf beyond 710.48 in size",
+        "math.cosh": "cosh: inf beyond 710.48 in size",
+        "math.sin": "sin: NaN at -inf and inf",
+        "math.cos": "cos: NaN at -inf and inf",
+        "math.tan": "tan: NaN at -inf and inf",
+        "_pow": (
+            "powers: inf where the result overflows and for 0 to a negative power, "
+            "NaN for a negative number to a non-integer power"
+        ),
+    },
+    says=(
+        "Compiled by numba (nopython mode, fastmath off): the values are bit for bit "
+        "those of the math backend's module. The functions compile once per machine "
+        "where the module is a file (numba's cache), else at their first call. "
+        "py_forward, py_backward and py_value_and_grad (and py_ before each function "
+        "asked for) are the same listings as Python runs them. Compiled, a domain "
+        "error gives NaN or inf where Python raises (a division by zero raises "
+        "ZeroDivisionError in both)"
+    ),
+)
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY, NUMBA)})
 
 # The input language, for stage formulas in comments, docstrings and diagrams.
 SOURCE = Syntax(prefix="", postfix={"transpose": "{0}.T"}, constants={"pi": "pi", "e": "E"})

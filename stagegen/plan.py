@@ -138,11 +138,11 @@ class _Planner:
                 Statement(
                     "stage",
                     values[stage.out],
-                    instance.code[self.backend.name],
+                    instance.code[self.backend.gate_forms],
                     self.operands(stage),
                     number=k + 1,
                     reads=tuple(values[op] for op in stage.values()),
-                    alias=self._viewed(instance.code[self.backend.name], stage),
+                    alias=self._viewed(instance.code[self.backend.gate_forms], stage),
                     array=graph.shape(stage.out) != (),
                     block=("forward", k),
                 )

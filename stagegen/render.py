@@ -153,6 +153,13 @@ def render(
     return text
 
 
+# above the listing's functions as Python runs them, where the module has them
+_PYTHON_COPIES = (
+    "# The same listings as Python runs them (what --trace and verify read): a domain\n"
+    "# error raises here, at its stage's line, where the compiled code gives NaN or inf."
+)
+
+
 def _render(listing: Listing, program: Program, graph: Graph, options: Options, output: str | None) -> str:
     lines = _Text(listing)
     backend, module = listing.backend, listing.module
@@ -181,14 +188,31 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
         with_namespace((check if listing.fused else []) + _lines(lines, listing.fused), *listing.inputs),
     ]
-    functions = [
-        {
-            "define": _bracketed(f"def {f.name}(", f.parameters, "):", 0),
-            "body": with_namespace(check + _lines(lines, f.body), *f.parameters),
-            "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
+
+    def copy(prefix: str, decorator: str, note: str) -> dict:
+        """The listing's functions, named with `prefix`, each under `decorator`."""
+        return {
+            "note": note,
+            "decorator": decorator + "\n" if decorator else "",
+            "forward_def": _bracketed(f"def {prefix}forward(", inputs, "):", 0),
+            "backward_def": _bracketed(f"def {prefix}backward(", [listing.dout, listing.cache], "):", 0),
+            "fused_def": (
+                _bracketed(f"def {prefix}value_and_grad(", inputs, "):", 0) if listing.fused else ""
+            ),
+            "functions": [
+                {
+                    "define": _bracketed(f"def {prefix}{f.name}(", f.parameters, "):", 0),
+                    "body": with_namespace(check + _lines(lines, f.body), *f.parameters),
+                    "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
+                }
+                for f in listing.functions
+            ],
         }
-        for f in listing.functions
-    ]
+
+    inputs = listing.inputs
+    copies = [copy("", backend.decorator, "")]
+    if backend.python_copies:
+        copies.append(copy(backend.python_copies, "", _PYTHON_COPIES))
     used = lines.code.used
     used |= {need for name in list(used) if name in backend.helpers for need in backend.helpers[name].needs}
     helpers = [
@@ -203,12 +227,13 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         pass  # the namespace comes from the arguments (`_namespace`, which imports what it needs)
     elif backend.arrays or any(name.startswith(module + ".") for name in used):
         imports.append(f"import {backend.module}" + ("" if module == backend.module else f" as {module}"))
+    imports += [f"import {m}" for m in backend.imports]
     for helper in helpers:
         imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]
     adapter = ADAPTERS.get(options.emit_adapter)
     if adapter:
         imports += adapter.imports
-    cached, grads, inputs, outs = listing.cached, listing.gradients, listing.inputs, listing.outputs
+    cached, grads, outs = listing.cached, listing.gradients, listing.outputs
     values = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
     unpack = ""
     if cached:
@@ -247,22 +272,20 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
         wrt=_bracketed("WRT = (", [f'"{n}"' for n in listing.wrt], ")", 0, tuple_=True),
         outputs=constants,
-        forward_def=_bracketed("def forward(", inputs, "):", 0),
+        preamble=backend.preamble,
+        copies=copies,
         forward=bodies[0],
         forward_return=(
             _bracketed(f"return {values}, (", cached, ")", 4, tuple_=True)
             if cached
             else f"    return {values}, ()"
         ),
-        backward_def=_bracketed("def backward(", [listing.dout, listing.cache], "):", 0),
         cache_unpack=unpack,
         dout_unpack=dout_unpack,
         backward=bodies[1],
         backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
-        fused_def=_bracketed("def value_and_grad(", inputs, "):", 0) if listing.fused else "",
         fused=bodies[2],
         fused_return=_bracketed(f"return {values}, (", grads, ")", 4, tuple_=True),
-        functions=functions,
         locate=backend.locate,
         helpers=[h.source(module) for h in helpers],
         adapter=adapter.text if adapter else "",
@@ -302,6 +325,11 @@ def _docstring(
         parts += textwrap.wrap(function.cost + ".", LINE_LENGTH - 4, subsequent_indent="    ")
     if listing.backend.arrays:
         parts += ["", *textwrap.wrap(_shapes_note(listing), LINE_LENGTH - 4)]
+    if listing.backend.says:
+        domains = listing.backend.domains
+        called = [domains[name] for name in domains if name in lines.code.used]
+        said = listing.backend.says + (": " + "; ".join(called) if called else "") + "."
+        parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
     if options.emit_adapter:
         parts += ["", *textwrap.wrap(ADAPTERS[options.emit_adapter].says, LINE_LENGTH - 4)]
     if graph.rewrites:

@@ -1,0 +1,271 @@
+"""The numba backend (docs/ARCHITECTURE.md, "The Backend record"): the same
+staged listing as the math backend, compiled by numba.
+
+Its compiled functions give the math backend's values bit for bit, checked on
+one module that applies every scalar gate of the registry (compiled once), at
+random points of each gate's domain and at each gate's special values; the
+functions asked for with --with too. Where the math backend raises, compiled
+code gives NaN or inf (its docstring says which), while the Python copies
+(py_value_and_grad, ...) raise at the stage's line; a division by zero raises
+in both. Modules on disk compile once per machine (numba's cache, checked in
+two processes with NUMBA_CACHE_DIR in a temporary folder); without numba a
+module fails at import with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_gates import CASES, _num, application
+
+import stagegen
+from helpers import ROOT, example, run_cli
+from stagegen.backends import SOURCE
+from stagegen.printer import Forms
+
+N_POINTS = 30  # random points of the every-gate module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def numba_cache(tmp_path_factory):
+    """numba's cache in a temporary folder, for this module's processes and their children."""
+    import numba.core.config
+
+    folder = str(tmp_path_factory.mktemp("numba_cache"))
+    before = os.environ.get("NUMBA_CACHE_DIR"), numba.core.config.CACHE_DIR
+    os.environ["NUMBA_CACHE_DIR"] = numba.core.config.CACHE_DIR = folder
+    yield folder
+    if before[0] is None:
+        del os.environ["NUMBA_CACHE_DIR"]
+    else:
+        os.environ["NUMBA_CACHE_DIR"] = before[0]
+    numba.core.config.CACHE_DIR = before[1]
+
+
+def _bits(value) -> list:
+    """A result as the bytes of its floats, nested tuples flattened (NaN is NaN)."""
+    found, stack = [], [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, tuple):
+            stack.extend(reversed(v))
+        else:
+            v = float(v)
+            found.append("nan" if math.isnan(v) else struct.pack("<d", v))
+    return found
+
+
+def _every_gate() -> tuple[str, dict[str, tuple[float, float]], dict[str, tuple[float, ...]]]:
+    """One program applying every scalar gate of the registry (each application
+    of test_gates' cases, on inputs of its own), summed into f; with each
+    input's sampling domain and its gate's special values."""
+    lines, terms, domains, specials = [], [], {}, {}
+    for k, case in enumerate(CASES):
+        app = application(case)
+        names = [f"x{k}_{i}" for i in range(len(app.inputs))]
+        texts = [names[op] if isinstance(op, int) else _num(op) for op in app.operands]
+        text = Forms(SOURCE).fill(case.instance.display, texts)
+        if text.isidentifier():  # identity: a second name for a value is for outputs only
+            continue
+        lines.append(f"g{k} = {text}")
+        terms.append(f"g{k}")
+        for name in names:
+            domains[name] = case.gate.domain
+            specials[name] = case.gate.special
+    return "\n".join(lines + ["f = " + " + ".join(terms)]) + "\n", domains, specials
+
+
+@pytest.fixture(scope="module")
+def every_gate():
+    source, domains, specials = _every_gate()
+    return (
+        stagegen.load(source, backend="numba"),
+        stagegen.load(source),
+        domains,
+        specials,
+    )
+
+
+def _points(module, domains, specials) -> list[list[float]]:
+    """Random points in every gate's domain, then per input each of its gate's
+    special values, the other inputs random."""
+    rng = random.Random(18)
+    points = [[rng.uniform(*domains[n]) for n in module.INPUTS] for _ in range(N_POINTS)]
+    for j, name in enumerate(module.INPUTS):
+        for value in specials[name]:
+            point = [rng.uniform(*domains[n]) for n in module.INPUTS]
+            point[j] = value
+            points.append(point)
+    return points
+
+
+def _outcome(function, *args):
+    try:
+        return _bits(function(*args))
+    except (ArithmeticError, ValueError) as exc:
+        return type(exc)
+
+
+def test_every_gate_compiled_is_the_math_backend_bit_for_bit(every_gate):
+    compiled, python, domains, specials = every_gate
+    compared = 0
+    for point in _points(compiled, domains, specials):
+        expected = _outcome(python.value_and_grad, *point)
+        if isinstance(expected, type):  # the math backend raises: compiled code gives NaN or inf
+            continue
+        assert _bits(compiled.value_and_grad(*point)) == expected, point
+        value, cache = python.forward(*point)
+        got_value, got_cache = compiled.forward(*point)
+        assert _bits((got_value, got_cache)) == _bits((value, cache)), point
+        assert _bits(compiled.backward(0.75, got_cache)) == _bits(python.backward(0.75, cache)), point
+        assert _bits(compiled.py_value_and_grad(*point)) == expected
+        compared += 1
+    assert compared >= N_POINTS
+
+
+def test_every_gate_module_applies_every_scalar_gate(every_gate):
+    """The program the bit-for-bit test compiles has a stage of each gate (none
+    was merged or rewritten away)."""
+    source, _, _ = _every_gate()
+    gates = {stage.gate for stage in stagegen.build(source, backend="numba").graph.stages}
+    assert {case.gate.name for case in CASES} - {"identity"} <= gates
+
+
+@pytest.mark.parametrize("style", ["seed", "compact"])
+def test_functions_asked_for_are_the_math_backends(style):
+    """value_and_jacobian, jvp, hvp and hessian compiled, and in the compact style."""
+    options = {"with_": "jacobian,jacobian_diag,jvp,hvp,hessian", "style": style}
+    compiled = stagegen.load(example("notes.txt"), backend="numba", **options)
+    python = stagegen.load(example("notes.txt"), **options)
+    rng = random.Random(7)
+    for _ in range(10):
+        point = [rng.uniform(-3, 3) for _ in range(2)]
+        tangent = [rng.uniform(-1, 1) for _ in range(2)]
+        for name, args in [
+            ("value_and_grad", point),
+            ("value_and_jacobian", point),
+            ("value_and_jacobian_diag", point),
+            ("jvp", point + tangent),
+            ("hvp", point + tangent),
+            ("hessian", point),
+        ]:
+            got = getattr(compiled, name)(*args)
+            assert _bits(got) == _bits(getattr(python, name)(*args)), (name, point)
+            assert _bits(getattr(compiled, "py_" + name)(*args)) == _bits(got), (name, point)
+
+
+DOMAINS = "a = log(x)\nb = sqrt(y)\nc = 1.0 / z\nf = a + b * c + exp(w)\n"
+
+
+@pytest.fixture(scope="module")
+def domains():
+    return stagegen.load(DOMAINS, backend="numba")
+
+
+def test_a_domain_error_is_nan_compiled_and_raises_at_its_stage_in_python(domains):
+    value, (dx, dy, dz, dw) = domains.value_and_grad(-1.0, 4.0, 2.0, 0.0)
+    assert math.isnan(value) and (dx, dy) == (-1.0, 0.125)  # log(-1) is NaN; its slope is not
+    assert math.isnan(domains.value_and_grad(1.0, -4.0, 2.0, 0.0)[0])
+    assert domains.forward(0.0, 4.0, 2.0, 0.0)[0] == -math.inf  # (its slope 1 / x raises)
+    assert domains.value_and_grad(1.0, 4.0, 2.0, 1000.0)[0] == math.inf
+    with pytest.raises(ValueError) as raised:
+        domains.py_value_and_grad(-1.0, 4.0, 2.0, 0.0)
+    line = raised.traceback[-1].statement.lines[0].strip()
+    assert line == "a = math.log(x)  # (1)"
+    with pytest.raises(OverflowError):
+        domains.py_forward(1.0, 4.0, 2.0, 1000.0)
+
+
+def test_a_division_by_zero_raises_compiled_and_in_python(domains):
+    with pytest.raises(ZeroDivisionError):
+        domains.value_and_grad(1.0, 4.0, 0.0, 0.0)
+    with pytest.raises(ZeroDivisionError):
+        domains.py_value_and_grad(1.0, 4.0, 0.0, 0.0)
+
+
+def test_the_docstring_says_what_each_function_called_gives_compiled(domains):
+    doc = " ".join(domains.__doc__.split())
+    for said in ("log: -inf at 0, NaN below", "sqrt: NaN below 0", "exp: inf above 709.78"):
+        assert said in doc
+    assert "asin" not in doc and "expm1" not in doc  # what the module does not call
+
+
+def test_a_power_is_the_math_backends_pow_where_numbas_rounds_otherwise():
+    """numba turns x**2 into x * x and x**0.5 into sqrt(x), each rounded otherwise
+    than CPython's pow about once in a thousand; x = 0.011001469958513586 is one
+    such square, 0.12315777117820682 such a root."""
+    module = stagegen.load("f = x**2 + y**0.5 + z**-1 + x**3", backend="numba")
+    python = stagegen.load("f = x**2 + y**0.5 + z**-1 + x**3")
+    x, y = 0.011001469958513586, 0.12315777117820682
+    assert x * x != x**2 and math.sqrt(y) != y**0.5  # the points do tell the two apart
+    rng = random.Random(3)
+    points = [(x, y, 0.00013189530126905946)] + [
+        tuple(rng.uniform(0.01, 3) for _ in range(3)) for _ in range(200)
+    ]
+    for point in points:
+        assert _bits(module.value_and_grad(*point)) == _bits(python.value_and_grad(*point)), point
+
+
+def test_trace_and_check_read_the_python_listing(capsys):
+    status, out, _ = run_cli(
+        [str(ROOT / "examples" / "notes.txt"), "--backend", "numba", "--trace", "x=0.5,y=0.5"], capsys
+    )
+    assert status == 0
+    status, expected, _ = run_cli([str(ROOT / "examples" / "notes.txt"), "--trace", "x=0.5,y=0.5"], capsys)
+    assert out == expected
+    status, out, _ = run_cli([str(ROOT / "examples" / "gates.txt"), "--backend", "numba", "--check"], capsys)
+    assert status == 0, out
+
+
+def _python(code: str, folder: Path, cache: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_a_module_on_disk_compiles_once_per_machine(tmp_path, capsys):
+    status, _, err = run_cli(
+        [str(ROOT / "examples" / "notes.txt"), "--backend", "numba", "-o", str(tmp_path / "notes_nb.py")],
+        capsys,
+    )
+    assert status == 0, err
+    cache = str(tmp_path / "cache")
+    code = (
+        "import notes_nb as m; v = m.value_and_grad(0.5, 0.5); s = m.value_and_grad.stats; "
+        "print(m._CACHE, sum(s.cache_hits.values()), sum(s.cache_misses.values()), v)"
+    )
+    first = _python(code, tmp_path, cache)
+    assert first.returncode == 0, first.stderr
+    second = _python(code, tmp_path, cache)
+    assert second.returncode == 0, second.stderr
+    value = str(stagegen.load(example("notes.txt")).value_and_grad(0.5, 0.5))
+    assert first.stdout.split(" ", 3) == ["True", "0", "1", value + "\n"]  # compiled, cached
+    assert second.stdout.split(" ", 3) == ["True", "1", "0", value + "\n"]  # read from the cache
+    assert stagegen.load(example("notes.txt"), backend="numba")._CACHE is False  # in memory
+
+
+def test_without_numba_a_module_fails_at_import_with_one_line(tmp_path, capsys):
+    path = tmp_path / "notes_nb.py"
+    status, _, err = run_cli(
+        [str(ROOT / "examples" / "notes.txt"), "--backend", "numba", "-o", str(path)], capsys
+    )
+    assert status == 0, err
+    done = _python(
+        f"import sys; sys.modules['numba'] = None; import runpy; runpy.run_path({str(path)!r})",
+        tmp_path,
+        str(tmp_path / "cache"),
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ImportError: this module is compiled by numba, which is not installed: pip install numba "
+        "(or generate it with --backend math or --backend numpy)"
+    )
