@@ -89,6 +89,11 @@ class Backend:
     # and what they give: listed in the docstring of a module that calls them
     domains: Mapping[str, str] = field(default_factory=dict)
     says: str = ""  # what the docstring says of the backend (how the code runs)
+    # a value_and_grad given arrays runs its listing in one compiled loop over
+    # their elements (numba's prange), with the helpers "_arrays"; `loop_says`:
+    # what the docstring says of it
+    loops: bool = False
+    loop_says: str = ""
 
     @property
     def gate_forms(self) -> str:
@@ -494,6 +499,7 @@ _NUMBA_IMPORT = """try:  # numba compiles this module's functions
     import llvmlite.binding
     import numba
     import numba.extending
+    import numpy
 except ModuleNotFoundError:
     raise ImportError(
         "this module is compiled by numba, which is not installed: pip install numba "
@@ -529,6 +535,84 @@ def _pow_compiled(x, n):
     return lambda x, n: _c_pow(float(x), float(n))
 '''
 
+_ARRAYS = '''def _an_array(*values):
+    """The first array among `values`, else 0.0: value_and_grad's test whether
+    it was given arrays, one isinstance for numba to decide on the types."""
+    return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
+
+
+@numba.extending.overload(_an_array)
+def _an_array_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: 0.0
+    first = arrays[0]
+    return lambda *values: values[first]
+
+
+def _shape(*values):
+    """The shape of the first array among `values` (() if none)."""
+    return next((numpy.shape(v) for v in values if isinstance(v, numpy.ndarray)), ())
+
+
+@numba.extending.overload(_shape)
+def _shape_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: ()
+    first = arrays[0]
+    return lambda *values: values[first].shape
+
+
+def _same(value, shape):
+    """Whether `value` is a number or an array of `shape`."""
+    return not isinstance(value, numpy.ndarray) or value.shape == shape
+
+
+@numba.extending.overload(_same)
+def _same_compiled(value, shape):
+    if not isinstance(value, numba.types.Array):
+        return lambda value, shape: True
+    if value.ndim != len(shape):
+        return lambda value, shape: False
+    return lambda value, shape: value.shape == shape
+
+
+def _flat(value):
+    """`value`'s elements as the fused loop reads them: a C-contiguous float64
+    array (the array itself where it is one; a number: one element)."""
+    return numpy.ascontiguousarray(value, dtype=numpy.float64).reshape(-1)
+
+
+@numba.extending.overload(_flat)
+def _flat_compiled(value):
+    if not isinstance(value, numba.types.Array):
+        return lambda value: numpy.full(1, float(value))
+    if value.dtype == numba.float64 and value.layout == "C":
+        return lambda value: value.reshape(value.size)
+
+    def flat(value):
+        return numpy.ascontiguousarray(value).reshape(value.size).astype(numpy.float64)
+
+    return flat
+
+
+def _shaped(elements, shape):
+    """A result of the fused loop: an array of `shape`, or a number (shape ())."""
+    return elements.reshape(shape) if shape else float(elements[0])
+
+
+@numba.extending.overload(_shaped)
+def _shaped_compiled(elements, shape):
+    if len(shape) == 0:
+        return lambda elements, shape: elements[0]
+    return lambda elements, shape: elements.reshape(shape)
+
+
+# numba's parallel range, by a name no input of the fused loop takes
+_prange = numba.prange
+'''
+
 NUMBA = Backend(
     name="numba",
     title="numba",
@@ -541,12 +625,26 @@ NUMBA = Backend(
         expansions={**MATH.syntax.expansions, "pow": lambda x, n: Call("_pow", (x, n))},
         constants=MATH.syntax.constants,
     ),
-    helpers={"_pow": Helper("_pow", _POW, imports=("ctypes",))},
+    helpers={
+        "_pow": Helper("_pow", _POW, imports=("ctypes",)),
+        "_arrays": Helper("_arrays", _ARRAYS),
+    },
     forms="math",
     imports=("os",),
     preamble=_NUMBA_IMPORT,
     decorator="@numba.njit(cache=_CACHE)",
     python_copies="py_",
+    loops=True,
+    loop_says=(
+        "value_and_grad also takes arrays: given arrays of one shape (and numbers "
+        "beside them) it runs its listing as one compiled loop over their elements, in "
+        "parallel blocks (_value_and_grad_loop, numba's prange), reading each input "
+        "once and writing the value and each gradient once; a number's gradient is its "
+        "sum over the elements, per block and then across the blocks. An array that is "
+        "not C-contiguous float64 is copied to one first; arrays of different shapes "
+        "raise ValueError (broadcast them first, or generate with --backend numpy). "
+        "forward and backward take numbers."
+    ),
     domains={
         "math.log": "log: -inf at 0, NaN below",
         "math.log2": "log2: -inf at 0, NaN below",

@@ -183,10 +183,18 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     if checked:
         lines.code.used.add("_check_shapes")
 
+    fused_loop = _fused_loop(listing, _lines(lines, listing.fused))
+    if fused_loop:
+        lines.code.used.add("_arrays")
     bodies = [
         with_namespace(check + _lines(lines, listing.forward), *listing.inputs),
         with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
-        with_namespace((check if listing.fused else []) + _lines(lines, listing.fused), *listing.inputs),
+        with_namespace(
+            (check if listing.fused else [])
+            + (_arrays_entry(listing.inputs) if fused_loop else [])
+            + _lines(lines, listing.fused),
+            *listing.inputs,
+        ),
     ]
 
     def copy(prefix: str, decorator: str, note: str) -> dict:
@@ -274,6 +282,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         outputs=constants,
         preamble=backend.preamble,
         copies=copies,
+        fused_loop=fused_loop,
         forward=bodies[0],
         forward_return=(
             _bracketed(f"return {values}, (", cached, ")", 4, tuple_=True)
@@ -290,6 +299,50 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         helpers=[h.source(module) for h in helpers],
         adapter=adapter.text if adapter else "",
     )
+
+
+def _fused_loop(listing: Listing, body: list[str]) -> dict | None:
+    """What the template needs for value_and_grad over arrays as one compiled
+    loop (a backend with `loops`, a program of one output): each input's names
+    (given, as the loop reads it), each gradient's (its array, its per-block
+    sum, its input's), the listing's lines. The loop's own names are dunder
+    names, which no input or generated name takes."""
+    if not (listing.backend.loops and listing.fused):
+        return None
+    inputs = [{"name": x, "given": f"__{x}_in__", "flat": f"__{x}_flat__"} for x in listing.inputs]
+    flat = {x["name"]: x["flat"] for x in inputs}
+    grads = [
+        {"name": g, "out": f"__{g}_out__", "sum": f"__{g}_sum__", "flat": flat[x], "given": f"__{x}_in__"}
+        for g, x in zip(listing.gradients, listing.wrt, strict=True)
+    ]
+    for k, grad in enumerate(grads):
+        grad["column"] = k
+    shaped = [f"_shaped({g['out']}, _shape({g['given']}))" for g in grads]
+    return {
+        "parameters": ", ".join(x["given"] for x in inputs),
+        "given": _tuple(x["given"] for x in inputs),
+        "inputs": inputs,
+        "same": " and ".join(f"_same({x['given']}, __shape__)" for x in inputs),
+        "sizes": ", ".join(f"{x['flat']}.size" for x in inputs),
+        "grads": grads,
+        "arguments": ", ".join(
+            [*(x["flat"] for x in inputs), "__value__", *(g["out"] for g in grads), "__sums__"]
+        ),
+        "returns": f"return _shaped(__value__, __shape__), {_tuple(shaped)}",
+        "body": body,
+        "value": listing.outputs[0],
+    }
+
+
+def _arrays_entry(inputs: tuple[str, ...]) -> list[str]:
+    """value_and_grad's first lines where it also takes arrays: given one, it runs
+    the loop (numba compiles only the branch the arguments' types take)."""
+    arguments = ", ".join(inputs)
+    return [
+        f"__array__ = _an_array({arguments})  # the first array among the inputs, else 0.0",
+        "if not isinstance(__array__, float):",
+        f"    return _value_and_grad_arrays({arguments})",
+    ]
 
 
 def _docstring(
@@ -330,6 +383,8 @@ def _docstring(
         called = [domains[name] for name in domains if name in lines.code.used]
         said = listing.backend.says + (": " + "; ".join(called) if called else "") + "."
         parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
+    if listing.backend.loops and listing.fused:
+        parts += ["", *textwrap.wrap(listing.backend.loop_says, LINE_LENGTH - 4)]
     if options.emit_adapter:
         parts += ["", *textwrap.wrap(ADAPTERS[options.emit_adapter].says, LINE_LENGTH - 4)]
     if graph.rewrites:

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_gates import CASES, _num, application
 
@@ -50,12 +51,16 @@ def numba_cache(tmp_path_factory):
 
 
 def _bits(value) -> list:
-    """A result as the bytes of its floats, nested tuples flattened (NaN is NaN)."""
+    """A result as the bytes of its floats, nested tuples and arrays (with their
+    shapes) flattened; NaN is NaN."""
     found, stack = [], [value]
     while stack:
         v = stack.pop()
         if isinstance(v, tuple):
             stack.extend(reversed(v))
+        elif isinstance(v, np.ndarray):
+            found.append(v.shape)
+            stack.extend(reversed(v.ravel().tolist()))
         else:
             v = float(v)
             found.append("nan" if math.isnan(v) else struct.pack("<d", v))
@@ -269,3 +274,88 @@ def test_without_numba_a_module_fails_at_import_with_one_line(tmp_path, capsys):
         "ImportError: this module is compiled by numba, which is not installed: pip install numba "
         "(or generate it with --backend math or --backend numpy)"
     )
+
+
+# -- arrays: one fused loop ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notes():
+    return (
+        stagegen.load(example("notes.txt"), backend="numba"),
+        stagegen.load(example("notes.txt")),
+        stagegen.load(example("notes.txt"), backend="numpy"),
+    )
+
+
+def _elementwise(python, *arrays):
+    """The math backend's value_and_grad element by element: (value, gradients) arrays."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    columns = [np.broadcast_to(a, shape).ravel() for a in arrays]
+    results = [python.value_and_grad(*map(float, point)) for point in zip(*columns, strict=True)]
+    value = np.array([r[0] for r in results]).reshape(shape)
+    grads = [np.array([r[1][k] for r in results]).reshape(shape) for k in range(len(arrays))]
+    return value, grads
+
+
+def test_arrays_of_one_shape_are_the_math_backend_element_by_element(notes):
+    compiled, python, numpy_module = notes
+    rng = np.random.default_rng(18)
+    x, y = rng.uniform(-4, 4, (2, 37, 5))
+    x[0, :3], y[0, :3] = [-1000.0, 800.0, 0.0], [-745.0, 40.0, 0.0]  # both branches of sigmoid
+    value, (dx, dy) = compiled.value_and_grad(x, y)
+    expected, (ex, ey) = _elementwise(python, x, y)
+    assert value.shape == dx.shape == dy.shape == (37, 5)
+    assert _bits((*value.ravel(), *dx.ravel(), *dy.ravel())) == _bits(
+        (*expected.ravel(), *ex.ravel(), *ey.ravel())
+    )
+    reference = numpy_module.value_and_grad(x, y)
+    for got, want in zip((value, dx, dy), (reference[0], *reference[1]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+
+
+def test_a_number_beside_arrays_gets_the_sum_of_its_gradients(notes):
+    """A fused sum changes the order of summation: compared within n * eps * sum |terms|."""
+    compiled, python, numpy_module = notes
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-3, 3, 100_003)  # more elements than blocks, not a multiple of them
+    value, (dx, dy) = compiled.value_and_grad(x, 0.25)
+    expected, (ex, ey) = _elementwise(python, x, 0.25)
+    assert isinstance(dy, float) and dx.shape == x.shape
+    assert _bits((*value, *dx)) == _bits((*expected, *ex))
+    bound = x.size * np.finfo(float).eps * np.sum(np.abs(ey))
+    assert abs(dy - math.fsum(ey)) <= bound
+    assert abs(dy - numpy_module.value_and_grad(x, 0.25)[1][1]) <= bound
+
+
+def test_arrays_in_any_layout_and_dtype_and_numbers_alone(notes):
+    compiled, python, _ = notes
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(-3, 3, (2, 8, 6))
+    contiguous = compiled.value_and_grad(np.ascontiguousarray(x[:, ::2].T), y[:, ::2].T.copy())
+    assert _bits(compiled.value_and_grad(x[:, ::2].T, y[:, ::2].T)) == _bits(contiguous)
+    ints = np.arange(-3, 3).reshape(2, 3)
+    assert _bits(compiled.value_and_grad(ints, 0.5)) == _bits(compiled.value_and_grad(ints * 1.0, 0.5))
+    assert _bits(compiled.py_value_and_grad(x, y)) == _bits(compiled.value_and_grad(x, y))
+    value, (dx, dy) = compiled.value_and_grad(np.zeros((0, 3)), 1.0)
+    assert value.shape == dx.shape == (0, 3) and dy == 0.0
+    assert _bits(compiled.value_and_grad(0.5, -1.5)) == _bits(python.value_and_grad(0.5, -1.5))
+
+
+def test_arrays_of_different_shapes_are_refused(notes):
+    with pytest.raises(ValueError, match="arrays of one shape and numbers: broadcast"):
+        notes[0].value_and_grad(np.ones((3, 1)), np.ones(3))
+
+
+def test_the_docstring_says_when_the_loop_runs(notes):
+    doc = " ".join(notes[0].__doc__.split())
+    assert "given arrays of one shape (and numbers beside them)" in doc
+    assert "arrays of different shapes raise ValueError" in doc
+
+
+def test_the_every_gate_module_is_black_formatted():
+    """Its value_and_grad's entry and loop are written in black's style at any width."""
+    import black
+
+    text = stagegen.generate(_every_gate()[0], backend="numba")
+    assert black.format_str(text, mode=black.Mode()) == text

@@ -14,6 +14,14 @@ sqrt: NaN below 0; exp: inf above 709.78; expm1: inf above 709.78; sin: NaN at -
 and inf; cos: NaN at -inf and inf; powers: inf where the result overflows and for 0
 to a negative power, NaN for a negative number to a non-integer power.
 
+value_and_grad also takes arrays: given arrays of one shape (and numbers beside
+them) it runs its listing as one compiled loop over their elements, in parallel
+blocks (_value_and_grad_loop, numba's prange), reading each input once and writing
+the value and each gradient once; a number's gradient is its sum over the elements,
+per block and then across the blocks. An array that is not C-contiguous float64 is
+copied to one first; arrays of different shapes raise ValueError (broadcast them
+first, or generate with --backend numpy). forward and backward take numbers.
+
 Rewrites (each circuit became one grouped gate; --gates fine keeps them as written):
     5:24 log(1 + x**2) -> log1p: accurate when the argument is small (log(1 + t)
         loses the digits of t)
@@ -38,6 +46,7 @@ try:  # numba compiles this module's functions
     import llvmlite.binding
     import numba
     import numba.extending
+    import numpy
 except ModuleNotFoundError:
     raise ImportError(
         "this module is compiled by numba, which is not installed: pip install numba "
@@ -206,6 +215,9 @@ def backward(dout, cache):
 
 @numba.njit(cache=_CACHE)
 def value_and_grad(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _value_and_grad_arrays(x, y)
     p = x * y  # (1)
     r = max(p, x, 0)  # (2)
     xmy = x - y  # (3)
@@ -483,6 +495,9 @@ def py_backward(dout, cache):
 
 
 def py_value_and_grad(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _value_and_grad_arrays(x, y)
     p = x * y  # (1)
     r = max(p, x, 0)  # (2)
     xmy = x - y  # (3)
@@ -610,6 +625,211 @@ def py_value_and_grad(x, y):
     return f, (dx, dy)
 
 
+def _value_and_grad_arrays(__x_in__, __y_in__):
+    """value_and_grad given arrays (_value_and_grad_fused, compiled)."""
+    return _value_and_grad_fused(__x_in__, __y_in__)
+
+
+@numba.extending.overload(_value_and_grad_arrays)
+def _value_and_grad_arrays_compiled(__x_in__, __y_in__):
+    # numba types the call for numbers too, before it drops the branch that makes
+    # it: no implementation then, so that it compiles no loop for them
+    given = (__x_in__, __y_in__)
+    if any(isinstance(t, numba.types.Array) for t in given):
+        return lambda __x_in__, __y_in__: _value_and_grad_fused(__x_in__, __y_in__)
+
+
+@numba.njit(cache=_CACHE)
+def _value_and_grad_fused(__x_in__, __y_in__):
+    """value_and_grad of arrays of one shape (and numbers beside them): the listing
+    in one compiled loop over their elements (_value_and_grad_loop)."""
+    __shape__ = _shape(__x_in__, __y_in__)
+    __same__ = _same(__x_in__, __shape__) and _same(__y_in__, __shape__)
+    if not __same__:
+        raise ValueError(
+            "value_and_grad takes arrays of one shape and numbers: broadcast the "
+            "arrays first (numpy.broadcast_arrays), or generate with --backend numpy"
+        )
+    __x_flat__ = _flat(__x_in__)
+    __y_flat__ = _flat(__y_in__)
+    __n__ = max(0, __x_flat__.size, __y_flat__.size)
+    __n__ = 0 if min(__n__, __x_flat__.size, __y_flat__.size) == 0 else __n__
+    __blocks__ = min(__n__, 8 * numba.get_num_threads())
+    __value__ = numpy.empty(__n__)
+    __dx_out__ = numpy.empty(__x_flat__.size)
+    __dy_out__ = numpy.empty(__y_flat__.size)
+    __sums__ = numpy.zeros((__blocks__, 2))
+    _value_and_grad_loop(
+        __x_flat__, __y_flat__, __value__, __dx_out__, __dy_out__, __sums__
+    )
+    if __x_flat__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dx_out__[0] = __sums__[:, 0].sum()
+    if __y_flat__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dy_out__[0] = __sums__[:, 1].sum()
+    return _shaped(__value__, __shape__), (
+        _shaped(__dx_out__, _shape(__x_in__)),
+        _shaped(__dy_out__, _shape(__y_in__)),
+    )
+
+
+@numba.njit(parallel=True, cache=_CACHE)
+def _value_and_grad_loop(
+    __x_flat__, __y_flat__, __value__, __dx_out__, __dy_out__, __sums__
+):
+    """The listing of value_and_grad, element by element, in parallel blocks; an
+    input of one element is a number, whose gradient each block sums."""
+    __n__, __blocks__ = __value__.size, __sums__.shape[0]
+    for __block__ in _prange(__blocks__):
+        __dx_sum__ = 0.0
+        __dy_sum__ = 0.0
+        __first__ = __block__ * __n__ // __blocks__
+        __last__ = (__block__ + 1) * __n__ // __blocks__
+        for __i__ in range(__first__, __last__):
+            x = __x_flat__[__i__ if __x_flat__.size == __n__ else 0]
+            y = __y_flat__[__i__ if __y_flat__.size == __n__ else 0]
+            p = x * y  # (1)
+            r = max(p, x, 0)  # (2)
+            xmy = x - y  # (3)
+            spxmy = (
+                xmy + math.log1p(math.exp(-xmy))
+                if xmy > 0
+                else math.log1p(math.exp(xmy))
+            )  # (4)
+            reluy = max(y, 0.0)  # (5)
+            spxmypreluy = spxmy + reluy  # (6)
+            absx = abs(x)  # (7)
+            s = spxmypreluy + absx  # (8)
+            tanhr = math.tanh(r)  # (9)
+            erfy = math.erf(y)  # (10)
+            tanhrerfy = tanhr * erfy  # (11)
+            xsqr = _pow(x, 2)  # (12)
+            log1pxsqr = math.log1p(xsqr)  # (13)
+            t = tanhrerfy + log1pxsqr  # (14)
+            xsqrp1 = xsqr + 1  # (15)
+            num = math.sqrt(xsqrp1)  # (16)
+            siny = math.sin(y)  # (17)
+            den = 2 + siny  # (18)
+            invden = 1.0 / den  # (19)
+            u = num * invden  # (20)
+            atan2yx = math.atan2(y, x)  # (21)
+            hypotxy = math.hypot(x, y)  # (22)
+            signy = 1.0 if y > 0 else -1.0 if y < 0 else 0.0  # (23)
+            hypotxysigny = hypotxy * signy  # (24)
+            t25 = atan2yx + hypotxysigny  # (25)
+            erfcx = math.erfc(x)  # (26)
+            t25perfcx = t25 + erfcx  # (27)
+            Phiy = 0.5 * math.erfc(y * -0.7071067811865476)  # (28)
+            v = t25perfcx - Phiy  # (29)
+            st = s * t  # (30)
+            rpst = r + st  # (31)
+            rpstmu = rpst - u  # (32)
+            f = rpstmu + v  # (33)
+            dout = 1.0
+            # backprop f = rpstmu + v
+            drpstmu = (1) * dout  # (33)
+            dv = (1) * dout  # (33)
+            # backprop rpstmu = rpst - u
+            drpst = (1) * drpstmu  # (32)
+            du = (-1) * drpstmu  # (32)
+            # backprop rpst = r + st
+            dr = (1) * drpst  # (31)
+            dst = (1) * drpst  # (31)
+            # backprop st = s * t
+            ds = (t) * dst  # (30)
+            dt = (s) * dst  # (30)
+            # backprop v = t25perfcx - Phiy
+            dt25perfcx = (1) * dv  # (29)
+            dPhiy = (-1) * dv  # (29)
+            # backprop Phiy = norm_cdf(y)
+            dy = (0.3989422804014327 * math.exp(-0.5 * (y * y))) * dPhiy  # (28)
+            # backprop t25perfcx = t25 + erfcx
+            dt25 = (1) * dt25perfcx  # (27)
+            derfcx = (1) * dt25perfcx  # (27)
+            # backprop erfcx = erfc(x)
+            dx = (-1.1283791670955126 * math.exp(-(x * x))) * derfcx  # (26)
+            # backprop t25 = atan2yx + hypotxysigny
+            datan2yx = (1) * dt25  # (25)
+            dhypotxysigny = (1) * dt25  # (25)
+            # backprop hypotxysigny = hypotxy * signy
+            dhypotxy = (signy) * dhypotxysigny  # (24)
+            dsigny = (hypotxy) * dhypotxysigny  # (24)
+            # backprop signy = sign(y)
+            dy += (0) * dsigny  # (23); 0 (a step: 0 at x = 0 too)
+            # backprop hypotxy = hypot(x, y)
+            dx += (
+                x / (hypotxy if hypotxy > 0 else 1.0)
+            ) * dhypotxy  # (22); 0 at (0, 0)
+            dy += (
+                y / (hypotxy if hypotxy > 0 else 1.0)
+            ) * dhypotxy  # (22); 0 at (0, 0)
+            # backprop atan2yx = atan2(y, x)
+            dy += (
+                x / (_pow(x, 2) + _pow(y, 2) if _pow(x, 2) + _pow(y, 2) > 0 else 1.0)
+            ) * datan2yx  # (21); 0 at (0, 0)
+            dx += (
+                -y / (_pow(x, 2) + _pow(y, 2) if _pow(x, 2) + _pow(y, 2) > 0 else 1.0)
+            ) * datan2yx  # (21); 0 at (0, 0)
+            # backprop u = num * invden
+            dnum = (invden) * du  # (20)
+            dinvden = (num) * du  # (20)
+            # backprop invden = 1.0 / den
+            dden = (-1.0 / _pow(den, 2)) * dinvden  # (19)
+            # backprop den = 2 + siny
+            dsiny = (1) * dden  # (18)
+            # backprop siny = sin(y)
+            dy += (math.cos(y)) * dsiny  # (17)
+            # backprop num = sqrt(xsqrp1)
+            dxsqrp1 = (0.5 / num) * dnum  # (16)
+            # backprop xsqrp1 = xsqr + 1
+            dxsqr = (1) * dxsqrp1  # (15)
+            # backprop t = tanhrerfy + log1pxsqr
+            dtanhrerfy = (1) * dt  # (14)
+            dlog1pxsqr = (1) * dt  # (14)
+            # backprop log1pxsqr = log1p(xsqr)
+            dxsqr += (1 / (1 + xsqr)) * dlog1pxsqr  # (13)
+            # backprop xsqr = x**2
+            dx += (2 * x) * dxsqr  # (12)
+            # backprop tanhrerfy = tanhr * erfy
+            dtanhr = (erfy) * dtanhrerfy  # (11)
+            derfy = (tanhr) * dtanhrerfy  # (11)
+            # backprop erfy = erf(y)
+            dy += (1.1283791670955126 * math.exp(-(y * y))) * derfy  # (10)
+            # backprop tanhr = tanh(r)
+            dr += (1 - _pow(tanhr, 2)) * dtanhr  # (9)
+            # backprop s = spxmypreluy + absx
+            dspxmypreluy = (1) * ds  # (8)
+            dabsx = (1) * ds  # (8)
+            # backprop absx = abs(x)
+            dx += (1.0 if x > 0 else -1.0 if x < 0 else 0.0) * dabsx  # (7); 0 at x = 0
+            # backprop spxmypreluy = spxmy + reluy
+            dspxmy = (1) * dspxmypreluy  # (6)
+            dreluy = (1) * dspxmypreluy  # (6)
+            # backprop reluy = relu(y)
+            dy += (y > 0) * dreluy  # (5); 0 at x = 0
+            # backprop spxmy = softplus(xmy)
+            dxmy = (-math.expm1(-spxmy)) * dspxmy  # (4)
+            # backprop xmy = x - y
+            dx += (1) * dxmy  # (3)
+            dy += (-1) * dxmy  # (3)
+            # backprop r = max(p, x, 0)
+            dp = ((p >= x) * (p >= 0)) * dr  # (2); a tie goes to the first operand
+            dx += ((x > p) * (x >= 0)) * dr  # (2); a tie goes to the first operand
+            # backprop p = x * y
+            dx += (y) * dp  # (1)
+            dy += (x) * dp  # (1)
+            __value__[__i__] = f
+            if __dx_out__.size == __n__:
+                __dx_out__[__i__] = dx
+            else:
+                __dx_sum__ += dx
+            if __dy_out__.size == __n__:
+                __dy_out__[__i__] = dy
+            else:
+                __dy_sum__ += dy
+        __sums__[__block__, 0] = __dx_sum__
+        __sums__[__block__, 1] = __dy_sum__
+
+
 def _pow(x, n):
     """x ** n as the math backend computes it: Python's ** (pow) for an integer n,
     math.pow otherwise (a negative x is then a domain error, not a complex
@@ -631,3 +851,81 @@ _c_pow = numba.types.ExternalFunction(
 @numba.extending.overload(_pow)
 def _pow_compiled(x, n):
     return lambda x, n: _c_pow(float(x), float(n))
+
+
+def _an_array(*values):
+    """The first array among `values`, else 0.0: value_and_grad's test whether
+    it was given arrays, one isinstance for numba to decide on the types."""
+    return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
+
+
+@numba.extending.overload(_an_array)
+def _an_array_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: 0.0
+    first = arrays[0]
+    return lambda *values: values[first]
+
+
+def _shape(*values):
+    """The shape of the first array among `values` (() if none)."""
+    return next((numpy.shape(v) for v in values if isinstance(v, numpy.ndarray)), ())
+
+
+@numba.extending.overload(_shape)
+def _shape_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: ()
+    first = arrays[0]
+    return lambda *values: values[first].shape
+
+
+def _same(value, shape):
+    """Whether `value` is a number or an array of `shape`."""
+    return not isinstance(value, numpy.ndarray) or value.shape == shape
+
+
+@numba.extending.overload(_same)
+def _same_compiled(value, shape):
+    if not isinstance(value, numba.types.Array):
+        return lambda value, shape: True
+    if value.ndim != len(shape):
+        return lambda value, shape: False
+    return lambda value, shape: value.shape == shape
+
+
+def _flat(value):
+    """`value`'s elements as the fused loop reads them: a C-contiguous float64
+    array (the array itself where it is one; a number: one element)."""
+    return numpy.ascontiguousarray(value, dtype=numpy.float64).reshape(-1)
+
+
+@numba.extending.overload(_flat)
+def _flat_compiled(value):
+    if not isinstance(value, numba.types.Array):
+        return lambda value: numpy.full(1, float(value))
+    if value.dtype == numba.float64 and value.layout == "C":
+        return lambda value: value.reshape(value.size)
+
+    def flat(value):
+        return numpy.ascontiguousarray(value).reshape(value.size).astype(numpy.float64)
+
+    return flat
+
+
+def _shaped(elements, shape):
+    """A result of the fused loop: an array of `shape`, or a number (shape ())."""
+    return elements.reshape(shape) if shape else float(elements[0])
+
+
+@numba.extending.overload(_shaped)
+def _shaped_compiled(elements, shape):
+    if len(shape) == 0:
+        return lambda elements, shape: elements[0]
+    return lambda elements, shape: elements.reshape(shape)
+
+
+# numba's parallel range, by a name no input of the fused loop takes
+_prange = numba.prange

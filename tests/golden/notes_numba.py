@@ -13,6 +13,14 @@ division by zero raises ZeroDivisionError in both): exp: inf above 709.78; power
 inf where the result overflows and for 0 to a negative power, NaN for a negative
 number to a non-integer power.
 
+value_and_grad also takes arrays: given arrays of one shape (and numbers beside
+them) it runs its listing as one compiled loop over their elements, in parallel
+blocks (_value_and_grad_loop, numba's prange), reading each input once and writing
+the value and each gradient once; a number's gradient is its sum over the elements,
+per block and then across the blocks. An array that is not C-contiguous float64 is
+copied to one first; arrays of different shapes raise ValueError (broadcast them
+first, or generate with --backend numpy). forward and backward take numbers.
+
 Source (examples/notes.txt):
 
     # The staged function of the backprop notes.
@@ -36,6 +44,7 @@ try:  # numba compiles this module's functions
     import llvmlite.binding
     import numba
     import numba.extending
+    import numpy
 except ModuleNotFoundError:
     raise ImportError(
         "this module is compiled by numba, which is not installed: pip install numba "
@@ -94,6 +103,9 @@ def backward(dout, cache):
 
 @numba.njit(cache=_CACHE)
 def value_and_grad(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _value_and_grad_arrays(x, y)
     sigy = 1.0 / (1.0 + math.exp(-y)) if y > -700.0 else math.exp(y)  # (1)
     num = x + sigy  # (2)
     sigx = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else math.exp(x)  # (3)
@@ -166,6 +178,9 @@ def py_backward(dout, cache):
 
 
 def py_value_and_grad(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _value_and_grad_arrays(x, y)
     sigy = 1.0 / (1.0 + math.exp(-y)) if y > -700.0 else math.exp(y)  # (1)
     num = x + sigy  # (2)
     sigx = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else math.exp(x)  # (3)
@@ -198,6 +213,110 @@ def py_value_and_grad(x, y):
     return f, (dx, dy)
 
 
+def _value_and_grad_arrays(__x_in__, __y_in__):
+    """value_and_grad given arrays (_value_and_grad_fused, compiled)."""
+    return _value_and_grad_fused(__x_in__, __y_in__)
+
+
+@numba.extending.overload(_value_and_grad_arrays)
+def _value_and_grad_arrays_compiled(__x_in__, __y_in__):
+    # numba types the call for numbers too, before it drops the branch that makes
+    # it: no implementation then, so that it compiles no loop for them
+    given = (__x_in__, __y_in__)
+    if any(isinstance(t, numba.types.Array) for t in given):
+        return lambda __x_in__, __y_in__: _value_and_grad_fused(__x_in__, __y_in__)
+
+
+@numba.njit(cache=_CACHE)
+def _value_and_grad_fused(__x_in__, __y_in__):
+    """value_and_grad of arrays of one shape (and numbers beside them): the listing
+    in one compiled loop over their elements (_value_and_grad_loop)."""
+    __shape__ = _shape(__x_in__, __y_in__)
+    __same__ = _same(__x_in__, __shape__) and _same(__y_in__, __shape__)
+    if not __same__:
+        raise ValueError(
+            "value_and_grad takes arrays of one shape and numbers: broadcast the "
+            "arrays first (numpy.broadcast_arrays), or generate with --backend numpy"
+        )
+    __x_flat__ = _flat(__x_in__)
+    __y_flat__ = _flat(__y_in__)
+    __n__ = max(0, __x_flat__.size, __y_flat__.size)
+    __n__ = 0 if min(__n__, __x_flat__.size, __y_flat__.size) == 0 else __n__
+    __blocks__ = min(__n__, 8 * numba.get_num_threads())
+    __value__ = numpy.empty(__n__)
+    __dx_out__ = numpy.empty(__x_flat__.size)
+    __dy_out__ = numpy.empty(__y_flat__.size)
+    __sums__ = numpy.zeros((__blocks__, 2))
+    _value_and_grad_loop(
+        __x_flat__, __y_flat__, __value__, __dx_out__, __dy_out__, __sums__
+    )
+    if __x_flat__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dx_out__[0] = __sums__[:, 0].sum()
+    if __y_flat__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dy_out__[0] = __sums__[:, 1].sum()
+    return _shaped(__value__, __shape__), (
+        _shaped(__dx_out__, _shape(__x_in__)),
+        _shaped(__dy_out__, _shape(__y_in__)),
+    )
+
+
+@numba.njit(parallel=True, cache=_CACHE)
+def _value_and_grad_loop(
+    __x_flat__, __y_flat__, __value__, __dx_out__, __dy_out__, __sums__
+):
+    """The listing of value_and_grad, element by element, in parallel blocks; an
+    input of one element is a number, whose gradient each block sums."""
+    __n__, __blocks__ = __value__.size, __sums__.shape[0]
+    for __block__ in _prange(__blocks__):
+        __dx_sum__ = 0.0
+        __dy_sum__ = 0.0
+        __first__ = __block__ * __n__ // __blocks__
+        __last__ = (__block__ + 1) * __n__ // __blocks__
+        for __i__ in range(__first__, __last__):
+            x = __x_flat__[__i__ if __x_flat__.size == __n__ else 0]
+            y = __y_flat__[__i__ if __y_flat__.size == __n__ else 0]
+            sigy = 1.0 / (1.0 + math.exp(-y)) if y > -700.0 else math.exp(y)  # (1)
+            num = x + sigy  # (2)
+            sigx = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else math.exp(x)  # (3)
+            xpy = x + y  # (4)
+            xpysqr = _pow(xpy, 2)  # (5)
+            den = sigx + xpysqr  # (6)
+            invden = 1.0 / den  # (7)
+            f = num * invden  # (8)
+            dout = 1.0
+            # backprop f = num * invden
+            dnum = (invden) * dout  # (8)
+            dinvden = (num) * dout  # (8)
+            # backprop invden = 1.0 / den
+            dden = (-1.0 / _pow(den, 2)) * dinvden  # (7)
+            # backprop den = sigx + xpysqr
+            dsigx = (1) * dden  # (6)
+            dxpysqr = (1) * dden  # (6)
+            # backprop xpysqr = xpy**2
+            dxpy = (2 * xpy) * dxpysqr  # (5)
+            # backprop xpy = x + y
+            dx = (1) * dxpy  # (4)
+            dy = (1) * dxpy  # (4)
+            # backprop sigx = sigmoid(x)
+            dx += ((1 - sigx) * sigx) * dsigx  # (3)
+            # backprop num = x + sigy
+            dx += (1) * dnum  # (2)
+            dsigy = (1) * dnum  # (2)
+            # backprop sigy = sigmoid(y)
+            dy += ((1 - sigy) * sigy) * dsigy  # (1)
+            __value__[__i__] = f
+            if __dx_out__.size == __n__:
+                __dx_out__[__i__] = dx
+            else:
+                __dx_sum__ += dx
+            if __dy_out__.size == __n__:
+                __dy_out__[__i__] = dy
+            else:
+                __dy_sum__ += dy
+        __sums__[__block__, 0] = __dx_sum__
+        __sums__[__block__, 1] = __dy_sum__
+
+
 def _pow(x, n):
     """x ** n as the math backend computes it: Python's ** (pow) for an integer n,
     math.pow otherwise (a negative x is then a domain error, not a complex
@@ -219,3 +338,81 @@ _c_pow = numba.types.ExternalFunction(
 @numba.extending.overload(_pow)
 def _pow_compiled(x, n):
     return lambda x, n: _c_pow(float(x), float(n))
+
+
+def _an_array(*values):
+    """The first array among `values`, else 0.0: value_and_grad's test whether
+    it was given arrays, one isinstance for numba to decide on the types."""
+    return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
+
+
+@numba.extending.overload(_an_array)
+def _an_array_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: 0.0
+    first = arrays[0]
+    return lambda *values: values[first]
+
+
+def _shape(*values):
+    """The shape of the first array among `values` (() if none)."""
+    return next((numpy.shape(v) for v in values if isinstance(v, numpy.ndarray)), ())
+
+
+@numba.extending.overload(_shape)
+def _shape_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: ()
+    first = arrays[0]
+    return lambda *values: values[first].shape
+
+
+def _same(value, shape):
+    """Whether `value` is a number or an array of `shape`."""
+    return not isinstance(value, numpy.ndarray) or value.shape == shape
+
+
+@numba.extending.overload(_same)
+def _same_compiled(value, shape):
+    if not isinstance(value, numba.types.Array):
+        return lambda value, shape: True
+    if value.ndim != len(shape):
+        return lambda value, shape: False
+    return lambda value, shape: value.shape == shape
+
+
+def _flat(value):
+    """`value`'s elements as the fused loop reads them: a C-contiguous float64
+    array (the array itself where it is one; a number: one element)."""
+    return numpy.ascontiguousarray(value, dtype=numpy.float64).reshape(-1)
+
+
+@numba.extending.overload(_flat)
+def _flat_compiled(value):
+    if not isinstance(value, numba.types.Array):
+        return lambda value: numpy.full(1, float(value))
+    if value.dtype == numba.float64 and value.layout == "C":
+        return lambda value: value.reshape(value.size)
+
+    def flat(value):
+        return numpy.ascontiguousarray(value).reshape(value.size).astype(numpy.float64)
+
+    return flat
+
+
+def _shaped(elements, shape):
+    """A result of the fused loop: an array of `shape`, or a number (shape ())."""
+    return elements.reshape(shape) if shape else float(elements[0])
+
+
+@numba.extending.overload(_shaped)
+def _shaped_compiled(elements, shape):
+    if len(shape) == 0:
+        return lambda elements, shape: elements[0]
+    return lambda elements, shape: elements.reshape(shape)
+
+
+# numba's parallel range, by a name no input of the fused loop takes
+_prange = numba.prange
