@@ -94,6 +94,9 @@ class Backend:
     # what the docstring says of it
     loops: bool = False
     loop_says: str = ""
+    # how the loop's listing is printed, if not by `syntax` (numba's: its own
+    # powers, not the math backend's bit-for-bit pow, which costs a call each)
+    loop_syntax: Syntax | None = None
 
     @property
     def gate_forms(self) -> str:
@@ -611,6 +614,10 @@ def _shaped_compiled(elements, shape):
 
 # numba's parallel range, by a name no input of the fused loop takes
 _prange = numba.prange
+
+# elements per block of the fused loop: blocks are what its threads share out, and
+# what a number's gradient is summed over first (the same sums for any threads)
+_BLOCK = 8192
 '''
 
 NUMBA = Backend(
@@ -635,12 +642,15 @@ NUMBA = Backend(
     decorator="@numba.njit(cache=_CACHE)",
     python_copies="py_",
     loops=True,
+    loop_syntax=MATH.syntax,
     loop_says=(
         "value_and_grad also takes arrays: given arrays of one shape (and numbers "
         "beside them) it runs its listing as one compiled loop over their elements, in "
         "parallel blocks (_value_and_grad_loop, numba's prange), reading each input "
         "once and writing the value and each gradient once; a number's gradient is its "
-        "sum over the elements, per block and then across the blocks. An array that is "
+        "sum over the elements, per block of up to 8,192 elements and then across the blocks "
+        "(whatever the number of threads). The loop's powers are numba's own (x**2 is "
+        "x * x), within an ulp or two of the scalar functions'. An array that is "
         "not C-contiguous float64 is copied to one first; arrays of different shapes "
         "raise ValueError (broadcast them first, or generate with --backend numpy). "
         "forward and backward take numbers."

@@ -56,9 +56,9 @@ _ENV = _environment()
 class _Text:
     """Statements as lines: expressions from the backend's forms, comments' from the input language's."""
 
-    def __init__(self, listing: Listing):
+    def __init__(self, listing: Listing, syntax=None):
         self.listing = listing
-        self.code = Forms(listing.backend.syntax, listing.module, listing.dtype)
+        self.code = Forms(syntax or listing.backend.syntax, listing.module, listing.dtype)
         self.source = Forms(SOURCE)
 
     def rhs(self, statement: Statement) -> str:
@@ -183,7 +183,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     if checked:
         lines.code.used.add("_check_shapes")
 
-    fused_loop = _fused_loop(listing, _lines(lines, listing.fused))
+    fused_loop = _fused_loop(listing, _lines(_Text(listing, backend.loop_syntax), listing.fused))
     if fused_loop:
         lines.code.used.add("_arrays")
     bodies = [

@@ -245,16 +245,18 @@ def test_a_module_on_disk_compiles_once_per_machine(tmp_path, capsys):
     assert status == 0, err
     cache = str(tmp_path / "cache")
     code = (
-        "import notes_nb as m; v = m.value_and_grad(0.5, 0.5); s = m.value_and_grad.stats; "
+        "import numpy, notes_nb as m; m.value_and_grad(numpy.ones(3), 0.5); "
+        "v = m.value_and_grad(0.5, 0.5); s = m.value_and_grad.stats; "
         "print(m._CACHE, sum(s.cache_hits.values()), sum(s.cache_misses.values()), v)"
     )
     first = _python(code, tmp_path, cache)
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 0 and "Cannot cache" not in first.stderr, first.stderr
     second = _python(code, tmp_path, cache)
-    assert second.returncode == 0, second.stderr
+    assert second.returncode == 0 and "Cannot cache" not in second.stderr, second.stderr
     value = str(stagegen.load(example("notes.txt")).value_and_grad(0.5, 0.5))
-    assert first.stdout.split(" ", 3) == ["True", "0", "1", value + "\n"]  # compiled, cached
-    assert second.stdout.split(" ", 3) == ["True", "1", "0", value + "\n"]  # read from the cache
+    # floats and arrays: compiled and cached, then read from the cache
+    assert first.stdout.split(" ", 3) == ["True", "0", "2", value + "\n"]
+    assert second.stdout.split(" ", 3) == ["True", "2", "0", value + "\n"]
     assert stagegen.load(example("notes.txt"), backend="numba")._CACHE is False  # in memory
 
 
@@ -298,20 +300,22 @@ def _elementwise(python, *arrays):
     return value, grads
 
 
-def test_arrays_of_one_shape_are_the_math_backend_element_by_element(notes):
+LOOP_RTOL = 1e-13  # the loop's powers are numba's (x * x): an ulp or two from the scalar listing's
+
+
+def test_arrays_of_one_shape_are_the_listing_element_by_element(notes):
     compiled, python, numpy_module = notes
     rng = np.random.default_rng(18)
     x, y = rng.uniform(-4, 4, (2, 37, 5))
     x[0, :3], y[0, :3] = [-1000.0, 800.0, 0.0], [-745.0, 40.0, 0.0]  # both branches of sigmoid
     value, (dx, dy) = compiled.value_and_grad(x, y)
-    expected, (ex, ey) = _elementwise(python, x, y)
     assert value.shape == dx.shape == dy.shape == (37, 5)
-    assert _bits((*value.ravel(), *dx.ravel(), *dy.ravel())) == _bits(
-        (*expected.ravel(), *ex.ravel(), *ey.ravel())
-    )
+    expected, (ex, ey) = _elementwise(python, x, y)
     reference = numpy_module.value_and_grad(x, y)
-    for got, want in zip((value, dx, dy), (reference[0], *reference[1]), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+    wanted = (reference[0], *reference[1])
+    for got, element, want in zip((value, dx, dy), (expected, ex, ey), wanted, strict=True):
+        np.testing.assert_allclose(got, element, rtol=LOOP_RTOL, atol=0)
+        np.testing.assert_allclose(got, want, rtol=LOOP_RTOL, atol=0)
 
 
 def test_a_number_beside_arrays_gets_the_sum_of_its_gradients(notes):
@@ -322,7 +326,8 @@ def test_a_number_beside_arrays_gets_the_sum_of_its_gradients(notes):
     value, (dx, dy) = compiled.value_and_grad(x, 0.25)
     expected, (ex, ey) = _elementwise(python, x, 0.25)
     assert isinstance(dy, float) and dx.shape == x.shape
-    assert _bits((*value, *dx)) == _bits((*expected, *ex))
+    np.testing.assert_allclose(value, expected, rtol=LOOP_RTOL, atol=0)
+    np.testing.assert_allclose(dx, ex, rtol=LOOP_RTOL, atol=0)
     bound = x.size * np.finfo(float).eps * np.sum(np.abs(ey))
     assert abs(dy - math.fsum(ey)) <= bound
     assert abs(dy - numpy_module.value_and_grad(x, 0.25)[1][1]) <= bound
