@@ -319,13 +319,15 @@ def elementwise(quick: bool, names=None) -> tuple[list[str], dict]:
     lines, results, rel = table(
         builders, (), "hand NumPy", seconds=seconds, repeats=repeats, unit="ms", notes=NOTES, checks=checks
     )
-    lines += ["", bandwidth(x, results.get("stagegen numba, fused loop"))]
+    lines += ["", bandwidth(x, y, results.get("stagegen numba, fused loop"))]
     return [f"Elementwise, {size:,} float64 elements per input:", "", *lines], rel
 
 
-def bandwidth(x, fused) -> str:
+def bandwidth(x, y, fused) -> str:
     """The fused loop's memory traffic (two inputs read, the value and two
-    gradients written) in GB/s, against np.copyto of one input's bytes."""
+    gradients written) in GB/s, against np.copyto of one input's bytes; and
+    what its two exps per element take alone (a prange loop writing
+    exp(-x) + exp(-y), numba's threads)."""
     np = need("numpy")
     from .timing import per_call
 
@@ -336,7 +338,25 @@ def bandwidth(x, fused) -> str:
     if fused is None:
         return text + "."
     moved = 5 * x.nbytes / fused.median
-    return text + f"; the fused loop moves 5 × {x.nbytes / 1e6:g} MB at {moved / 1e9:.1f} GB/s (median)."
+    text += f"; the fused loop moves 5 × {x.nbytes / 1e6:g} MB at {moved / 1e9:.1f} GB/s (median)"
+    exps = two_exps(x, y, target)
+    return text + f"; its two exps per element alone take {exps * 1e3:.3g} ms (best of 21)."
+
+
+def two_exps(x, y, out) -> float:
+    """Seconds (best of 21) of a prange loop writing exp(-x) + exp(-y) into `out`."""
+    import math
+
+    numba = need("numba")
+    from .timing import per_call
+
+    @numba.njit(parallel=True)
+    def loop(x, y, out):
+        for i in numba.prange(x.size):
+            out[i] = math.exp(-x[i]) + math.exp(-y[i])
+
+    loop(x, y, out)
+    return min(per_call(loop, (x, y, out), 10) for _ in range(21))
 
 
 def numpy_only(quick: bool) -> tuple[list[str], dict]:
