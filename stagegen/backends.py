@@ -633,7 +633,7 @@ NUMBA = Backend(
         constants=MATH.syntax.constants,
     ),
     helpers={
-        "_pow": Helper("_pow", _POW, imports=("ctypes",)),
+        "_pow": Helper("_pow", _POW, imports=("ctypes", "math")),
         "_arrays": Helper("_arrays", _ARRAYS),
     },
     forms="math",

@@ -183,9 +183,11 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     if checked:
         lines.code.used.add("_check_shapes")
 
-    fused_loop = _fused_loop(listing, _lines(_Text(listing, backend.loop_syntax), listing.fused))
-    if fused_loop:
-        lines.code.used.add("_arrays")
+    fused_loop = None
+    if backend.loops and listing.fused:
+        loop_lines = _Text(listing, backend.loop_syntax)
+        fused_loop = _fused_loop(listing, _lines(loop_lines, listing.fused))
+        lines.code.used.update(loop_lines.code.used | {"_arrays"})
     bodies = [
         with_namespace(check + _lines(lines, listing.forward), *listing.inputs),
         with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
@@ -301,14 +303,12 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     )
 
 
-def _fused_loop(listing: Listing, body: list[str]) -> dict | None:
+def _fused_loop(listing: Listing, body: list[str]) -> dict:
     """What the template needs for value_and_grad over arrays as one compiled
     loop (a backend with `loops`, a program of one output): each input's names
     (given, as the loop reads it), each gradient's (its array, its per-block
     sum, its input's), the listing's lines. The loop's own names are dunder
     names, which no input or generated name takes."""
-    if not (listing.backend.loops and listing.fused):
-        return None
     inputs = [{"name": x, "given": f"__{x}_in__", "flat": f"__{x}_flat__"} for x in listing.inputs]
     flat = {x["name"]: x["flat"] for x in inputs}
     grads = [

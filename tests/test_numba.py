@@ -364,3 +364,16 @@ def test_the_every_gate_module_is_black_formatted():
 
     text = stagegen.generate(_every_gate()[0], backend="numba")
     assert black.format_str(text, mode=black.Mode()) == text
+
+
+def test_a_program_of_powers_alone_imports_what_it_calls():
+    """Its listing calls _pow alone, whose Python body (and the loop) call math.pow."""
+    compiled, python = stagegen.load("f = x**2.5 * y", backend="numba"), stagegen.load("f = x**2.5 * y")
+    for function in (compiled.value_and_grad, compiled.py_value_and_grad):
+        assert _bits(function(1.5, 2.0)) == _bits(python.value_and_grad(1.5, 2.0))
+    x = np.linspace(0.5, 2.0, 7)
+    value, (dx, dy) = compiled.value_and_grad(x, 2.0)
+    expected, (ex, ey) = _elementwise(python, x, 2.0)
+    np.testing.assert_allclose(value, expected, rtol=LOOP_RTOL, atol=0)
+    np.testing.assert_allclose(dx, ex, rtol=LOOP_RTOL, atol=0)
+    assert abs(dy - math.fsum(ey)) <= x.size * np.finfo(float).eps * np.sum(np.abs(ey))
