@@ -97,6 +97,9 @@ class Backend:
     # how the loop's listing is printed, if not by `syntax` (numba's: its own
     # powers, not the math backend's bit-for-bit pow, which costs a call each)
     loop_syntax: Syntax | None = None
+    # builtins its functions read where a name the user gives would hide them
+    # (numba's value_and_grad tests isinstance(..., float); its loop calls range)
+    reserved: tuple[str, ...] = ()
 
     @property
     def gate_forms(self) -> str:
@@ -643,6 +646,7 @@ NUMBA = Backend(
     python_copies="py_",
     loops=True,
     loop_syntax=MATH.syntax,
+    reserved=("float", "range"),
     loop_says=(
         "value_and_grad also takes arrays: given arrays of one shape (and numbers "
         "beside them) it runs its listing as one compiled loop over their elements, in "

@@ -42,6 +42,7 @@ GLOBALS = (
     "_pow",
     "_an_array",
     "_value_and_grad_arrays",
+    "_prange",
     "isinstance",
     "ArithmeticError",
     "ValueError",

@@ -377,3 +377,13 @@ def test_a_program_of_powers_alone_imports_what_it_calls():
     np.testing.assert_allclose(value, expected, rtol=LOOP_RTOL, atol=0)
     np.testing.assert_allclose(dx, ex, rtol=LOOP_RTOL, atol=0)
     assert abs(dy - math.fsum(ey)) <= x.size * np.finfo(float).eps * np.sum(np.abs(ey))
+
+
+@pytest.mark.parametrize("name", ["float", "range"])
+def test_a_name_that_would_hide_a_builtin_the_module_reads_is_refused(name):
+    """value_and_grad tests isinstance(..., float), its loop calls range: a user's
+    name there would hide them (the math backend takes such names)."""
+    source = f"{name} = x * 2\nf = {name} + y"
+    with pytest.raises(stagegen.UsageError, match=f"the name '{name}' would hide the builtin"):
+        stagegen.generate(source, backend="numba")
+    assert stagegen.load(source).value_and_grad(1.0, 2.0) == (4.0, (2.0, 1.0))
