@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from . import arrays, check, dask_bench, growth, locate, scalar, scale, second, special
+from . import arrays, check, compiled, dask_bench, growth, locate, scalar, scale, second, special
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "locate", "scale", "check", "second", "dask", "special")
+SECTIONS = ("scalar", "growth", "arrays", "compiled", "locate", "scale", "check", "second", "dask", "special")
 
 
 def main(argv=None) -> int:
@@ -71,6 +71,9 @@ def main(argv=None) -> int:
                 + (f" ({alone[0]:.2f}× in a NumPy-only process)" if number == 4 and alone else "")
                 + f", fastest peer {best_peer(rel)}"
             )
+    if "compiled" in only:
+        print("### Compiled: the numba backend's compile time and cache (the notes' function)\n")
+        print("\n".join(compiled.run(args.quick)) + "\n")
     if "locate" in only:
         print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
         print("\n".join(locate.run(args.quick)) + "\n")

@@ -57,6 +57,15 @@ def stagegen_numpy(text: str, **options):
         raise Skip(f"stagegen error: {str(exc).splitlines()[0]}") from None
 
 
+def stagegen_numba(text: str, *args):
+    """The generated numba-backend module, its value_and_grad compiled for `args`
+    before it is timed (Skip where numba is not installed)."""
+    need("numba")
+    module = stagegen.load(text, backend="numba")
+    module.value_and_grad(*args)
+    return module
+
+
 # Workload 4 references
 def naive_sigmoid(np, t):
     return 1.0 / (1 + np.exp(-t))
@@ -186,10 +195,28 @@ def elementwise_builders(x, y) -> dict:
         module = stagegen_numpy(NOTES_LINES, style=style)
         return lambda: module.value_and_grad(x, y)
 
+    def fused(threads=None):
+        numba = need("numba")
+        module = stagegen_numba(NOTES_LINES, x, y)
+        if threads is None:
+            return lambda: module.value_and_grad(x, y)
+
+        def limited():
+            before = numba.get_num_threads()
+            numba.set_num_threads(threads)
+            try:
+                return module.value_and_grad(x, y)
+            finally:
+                numba.set_num_threads(before)
+
+        return limited
+
     return {
         "hand NumPy": lambda: lambda: notes_listing(x, y),
         "stagegen numpy seed": lambda: generated("seed"),
         "stagegen numpy compact": lambda: generated("compact"),
+        "stagegen numba, fused loop": lambda: fused(),
+        "stagegen numba, fused loop, 1 thread": lambda: fused(threads=1),
         "hand NumPy, overflow-safe sigmoid": lambda: lambda: notes_listing(x, y, safe_sigmoid),
         "hand NumPy, in-place temporaries": lambda: lambda: notes_hand_inplace(x, y),
         "jax.jit(vjp)": jax_vjp,
@@ -257,6 +284,8 @@ NOTES = {
     "hand NumPy, overflow-safe sigmoid": "stagegen's sigmoid when an element is below -700",
     "hand NumPy, in-place temporaries": "what a buffer-reusing backend could do",
     "jax.jit(vjp)": "device arrays in, waited for",
+    "stagegen numba, fused loop": "one prange loop, numba's threads (all cores)",
+    "stagegen numba, fused loop, 1 thread": "numba.set_num_threads(1) around the call",
     "torch eager": "leaf tensors on NumPy's memory",
     "torch eager, 1 thread": "torch.set_num_threads(1) around the call",
     "jax.jit(value_and_grad)": "device arrays in, waited for",
@@ -267,6 +296,8 @@ NUMPY_ONLY = (
     "hand NumPy",
     "stagegen numpy seed",
     "stagegen numpy compact",
+    "stagegen numba, fused loop",
+    "stagegen numba, fused loop, 1 thread",
     "hand NumPy, overflow-safe sigmoid",
     "hand NumPy, in-place temporaries",
     "value only: hand NumPy",
@@ -285,10 +316,47 @@ def elementwise(quick: bool, names=None) -> tuple[list[str], dict]:
     seconds, repeats = (0.005, 3) if quick else (0.05, 21)
     value = ("value only: hand NumPy", lambda out: out)
     checks = {"value only: hand NumPy": value, "value only: numexpr": value}
-    lines, _, rel = table(
+    lines, results, rel = table(
         builders, (), "hand NumPy", seconds=seconds, repeats=repeats, unit="ms", notes=NOTES, checks=checks
     )
+    lines += ["", bandwidth(x, y, results.get("stagegen numba, fused loop"))]
     return [f"Elementwise, {size:,} float64 elements per input:", "", *lines], rel
+
+
+def bandwidth(x, y, fused) -> str:
+    """The fused loop's memory traffic (two inputs read, the value and two
+    gradients written) in GB/s, against np.copyto of one input's bytes; and
+    what its two exps per element take alone (a prange loop writing
+    exp(-x) + exp(-y), numba's threads)."""
+    np = need("numpy")
+    from .timing import per_call
+
+    target = np.empty_like(x)
+    per_call(lambda: np.copyto(target, x), (), 10)
+    copy = min(per_call(lambda: np.copyto(target, x), (), 10) for _ in range(21))
+    text = f"np.copyto of {x.nbytes / 1e6:g} MB (read + write): {2 * x.nbytes / copy / 1e9:.1f} GB/s"
+    if fused is None:
+        return text + "."
+    moved = 5 * x.nbytes / fused.median
+    text += f"; the fused loop moves 5 × {x.nbytes / 1e6:g} MB at {moved / 1e9:.1f} GB/s (median)"
+    exps = two_exps(x, y, target)
+    return text + f"; its two exps per element alone take {exps * 1e3:.3g} ms (best of 21)."
+
+
+def two_exps(x, y, out) -> float:
+    """Seconds (best of 21) of a prange loop writing exp(-x) + exp(-y) into `out`."""
+    import math
+
+    numba = need("numba")
+    from .timing import per_call
+
+    @numba.njit(parallel=True)
+    def loop(x, y, out):
+        for i in numba.prange(x.size):
+            out[i] = math.exp(-x[i]) + math.exp(-y[i])
+
+    loop(x, y, out)
+    return min(per_call(loop, (x, y, out), 10) for _ in range(21))
 
 
 def numpy_only(quick: bool) -> tuple[list[str], dict]:

@@ -11,7 +11,19 @@ import importlib
 import importlib.metadata
 
 NOT_INSTALLED = "skipped (not installed)"
-PACKAGES = ("stagegen", "sympy", "black", "numpy", "jax", "jaxlib", "torch", "autograd", "casadi", "numexpr")
+PACKAGES = (
+    "stagegen",
+    "sympy",
+    "black",
+    "numpy",
+    "numba",
+    "jax",
+    "jaxlib",
+    "torch",
+    "autograd",
+    "casadi",
+    "numexpr",
+)
 
 
 class Skip(Exception):

@@ -96,6 +96,14 @@ def generated(path: str, style: str):
     return stagegen.load((ROOT / path).read_text(), style=style, filename=path)
 
 
+def compiled(path: str, point):
+    """The numba backend's value_and_grad (compact), compiled before it is timed."""
+    need("numba")
+    module = stagegen.load((ROOT / path).read_text(), style="compact", backend="numba", filename=path)
+    module.value_and_grad(*point)
+    return module.value_and_grad
+
+
 def sympy_lambdified(formula, arity: int, cse: bool):
     import sympy as sp
 
@@ -163,6 +171,7 @@ def builders(name: str) -> dict:
         "hand listing": lambda: hand,
         "stagegen seed": lambda: seed.value_and_grad,
         "stagegen compact": lambda: compact.value_and_grad,
+        "stagegen numba compact": lambda: compiled(path, point),
         "sympy lambdify": lambda: sympy_lambdified(formula, arity, cse=False),
         "sympy lambdify cse": lambda: sympy_lambdified(formula, arity, cse=True),
         "jax.jit(value_and_grad)": lambda: jax_value_and_grad(formula, arity),
@@ -177,6 +186,7 @@ def builders(name: str) -> dict:
 
 NOTES = {
     "jax.jit(value_and_grad)": "Python floats in, floats out (dispatch included)",
+    "stagegen numba compact": "@numba.njit, floats in and out (numba's dispatch included)",
     "torch autograd": "float64 leaf tensors built per call, .item() out",
     "HIPS autograd": "floats out",
     "casadi Function": "SX Function (virtual machine), float() of each DM out",

@@ -7,9 +7,12 @@ expansions), the helpers a module may define, the forms of the values the
 reverse pass seeds, zeroes, copies and sums, and the policies that differ
 between floats and arrays: whether values may be arrays (and so alias each
 other and need summing back to an input's shape), whether arrays are released
-after their last use, whether errors are located at their stage. The planner
-and the renderer read these fields; nothing else in stagegen asks which
-backend it is writing for.
+after their last use, whether errors are located at their stage; and, for a
+compiled target (numba), whose gate forms it prints, what the module runs
+first, the decorator that compiles each function, the name of the same
+functions as Python runs them, and what its functions give where Python
+raises. The planner and the renderer read these fields; nothing else in
+stagegen asks which backend it is writing for.
 
 Adding a backend is one record here plus its exceptions; adding a function a
 backend names by convention needs nothing here at all.
@@ -88,6 +91,40 @@ class Backend:
             "quiet": "each is computed everywhere without warnings and its gradient lines are "
             "selected where its branch is taken (0.0 elsewhere, never 0 * nan)",
         }.get(self.guarded, "")
+
+    # the backend whose gate forms (`Gate.code`) it prints, if not its own name's
+    forms: str = ""
+    imports: tuple[str, ...] = ()  # modules every module of it imports, beside `module`
+    preamble: str = ""  # source written after the imports (numba's guarded import)
+    # the line above each function of the listing (numba's compiling decorator)
+    decorator: str = ""
+    # where set, the module also has the listing's functions as Python runs them,
+    # named with this prefix (py_forward): what trace and verify read, and
+    # what reproduces a failure in Python's own terms
+    python_copies: str = ""
+    # functions (as printed: "math.log") that give inf or NaN where Python raises,
+    # and what they give: listed in the docstring of a module that calls them
+    domains: Mapping[str, str] = field(default_factory=dict)
+    # functions (as printed) whose compiled values differ from Python's, and by how
+    # much (measured): listed in the docstring of a module that calls them
+    rounding: Mapping[str, str] = field(default_factory=dict)
+    says: str = ""  # what the docstring says of the backend (how the code runs)
+    # a value_and_grad given arrays runs its listing in one compiled loop over
+    # their elements (numba's prange), with the helpers "_arrays"; `loop_says`:
+    # what the docstring says of it
+    loops: bool = False
+    loop_says: str = ""
+    # how the loop's listing is printed, if not by `syntax` (numba's: its own
+    # powers, not the math backend's bit-for-bit pow, which costs a call each)
+    loop_syntax: Syntax | None = None
+    # builtins its functions read where a name the user gives would hide them
+    # (numba's value_and_grad tests isinstance(..., float); its loop calls range)
+    reserved: tuple[str, ...] = ()
+
+    @property
+    def gate_forms(self) -> str:
+        """The key of the gates' emitted forms (`Gate.code`) this backend prints."""
+        return self.forms or self.name
 
     def seed(self, value: Expr, scalar: bool) -> Expr:
         """The adjoint of the output in value_and_grad (d out / d out)."""
@@ -1032,7 +1069,210 @@ ARRAY = Backend(
     indices="_indices({0})",
 )
 
-BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY)})
+_NUMBA_IMPORT = """try:  # numba compiles this module's functions
+    import llvmlite.binding
+    import numba
+    import numba.extending
+    import numpy
+except ModuleNotFoundError:
+    raise ImportError(
+        "this module is compiled by numba, which is not installed: pip install numba "
+        "(or generate it with --backend math or --backend numpy)"
+    ) from None
+
+# numba's cache (in __pycache__ beside the module) where the module is a file: its
+# functions compile once per machine; a module built in memory (stagegen.load,
+# trace, verify) has no file to key a cache by and compiles at each first call
+_CACHE = os.path.isfile(globals().get("__file__") or "")
+"""
+
+_POW = '''def _pow(x, n):
+    """x ** n as the math backend computes it: Python's ** (pow) for an integer n,
+    math.pow otherwise (a negative x is then a domain error, not a complex
+    number); both call the C library's pow. Compiled, that same pow (_c_pow):
+    numba's own turns pow(x, 2.0) into x * x, pow(x, 0.5) into sqrt(x) and
+    pow(x, -1.0) into 1 / x, each rounded differently now and then."""
+    return pow(x, n) if isinstance(n, int) else math.pow(x, n)
+
+
+# the C library's pow under a name of this module's, which the compiler does not
+# know as pow and so calls as it is (Python's pow: the process's C library)
+_C = ctypes.CDLL(None if os.name == "posix" else "ucrtbase")
+llvmlite.binding.add_symbol("stagegen_pow", ctypes.cast(_C.pow, ctypes.c_void_p).value)
+_c_pow = numba.types.ExternalFunction(
+    "stagegen_pow", numba.float64(numba.float64, numba.float64)
+)
+
+
+@numba.extending.overload(_pow)
+def _pow_compiled(x, n):
+    return lambda x, n: _c_pow(float(x), float(n))
+'''
+
+_ARRAYS = '''def _an_array(*values):
+    """The first array among `values`, else 0.0: value_and_grad's test whether
+    it was given arrays, one isinstance for numba to decide on the types."""
+    return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
+
+
+@numba.extending.overload(_an_array)
+def _an_array_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: 0.0
+    first = arrays[0]
+    return lambda *values: values[first]
+
+
+def _shape(*values):
+    """The shape of the first array among `values` (() if none)."""
+    return next((numpy.shape(v) for v in values if isinstance(v, numpy.ndarray)), ())
+
+
+@numba.extending.overload(_shape)
+def _shape_compiled(*values):
+    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    if not arrays:
+        return lambda *values: ()
+    first = arrays[0]
+    return lambda *values: values[first].shape
+
+
+def _same(value, shape):
+    """Whether `value` is a number or an array of `shape`."""
+    return not isinstance(value, numpy.ndarray) or value.shape == shape
+
+
+@numba.extending.overload(_same)
+def _same_compiled(value, shape):
+    if not isinstance(value, numba.types.Array):
+        return lambda value, shape: True
+    if value.ndim != len(shape):
+        return lambda value, shape: False
+    return lambda value, shape: value.shape == shape
+
+
+def _flat(value):
+    """`value`'s elements as the fused loop reads them: a C-contiguous float64
+    array (the array itself where it is one; a number: one element)."""
+    return numpy.ascontiguousarray(value, dtype=numpy.float64).reshape(-1)
+
+
+@numba.extending.overload(_flat)
+def _flat_compiled(value):
+    if not isinstance(value, numba.types.Array):
+        return lambda value: numpy.full(1, float(value))
+    if value.dtype == numba.float64 and value.layout == "C":
+        return lambda value: value.reshape(value.size)
+
+    def flat(value):
+        return numpy.ascontiguousarray(value).reshape(value.size).astype(numpy.float64)
+
+    return flat
+
+
+def _shaped(elements, shape):
+    """A result of the fused loop: an array of `shape`, or a number (shape ())."""
+    return elements.reshape(shape) if shape else float(elements[0])
+
+
+@numba.extending.overload(_shaped)
+def _shaped_compiled(elements, shape):
+    if len(shape) == 0:
+        return lambda elements, shape: elements[0]
+    return lambda elements, shape: elements.reshape(shape)
+
+
+# numba's parallel range, by a name no input of the fused loop takes
+_prange = numba.prange
+
+# elements per block of the fused loop: blocks are what its threads share out, and
+# what a number's gradient is summed over first (the same sums for any threads)
+_BLOCK = 8192
+'''
+
+NUMBA = Backend(
+    name="numba",
+    title="numba",
+    module="math",
+    alias="math",
+    syntax=Syntax(
+        prefix=MATH.syntax.prefix,
+        functions={**MATH.syntax.functions, "_pow": "_pow"},
+        # every power through the C library's pow, as CPython's ** and math.pow
+        expansions={**MATH.syntax.expansions, "pow": lambda x, n: Call("_pow", (x, n))},
+        constants=MATH.syntax.constants,
+        logic=MATH.syntax.logic,
+    ),
+    helpers={
+        "_pow": Helper("_pow", _POW, imports=("ctypes", "math")),
+        "_arrays": Helper("_arrays", _ARRAYS),
+        # the math backend's digamma and trigamma, compiled (lgamma's and gamma's rules)
+        **{
+            name: Helper(name, "@numba.njit(cache=_CACHE)\n" + MATH.helpers[name].text)
+            for name in ("_digamma", "_trigamma")
+        },
+    },
+    forms="math",
+    imports=("os",),
+    preamble=_NUMBA_IMPORT,
+    decorator="@numba.njit(cache=_CACHE)",
+    python_copies="py_",
+    guarded="select",
+    loops=True,
+    loop_syntax=MATH.syntax,
+    reserved=("float", "range"),
+    loop_says=(
+        "value_and_grad also takes arrays: given arrays of one shape (and numbers "
+        "beside them) it runs its listing as one compiled loop over their elements, in "
+        "parallel blocks (_value_and_grad_loop, numba's prange), reading each input "
+        "once and writing the value and each gradient once; a number's gradient is its "
+        "sum over the elements, per block of up to 8,192 elements and then across the blocks "
+        "(whatever the number of threads). The loop's powers are numba's own (x**2 is "
+        "x * x), within an ulp or two of the scalar functions'. An array that is "
+        "not C-contiguous float64 is copied to one first; arrays of different shapes "
+        "raise ValueError (broadcast them first, or generate with --backend numpy). "
+        "forward and backward take numbers."
+    ),
+    domains={
+        "math.log": "log: -inf at 0, NaN below",
+        "math.log2": "log2: -inf at 0, NaN below",
+        "math.log10": "log10: -inf at 0, NaN below",
+        "math.log1p": "log1p: -inf at -1, NaN below",
+        "math.sqrt": "sqrt: NaN below 0",
+        "math.asin": "asin: NaN outside [-1, 1]",
+        "math.acos": "acos: NaN outside [-1, 1]",
+        "math.acosh": "acosh: NaN below 1",
+        "math.atanh": "atanh: -inf at -1, inf at 1, NaN outside [-1, 1]",
+        "math.exp": "exp: inf above 709.78",
+        "math.expm1": "expm1: inf above 709.78",
+        "math.sinh": "sinh: -inf or inf beyond 710.48 in size",
+        "math.cosh": "cosh: inf beyond 710.48 in size",
+        "math.sin": "sin: NaN at -inf and inf",
+        "math.cos": "cos: NaN at -inf and inf",
+        "math.tan": "tan: NaN at -inf and inf",
+        "_pow": (
+            "powers: inf where the result overflows and for 0 to a negative power, "
+            "NaN for a negative number to a non-integer power"
+        ),
+    },
+    rounding={
+        "math.gamma": "gamma within 8 ulp of CPython's",
+        "math.lgamma": "lgamma within 11 ulp of max(1, |lgamma|) of CPython's",
+        "math.hypot": "hypot within 1 ulp of CPython's",
+    },
+    says=(
+        "Compiled by numba (nopython mode, fastmath off): the values are bit for bit "
+        "those of the math backend's module. The functions compile once per machine "
+        "where the module is a file (numba's cache), else at their first call. "
+        "py_forward, py_backward and py_value_and_grad (and py_ before each function "
+        "asked for) are the same listings as Python runs them. Compiled, a domain "
+        "error gives NaN or inf where Python raises (a division by zero raises "
+        "ZeroDivisionError in both)"
+    ),
+)
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NUMPY, ARRAY, NUMBA)})
 
 # The input language, for stage formulas in comments, docstrings and diagrams.
 SOURCE = Syntax(

@@ -13,7 +13,8 @@ both by the assignment's first line (copies of arrays, which later lines may
 update in place).
 Line numbers are kept and the text is registered with `linecache`, so a
 failing stage is located, as in the module itself. Whatever the text says,
-edited or not, is what runs.
+edited or not, is what runs, as Python runs it: the decorators that compile a
+function (numba's) are dropped (`as_python`).
 """
 
 from __future__ import annotations
@@ -48,13 +49,30 @@ def module_from_text(text: str, filename: str, tree: ast.Module | None = None) -
     return module
 
 
+def as_python(text: str) -> ast.Module:
+    """The module's syntax tree with its functions as Python runs them: without
+    the decorators that compile them (numba's ``@numba.njit``), so that a check
+    runs the listing as written and a failure raises at its line."""
+    tree = ast.parse(text)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            node.decorator_list = []
+    return tree
+
+
+def python_module(text: str, filename: str) -> types.ModuleType:
+    """The module of `text`, its functions as Python runs them (`as_python`)."""
+    return module_from_text(text, filename, as_python(text))
+
+
 def instrument(text: str) -> ast.Module:
     """The module's syntax tree with ``value_and_grad`` and ``backward``
     returning ``locals()``, and without their ``del``s; and copies of
-    ``forward``, ``jvp`` and ``hvp`` that do the same (`COPIES`)."""
-    tree = ast.parse(text)
+    ``forward``, ``jvp`` and ``hvp`` that do the same (`COPIES`); every
+    function as Python runs it (`as_python`)."""
+    tree = as_python(text)
     lines = python_lines(text)
-    fresh = ast.parse(text).body
+    fresh = as_python(text).body
     for function in _functions(tree, tuple(COPIES)):
         copy = fresh[tree.body.index(function)]
         copy.name = COPIES[function.name]

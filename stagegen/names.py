@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .backends import BACKENDS
 from .differentiate import Backward
+from .errors import UsageError
 from .expr import Num
 from .gates import REGISTRY
 from .identifiers import Namespace
@@ -52,6 +53,13 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
     the `functions` asked for (options.FUNCTIONS) need: the tangents of every
     value (jvp), the Jacobian's entries (d<out>_d<input>)."""
     user = [i.name for i in graph.inputs] + [s.name for s in graph.stages if s.name]
+    hidden = [name for name in user if name in BACKENDS[backend].reserved]
+    if hidden:
+        raise UsageError(
+            f"the name '{hidden[0]}' would hide the builtin that the {BACKENDS[backend].title} "
+            "backend's functions read beside the listing",
+            hint=f"rename '{hidden[0]}', or generate with --backend math",
+        )
     space = Namespace(user)
     module = space.own(BACKENDS[backend].alias)
     dout, cache = space.own("dout"), space.own("cache")

@@ -161,7 +161,7 @@ class _Planner:
         for k, stage in enumerate(graph.stages):
             gate = REGISTRY[stage.gate]
             instance = gate.instance(len(stage.operands), stage.params)
-            code, quiet, reads = instance.code[self.backend.name], False, stage.values()
+            code, quiet, reads = instance.code[self.backend.gate_forms], False, stage.values()
             if self.guards[k] and not gate.mask:
                 if self.backend.guarded == "select":  # not computed where no branch takes it
                     code, reads = self._guarded(code, k), (*reads, *self._conditions(k))
@@ -175,7 +175,7 @@ class _Planner:
                     quiet=quiet,
                     number=k + 1,
                     reads=tuple(values[op] for op in reads),
-                    alias=self._viewed(instance.code[self.backend.name], stage),
+                    alias=self._viewed(instance.code[self.backend.gate_forms], stage),
                     array=graph.shape(stage.out) != (),
                     block=("forward", k),
                 )

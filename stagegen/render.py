@@ -56,9 +56,9 @@ _ENV = _environment()
 class _Text:
     """Statements as lines: expressions from the backend's forms, comments' from the input language's."""
 
-    def __init__(self, listing: Listing):
+    def __init__(self, listing: Listing, syntax=None):
         self.listing = listing
-        self.code = Forms(listing.backend.syntax, listing.module, listing.dtype)
+        self.code = Forms(syntax or listing.backend.syntax, listing.module, listing.dtype)
         self.source = Forms(SOURCE)
 
     def rhs(self, statement: Statement) -> str:
@@ -157,6 +157,13 @@ def render(
     return text
 
 
+# above the listing's functions as Python runs them, where the module has them
+_PYTHON_COPIES = (
+    "# The same listings as Python runs them (what --trace and verify read): a domain\n"
+    "# error raises here, at its stage's line, where the compiled code gives NaN or inf."
+)
+
+
 def _render(listing: Listing, program: Program, graph: Graph, options: Options, output: str | None) -> str:
     lines = _Text(listing)
     backend, module = listing.backend, listing.module
@@ -180,19 +187,46 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     if checked:
         lines.code.used.add("_check_shapes")
 
+    fused_loop = None
+    if backend.loops and listing.fused:
+        loop_lines = _Text(listing, backend.loop_syntax)
+        fused_loop = _fused_loop(listing, _lines(loop_lines, listing.fused))
+        lines.code.used.update(loop_lines.code.used | {"_arrays"})
     bodies = [
         with_namespace(check + _lines(lines, listing.forward), *listing.inputs),
         with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
-        with_namespace((check if listing.fused else []) + _lines(lines, listing.fused), *listing.inputs),
+        with_namespace(
+            (check if listing.fused else [])
+            + (_arrays_entry(listing.inputs) if fused_loop else [])
+            + _lines(lines, listing.fused),
+            *listing.inputs,
+        ),
     ]
-    functions = [
-        {
-            "define": _bracketed(f"def {f.name}(", f.parameters, "):", 0),
-            "body": with_namespace(check + _lines(lines, f.body), *f.parameters),
-            "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
+
+    def copy(prefix: str, decorator: str, note: str) -> dict:
+        """The listing's functions, named with `prefix`, each under `decorator`."""
+        return {
+            "note": note,
+            "decorator": decorator + "\n" if decorator else "",
+            "forward_def": _bracketed(f"def {prefix}forward(", inputs, "):", 0),
+            "backward_def": _bracketed(f"def {prefix}backward(", [listing.dout, listing.cache], "):", 0),
+            "fused_def": (
+                _bracketed(f"def {prefix}value_and_grad(", inputs, "):", 0) if listing.fused else ""
+            ),
+            "functions": [
+                {
+                    "define": _bracketed(f"def {prefix}{f.name}(", f.parameters, "):", 0),
+                    "body": with_namespace(check + _lines(lines, f.body), *f.parameters),
+                    "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
+                }
+                for f in listing.functions
+            ],
         }
-        for f in listing.functions
-    ]
+
+    inputs = listing.inputs
+    copies = [copy("", backend.decorator, "")]
+    if backend.python_copies:
+        copies.append(copy(backend.python_copies, "", _PYTHON_COPIES))
     used = lines.code.used
     used |= {need for name in list(used) if name in backend.helpers for need in backend.helpers[name].needs}
     helpers = [
@@ -207,12 +241,13 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         pass  # the namespace comes from the arguments (`_namespace`, which imports what it needs)
     elif backend.arrays or any(name.startswith(module + ".") for name in used):
         imports.append(f"import {backend.module}" + ("" if module == backend.module else f" as {module}"))
+    imports += [f"import {m}" for m in backend.imports]
     for helper in helpers:
         imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]
     adapter = ADAPTERS.get(options.emit_adapter)
     if adapter:
         imports += adapter.imports
-    cached, grads, inputs, outs = listing.cached, listing.gradients, listing.inputs, listing.outputs
+    cached, grads, outs = listing.cached, listing.gradients, listing.outputs
     values = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
     unpack = ""
     if cached:
@@ -251,26 +286,67 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         inputs=_bracketed("INPUTS = (", [f'"{n}"' for n in inputs], ")", 0, tuple_=True),
         wrt=_bracketed("WRT = (", [f'"{n}"' for n in listing.wrt], ")", 0, tuple_=True),
         outputs=constants,
-        forward_def=_bracketed("def forward(", inputs, "):", 0),
+        preamble=backend.preamble,
+        copies=copies,
+        fused_loop=fused_loop,
         forward=bodies[0],
         forward_return=(
             _bracketed(f"return {values}, (", cached, ")", 4, tuple_=True)
             if cached
             else f"    return {values}, ()"
         ),
-        backward_def=_bracketed("def backward(", [listing.dout, listing.cache], "):", 0),
         cache_unpack=unpack,
         dout_unpack=dout_unpack,
         backward=bodies[1],
         backward_return=_bracketed("return (", grads, ")", 4, tuple_=True),
-        fused_def=_bracketed("def value_and_grad(", inputs, "):", 0) if listing.fused else "",
         fused=bodies[2],
         fused_return=_bracketed(f"return {values}, (", grads, ")", 4, tuple_=True),
-        functions=functions,
         locate=backend.locate,
         helpers=[h.source(module) for h in helpers],
         adapter=adapter.text if adapter else "",
     )
+
+
+def _fused_loop(listing: Listing, body: list[str]) -> dict:
+    """What the template needs for value_and_grad over arrays as one compiled
+    loop (a backend with `loops`, a program of one output): each input's names
+    (given, as the loop reads it), each gradient's (its array, its per-block
+    sum, its input's), the listing's lines. The loop's own names are dunder
+    names, which no input or generated name takes."""
+    inputs = [{"name": x, "given": f"__{x}_in__", "flat": f"__{x}_flat__"} for x in listing.inputs]
+    flat = {x["name"]: x["flat"] for x in inputs}
+    grads = [
+        {"name": g, "out": f"__{g}_out__", "sum": f"__{g}_sum__", "flat": flat[x], "given": f"__{x}_in__"}
+        for g, x in zip(listing.gradients, listing.wrt, strict=True)
+    ]
+    for k, grad in enumerate(grads):
+        grad["column"] = k
+    shaped = [f"_shaped({g['out']}, _shape({g['given']}))" for g in grads]
+    return {
+        "parameters": ", ".join(x["given"] for x in inputs),
+        "given": _tuple(x["given"] for x in inputs),
+        "inputs": inputs,
+        "same": " and ".join(f"_same({x['given']}, __shape__)" for x in inputs),
+        "sizes": ", ".join(f"{x['flat']}.size" for x in inputs),
+        "grads": grads,
+        "arguments": ", ".join(
+            [*(x["flat"] for x in inputs), "__value__", *(g["out"] for g in grads), "__sums__"]
+        ),
+        "returns": f"return _shaped(__value__, __shape__), {_tuple(shaped)}",
+        "body": body,
+        "value": listing.outputs[0],
+    }
+
+
+def _arrays_entry(inputs: tuple[str, ...]) -> list[str]:
+    """value_and_grad's first lines where it also takes arrays: given one, it runs
+    the loop (numba compiles only the branch the arguments' types take)."""
+    arguments = ", ".join(inputs)
+    return [
+        f"__array__ = _an_array({arguments})  # the first array among the inputs, else 0.0",
+        "if not isinstance(__array__, float):",
+        f"    return _value_and_grad_arrays({arguments})",
+    ]
 
 
 def _docstring(
@@ -306,6 +382,17 @@ def _docstring(
         parts += textwrap.wrap(function.cost + ".", LINE_LENGTH - 4, subsequent_indent="    ")
     if listing.backend.arrays:
         parts += ["", *textwrap.wrap(_shapes_note(listing), LINE_LENGTH - 4)]
+    if listing.backend.says:
+        domains = listing.backend.domains
+        called = [domains[name] for name in domains if name in lines.code.used]
+        said = listing.backend.says + (": " + "; ".join(called) if called else "") + "."
+        rounding = listing.backend.rounding
+        differ = [rounding[name] for name in rounding if name in lines.code.used]
+        if differ:
+            said += f" Not bit for bit: {'; '.join(differ)} (the compiler's own implementation)."
+        parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
+    if listing.backend.loops and listing.fused:
+        parts += ["", *textwrap.wrap(listing.backend.loop_says, LINE_LENGTH - 4)]
     if options.emit_adapter:
         parts += ["", *textwrap.wrap(ADAPTERS[options.emit_adapter].says, LINE_LENGTH - 4)]
     if graph.rewrites:

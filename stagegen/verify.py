@@ -55,7 +55,7 @@ from .expr import Num
 from .fresh import Record, read, record, unversioned
 from .gates import BY_FUNCTION, FUNCTIONS, REGISTRY, slot, sympy_number
 from .ir import Domain
-from .modules import AFTER, COPIES, LINES, assignments, instrumented, module_from_text, stage_names
+from .modules import AFTER, COPIES, LINES, assignments, instrumented, python_module, stage_names
 from .parse import from_sympy, is_sympy
 
 RTOL = 1e-9  # against the 50-digit reference
@@ -181,7 +181,7 @@ def verify(target, *, points: int = 20, seed: int = 0, domain=None, at=None, **o
         if is_sympy(target):  # the value against the expression itself, not its printed source
             program = from_sympy(target, options.get("inputs"), build.program.filename)
     if module is None:
-        module = module_from_text(build.text, build.program.filename)
+        module = python_module(build.text, build.program.filename)
     sampling = _Sampling(build, domain, at)
     if not build.graph.elementwise:
         report = _ArrayChecker(build, module, _per_stage(build, text, notes), notes, sampling).run(
@@ -450,7 +450,7 @@ def _module_and_text(target) -> tuple[types.ModuleType, str | None, Record]:
         except (OSError, TypeError):
             return target, None, made
     text, made = read(target)
-    return module_from_text(text, str(target)), text, made
+    return python_module(text, str(target)), text, made
 
 
 # -- references: the program's meaning, never the rules under test -------------

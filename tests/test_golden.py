@@ -64,6 +64,10 @@ CASES = {
         "arrays/two_layer.txt",
         {"backend": "array", "style": "compact", "wrt": "W1,b1,W2,b2", "emit_adapter": "torch"},
     ),
+    # the numba backend: the same listings, compiled
+    "notes_numba": ("notes.txt", {"backend": "numba"}),
+    "gates_numba": ("gates.txt", {"backend": "numba"}),
+    "notes_numba_functions": ("notes.txt", {"backend": "numba", "style": "compact", "with_": "jacobian,jvp"}),
     # a SymPy object: generated from, and recording, the source it prints
     "notes_sympy": (None, {}),
 }

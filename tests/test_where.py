@@ -341,3 +341,12 @@ def test_a_mask_computed_later_guards_nothing_before_it():
     assert "(computed and differentiated everywhere): sqrtx (2)." in " ".join(text.split())
     with pytest.raises(ValueError, match=r"stage \(2\) sqrtx = math.sqrt\(x\)"):
         stagegen.load(source).value_and_grad(-1.0, 2.0)
+
+
+@pytest.mark.parametrize("source, meaning", PROGRAMS[:4], ids=IDS[:4])
+def test_numba_compiles_where_programs_as_the_math_backend(source, meaning, tmp_path, monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    compiled, python = stagegen.load(source, backend="numba"), stagegen.load(source)
+    for point in _points(20, seed=9) + [(-1.0, 0.5), (-0.5, 2.0)]:
+        assert compiled.value_and_grad(*point) == python.value_and_grad(*point), point
