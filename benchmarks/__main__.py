@@ -6,11 +6,23 @@ import argparse
 import sys
 import time
 
-from . import arrays, check, compiled, dask_bench, growth, locate, scalar, scale, second, special
+from . import arrays, check, compiled, dask_bench, growth, locate, scalar, scale, second, special, step
 from .peers import threads, versions
 from .timing import machine
 
-SECTIONS = ("scalar", "growth", "arrays", "compiled", "locate", "scale", "check", "second", "dask", "special")
+SECTIONS = (
+    "scalar",
+    "growth",
+    "arrays",
+    "step",
+    "compiled",
+    "locate",
+    "scale",
+    "check",
+    "second",
+    "dask",
+    "special",
+)
 
 
 def main(argv=None) -> int:
@@ -71,6 +83,16 @@ def main(argv=None) -> int:
                 + (f" ({alone[0]:.2f}× in a NumPy-only process)" if number == 4 and alone else "")
                 + f", fastest peer {best_peer(rel)}"
             )
+    if "step" in only:
+        print("### Workload 6: a two-layer net's training step (value and gradients)\n")
+        lines, rel = step.run(args.quick)
+        print("\n".join(lines) + "\n")
+        ours = rel.get("stagegen numpy compact")
+        headlines.append(
+            "workload 6: stagegen numpy "
+            + (f"{ours[0]:.2f}× hand NumPy" if ours else "not available")
+            + f", fastest peer {best_peer(rel)}"
+        )
     if "compiled" in only:
         print("### Compiled: the numba backend's compile time and cache (the notes' function)\n")
         print("\n".join(compiled.run(args.quick)) + "\n")

@@ -19,10 +19,11 @@ adjoint (`Backward.alias`). Text is made later, by the planner and printer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
-from .expr import OUT, Expr, Num, Slot, nodes
+from .expr import OUT, Expr, Num, Slot, mul, nodes, substitute
 from .gates import REGISTRY
 from .ir import Graph, Stage
 from .options import STYLES
@@ -41,6 +42,12 @@ class Line:
     # steps; None: the shapes are known only at run time.
     reduce: tuple | None = ()
     kind: str = "scale"  # one of KINDS
+    # an operand written `repeat` times (x * x): one line, its rule that many times
+    # its own (2 * x for x * x), where the occurrences' rules agree
+    repeat: int = 1
+    # a reduction's vjp as the value that broadcasts (Gate.broadcast): every line
+    # reading the adjoint multiplies it by an array of the operand's shape
+    broadcast: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,30 @@ def _simplified(guard: frozenset) -> frozenset:
     return kept
 
 
+def rule(stage: Stage, line: Line) -> Expr:
+    """The rule a line multiplies the upstream adjoint by (or its vjp): the gate's
+    local rule, times `line.repeat` for an operand written several times."""
+    if line.broadcast:
+        return REGISTRY[stage.gate].instance(len(stage.operands), stage.params).broadcast[line.operand]
+    if line.repeat == 1:
+        return local(stage, line.operand)
+    return mul(Num(line.repeat), _identified(stage, line.operand))
+
+
+def _identified(stage: Stage, operand: int) -> Expr:
+    """`operand`'s local rule with each slot of a repeated value as its first slot."""
+    first = {}
+    for i, op in enumerate(stage.operands):
+        if isinstance(op, int):
+            first.setdefault(op, i)
+    mapping = {
+        Slot(i): Slot(first[op])
+        for i, op in enumerate(stage.operands)
+        if isinstance(op, int) and first[op] != i
+    }
+    return substitute(local(stage, operand), mapping) if mapping else local(stage, operand)
+
+
 @functools.lru_cache(maxsize=None)  # rule expressions: one per gate instance and operand
 def _leaves(rule: Expr) -> tuple[frozenset[int], bool]:
     """The operand slots a rule reads, and whether it reads the output."""
@@ -180,6 +211,30 @@ def _reduce(graph: Graph, stage: Stage, target: int, unbroadcast: set[int]):
     return ()  # elementwise all the way: the sum can wait for the inputs
 
 
+def _broadcasts(graph: Graph, lines: list[Line], line: Line, counts: dict[int, int]) -> bool:
+    """Whether a reduction's line may give its operand an adjoint that broadcasts
+    (``dW2W2 = dt15``, not ``np.full_like(W2W2, dt15)``): the operand is made by an
+    elementwise stage (not a where), this is its adjoint's only contribution, and
+    every line of that stage multiplies the adjoint by a value of the operand's shape."""
+    stage = graph.stages[line.stage]
+    gate = REGISTRY[stage.gate]
+    if line.kind != "vjp" or gate.broadcast is None or counts.get(line.target) != 1:
+        return False
+    producer = graph.stage_of(line.target)
+    shape = graph.shape(line.target)
+    if producer is None or shape in (None, ()):
+        return False
+    made = REGISTRY[producer.gate]
+    if made.structural or made.branches is not None:  # where selects, never multiplies
+        return False
+    k = line.target - len(graph.inputs)
+    mine = [x for x in lines if x.stage == k]
+    return bool(mine) and all(
+        x.kind == "scale" and any(graph.shape(v) == shape for v in reads(producer, rule(producer, x)))
+        for x in mine
+    )
+
+
 def _kind(stage: Stage, operand: int, style: str) -> str:
     if REGISTRY[stage.gate].structural:
         return "vjp"
@@ -209,13 +264,29 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
         stage = graph.stages[k]
         if stage.out not in has_adjoint:
             continue
+        mine: dict[int, int] = {}  # this stage's lines: operand value -> index in lines
         for i, op in enumerate(stage.operands):
             if isinstance(op, int) and depends[op] and flows(stage, i):
+                j = mine.get(op)
+                if (
+                    j is not None
+                    and not REGISTRY[stage.gate].structural
+                    and _identified(stage, i) == _identified(stage, lines[j].operand)
+                ):  # x * x: one line, 2 * x
+                    lines[j] = dataclasses.replace(lines[j], repeat=lines[j].repeat + 1, kind="scale")
+                    contributions[op][-1] = lines[j]
+                    continue
+                mine[op] = len(lines)
                 reduce = _reduce(graph, stage, op, unbroadcast)
                 line = Line(k, i, op, op in contributions, reduce, _kind(stage, i, style))
                 contributions.setdefault(op, []).append(line)
                 lines.append(line)
                 has_adjoint.add(op)
+
+    counts = {target: len(found) for target, found in contributions.items()}
+    lines = [
+        dataclasses.replace(x, broadcast=True) if _broadcasts(graph, lines, x, counts) else x for x in lines
+    ]
 
     alias: dict[int, int] = {}
     for line in lines:  # reverse stage order: an upstream alias is known first
@@ -227,7 +298,7 @@ def differentiate(graph: Graph, wrt: tuple[int, ...] | None = None, style: str =
     cache: set[int] = set()
     for line in lines:
         stage = graph.stages[line.stage]
-        cache.update(reads(stage, local(stage, line.operand)))
+        cache.update(reads(stage, rule(stage, line)))
         if line.reduce is None:
             cache.add(line.target)  # its shape, at run time
     zero = tuple(k for k in wrt if k not in has_adjoint)

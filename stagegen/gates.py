@@ -81,6 +81,7 @@ class Instance:
     tangent: tuple[Expr, ...] | None = (
         None  # structural: operand_i's share of the output's tangent (in TANGENT)
     )
+    broadcast: tuple[Expr, ...] | None = None  # structural: the vjp as a value that broadcasts
 
     @property
     def rules(self) -> tuple[Expr, ...]:
@@ -97,6 +98,10 @@ class Gate:
     # structural: the forward mode's rule, each operand's share of the output's tangent,
     # linear in that operand's tangent `tangent` (the vjp's transpose)
     jvp: Callable[..., tuple] | None = None
+    # a reduction: its vjp as a value that broadcasts to the operand's shape rather
+    # than one of that shape (sum: dout itself, not full_like(a, dout)), which the
+    # planner writes where every line reading the adjoint broadcasts it anyway
+    broadcast: Callable[..., tuple] | None = None
     fn: str | None = None  # the function (or operator) the default emitted form calls
     code: Callable[..., Expr] | Mapping[str, Callable[..., Expr]] | None = None  # the emitted form
     shape: Callable[..., tuple] | None = None  # structural: output shape from operand shapes; else broadcast
@@ -192,10 +197,12 @@ class Gate:
         values = dict(
             zip(self.params, (Num(p) if not isinstance(p, Num) else p for p in params), strict=True)
         )
-        local = vjp = tangent = None
+        local = vjp = tangent = broadcast = None
         if self.structural:
             vjp = tuple(map(_expr, self.vjp(*xs, out=OUT, dout=DOUT, **values)))
             tangent = tuple(map(_expr, self.jvp(*xs, out=OUT, tangent=TANGENT, **values)))
+            if self.broadcast is not None:
+                broadcast = tuple(map(_expr, self.broadcast(*xs, out=OUT, dout=DOUT, **values)))
         else:
             local = tuple(None if r is None else _expr(r) for r in self.local(*xs, out=OUT, **values))
         if len(local or vjp) != arity:
@@ -206,7 +213,7 @@ class Gate:
         keywords = self.written({k: values[k] for k in self.keywords})
         display = call(self.source, *xs, **keywords) if self.source else code[self.backends[0]]
         meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
-        return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent)
+        return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent, broadcast)
 
     def _call(self, *xs, **params) -> Expr:
         return call(self.fn or self.source, *xs, **self.written(params))
@@ -1109,6 +1116,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _sum(a),
         vjp=lambda a, out, dout: (full_like(a, dout),),
+        broadcast=lambda a, out, dout: (dout,),
         jvp=lambda a, out, tangent: (array_sum(tangent),),
         elements=lambda np, a: np.sum(a),
         shape=lambda a: (),
@@ -1124,6 +1132,7 @@ _GATES += [
         **_AXIS,
         forward=lambda a, axis, keepdims: _sum_axis(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) * ones_like(a),),
+        broadcast=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims),),
         jvp=lambda a, out, tangent, axis, keepdims: (array_sum(tangent, **_along(axis, keepdims)),),
         elements=lambda np, a, axis, keepdims: np.sum(a, axis=axis, keepdims=bool(keepdims)),
         shape=drop_axis,
@@ -1139,6 +1148,7 @@ _GATES += [
         operands=("a",),
         forward=lambda a: _mean(a),
         vjp=lambda a, out, dout: (full_like(a, dout / size(a)),),
+        broadcast=lambda a, out, dout: (dout / size(a),),
         jvp=lambda a, out, tangent: (array_mean(tangent),),
         elements=lambda np, a: np.mean(a),
         shape=lambda a: (),
@@ -1155,6 +1165,9 @@ _GATES += [
         forward=lambda a, axis, keepdims: _mean_axis(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (
             _restored(dout, axis, keepdims) * ones_like(a) / axis_size(a, axis),
+        ),
+        broadcast=lambda a, out, dout, axis, keepdims: (
+            _restored(dout, axis, keepdims) / axis_size(a, axis),
         ),
         jvp=lambda a, out, tangent, axis, keepdims: (array_mean(tangent, **_along(axis, keepdims)),),
         elements=lambda np, a, axis, keepdims: np.mean(a, axis=axis, keepdims=bool(keepdims)),

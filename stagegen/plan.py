@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from .backends import BACKENDS, Backend
 from .differentiate import Backward, Line, carriers, differentiate, flows, guards, local, reads
+from .differentiate import rule as line_rule
 from .errors import UsageError
 from .expr import (
     DOUT,
@@ -207,7 +208,7 @@ class _Planner:
         guarded = line.kind == "scale" and self.guards[line.stage]
         form, op = self._form(stage, line, unit)
         alias = self._viewed(form, stage, names.adjoints[upstream])
-        read = [names.values[v] for v in reads(stage, local(stage, line.operand))]
+        read = [names.values[v] for v in reads(stage, line_rule(stage, line))]
         read += [names.values[c] for c in self._conditions(line.stage)] if guarded else []
         read += [] if unit else [names.adjoints[upstream]]
         read += [names.values[target]] if line.reduce is None else []
@@ -253,12 +254,15 @@ class _Planner:
         )
         guard = self.guards[line.stage] if line.kind == "scale" else ()
         key = (stage.gate, len(stage.operands), stage.params, line.operand, line.kind, unit, line.reduce, op)
+        key += _variant(stage, line)
         key += (guard,)
         if key not in self.forms:
-            rule = local(stage, line.operand)
+            rule = line_rule(stage, line)
             seed = self.backward.style == "seed"
             if line.kind == "vjp":  # the rule is the whole contribution
-                form = substitute(rule, {DOUT: Num(1)}) if unit else rule
+                # a broadcast adjoint is the number itself: a float, whatever the inputs
+                one = Num(1.0) if line.broadcast else Num(1)
+                form = substitute(rule, {DOUT: one}) if unit else rule
             elif unit:
                 # dout is the literal 1.0 here; the gradient must still be a float
                 if _floating(rule, self.floats):
@@ -579,7 +583,7 @@ class _Planner:
         graph, names = self.graph, self.names
         stage = graph.stages[line.stage]
         n = len(stage.operands)
-        rule = local(stage, line.operand)
+        rule = line_rule(stage, line)
         upstream = self.backward.upstream(graph, line)
         carried = [i for i, op in enumerate(stage.operands) if flows(stage, i) and carries[op]]
         out_carried = carries[stage.out]
@@ -587,6 +591,7 @@ class _Planner:
         unit_here = unit and upstream in graph.outputs
         seed = self.backward.style == "seed"
         key = ("adjoint tangent", stage.gate, n, stage.params, line.operand, tuple(carried), out_carried)
+        key += _variant(stage, line)
         guard = self.guards[line.stage] if line.kind != "vjp" else ()
         key += (upstream_tangent, unit_here, seed, line.kind, line.reduce, guard)
         if key not in self.forms:
@@ -1049,6 +1054,16 @@ def _one(names: tuple[str, ...]):
 def _entry(name: str, value: str) -> Statement:
     """A Jacobian entry: the value a sweep left in `value`."""
     return Statement("entry", name, Slot(0), (value,), reads=(value,), array=False)
+
+
+def _variant(stage: Stage, line: Line) -> tuple:
+    """What a line's rule depends on beyond its gate instance and operand: whether
+    it broadcasts (`Line.broadcast`); for an operand written several times, how
+    often, and which operands are one value."""
+    if line.repeat == 1:
+        return (line.broadcast,)
+    pattern = tuple(stage.operands.index(op) if isinstance(op, int) else -1 for op in stage.operands)
+    return (line.broadcast, line.repeat, pattern)
 
 
 def _joined(fn: str, masks: list[Expr]) -> Expr:

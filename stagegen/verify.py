@@ -1354,10 +1354,17 @@ def _gather(ids, table, default=0):
     return out
 
 
-def _compare(row: Row, got, reference, scale, where: str, function: str = "") -> None:
-    """An array (or number) from the module against a reference array, element by element."""
+def _compare(row: Row, got, reference, scale, where: str, function: str = "", broadcasts=False) -> None:
+    """An array (or number) from the module against a reference array, element by
+    element; `broadcasts`: an adjoint a reduction gave as the value that broadcasts
+    to its shape (`Line.broadcast`: sum's dout at every element) is that array."""
     import numpy as np
 
+    if broadcasts and got is not None and np.shape(got) != reference.shape:
+        try:
+            got = np.broadcast_to(got, reference.shape)
+        except ValueError:
+            pass
     if got is None or np.shape(got) != reference.shape:
         row.failure = row.failure or f"has shape {np.shape(got)}, expected {reference.shape} at {where}"
         row.error = math.inf
@@ -1654,6 +1661,7 @@ class _ArrayChecker:
             s = sweeps[function]
             got = _adjoint_values(got, self.finished, function)
             got.setdefault(self.build.names.dout, 1.0 if function == "value_and_grad" else douts[0])
+            broadcast = {line.target for line in self.build.backward.lines if line.broadcast}
             for k, _, name in self.adjoint_rows:
                 ids = instance.graph.arrays[graph.stages[k].out]
                 _compare(
@@ -1663,6 +1671,7 @@ class _ArrayChecker:
                     _gather(ids, s.adjoint_scale),
                     f"{where} [{function}]",
                     function,
+                    broadcasts=graph.stages[k].out in broadcast,
                 )
             computed = got.get(LINES, {})
             shares = instance.shares(s)
@@ -1675,7 +1684,9 @@ class _ArrayChecker:
                 share = shares.get(part.stage, {})
                 expected = _gather(ids, {u: v for u, (v, _) in share.items()})
                 scale = _gather(ids, {u: s for u, (_, s) in share.items()})
-                _compare(part.row, total, expected, scale, where, function)
+                _compare(
+                    part.row, total, expected, scale, where, function, broadcasts=part.value in broadcast
+                )
 
     def _finite_differences(self, args, grads, douts, size: float, rows, generator, where):
         """Each gradient against central differences of forward along random directions;

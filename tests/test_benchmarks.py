@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import stagegen
-from benchmarks import arrays, growth, scalar, second
+from benchmarks import arrays, growth, scalar, second, step
 from benchmarks.compare import mismatch
 from benchmarks.peers import NOT_INSTALLED, Skip, need
 from benchmarks.timing import exponent, growth_factor
@@ -165,6 +165,27 @@ def test_stagegen_numpy_candidate_matches_hand_numpy():
     x, y = rng.standard_normal(20), rng.standard_normal(20)
     module = arrays.stagegen_numpy(arrays.NOTES_LINES, style="compact")
     assert mismatch(module.value_and_grad(x, y), arrays.notes_listing(x, y)) < 1e-13
+
+
+def test_step_hand_gradient_is_the_derivative_and_the_module_agrees():
+    rng = np.random.default_rng(6)
+    n = 4
+    X = rng.standard_normal((n, step.D))
+    W1, W2 = 0.1 * rng.standard_normal((step.D, step.H)), 0.1 * rng.standard_normal((step.H, step.C))
+    b1, b2 = 0.1 * rng.standard_normal((1, step.H)), 0.1 * rng.standard_normal((1, step.C))
+    Y = np.eye(step.C)[rng.integers(0, step.C, n)]
+    params = [W1, b1, W2, b2]
+    loss, grads = step.hand(X, *params, Y)
+    # the hand listing divides by N = 200: the same program at n rows still has that constant
+    h = 1e-6
+    for k, g in enumerate(grads):
+        direction = rng.standard_normal(g.shape)
+        up = [p + h * direction if j == k else p for j, p in enumerate(params)]
+        down = [p - h * direction if j == k else p for j, p in enumerate(params)]
+        fd = (step.hand(X, *up, Y)[0] - step.hand(X, *down, Y)[0]) / (2 * h)
+        assert np.sum(g * direction) == pytest.approx(fd, rel=1e-6), k
+    module = stagegen.load(step.SOURCE, backend="numpy", style="compact", wrt="W1,b1,W2,b2")
+    assert mismatch(module.value_and_grad(X, *params, Y), (loss, grads)) < 1e-9
 
 
 def test_fitted_exponents():

@@ -61,9 +61,7 @@ def backward(dout, cache):
     W1, W2, X, W1Xpb1, H, Err, Errsqr = cache
     xp, dtype = _namespace(dout, cache)
     # backprop L = mean(Errsqr)
-    dErrsqr = xp.zeros_like(Errsqr, dtype=dtype) + dout / array_api_compat.size(
-        Errsqr
-    )  # (8)
+    dErrsqr = dout / array_api_compat.size(Errsqr)  # (8)
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)
     del dErrsqr
@@ -101,9 +99,7 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
     Errsqr = Err**2  # (7)
     L = xp.mean(Errsqr)  # (8)
     # backprop L = mean(Errsqr)
-    dErrsqr = xp.zeros_like(Errsqr, dtype=dtype) + 1 / array_api_compat.size(
-        Errsqr
-    )  # (8)
+    dErrsqr = 1.0 / array_api_compat.size(Errsqr)  # (8)
     del Errsqr
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)

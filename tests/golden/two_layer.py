@@ -58,7 +58,7 @@ def forward(W1, b1, W2, b2, X, Y):
 def backward(dout, cache):
     W1, W2, X, W1Xpb1, H, Err, Errsqr = cache
     # backprop L = mean(Errsqr)
-    dErrsqr = np.full_like(Errsqr, dout / Errsqr.size, dtype=np.float64)  # (8)
+    dErrsqr = dout / Errsqr.size  # (8)
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)
     del dErrsqr
@@ -95,7 +95,7 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
     Errsqr = Err**2  # (7)
     L = np.mean(Errsqr)  # (8)
     # backprop L = mean(Errsqr)
-    dErrsqr = np.full_like(Errsqr, 1 / Errsqr.size, dtype=np.float64)  # (8)
+    dErrsqr = 1.0 / Errsqr.size  # (8)
     del Errsqr
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)

@@ -67,9 +67,7 @@ def backward(dout, cache):
     W2, X, W1Xpb1, H, Err, Errsqr = cache
     xp, dtype = _namespace(dout, cache)
     # backprop L = mean(Errsqr)
-    dErrsqr = xp.zeros_like(Errsqr, dtype=dtype) + dout / array_api_compat.size(
-        Errsqr
-    )  # (8)
+    dErrsqr = dout / array_api_compat.size(Errsqr)  # (8)
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)
     del dErrsqr
@@ -104,9 +102,7 @@ def value_and_grad(W1, b1, W2, b2, X, Y):
     Errsqr = Err**2  # (7)
     L = xp.mean(Errsqr)  # (8)
     # backprop L = mean(Errsqr)
-    dErrsqr = xp.zeros_like(Errsqr, dtype=dtype) + 1 / array_api_compat.size(
-        Errsqr
-    )  # (8)
+    dErrsqr = 1.0 / array_api_compat.size(Errsqr)  # (8)
     del Errsqr
     # backprop Errsqr = Err**2
     dErr = 2 * Err * dErrsqr  # (7)
