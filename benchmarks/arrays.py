@@ -23,7 +23,6 @@ in a process, freed blocks stay with the allocator for the rest of it.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ import stagegen
 
 from .compare import table
 from .peers import Skip, need
+from .timing import in_fresh_process
 
 NOTES_LINES = (Path(__file__).resolve().parent.parent / "examples" / "notes.txt").read_text()
 UNAVAILABLE = "stagegen numpy backend not available"
@@ -361,16 +361,7 @@ def two_exps(x, y, out) -> float:
 
 def numpy_only(quick: bool) -> tuple[list[str], dict]:
     """Workload 4's NumPy candidates, timed in a new process that runs nothing else."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.arrays", *(["--quick"] if quick else [])],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    result = json.loads(done.stdout)
-    return result["lines"], {name: tuple(r) for name, r in result["ratios"].items()}
+    return in_fresh_process("arrays", quick)
 
 
 def run(quick: bool = False) -> tuple[list[str], dict]:

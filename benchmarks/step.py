@@ -15,14 +15,13 @@ state of a process that ran large arrays before changes ratios by up to 40 %).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import stagegen
 
 from .compare import table
 from .peers import need
+from .timing import in_fresh_process
 
 N, D, H, C = 200, 3072, 100, 10
 REG = 0.0005
@@ -102,16 +101,7 @@ def measure(quick: bool) -> tuple[list[str], dict]:
 
 def run(quick: bool = False) -> tuple[list[str], dict]:
     """The table, measured in a new process (`python -m benchmarks.step`)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.step", *(["--quick"] if quick else [])],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    result = json.loads(done.stdout)
-    return result["lines"], {name: tuple(r) for name, r in result["ratios"].items()}
+    return in_fresh_process("step", quick)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,23 @@ def machine() -> str:
         f"{cpu}{f', {cores} cores' if cores else ''}; "
         f"Python {platform.python_version()} ({platform.python_implementation()}); {platform.system()}"
     )
+
+
+def in_fresh_process(module: str, quick: bool) -> tuple[list[str], dict]:
+    """A table that `python -m benchmarks.<module>` measures in a new process
+    (printing {"lines": ..., "ratios": ...} as JSON), and its ratios."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *(["--quick"] if quick else [])],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    return result["lines"], {name: tuple(r) for name, r in result["ratios"].items()}
