@@ -1296,7 +1296,8 @@ class _Instance:
         return [float(x) for a in args for x in np.ravel(a)]
 
     def sweep(self, args, douts) -> _Sweep:
-        """The sweep with each output's adjoint seeded with its dout (an array of its shape)."""
+        """The sweep with each output's adjoint seeded with its dout (an array of its
+        shape), at 50 digits (wherever it is called from)."""
         import numpy as np
 
         seeds = {}
@@ -1304,7 +1305,8 @@ class _Instance:
             for index in np.ndindex(output.shape):
                 if isinstance(output[index], int):
                     seeds[output[index]] = seeds.get(output[index], 0) + float(np.asarray(seed)[index])
-        return _sweep(self.nodes, self.point(args), seeds)
+        with mpmath.workdps(DPS):
+            return _sweep(self.nodes, self.point(args), seeds)
 
     def at(self, args):
         """(the program's values, the sweep seeded with ones) at `args`; None

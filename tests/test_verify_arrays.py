@@ -220,3 +220,11 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     }[name](*floats, **params)
     assert got.shape == np.shape(expected)
     np.testing.assert_allclose(got.astype(float), expected, rtol=1e-13)
+
+
+def test_backward_reference_is_computed_at_50_digits():
+    """log_softmax of a dominant logit is about -exp(-gap), below 1e-13 here: at 15
+    digits backward's reference would be 0.0 and the module's right value a mismatch."""
+    text = "S: matrix(2, 2) in [30, 90]\nY: matrix(2, 2)\nL = sum(Y * log_softmax(S, axis=1))\n"
+    report = stagegen.verify(text, backend="numpy", wrt="Y")
+    assert report.ok, report.table()
