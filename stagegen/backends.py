@@ -819,9 +819,27 @@ def _normalised(namespace: bool) -> dict[str, Helper]:
     rest = $m.sum($m.where(top, 0.0, $m.exp(shifted)), axis=axis, keepdims=True)
     return shifted - $m.log1p(rest + ties)
 '''
+    squeezed = (
+        "$m.reshape(out, ()) if axis is None else $m.squeeze(out, axis=axis)"
+        if namespace
+        else "$m.squeeze(out, axis=axis)[()]"
+    )
+    logsumexp = f'''def _logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) along `axis` (of every element if None): max plus log1p
+    of the other terms of sum(exp(x - max)), one max pass, no overflow, and a
+    value near the maximum keeps its digits."""
+{first}    top = $m.max(x, axis=axis, keepdims=True)
+    shifted = x - top
+    peak = shifted == 0
+    ties = $m.sum($m.asarray(peak, dtype=shifted.dtype), axis=axis, keepdims=True) - 1.0
+    rest = $m.sum($m.where(peak, 0.0, $m.exp(shifted)), axis=axis, keepdims=True)
+    out = top + $m.log1p(rest + ties)
+    return out if keepdims else {squeezed}
+'''
     return {
         "_softmax": Helper("_softmax", softmax),
         "_log_softmax": Helper("_log_softmax", log_softmax),
+        "_logsumexp": Helper("_logsumexp", logsumexp),
     }
 
 
@@ -920,6 +938,7 @@ _WHERE = "{m}.where({0}, {1}, {2})"
 _HELPED = {  # helpers, by their own names
     "_softmax": "_softmax",
     "_log_softmax": "_log_softmax",
+    "_logsumexp": "_logsumexp",
     "_prod_others": "_prod_others",
 }
 _PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}

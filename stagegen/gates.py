@@ -1186,8 +1186,9 @@ _GATES += [
         vjp=lambda a, out, dout: (dout * exp(a - out),),
         jvp=lambda a, out, tangent: (array_sum(exp(a - out) * tangent),),
         elements=lambda np, a: sp.log(np.sum(np.frompyfunc(sp.exp, 1, 1)(a))),
-        # max(a) + log(sum(exp(a - max(a)))): no exp of a large number overflows
-        code=lambda a: amax(a) + log(array_sum(exp(a - amax(a)))),
+        # max(a) + log1p(the other terms of sum(exp(a - max(a)))): no exp of a large
+        # number overflows, one max pass, and a value near the maximum keeps its digits
+        code=lambda a: call("_logsumexp", a),
         shape=lambda a: (),
         arrays=True,
         source="logsumexp",
@@ -1209,8 +1210,7 @@ _GATES += [
         elements=lambda np, a, axis, keepdims: np.frompyfunc(sp.log, 1, 1)(
             np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=bool(keepdims))
         ),
-        code=lambda a, axis, keepdims: amax(a, **_along(axis, keepdims))
-        + log(array_sum(exp(a - amax(a, axis=axis, keepdims=True)), **_along(axis, keepdims))),
+        code=lambda a, axis, keepdims: call("_logsumexp", a, **_along(axis, keepdims)),
         shape=drop_axis,
         arrays=True,
         source="logsumexp",

@@ -59,6 +59,7 @@ GLOBALS = (
     "_polygamma",
     "_softmax",
     "_log_softmax",
+    "_logsumexp",
     "_prod_others",
     "_pow",
     "_an_array",

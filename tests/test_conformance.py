@@ -58,7 +58,9 @@ class Namespace:
         for r in leaves(result):  # results in the arguments' namespace and dtype
             if not isinstance(r, (int, float)):
                 assert array_api_compat.array_namespace(r) is space, f"a result {type(r)} from {space}"
-                assert r.dtype == dtype, f"a result of {r.dtype} from arguments of {dtype}"
+                # a mask (a comparison `where` reads, cached) is boolean in every namespace
+                boolean = space.isdtype(r.dtype, "bool")
+                assert r.dtype == dtype or boolean, f"a result of {r.dtype} from arguments of {dtype}"
         if self.lazy:
             (result,) = dask.compute(result, scheduler="synchronous")
         return result

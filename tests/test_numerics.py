@@ -544,3 +544,21 @@ def test_gamma_also_names_a_value():
     assert stagegen.load(source).INPUTS == ("gamma", "x")
     report = stagegen.verify(source, points=12, domain={"gamma": (0.5, 2.0), "x": (0.5, 3.0)})
     assert report.ok, report.table()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_logsumexp_near_its_maximum_keeps_its_digits(backend):
+    """log(exp(0) + exp(-40)) = log1p(exp(-40)) = 4.25e-18: the form max + log(sum)
+    rounds it to 0.0; overflow-free at 1000 as before."""
+    module = stagegen.load("A: matrix(2, 2)\nf = sum(logsumexp(A, axis=1)) + logsumexp(A)\n", backend=backend)
+    A = np.array([[0.0, -40.0], [1000.0, 1000.0 - 50.0]])
+    value, (dA,) = module.value_and_grad(A)
+    with mpmath.workdps(60):
+        rows = [mpmath.log(sum(mpmath.exp(mpmath.mpf(a)) for a in row)) for row in A.tolist()]
+        whole = mpmath.log(sum(mpmath.exp(mpmath.mpf(a)) for a in A.ravel().tolist()))
+        want = float(rows[0] + rows[1] + whole)
+    assert value == pytest.approx(want, rel=1e-15)
+    row = module.forward(A)[1]
+    lse = next(v for v in row if np.shape(v) == (2,))
+    assert abs(lse[0] - 4.248354255291589e-18) <= 4e-34 and lse[1] == 1000.0 + math.log1p(math.exp(-50.0))
+    assert np.all(np.isfinite(dA))

@@ -37,9 +37,7 @@ def forward(W, b, X, Y):
     WX = W @ X  # (1)
     S = WX + b  # (2)
     del WX
-    lseS0 = np.max(S, axis=0) + np.log(
-        np.sum(np.exp(S - np.max(S, axis=0, keepdims=True)), axis=0)
-    )  # (3)
+    lseS0 = _logsumexp(S, axis=0)  # (3)
     sumlseS0 = np.sum(lseS0)  # (4)
     YS = Y * S  # (5)
     sumYS = np.sum(YS)  # (6)
@@ -78,9 +76,7 @@ def value_and_grad(W, b, X, Y):
     WX = W @ X  # (1)
     S = WX + b  # (2)
     del WX
-    lseS0 = np.max(S, axis=0) + np.log(
-        np.sum(np.exp(S - np.max(S, axis=0, keepdims=True)), axis=0)
-    )  # (3)
+    lseS0 = _logsumexp(S, axis=0)  # (3)
     sumlseS0 = np.sum(lseS0)  # (4)
     YS = Y * S  # (5)
     sumYS = np.sum(YS)  # (6)
@@ -114,9 +110,7 @@ def value_and_jacobian(W, b, X, Y):
     _check_shapes(W, b, X, Y)
     WX = W @ X  # (1)
     S = WX + b  # (2)
-    lseS0 = np.max(S, axis=0) + np.log(
-        np.sum(np.exp(S - np.max(S, axis=0, keepdims=True)), axis=0)
-    )  # (3)
+    lseS0 = _logsumexp(S, axis=0)  # (3)
     sumlseS0 = np.sum(lseS0)  # (4)
     YS = Y * S  # (5)
     sumYS = np.sum(YS)  # (6)
@@ -161,9 +155,7 @@ def jvp(W, b, X, Y, tW, tb, tX, tY):
     S = WX + b  # (2)
     tS = (1) * tWX + (1) * tb  # (2)
     del WX, tWX
-    lseS0 = np.max(S, axis=0) + np.log(
-        np.sum(np.exp(S - np.max(S, axis=0, keepdims=True)), axis=0)
-    )  # (3)
+    lseS0 = _logsumexp(S, axis=0)  # (3)
     tlseS0 = np.sum(np.exp(S - np.expand_dims(lseS0, 0)) * tS, axis=0)  # (3)
     sumlseS0 = np.sum(lseS0)  # (4)
     tsumlseS0 = np.sum(tlseS0)  # (4)
@@ -177,6 +169,19 @@ def jvp(W, b, X, Y, tW, tb, tX, tY):
     L = sumlseS0 - sumYS  # (7)
     tL = (1) * tsumlseS0 + (-1) * tsumYS  # (7)
     return L, tL
+
+
+def _logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) along `axis` (of every element if None): max plus log1p
+    of the other terms of sum(exp(x - max)), one max pass, no overflow, and a
+    value near the maximum keeps its digits."""
+    top = np.max(x, axis=axis, keepdims=True)
+    shifted = x - top
+    peak = shifted == 0
+    ties = np.sum(np.asarray(peak, dtype=shifted.dtype), axis=axis, keepdims=True) - 1.0
+    rest = np.sum(np.where(peak, 0.0, np.exp(shifted)), axis=axis, keepdims=True)
+    out = top + np.log1p(rest + ties)
+    return out if keepdims else np.squeeze(out, axis=axis)[()]
 
 
 # the shapes of calls already checked (a training loop passes the same ones)
