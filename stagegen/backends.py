@@ -1038,6 +1038,8 @@ ARRAY = Backend(
             # full_like takes a Python number only: an adjoint may be a 0-d array
             "full_like": lambda a, v: Call("add", (_floats("zeros_like")(a), v)),
             "copy": lambda x: call("asarray", x, copy=Num(True)),
+            # the standard has no outer product outside its linalg extension
+            "outer": lambda a, b: call("expand_dims", a, axis=Num(-1)) * b,
         },
         postfix={k: v for k, v in _ARRAY_POSTFIX.items() if k != "size"},
         # the float dtype is the arguments' (`_namespace`)

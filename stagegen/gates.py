@@ -47,6 +47,7 @@ ones_like, full_like, expand_dims = function("ones_like"), function("full_like")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
 array_prod, others = function("prod"), function("_prod_others")
+outer = function("outer")
 
 
 # In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
@@ -135,6 +136,9 @@ class Gate:
     # its source name may also name a user's value (a bare name is the value, a call
     # the gate): gamma is a batchnorm's scale or a discount factor in programs
     free_name: bool = False
+    # the gate that computes an application with these operand shapes, chosen once
+    # shapes are known (`lower.lower`): `@` of a matrix and a vector is matvec
+    specialised: Callable[..., str] | None = None
     doc: str = ""
     function: type = field(init=False)
 
@@ -1050,11 +1054,16 @@ _GATES += [
 # SymPy functions for the meanings of the array gates (numpy backend), each
 # standing for the NumPy operation its gate computes.
 _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
+_matvec, _vecmat, _vecdot = sp.Function("matvec"), sp.Function("vecmat"), sp.Function("vecdot")
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
 _prod, _prod_axis = sp.Function("prod"), sp.Function("prod_axis")
 _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
+
+
+# the gate of a @ b by the operands' ranks (matmul_shape has refused any other)
+_BY_RANKS = {(2, 2): "matmul", (2, 1): "matvec", (1, 2): "vecmat", (1, 1): "vecdot"}
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
@@ -1085,7 +1094,53 @@ _GATES += [
         operator="@",
         name_hint="{0}{1}",
         symbol="@",
+        specialised=lambda a, b: _BY_RANKS[len(a), len(b)],
         doc="a @ b for matrices a (n, k), b (k, m); by dimension analysis da = dout @ b.T, db = a.T @ dout",
+    ),
+    # @ of 1-D operands, NumPy's matmul: the same product with an axis left out
+    Gate(
+        "matvec",
+        operands=("a", "b"),
+        forward=lambda a, b: _matvec(a, b),
+        vjp=lambda a, b, out, dout: (outer(dout, b), a.T @ dout),
+        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for a matrix a (n, k) and a vector b (k,), a vector (n,); "
+        "da = outer(dout, b), db = a.T @ dout",
+    ),
+    Gate(
+        "vecmat",
+        operands=("a", "b"),
+        forward=lambda a, b: _vecmat(a, b),
+        vjp=lambda a, b, out, dout: (b @ dout, outer(a, dout)),
+        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for a vector a (k,) and a matrix b (k, m), a vector (m,); "
+        "da = b @ dout, db = outer(a, dout)",
+    ),
+    Gate(
+        "vecdot",
+        operands=("a", "b"),
+        forward=lambda a, b: _vecdot(a, b),
+        vjp=lambda a, b, out, dout: (dout * b, a * dout),
+        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for vectors a (k,), b (k,), a number; da = dout * b, db = a * dout",
     ),
     Gate(
         "transpose",

@@ -67,18 +67,26 @@ def reductions(operand: Shape, result: Shape) -> list[tuple[tuple[int, ...], boo
 
 
 def matmul_shape(a: Shape, b: Shape) -> Shape:
-    """The shape of a @ b (matrices); ValueError naming both shapes if they do not fit."""
+    """The shape of a @ b as NumPy's matmul gives it: a 1-D operand is a row (on
+    the left) or a column (on the right) whose axis is then dropped, so a matrix
+    times a vector is a vector and a vector times a vector a number. ValueError
+    naming both shapes if they do not fit."""
     if a is None or b is None:
         # undeclared operands may be anything at run time (a 3-D array's .T reverses
-        # every axis): @ is defined here for declared matrices only
-        raise ValueError("@ multiplies matrices of declared shapes; declare both, e.g. A: matrix(n, k)")
-    if len(a) != 2 or len(b) != 2:
+        # every axis): @ is defined here for declared arrays only
         raise ValueError(
-            f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))"
+            "@ multiplies vectors and matrices of declared shapes; declare both, e.g. A: matrix(n, k)"
         )
-    if a[1] != b[0]:
-        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[1]} columns against {b[0]} rows")
-    return (a[0], b[1])
+    if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2):
+        raise ValueError(
+            f"@ multiplies vectors and matrices; got shapes {text(a)} and {text(b)}"
+            + (" (a number multiplies with *)" if () in (a, b) else "")
+        )
+    if a[-1] != b[0]:
+        what = "columns" if len(a) == 2 else "elements"
+        against = "rows" if len(b) == 2 else "elements"
+        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[-1]} {what} against {b[0]} {against}")
+    return a[:-1] + b[1:]
 
 
 def transpose_shape(a: Shape) -> Shape:

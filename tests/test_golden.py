@@ -51,6 +51,8 @@ CASES = {
     "two_layer": ("arrays/two_layer.txt", {"backend": "numpy", "style": "compact"}),
     "softmax": ("arrays/softmax.txt", {"backend": "numpy"}),
     "batchnorm": ("arrays/batchnorm.txt", {"backend": "numpy"}),
+    # vectors in @: matvec, vecmat and vecdot, chosen by the operands' ranks
+    "matvec": ("arrays/matvec.txt", {"backend": "numpy"}),
     # where: a stage of one branch computed only there (math) or quietly, its gradient selected
     "where": ("where.txt", {}),
     "where_numpy": ("where.txt", {"backend": "numpy", "style": "compact"}),
@@ -59,6 +61,7 @@ CASES = {
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),
     "huber_array": ("arrays/huber.txt", {"backend": "array", "style": "compact"}),
+    "matvec_array": ("arrays/matvec.txt", {"backend": "array", "style": "compact"}),
     # and as PyTorch's autograd.Function (--emit-adapter)
     "two_layer_torch": (
         "arrays/two_layer.txt",

@@ -190,7 +190,12 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     """Each structural gate's `elements` on object arrays of numbers equals NumPy's float result."""
     gate = REGISTRY[name]
     rng = np.random.default_rng(3)
-    shapes = {"matmul": [(2, 3), (3, 4)]}.get(name, [(3, 4)])
+    shapes = {
+        "matmul": [(2, 3), (3, 4)],
+        "matvec": [(2, 3), (3,)],
+        "vecmat": [(3,), (3, 4)],
+        "vecdot": [(3,), (3,)],
+    }.get(name, [(3, 4)])
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
     # along axis 1, keeping it (keepdims=True) where the gate can
@@ -200,6 +205,9 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     kept = {"keepdims": True} if params.get("keepdims") else {}
     expected = {
         "matmul": lambda a, b: a @ b,
+        "matvec": lambda a, b: a @ b,
+        "vecmat": lambda a, b: a @ b,
+        "vecdot": lambda a, b: a @ b,
         "transpose": lambda a: a.T,
         "sum": np.sum,
         "sum_axis": lambda a, axis, keepdims: np.sum(a, axis=axis, **kept),
