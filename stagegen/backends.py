@@ -1040,6 +1040,7 @@ ARRAY = Backend(
             "copy": lambda x: call("asarray", x, copy=Num(True)),
             # the standard has no outer product outside its linalg extension
             "outer": lambda a, b: call("expand_dims", a, axis=Num(-1)) * b,
+            "dot": lambda a, b: a @ b,  # nor a dot: its vecdot is a @ b of vectors
         },
         postfix={k: v for k, v in _ARRAY_POSTFIX.items() if k != "size"},
         # the float dtype is the arguments' (`_namespace`)

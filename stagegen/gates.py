@@ -33,7 +33,7 @@ import sympy as sp
 from .backends import BACKENDS
 from .errors import GateDefinitionError
 from .expr import DOUT, OUT, Compare, Expr, Num, Ref, call, equal, function, select, slots, where
-from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
+from .shapes import dot_shape, drop_axis, matmul_shape, outer_shape, same_shape, transpose_shape
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES", "FUNCTIONS"]
 
@@ -1055,6 +1055,19 @@ _GATES += [
 # standing for the NumPy operation its gate computes.
 _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
 _matvec, _vecmat, _vecdot = sp.Function("matvec"), sp.Function("vecmat"), sp.Function("vecdot")
+_outer, _dot = sp.Function("outer"), sp.Function("dot")
+
+
+def _vecdot_vjp(a, b, out, dout):
+    """a @ b = dot(a, b) of vectors: da = dout * b, db = a * dout."""
+    return (dout * b, a * dout)
+
+
+def _product_jvp(a, b, out, tangent):
+    """A product is bilinear: each operand's tangent in its place."""
+    return (tangent @ b, a @ tangent)
+
+
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
@@ -1085,7 +1098,7 @@ _GATES += [
         operands=("a", "b"),
         forward=lambda a, b: _matmul(a, b),
         vjp=lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
-        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        jvp=_product_jvp,
         elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         fn="matmul",
@@ -1103,7 +1116,7 @@ _GATES += [
         operands=("a", "b"),
         forward=lambda a, b: _matvec(a, b),
         vjp=lambda a, b, out, dout: (outer(dout, b), a.T @ dout),
-        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        jvp=_product_jvp,
         elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         shape=matmul_shape,
@@ -1118,7 +1131,7 @@ _GATES += [
         operands=("a", "b"),
         forward=lambda a, b: _vecmat(a, b),
         vjp=lambda a, b, out, dout: (b @ dout, outer(a, dout)),
-        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        jvp=_product_jvp,
         elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         shape=matmul_shape,
@@ -1132,8 +1145,8 @@ _GATES += [
         "vecdot",
         operands=("a", "b"),
         forward=lambda a, b: _vecdot(a, b),
-        vjp=lambda a, b, out, dout: (dout * b, a * dout),
-        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        vjp=_vecdot_vjp,
+        jvp=_product_jvp,
         elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         shape=matmul_shape,
@@ -1141,6 +1154,37 @@ _GATES += [
         name_hint="{0}{1}",
         symbol="@",
         doc="a @ b for vectors a (k,), b (k,), a number; da = dout * b, db = a * dout",
+    ),
+    Gate(
+        "dot",
+        operands=("a", "b"),
+        forward=lambda a, b: _dot(a, b),
+        vjp=_vecdot_vjp,
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.dot(a, b),
+        shape=dot_shape,
+        arrays=True,
+        source="dot",
+        free_name=True,  # a neuron's weighted sum is often called dot
+        name_hint="{0}{1}",
+        symbol="dot",
+        doc="dot(a, b) of vectors a (k,), b (k,), a number (a @ b); da = dout * b, db = a * dout",
+    ),
+    Gate(
+        "outer",
+        operands=("a", "b"),
+        forward=lambda a, b: _outer(a, b),
+        vjp=lambda a, b, out, dout: (dout @ b, a @ dout),
+        jvp=lambda a, b, out, tangent: (outer(tangent, b), outer(a, tangent)),
+        elements=lambda np, a, b: np.outer(a, b),
+        shape=outer_shape,
+        arrays=True,
+        source="outer",
+        free_name=True,
+        name_hint="{0}o{1}",
+        symbol="⊗",
+        doc="outer(a, b) of vectors a (n,), b (m,), the matrix a_i b_j (n, m); "
+        "da = dout @ b, db = a @ dout",
     ),
     Gate(
         "transpose",

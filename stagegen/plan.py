@@ -259,6 +259,8 @@ class _Planner:
             seed = self.backward.style == "seed"
             if line.kind == "vjp":  # the rule is the whole contribution
                 form = substitute(rule, {DOUT: Num(1)}) if unit else rule
+                if unit and not isinstance(form, Call):  # dot's dout * b: an operand, maybe of ints
+                    form = Call("mul", (form, Num(1.0)))
             elif unit:
                 # dout is the literal 1.0 here; the gradient must still be a float
                 if _floating(rule, self.floats):

@@ -89,6 +89,28 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
     return a[:-1] + b[1:]
 
 
+def outer_shape(a: Shape, b: Shape) -> Shape:
+    """The shape of outer(a, b) of vectors: (n,) and (m,) give (n, m)."""
+    _vectors("outer", a, b)
+    return (a[0], b[0])
+
+
+def dot_shape(a: Shape, b: Shape) -> Shape:
+    """The shape of dot(a, b) of vectors of one length: a number."""
+    _vectors("dot", a, b)
+    if a[0] != b[0]:
+        raise ValueError(f"dot of shapes {text(a)} and {text(b)}: {a[0]} elements against {b[0]}")
+    return ()
+
+
+def _vectors(name: str, a: Shape, b: Shape) -> None:
+    if a is None or b is None:
+        raise ValueError(f"{name} takes vectors of declared shapes; declare both, e.g. v: vector(n)")
+    if len(a) != 1 or len(b) != 1:
+        hint = {"dot": " (for matrices write A @ B)", "outer": ""}[name]
+        raise ValueError(f"{name} takes vectors; got shapes {text(a)} and {text(b)}{hint}")
+
+
 def transpose_shape(a: Shape) -> Shape:
     if a is None:
         raise ValueError(".T transposes a matrix of a declared shape; declare it, e.g. A: matrix(n, m)")

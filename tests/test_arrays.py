@@ -163,6 +163,10 @@ PROGRAMS = {
         "A: matrix(4, 3)\nv: vector(3)\nw: vector(4)\nB: matrix(4, 5)\n"
         "L = sum(tanh(A @ v) * w) + w @ (B @ (w @ B)) + (A @ v) @ w\n"
     ),
+    "outer-dot": (
+        "u: vector(3)\nv: vector(4)\nW: matrix(3, 4)\n"
+        "M = outer(u, v) * W\nL = dot(M @ v, u) + sum(outer(v, M @ v) ** 2)\n"
+    ),
     # the exact gradient is 0: every row mean is counted four times, every element once
     "zero-gradient": "A: matrix(3, 4)\nL = sum(mean(A, axis=1) - A.T)\n",
 }
@@ -273,6 +277,15 @@ def test_scalar_program_on_arrays_of_a_million_elements():
         (
             "v: vector(3)\nw: vector(n)\nL = v @ w\n",
             "shapes (3,) @ (n,) do not fit: 3 elements against n elements",
+        ),
+        ("u: vector(3)\nv: vector(2)\nL = dot(u, v)\n", "dot of shapes (3,) and (2,): 3 elements against 2"),
+        (
+            "A: matrix(2, 3)\nB: matrix(3, 2)\nL = dot(A, B)\n",
+            "dot takes vectors; got shapes (2, 3) and (3, 2) (for matrices write A @ B)",
+        ),
+        (
+            "A: matrix(2, 3)\nv: vector(2)\nL = sum(outer(A, v))\n",
+            "outer takes vectors; got shapes (2, 3) and (2,)",
         ),
         ("w: scalar\nv: vector(3)\nL = sum(w @ v)\n", "got shapes () and (3,) (a number multiplies with *)"),
     ],

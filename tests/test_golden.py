@@ -53,6 +53,7 @@ CASES = {
     "batchnorm": ("arrays/batchnorm.txt", {"backend": "numpy"}),
     # vectors in @: matvec, vecmat and vecdot, chosen by the operands' ranks
     "matvec": ("arrays/matvec.txt", {"backend": "numpy"}),
+    "outer_dot": ("arrays/outer_dot.txt", {"backend": "numpy", "style": "compact"}),
     # where: a stage of one branch computed only there (math) or quietly, its gradient selected
     "where": ("where.txt", {}),
     "where_numpy": ("where.txt", {"backend": "numpy", "style": "compact"}),

@@ -195,6 +195,8 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "matvec": [(2, 3), (3,)],
         "vecmat": [(3,), (3, 4)],
         "vecdot": [(3,), (3,)],
+        "dot": [(3,), (3,)],
+        "outer": [(3,), (4,)],
     }.get(name, [(3, 4)])
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
@@ -208,6 +210,8 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "matvec": lambda a, b: a @ b,
         "vecmat": lambda a, b: a @ b,
         "vecdot": lambda a, b: a @ b,
+        "dot": lambda a, b: a @ b,
+        "outer": lambda a, b: a[:, None] * b[None, :],
         "transpose": lambda a: a.T,
         "sum": np.sum,
         "sum_axis": lambda a, axis, keepdims: np.sum(a, axis=axis, **kept),

@@ -82,8 +82,8 @@ def value_and_grad(A, x, B, y):
     yh = y @ h  # (6)
     L = sumgg + yh  # (7)
     # backprop yh = y @ h
-    dy = xp.asarray(h, copy=True)  # (6)
-    dh = y  # (6)
+    dy = h * 1.0  # (6)
+    dh = y * 1.0  # (6)
     # backprop sumgg = sum(gg)
     dgg = xp.zeros_like(gg, dtype=dtype) + 1  # (5)
     del gg
@@ -92,7 +92,7 @@ def value_and_grad(A, x, B, y):
     dg += g * dgg  # (4)
     del g, dgg
     # backprop g = h @ B
-    dh = dh + B @ dg  # (3)
+    dh += B @ dg  # (3)
     dB = xp.expand_dims(h, axis=-1) * dg  # (3)
     del dg
     # backprop h = tanh(Ax)
