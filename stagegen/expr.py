@@ -441,7 +441,19 @@ Derivatives = Mapping[str, Callable[[tuple[Expr, ...], Expr], tuple[Expr, ...]]]
 
 # Array functions of the rules, by how their derivative along a direction reads:
 # linear in their first argument (the others are parameters or shapes) ...
-_LINEAR_IN_FIRST = frozenset({"transpose", "expand_dims", "sum", "mean", "_unbroadcast", "copy"})
+_LINEAR_IN_FIRST = frozenset(
+    {
+        "transpose",
+        "matrix_transpose",
+        "reversed_axes",
+        "swapaxes",
+        "expand_dims",
+        "sum",
+        "mean",
+        "_unbroadcast",
+        "copy",
+    }
+)
 # ... or linear in each argument (products) ...
 _BILINEAR = frozenset({"matmul", "outer"})
 # ... or constant along every direction (they read only a shape)

@@ -33,7 +33,16 @@ import sympy as sp
 from .backends import BACKENDS
 from .errors import GateDefinitionError
 from .expr import DOUT, OUT, Compare, Expr, Num, Ref, call, equal, function, select, slots, where
-from .shapes import dot_shape, drop_axis, matmul_shape, outer_shape, same_shape, transpose_shape
+from .shapes import (
+    dot_shape,
+    drop_axis,
+    matmul_shape,
+    matrix_transpose_shape,
+    outer_shape,
+    same_shape,
+    swapaxes_shape,
+    transpose_shape,
+)
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES", "FUNCTIONS"]
 
@@ -47,7 +56,8 @@ ones_like, full_like, expand_dims = function("ones_like"), function("full_like")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
 array_prod, others = function("prod"), function("_prod_others")
-outer = function("outer")
+outer, swapaxes, unbroadcast = function("outer"), function("swapaxes"), function("_unbroadcast")
+matrix_transpose, reversed_axes = function("matrix_transpose"), function("reversed_axes")
 
 
 # In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
@@ -208,7 +218,8 @@ class Gate:
         forms = self.code if isinstance(self.code, Mapping) else {}
         code = {b: _expr(forms.get(b, default)(*xs, **values)) for b in self.backends}
         keywords = self.written({k: values[k] for k in self.keywords})
-        display = call(self.source, *xs, **keywords) if self.source else code[self.backends[0]]
+        positional = [values[p] for p in self.params if p not in self.keywords and self.source]
+        display = call(self.source, *xs, *positional, **keywords) if self.source else code[self.backends[0]]
         meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
         return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent)
 
@@ -1056,6 +1067,9 @@ _GATES += [
 _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
 _matvec, _vecmat, _vecdot = sp.Function("matvec"), sp.Function("vecmat"), sp.Function("vecdot")
 _outer, _dot = sp.Function("outer"), sp.Function("dot")
+_batched, _broadcast = sp.Function("matmul_batched"), sp.Function("matmul_broadcast")
+_mT, _swapaxes = sp.Function("matrix_transpose"), sp.Function("swapaxes")
+_reversed_axes = sp.Function("reversed_axes")
 
 
 def _vecdot_vjp(a, b, out, dout):
@@ -1077,6 +1091,15 @@ _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
 
 # the gate of a @ b by the operands' ranks (matmul_shape has refused any other)
 _BY_RANKS = {(2, 2): "matmul", (2, 1): "matvec", (1, 2): "vecmat", (1, 1): "vecdot"}
+
+
+def _matmul_of(a: tuple, b: tuple) -> str:
+    """The gate of a @ b: by the ranks of vectors and matrices; stacks of
+    matrices as matmul_batched where the batch axes agree, else matmul_broadcast
+    (whose gradients are summed back over the batch axes broadcasting added)."""
+    if len(a) <= 2 and len(b) <= 2:
+        return _BY_RANKS[len(a), len(b)]
+    return "matmul_batched" if a[:-2] == b[:-2] else "matmul_broadcast"
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
@@ -1107,7 +1130,7 @@ _GATES += [
         operator="@",
         name_hint="{0}{1}",
         symbol="@",
-        specialised=lambda a, b: _BY_RANKS[len(a), len(b)],
+        specialised=lambda a, b: _matmul_of(a, b),
         doc="a @ b for matrices a (n, k), b (k, m); by dimension analysis da = dout @ b.T, db = a.T @ dout",
     ),
     # @ of 1-D operands, NumPy's matmul: the same product with an axis left out
@@ -1155,6 +1178,73 @@ _GATES += [
         symbol="@",
         doc="a @ b for vectors a (k,), b (k,), a number; da = dout * b, db = a * dout",
     ),
+    # stacks of matrices (NumPy's matmul over the leading axes)
+    Gate(
+        "matmul_batched",
+        operands=("a", "b"),
+        forward=lambda a, b: _batched(a, b),
+        vjp=lambda a, b, out, dout: (dout @ matrix_transpose(b), matrix_transpose(a) @ dout),
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for stacks of matrices a (..., n, k), b (..., k, m) with the same batch axes; "
+        "da = dout @ b.mT, db = a.mT @ dout",
+    ),
+    Gate(
+        "matmul_broadcast",
+        operands=("a", "b"),
+        forward=lambda a, b: _broadcast(a, b),
+        vjp=lambda a, b, out, dout: (
+            unbroadcast(dout @ matrix_transpose(b), a),
+            unbroadcast(matrix_transpose(a) @ dout, b),
+        ),
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for stacks of matrices whose batch axes broadcast (a matrix times a stack); "
+        "da = dout @ b.mT summed back to a's shape (_unbroadcast), db = a.mT @ dout likewise",
+    ),
+    Gate(
+        "matrix_transpose",
+        operands=("a",),
+        forward=lambda a: _mT(a),
+        vjp=lambda a, out, dout: (matrix_transpose(dout),),
+        jvp=lambda a, out, tangent: (matrix_transpose(tangent),),
+        elements=lambda np, a: np.swapaxes(a, -1, -2),
+        code=lambda a: matrix_transpose(a),
+        shape=matrix_transpose_shape,
+        view=True,
+        arrays=True,
+        operator=".mT",
+        name_hint="{0}T",
+        symbol="mT",
+        doc="a.mT, the last two axes of a swapped (each matrix of a stack transposed); da = dout.mT",
+    ),
+    Gate(
+        "swapaxes",
+        operands=("a",),
+        params=("axis1", "axis2"),
+        forward=lambda a, axis1, axis2: _swapaxes(a, axis1, axis2),
+        vjp=lambda a, out, dout, axis1, axis2: (swapaxes(dout, axis1, axis2),),
+        jvp=lambda a, out, tangent, axis1, axis2: (swapaxes(tangent, axis1, axis2),),
+        elements=lambda np, a, axis1, axis2: np.swapaxes(a, axis1, axis2),
+        code=lambda a, axis1, axis2: swapaxes(a, axis1, axis2),
+        shape=swapaxes_shape,
+        view=True,
+        arrays=True,
+        source="swapaxes",
+        name_hint=lambda a, axis1, axis2: f"{a}T",
+        symbol="swap",
+        doc="swapaxes(a, i, j), axes i and j of a swapped (i, j constants); da = swapaxes(dout, i, j)",
+    ),
     Gate(
         "dot",
         operands=("a", "b"),
@@ -1198,10 +1288,26 @@ _GATES += [
         shape=transpose_shape,
         view=True,
         arrays=True,
+        specialised=lambda a: "transpose" if len(a) == 2 else "reversed_axes",
         operator=".T",
         name_hint="{0}T",
         symbol="T",
         doc="a.T, the transpose of a matrix; da = dout.T",
+    ),
+    Gate(
+        "reversed_axes",
+        operands=("a",),
+        forward=lambda a: _reversed_axes(a),
+        vjp=lambda a, out, dout: (reversed_axes(dout),),
+        jvp=lambda a, out, tangent: (reversed_axes(tangent),),
+        elements=lambda np, a: np.transpose(a),
+        code=lambda a: reversed_axes(a),
+        shape=transpose_shape,
+        view=True,
+        arrays=True,
+        name_hint="{0}T",
+        symbol="T",
+        doc="a.T of an array of 3 or more axes: every axis reversed, as NumPy's; da = dout.T",
     ),
     Gate(
         "sum",

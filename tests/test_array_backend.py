@@ -94,10 +94,13 @@ def test_value_and_jacobian_on_array_api_strict(name):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("name", ["arrays/matvec.txt"])
+@pytest.mark.parametrize(
+    "name", ["arrays/matvec.txt", "arrays/outer_dot.txt", "arrays/attention.txt", "arrays/stacks.txt"]
+)
 def test_torch_gives_what_numpy_gives(name):
-    """The products of vectors and matrices (outer through expand_dims) on
-    PyTorch tensors, against the numpy backend's module."""
+    """The products of vectors, matrices and stacks of matrices (outer through
+    expand_dims, .mT, _swapaxes) on PyTorch tensors, against the numpy backend's
+    module."""
     torch = pytest.importorskip("torch")
     source = (EXAMPLES / name).read_text()
     array = stagegen.load(source, backend="array")

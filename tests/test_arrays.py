@@ -167,6 +167,16 @@ PROGRAMS = {
         "u: vector(3)\nv: vector(4)\nW: matrix(3, 4)\n"
         "M = outer(u, v) * W\nL = dot(M @ v, u) + sum(outer(v, M @ v) ** 2)\n"
     ),
+    # stacks of matrices: a matrix times a stack (its gradient summed over the batch),
+    # .mT and .T of 3-D arrays, swapaxes
+    "stacks": (
+        "W: matrix(3, 4)\nX: array(2, 4, 5)\nT: array(2, 3, 5)\nY = W @ X\nZ = X.mT @ W.T\n"
+        "L = sum(Y * T) + sum(sin(Z) * T.mT) + sum(T.T * swapaxes(T, 0, 2)) + sum(X @ X.mT)\n"
+    ),
+    "attention": (
+        "Q: array(2, 3, 4)\nK: array(2, 3, 4)\nV: array(2, 3, 4)\n"
+        "A = softmax(Q @ swapaxes(K, 1, 2) / sqrt(4), axis=-1)\nL = sum((A @ V) ** 2)\n"
+    ),
     # the exact gradient is 0: every row mean is counted four times, every element once
     "zero-gradient": "A: matrix(3, 4)\nL = sum(mean(A, axis=1) - A.T)\n",
 }

@@ -54,6 +54,10 @@ CASES = {
     # vectors in @: matvec, vecmat and vecdot, chosen by the operands' ranks
     "matvec": ("arrays/matvec.txt", {"backend": "numpy"}),
     "outer_dot": ("arrays/outer_dot.txt", {"backend": "numpy", "style": "compact"}),
+    # stacks of matrices: batched attention
+    "attention": ("arrays/attention.txt", {"backend": "numpy"}),
+    "attention_array": ("arrays/attention.txt", {"backend": "array", "style": "compact"}),
+    "stacks": ("arrays/stacks.txt", {"backend": "numpy", "style": "compact"}),
     # where: a stage of one branch computed only there (math) or quietly, its gradient selected
     "where": ("where.txt", {}),
     "where_numpy": ("where.txt", {"backend": "numpy", "style": "compact"}),
