@@ -173,6 +173,8 @@ PROGRAMS = {
         "W: matrix(3, 4)\nX: array(2, 4, 5)\nT: array(2, 3, 5)\nY = W @ X\nZ = X.mT @ W.T\n"
         "L = sum(Y * T) + sum(sin(Z) * T.mT) + sum(T.T * swapaxes(T, 0, 2)) + sum(X @ X.mT)\n"
     ),
+    # batch axes of size 1 and missing ones broadcast: each gradient summed back
+    "batch-broadcast": "A: array(1, 3, 4)\nB: array(2, 1, 4, 5)\nL = sum(sin(A @ B))\n",
     "attention": (
         "Q: array(2, 3, 4)\nK: array(2, 3, 4)\nV: array(2, 3, 4)\n"
         "A = softmax(Q @ swapaxes(K, 1, 2) / sqrt(4), axis=-1)\nL = sum((A @ V) ** 2)\n"
