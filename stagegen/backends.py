@@ -277,6 +277,20 @@ _SHAPE_XP = '''def _shape(a):
     return tuple(getattr(a, "shape", ()))
 '''
 
+_SWAPAXES_XP = '''def _swapaxes(a, axis1, axis2):
+    """Axes axis1 and axis2 of `a` swapped (the standard has permute_dims only)."""
+    xp, dtype = _namespace(a)
+    axes = list(range(a.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return xp.permute_dims(a, tuple(axes))
+'''
+
+_REVERSED_AXES_XP = '''def _reversed_axes(a):
+    """`a` with every axis reversed, NumPy's a.T (the standard's .T is of matrices only)."""
+    xp, dtype = _namespace(a)
+    return xp.permute_dims(a, tuple(range(a.ndim - 1, -1, -1)))
+'''
+
 _INDICES_XP = '''def _indices(shape):
     """Every index of an array of `shape`, in row-major order (numpy.ndindex)."""
     return itertools.product(*map(range, shape))
@@ -943,7 +957,12 @@ _HELPED = {  # helpers, by their own names
 }
 _PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}
 _GAMMA_HELPED = {"lgamma": "_lgamma", "gamma": "_gamma", **_PSI_HELPED}
-_ARRAY_POSTFIX = {"transpose": "{0}.T", "size": "{0}.size", "shape": "{0}.shape[{1}]"}
+_ARRAY_POSTFIX = {
+    "transpose": "{0}.T",
+    "reversed_axes": "{0}.T",
+    "size": "{0}.size",
+    "shape": "{0}.shape[{1}]",
+}
 _ARRAY_CONSTANTS = {"pi": "{m}.pi", "e": "{m}.e", "float": "{m}.float64"}
 
 MATH = Backend(
@@ -1000,7 +1019,12 @@ NUMPY = Backend(
             "_unbroadcast": "_unbroadcast",
             **_HELPED,
         },
-        expansions={**_ARRAY_EXPANSIONS, "full_like": _floats("full_like")},
+        expansions={
+            **_ARRAY_EXPANSIONS,
+            "full_like": _floats("full_like"),
+            # NumPy 1.26 has no .mT
+            "matrix_transpose": lambda a: call("swapaxes", a, Num(-1), Num(-2)),
+        },
         postfix=_ARRAY_POSTFIX,
         constants=_ARRAY_CONSTANTS,
         where=_WHERE,
@@ -1051,14 +1075,20 @@ ARRAY = Backend(
             "_unbroadcast": "_unbroadcast",
             **_HELPED,
             "size": "array_api_compat.size",
+            "swapaxes": "_swapaxes",
+            "reversed_axes": "_reversed_axes",
         },
         expansions={
             **_ARRAY_EXPANSIONS,
             # full_like takes a Python number only: an adjoint may be a 0-d array
             "full_like": lambda a, v: Call("add", (_floats("zeros_like")(a), v)),
             "copy": lambda x: call("asarray", x, copy=Num(True)),
+            # the standard has no outer product outside its linalg extension
+            "outer": lambda a, b: call("expand_dims", a, axis=Num(-1)) * b,
+            "dot": lambda a, b: a @ b,  # nor a dot: its vecdot is a @ b of vectors
         },
-        postfix={k: v for k, v in _ARRAY_POSTFIX.items() if k != "size"},
+        # the standard's .T is of matrices only
+        postfix={k: v for k, v in _ARRAY_POSTFIX.items() if k not in ("size", "reversed_axes")},
         # the float dtype is the arguments' (`_namespace`)
         constants={**_ARRAY_CONSTANTS, "float": "{d}"},
         # the standard multiplies no boolean array by a float (asarray: a Python bool too)
@@ -1077,6 +1107,8 @@ ARRAY = Backend(
         "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
+        "_swapaxes": Helper("_swapaxes", _SWAPAXES_XP, needs=("_namespace",)),
+        "_reversed_axes": Helper("_reversed_axes", _REVERSED_AXES_XP, needs=("_namespace",)),
         "_quiet": Helper("_quiet", _QUIET_XP, imports=("contextlib",)),
     },
     arrays=True,
@@ -1296,7 +1328,7 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NU
 # The input language, for stage formulas in comments, docstrings and diagrams.
 SOURCE = Syntax(
     prefix="",
-    postfix={"transpose": "{0}.T"},
+    postfix={"transpose": "{0}.T", "reversed_axes": "{0}.T", "matrix_transpose": "{0}.mT"},
     constants={"pi": "pi", "e": "E"},
     logic={"logical_and": "&", "logical_or": "|", "logical_not": "~"},
 )

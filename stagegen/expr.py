@@ -441,7 +441,21 @@ Derivatives = Mapping[str, Callable[[tuple[Expr, ...], Expr], tuple[Expr, ...]]]
 
 # Array functions of the rules, by how their derivative along a direction reads:
 # linear in their first argument (the others are parameters or shapes) ...
-_LINEAR_IN_FIRST = frozenset({"transpose", "expand_dims", "sum", "mean", "_unbroadcast", "copy"})
+_LINEAR_IN_FIRST = frozenset(
+    {
+        "transpose",
+        "matrix_transpose",
+        "reversed_axes",
+        "swapaxes",
+        "expand_dims",
+        "sum",
+        "mean",
+        "_unbroadcast",
+        "copy",
+    }
+)
+# ... or linear in each argument (products) ...
+_BILINEAR = frozenset({"matmul", "outer"})
 # ... or constant along every direction (they read only a shape)
 _SHAPE_ONLY = frozenset({"ones_like", "zeros_like", "size", "shape"})
 
@@ -450,7 +464,7 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
     """The derivative of `expr` along a direction (forward mode on the
     expression): `tangents` maps its leaves (`Slot`, `OUT`, `DOUT`, ...) to
     their tangents, every other leaf is constant. Elementwise functions take
-    their partial derivatives from `derivatives`; `matmul` is bilinear;
+    their partial derivatives from `derivatives`; `matmul` and `outer` are bilinear;
     `full_like(a, v)` is linear in v; the functions of `_LINEAR_IN_FIRST` are
     linear in their first argument; those of `_SHAPE_ONLY` read only a shape."""
     zero = Num(0)
@@ -461,10 +475,10 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
         elif isinstance(node, Call):
             args, ds = node.args, [done[id(a)] for a in node.args]
             fn = node.fn
-            if fn == "matmul":
+            if fn in _BILINEAR:
                 d = add(
-                    zero if ds[0] == zero else Call("matmul", (ds[0], args[1])),
-                    zero if ds[1] == zero else Call("matmul", (args[0], ds[1])),
+                    zero if ds[0] == zero else Call(fn, (ds[0], args[1])),
+                    zero if ds[1] == zero else Call(fn, (args[0], ds[1])),
                 )
             elif fn in _LINEAR_IN_FIRST:
                 d = zero if ds[0] == zero else Call(fn, (ds[0], *args[1:]), node.keywords)

@@ -33,7 +33,16 @@ import sympy as sp
 from .backends import BACKENDS
 from .errors import GateDefinitionError
 from .expr import DOUT, OUT, Compare, Expr, Num, Ref, call, equal, function, select, slots, where
-from .shapes import drop_axis, matmul_shape, same_shape, transpose_shape
+from .shapes import (
+    dot_shape,
+    drop_axis,
+    matmul_shape,
+    matrix_transpose_shape,
+    outer_shape,
+    same_shape,
+    swapaxes_shape,
+    transpose_shape,
+)
 
 __all__ = ["Gate", "Instance", "REGISTRY", "OUT", "DOUT", "TANGENT", "slot", "DERIVATIVES", "FUNCTIONS"]
 
@@ -47,6 +56,8 @@ ones_like, full_like, expand_dims = function("ones_like"), function("full_like")
 size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
 array_prod, others = function("prod"), function("_prod_others")
+outer, swapaxes, unbroadcast = function("outer"), function("swapaxes"), function("_unbroadcast")
+matrix_transpose, reversed_axes = function("matrix_transpose"), function("reversed_axes")
 
 
 # In a structural gate's forward-mode rule (`jvp`), the tangent of the operand
@@ -140,6 +151,9 @@ class Gate:
     # its source name may also name a user's value (a bare name is the value, a call
     # the gate): gamma is a batchnorm's scale or a discount factor in programs
     free_name: bool = False
+    # the gate that computes an application with these operand shapes, chosen once
+    # shapes are known (`lower.lower`): `@` of a matrix and a vector is matvec
+    specialised: Callable[..., str] | None = None
     doc: str = ""
     function: type = field(init=False)
 
@@ -211,7 +225,8 @@ class Gate:
         forms = self.code if isinstance(self.code, Mapping) else {}
         code = {b: _expr(forms.get(b, default)(*xs, **values)) for b in self.backends}
         keywords = self.written({k: values[k] for k in self.keywords})
-        display = call(self.source, *xs, **keywords) if self.source else code[self.backends[0]]
+        positional = [values[p] for p in self.params if p not in self.keywords and self.source]
+        display = call(self.source, *xs, *positional, **keywords) if self.source else code[self.backends[0]]
         meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
         return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent, broadcast)
 
@@ -1057,11 +1072,41 @@ _GATES += [
 # SymPy functions for the meanings of the array gates (numpy backend), each
 # standing for the NumPy operation its gate computes.
 _matmul, _transpose = sp.Function("matmul"), sp.Function("transpose")
+_matvec, _vecmat, _vecdot = sp.Function("matvec"), sp.Function("vecmat"), sp.Function("vecdot")
+_outer, _dot = sp.Function("outer"), sp.Function("dot")
+_batched, _broadcast = sp.Function("matmul_batched"), sp.Function("matmul_broadcast")
+_mT, _swapaxes = sp.Function("matrix_transpose"), sp.Function("swapaxes")
+_reversed_axes = sp.Function("reversed_axes")
+
+
+def _vecdot_vjp(a, b, out, dout):
+    """a @ b = dot(a, b) of vectors: da = dout * b, db = a * dout."""
+    return (dout * b, a * dout)
+
+
+def _product_jvp(a, b, out, tangent):
+    """A product is bilinear: each operand's tangent in its place."""
+    return (tangent @ b, a @ tangent)
+
+
 _sum, _sum_axis, _mean, _mean_axis = (sp.Function(n) for n in ("sum", "sum_axis", "mean", "mean_axis"))
 _logsumexp, _logsumexp_axis = sp.Function("logsumexp"), sp.Function("logsumexp_axis")
 _softmax, _log_softmax = sp.Function("softmax"), sp.Function("log_softmax")
 _prod, _prod_axis = sp.Function("prod"), sp.Function("prod_axis")
 _max_axis, _min_axis = sp.Function("max_axis"), sp.Function("min_axis")
+
+
+# the gate of a @ b by the operands' ranks (matmul_shape has refused any other)
+_BY_RANKS = {(2, 2): "matmul", (2, 1): "matvec", (1, 2): "vecmat", (1, 1): "vecdot"}
+
+
+def _matmul_of(a: tuple, b: tuple) -> str:
+    """The gate of a @ b: by the ranks of vectors and matrices; stacks of
+    matrices as matmul_batched where the batch axes agree, else matmul_broadcast
+    (whose gradients are summed back over the batch axes broadcasting added)."""
+    if len(a) <= 2 and len(b) <= 2:
+        return _BY_RANKS[len(a), len(b)]
+    return "matmul_batched" if a[:-2] == b[:-2] else "matmul_broadcast"
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
@@ -1083,7 +1128,7 @@ _GATES += [
         operands=("a", "b"),
         forward=lambda a, b: _matmul(a, b),
         vjp=lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
-        jvp=lambda a, b, out, tangent: (tangent @ b, a @ tangent),
+        jvp=_product_jvp,
         elements=lambda np, a, b: np.matmul(a, b),
         code=lambda a, b: a @ b,
         fn="matmul",
@@ -1092,7 +1137,151 @@ _GATES += [
         operator="@",
         name_hint="{0}{1}",
         symbol="@",
+        specialised=lambda a, b: _matmul_of(a, b),
         doc="a @ b for matrices a (n, k), b (k, m); by dimension analysis da = dout @ b.T, db = a.T @ dout",
+    ),
+    # @ of 1-D operands, NumPy's matmul: the same product with an axis left out
+    Gate(
+        "matvec",
+        operands=("a", "b"),
+        forward=lambda a, b: _matvec(a, b),
+        vjp=lambda a, b, out, dout: (outer(dout, b), a.T @ dout),
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for a matrix a (n, k) and a vector b (k,), a vector (n,); "
+        "da = outer(dout, b), db = a.T @ dout",
+    ),
+    Gate(
+        "vecmat",
+        operands=("a", "b"),
+        forward=lambda a, b: _vecmat(a, b),
+        vjp=lambda a, b, out, dout: (b @ dout, outer(a, dout)),
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for a vector a (k,) and a matrix b (k, m), a vector (m,); "
+        "da = b @ dout, db = outer(a, dout)",
+    ),
+    Gate(
+        "vecdot",
+        operands=("a", "b"),
+        forward=lambda a, b: _vecdot(a, b),
+        vjp=_vecdot_vjp,
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for vectors a (k,), b (k,), a number; da = dout * b, db = a * dout",
+    ),
+    # stacks of matrices (NumPy's matmul over the leading axes)
+    Gate(
+        "matmul_batched",
+        operands=("a", "b"),
+        forward=lambda a, b: _batched(a, b),
+        vjp=lambda a, b, out, dout: (dout @ matrix_transpose(b), matrix_transpose(a) @ dout),
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for stacks of matrices a (..., n, k), b (..., k, m) with the same batch axes; "
+        "da = dout @ b.mT, db = a.mT @ dout",
+    ),
+    Gate(
+        "matmul_broadcast",
+        operands=("a", "b"),
+        forward=lambda a, b: _broadcast(a, b),
+        vjp=lambda a, b, out, dout: (
+            unbroadcast(dout @ matrix_transpose(b), a),
+            unbroadcast(matrix_transpose(a) @ dout, b),
+        ),
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc="a @ b for stacks of matrices whose batch axes broadcast (a matrix times a stack); "
+        "da = dout @ b.mT summed back to a's shape (_unbroadcast), db = a.mT @ dout likewise",
+    ),
+    Gate(
+        "matrix_transpose",
+        operands=("a",),
+        forward=lambda a: _mT(a),
+        vjp=lambda a, out, dout: (matrix_transpose(dout),),
+        jvp=lambda a, out, tangent: (matrix_transpose(tangent),),
+        elements=lambda np, a: np.swapaxes(a, -1, -2),
+        code=lambda a: matrix_transpose(a),
+        shape=matrix_transpose_shape,
+        view=True,
+        arrays=True,
+        operator=".mT",
+        name_hint="{0}T",
+        symbol="mT",
+        doc="a.mT, the last two axes of a swapped (each matrix of a stack transposed); da = dout.mT",
+    ),
+    Gate(
+        "swapaxes",
+        operands=("a",),
+        params=("axis1", "axis2"),
+        forward=lambda a, axis1, axis2: _swapaxes(a, axis1, axis2),
+        vjp=lambda a, out, dout, axis1, axis2: (swapaxes(dout, axis1, axis2),),
+        jvp=lambda a, out, tangent, axis1, axis2: (swapaxes(tangent, axis1, axis2),),
+        elements=lambda np, a, axis1, axis2: np.swapaxes(a, axis1, axis2),
+        code=lambda a, axis1, axis2: swapaxes(a, axis1, axis2),
+        shape=swapaxes_shape,
+        view=True,
+        arrays=True,
+        source="swapaxes",
+        name_hint=lambda a, axis1, axis2: f"{a}T",
+        symbol="swap",
+        doc="swapaxes(a, i, j), axes i and j of a swapped (i, j constants); da = swapaxes(dout, i, j)",
+    ),
+    Gate(
+        "dot",
+        operands=("a", "b"),
+        forward=lambda a, b: _dot(a, b),
+        vjp=_vecdot_vjp,
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.dot(a, b),
+        shape=dot_shape,
+        arrays=True,
+        source="dot",
+        free_name=True,  # a neuron's weighted sum is often called dot
+        name_hint="{0}{1}",
+        symbol="dot",
+        doc="dot(a, b) of vectors a (k,), b (k,), a number (a @ b); da = dout * b, db = a * dout",
+    ),
+    Gate(
+        "outer",
+        operands=("a", "b"),
+        forward=lambda a, b: _outer(a, b),
+        vjp=lambda a, b, out, dout: (dout @ b, a @ dout),
+        jvp=lambda a, b, out, tangent: (outer(tangent, b), outer(a, tangent)),
+        elements=lambda np, a, b: np.outer(a, b),
+        shape=outer_shape,
+        arrays=True,
+        source="outer",
+        free_name=True,
+        name_hint="{0}o{1}",
+        symbol="⊗",
+        doc="outer(a, b) of vectors a (n,), b (m,), the matrix a_i b_j (n, m); "
+        "da = dout @ b, db = a @ dout",
     ),
     Gate(
         "transpose",
@@ -1106,10 +1295,26 @@ _GATES += [
         shape=transpose_shape,
         view=True,
         arrays=True,
+        specialised=lambda a: "transpose" if len(a) == 2 else "reversed_axes",
         operator=".T",
         name_hint="{0}T",
         symbol="T",
         doc="a.T, the transpose of a matrix; da = dout.T",
+    ),
+    Gate(
+        "reversed_axes",
+        operands=("a",),
+        forward=lambda a: _reversed_axes(a),
+        vjp=lambda a, out, dout: (reversed_axes(dout),),
+        jvp=lambda a, out, tangent: (reversed_axes(tangent),),
+        elements=lambda np, a: np.transpose(a),
+        code=lambda a: reversed_axes(a),
+        shape=transpose_shape,
+        view=True,
+        arrays=True,
+        name_hint="{0}T",
+        symbol="T",
+        doc="a.T of an array of 3 or more axes: every axis reversed, as NumPy's; da = dout.T",
     ),
     Gate(
         "sum",

@@ -517,6 +517,7 @@ def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Gr
     outputs = tuple(builder.values[name] for name in program.outputs)
     graph = _prune(Graph(program.inputs, tuple(builder.stages), outputs, tuple(grouper.rewrites)))
     shapes = infer(graph, backend)
+    graph = _specialise(graph, shapes)
     elementwise = all(s in ((), None) for s in shapes[: len(graph.inputs)]) and not any(
         REGISTRY[s.gate].structural for s in graph.stages
     )
@@ -574,6 +575,19 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
             raise ShapeError(str(exc), stage.span) from None
         shapes.append(shape)
     return tuple(shapes)
+
+
+def _specialise(graph: Graph, shapes: tuple[Shape, ...]) -> Graph:
+    """Each stage of a gate that has forms by operand shape (`Gate.specialised`:
+    `@` of a vector is matvec, vecmat or vecdot) as the gate of its operands' shapes."""
+    stages = []
+    for stage in graph.stages:
+        pick = REGISTRY[stage.gate].specialised
+        if pick is not None:
+            operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
+            stage = dataclasses.replace(stage, gate=pick(*operand_shapes))
+        stages.append(stage)
+    return dataclasses.replace(graph, stages=tuple(stages))
 
 
 def _prune(graph: Graph) -> Graph:

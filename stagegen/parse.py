@@ -492,19 +492,24 @@ class _Converter:
         return number
 
     def kind(self, node: ast.expr) -> tuple:
-        """The shape a declaration gives: scalar, vector(n), matrix(n, m); sizes are
-        positive integers or names."""
+        """The shape a declaration gives: scalar, vector(n), matrix(n, m), array(d1,
+        ..., dk) of any rank; sizes are positive integers or names."""
         if isinstance(node, ast.Name) and node.id == "scalar":
             return ()
-        arity = {"vector": 1, "matrix": 2}
+        arity = {"vector": 1, "matrix": 2, "array": None}  # array: any number of sizes
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in arity):
-            raise self.error(node, "unknown input kind", "declare x: scalar, v: vector(n) or W: matrix(n, m)")
-        name = node.func.id
-        if len(node.args) != arity[name] or node.keywords:
             raise self.error(
                 node,
-                f"{name}() takes {arity[name]} size{'s' if arity[name] > 1 else ''}",
-                f"e.g. {'vector(5)' if name == 'vector' else 'matrix(5, 10) or matrix(n, d)'}",
+                "unknown input kind",
+                "declare x: scalar, v: vector(n), W: matrix(n, m) or T: array(b, n, m)",
+            )
+        name = node.func.id
+        if node.keywords or (len(node.args) != arity[name] if arity[name] else not node.args):
+            example = {"vector": "vector(5)", "matrix": "matrix(5, 10) or matrix(n, d)"}
+            raise self.error(
+                node,
+                f"{name}() takes {arity[name] or 'one or more'} size{'s' if arity[name] != 1 else ''}",
+                f"e.g. {example.get(name, 'array(b, n, d)')}",
             )
         sizes = []
         for arg in node.args:
@@ -588,7 +593,7 @@ class _Converter:
             return list(node.args)
         if isinstance(node, (ast.Name, ast.Constant)):
             return []
-        if isinstance(node, ast.Attribute) and node.attr == "T":
+        if isinstance(node, ast.Attribute) and node.attr in ("T", "mT"):
             return [node.value]
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1:
@@ -661,12 +666,19 @@ class _Converter:
         n = len(node.args)
         if gate.variadic and n < 2:
             raise self.error(node, f"{name}() needs at least 2 arguments, got {n}")
-        if not gate.variadic and n != len(gate.operands):
+        # parameters that are not keywords follow the operands (swapaxes(x, 1, 2))
+        positional = [p for p in gate.params if p not in gate.keywords]
+        wanted = len(gate.operands) + len(positional)
+        if not gate.variadic and n != wanted:
             raise self.error(
                 node,
-                f"{name}() takes {len(gate.operands)} argument"
-                f"{'s' if len(gate.operands) != 1 else ''}, got {n}",
+                f"{name}() takes {wanted} argument{'s' if wanted != 1 else ''}, got {n}",
+                f"{name}({', '.join(gate.operands + tuple(positional))})" if positional else "",
             )
+        for arg, param in zip(node.args[len(gate.operands) :], positional, strict=False):
+            value = arg.operand if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub) else arg
+            if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
+                raise self.error(arg, f"{name}()'s {param} is an integer, e.g. {name}(x, 1, 2)")
 
     def build(self, node: ast.expr, args: list[tuple[sp.Expr, bool]], first_use) -> tuple[sp.Expr, bool]:
         if isinstance(node, ast.Constant):
@@ -693,8 +705,8 @@ class _Converter:
                     node, f"the operator '{symbol}' is not allowed", "operators are + - * / ** and unary -"
                 )
             return self.apply(node, gate, args)
-        if isinstance(node, ast.Attribute):  # .T
-            return self.apply(node, BY_OPERATOR[".T"], args)
+        if isinstance(node, ast.Attribute):  # .T, .mT
+            return self.apply(node, BY_OPERATOR["." + node.attr], args)
         gate = self.gate_of(node)
         written = {k.arg: _keyword_int(k.value) for k in node.keywords}
         # the parameters in the gate's order, a keyword left out at its default

@@ -263,6 +263,8 @@ class _Planner:
                 # a broadcast adjoint is the number itself: a float, whatever the inputs
                 one = Num(1.0) if line.broadcast else Num(1)
                 form = substitute(rule, {DOUT: one}) if unit else rule
+                if unit and not isinstance(form, (Call, Num)):  # dot's dout * b: an operand, maybe of ints
+                    form = Call("mul", (form, Num(1.0)))
             elif unit:
                 # dout is the literal 1.0 here; the gradient must still be a float
                 if _floating(rule, self.floats):

@@ -67,23 +67,91 @@ def reductions(operand: Shape, result: Shape) -> list[tuple[tuple[int, ...], boo
 
 
 def matmul_shape(a: Shape, b: Shape) -> Shape:
-    """The shape of a @ b (matrices); ValueError naming both shapes if they do not fit."""
+    """The shape of a @ b as NumPy's matmul gives it: a 1-D operand is a row (on
+    the left) or a column (on the right) whose axis is then dropped, so a matrix
+    times a vector is a vector and a vector times a vector a number; arrays of
+    more axes are stacks of matrices, their leading (batch) axes broadcast.
+    ValueError naming both shapes if they do not fit."""
     if a is None or b is None:
         # undeclared operands may be anything at run time (a 3-D array's .T reverses
-        # every axis): @ is defined here for declared matrices only
-        raise ValueError("@ multiplies matrices of declared shapes; declare both, e.g. A: matrix(n, k)")
-    if len(a) != 2 or len(b) != 2:
+        # every axis): @ is defined here for declared arrays only
         raise ValueError(
-            f"@ multiplies matrices; got shapes {text(a)} and {text(b)} (a column vector is matrix(n, 1))"
+            "@ multiplies vectors and matrices of declared shapes; declare both, e.g. A: matrix(n, k)"
         )
-    if a[1] != b[0]:
-        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[1]} columns against {b[0]} rows")
-    return (a[0], b[1])
+    if () in (a, b):
+        raise ValueError(
+            f"@ multiplies vectors and matrices; got shapes {text(a)} and {text(b)} "
+            "(a number multiplies with *)"
+        )
+    if 1 in (len(a), len(b)) and max(len(a), len(b)) > 2:
+        raise ValueError(
+            f"@ of a vector and an array of {max(len(a), len(b))} axes is not supported; got shapes "
+            f"{text(a)} and {text(b)} (write the vector as an array with an axis of size 1)"
+        )
+    rows = b[0] if len(b) == 1 else b[-2]
+    if a[-1] != rows:
+        what = "columns" if len(a) >= 2 else "elements"
+        against = "rows" if len(b) >= 2 else "elements"
+        raise ValueError(f"shapes {text(a)} @ {text(b)} do not fit: {a[-1]} {what} against {rows} {against}")
+    if len(a) <= 2 and len(b) <= 2:
+        return a[:-1] + b[1:]
+    try:
+        batch = broadcast(a[:-2], b[:-2])
+    except ValueError:
+        raise ValueError(
+            f"shapes {text(a)} @ {text(b)}: the batch axes {text(a[:-2])} and {text(b[:-2])} do not broadcast"
+        ) from None
+    return batch + (a[-2], b[-1])
+
+
+def outer_shape(a: Shape, b: Shape) -> Shape:
+    """The shape of outer(a, b) of vectors: (n,) and (m,) give (n, m)."""
+    _vectors("outer", a, b)
+    return (a[0], b[0])
+
+
+def dot_shape(a: Shape, b: Shape) -> Shape:
+    """The shape of dot(a, b) of vectors of one length: a number."""
+    _vectors("dot", a, b)
+    if a[0] != b[0]:
+        raise ValueError(f"dot of shapes {text(a)} and {text(b)}: {a[0]} elements against {b[0]}")
+    return ()
+
+
+def _vectors(name: str, a: Shape, b: Shape) -> None:
+    if a is None or b is None:
+        raise ValueError(f"{name} takes vectors of declared shapes; declare both, e.g. v: vector(n)")
+    if len(a) != 1 or len(b) != 1:
+        hint = {"dot": " (for matrices write A @ B)", "outer": ""}[name]
+        raise ValueError(f"{name} takes vectors; got shapes {text(a)} and {text(b)}{hint}")
 
 
 def transpose_shape(a: Shape) -> Shape:
+    """a.T: every axis reversed, as NumPy's (a matrix's rows and columns trade places)."""
     if a is None:
-        raise ValueError(".T transposes a matrix of a declared shape; declare it, e.g. A: matrix(n, m)")
-    if len(a) != 2:
-        raise ValueError(f".T transposes a matrix; got shape {text(a)}")
-    return (a[1], a[0])
+        raise ValueError(".T transposes an array of a declared shape; declare it, e.g. A: matrix(n, m)")
+    if len(a) < 2:
+        raise ValueError(f".T transposes an array of 2 or more axes; got shape {text(a)}")
+    return tuple(reversed(a))
+
+
+def swapaxes_shape(a: Shape, axis1: int, axis2: int) -> Shape:
+    """swapaxes(a, axis1, axis2), and a.mT (the last two axes)."""
+    if a is None:
+        raise ValueError(
+            "swapaxes and .mT take an array of a declared shape; declare it, e.g. A: array(b, n, m)"
+        )
+    for axis in (axis1, axis2):
+        if not -len(a) <= axis < len(a):
+            raise ValueError(f"axis {axis} is out of range for shape {text(a)}")
+    out = list(a)
+    out[axis1], out[axis2] = a[axis2], a[axis1]
+    return tuple(out)
+
+
+def matrix_transpose_shape(a: Shape) -> Shape:
+    if a is not None and len(a) < 2:
+        raise ValueError(
+            f".mT transposes the last two axes of an array of 2 or more axes; got shape {text(a)}"
+        )
+    return swapaxes_shape(a, -1, -2)

@@ -92,3 +92,21 @@ def test_value_and_jacobian_on_array_api_strict(name):
     want = numpy.value_and_jacobian(*args)
     for g, w in zip(leaves(got), leaves(want), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "name", ["arrays/matvec.txt", "arrays/outer_dot.txt", "arrays/attention.txt", "arrays/stacks.txt"]
+)
+def test_torch_gives_what_numpy_gives(name):
+    """The products of vectors, matrices and stacks of matrices (outer through
+    expand_dims, .mT, _swapaxes) on PyTorch tensors, against the numpy backend's
+    module."""
+    torch = pytest.importorskip("torch")
+    source = (EXAMPLES / name).read_text()
+    array = stagegen.load(source, backend="array")
+    numpy = stagegen.load(source, backend="numpy")
+    args = sample_arguments(stagegen.build(source, backend="numpy"), np.random.default_rng(len(name)))
+    got = array.value_and_grad(*[torch.asarray(a) for a in args])
+    want = numpy.value_and_grad(*args)
+    for g, w in zip(leaves(got), leaves(want), strict=True):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-13, atol=1e-15)

@@ -158,6 +158,27 @@ PROGRAMS = {
         "A: matrix(3, 4)\nv: vector(4)\n"
         "L = sum(prod(A, axis=1) * sum(A, axis=1)) + sum(prod(A, axis=0, keepdims=True) * A) + prod(v)\n"
     ),
+    # vectors in @: matvec, vecmat and vecdot (NumPy's matmul drops the vector's axis)
+    "vectors-matmul": (
+        "A: matrix(4, 3)\nv: vector(3)\nw: vector(4)\nB: matrix(4, 5)\n"
+        "L = sum(tanh(A @ v) * w) + w @ (B @ (w @ B)) + (A @ v) @ w\n"
+    ),
+    "outer-dot": (
+        "u: vector(3)\nv: vector(4)\nW: matrix(3, 4)\n"
+        "M = outer(u, v) * W\nL = dot(M @ v, u) + sum(outer(v, M @ v) ** 2)\n"
+    ),
+    # stacks of matrices: a matrix times a stack (its gradient summed over the batch),
+    # .mT and .T of 3-D arrays, swapaxes
+    "stacks": (
+        "W: matrix(3, 4)\nX: array(2, 4, 5)\nT: array(2, 3, 5)\nY = W @ X\nZ = X.mT @ W.T\n"
+        "L = sum(Y * T) + sum(sin(Z) * T.mT) + sum(T.T * swapaxes(T, 0, 2)) + sum(X @ X.mT)\n"
+    ),
+    # batch axes of size 1 and missing ones broadcast: each gradient summed back
+    "batch-broadcast": "A: array(1, 3, 4)\nB: array(2, 1, 4, 5)\nL = sum(sin(A @ B))\n",
+    "attention": (
+        "Q: array(2, 3, 4)\nK: array(2, 3, 4)\nV: array(2, 3, 4)\n"
+        "A = softmax(Q @ swapaxes(K, 1, 2) / sqrt(4), axis=-1)\nL = sum((A @ V) ** 2)\n"
+    ),
     # the exact gradient is 0: every row mean is counted four times, every element once
     "zero-gradient": "A: matrix(3, 4)\nL = sum(mean(A, axis=1) - A.T)\n",
 }
@@ -216,6 +237,23 @@ def test_notes_matrix_example_backprops_by_dimension_analysis():
     assert "import math" not in text and "import numpy as np" in text
 
 
+def test_vectors_in_matmul_backprop_by_dimension_analysis():
+    text = stagegen.generate(
+        "A: matrix(n, k)\nv: vector(k)\nw: vector(n)\nL = w @ (A @ v)\n", backend="numpy"
+    )
+    assert "    dA = np.outer(dAv, v)  # (1)\n" in text
+    assert "    dv = A.T @ dAv  # (1)\n" in text
+    assert "    dw = dout * Av  # (2)\n" in text
+    assert "    dAv = w * dout  # (2)\n" in text
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_vectors_in_matmul_forward_and_second_order_verify(backend):
+    source = (EXAMPLES / "arrays" / "matvec.txt").read_text()
+    report = stagegen.verify(source, backend=backend, with_="jvp,hvp", points=4)
+    assert report.ok, report.table()
+
+
 def test_bias_broadcast_is_summed_at_generation_time():
     text = stagegen.generate(PROGRAMS["two-layer"], backend="numpy")
     assert "db1 = np.sum(" in text and "keepdims=True" in text
@@ -240,7 +278,28 @@ def test_scalar_program_on_arrays_of_a_million_elements():
         ("W: matrix(2, 3)\nv: vector(2)\nL = sum(W + v)\n", "shapes (2, 3) and (2,) do not broadcast"),
         ("W: matrix(n, d)\nX: matrix(k, m)\nL = sum(W @ X)\n", "(n, d) @ (k, m) do not fit"),
         ("W: matrix(2, 3)\nL = sum(W, axis=2)\n", "axis 2 is out of range for shape (2, 3)"),
-        ("v: vector(3)\nL = sum(v @ v)\n", "@ multiplies matrices"),
+        (
+            "A: matrix(2, 3)\nv: vector(2)\nL = sum(A @ v)\n",
+            "shapes (2, 3) @ (2,) do not fit: 3 columns against 2 elements",
+        ),
+        (
+            "v: vector(3)\nB: matrix(2, 3)\nL = sum(v @ B)\n",
+            "shapes (3,) @ (2, 3) do not fit: 3 elements against 2 rows",
+        ),
+        (
+            "v: vector(3)\nw: vector(n)\nL = v @ w\n",
+            "shapes (3,) @ (n,) do not fit: 3 elements against n elements",
+        ),
+        ("u: vector(3)\nv: vector(2)\nL = dot(u, v)\n", "dot of shapes (3,) and (2,): 3 elements against 2"),
+        (
+            "A: matrix(2, 3)\nB: matrix(3, 2)\nL = dot(A, B)\n",
+            "dot takes vectors; got shapes (2, 3) and (3, 2) (for matrices write A @ B)",
+        ),
+        (
+            "A: matrix(2, 3)\nv: vector(2)\nL = sum(outer(A, v))\n",
+            "outer takes vectors; got shapes (2, 3) and (2,)",
+        ),
+        ("w: scalar\nv: vector(3)\nL = sum(w @ v)\n", "got shapes () and (3,) (a number multiplies with *)"),
     ],
 )
 def test_shape_mismatch_is_a_located_error_naming_both_shapes(source, message):

@@ -634,7 +634,7 @@ in.txt:1:1: error: 'x' is declared as an array of shape (3, 3): arrays need the 
 in.txt:1:4: error: unknown input kind
   x: tensor
      ^^^^^^
-  declare x: scalar, v: vector(n) or W: matrix(n, m)""",
+  declare x: scalar, v: vector(n), W: matrix(n, m) or T: array(b, n, m)""",
         "unknown-declaration-kind",
     ),
     case(
@@ -653,6 +653,101 @@ in.txt:2:1: error: the last statement must compute the output, not declare an in
   y: scalar
   ^^^^^^^^^""",
         "declaration-last",
+    ),
+]
+
+# shapes of arrays (--backend numpy): @ of stacks, swapaxes, .T and .mT, array()
+ARRAYS = [
+    case(
+        "A: array(2, 3, 4)\nB: array(3, 4, 5)\nL = sum(A @ B)\n",
+        """\
+in.txt:3:9: error: shapes (2, 3, 4) @ (3, 4, 5): the batch axes (2,) and (3,) do not broadcast
+  L = sum(A @ B)
+          ^^^^^""",
+        "matmul-batch-axes",
+    ),
+    case(
+        "A: array(2, 3, 4)\nB: array(2, 3, 4)\nL = sum(A @ B)\n",
+        """\
+in.txt:3:9: error: shapes (2, 3, 4) @ (2, 3, 4) do not fit: 4 columns against 3 rows
+  L = sum(A @ B)
+          ^^^^^""",
+        "matmul-batched-inner-size",
+    ),
+    case(
+        "A: matrix(2, 3)\nv: vector(2)\nL = sum(A @ v)\n",
+        """\
+in.txt:3:9: error: shapes (2, 3) @ (2,) do not fit: 3 columns against 2 elements
+  L = sum(A @ v)
+          ^^^^^""",
+        "matvec-size",
+    ),
+    case(
+        "v: vector(4)\nB: array(2, 4, 5)\nL = sum(v @ B)\n",
+        """\
+in.txt:3:9: error: @ of a vector and an array of 3 axes is not supported; got shapes (4,) and \
+(2, 4, 5) (write the vector as an array with an axis of size 1)
+  L = sum(v @ B)
+          ^^^^^""",
+        "matmul-vector-stack",
+    ),
+    case(
+        "u: vector(3)\nv: vector(2)\nL = dot(u, v)\n",
+        """\
+in.txt:3:5: error: dot of shapes (3,) and (2,): 3 elements against 2
+  L = dot(u, v)
+      ^^^^^^^^^""",
+        "dot-sizes",
+    ),
+    case(
+        "A: array(2, 3, 4)\nL = sum(swapaxes(A, 1, 3))\n",
+        """\
+in.txt:2:9: error: axis 3 is out of range for shape (2, 3, 4)
+  L = sum(swapaxes(A, 1, 3))
+          ^^^^^^^^^^^^^^^^^""",
+        "swapaxes-axis",
+    ),
+    case(
+        "A: array(2, 3, 4)\nL = sum(swapaxes(A, 1.5, 0))\n",
+        """\
+in.txt:2:21: error: swapaxes()'s axis1 is an integer, e.g. swapaxes(x, 1, 2)
+  L = sum(swapaxes(A, 1.5, 0))
+                      ^^^""",
+        "swapaxes-float-axis",
+    ),
+    case(
+        "A: array(2, 3, 4)\nL = sum(swapaxes(A, 1))\n",
+        """\
+in.txt:2:9: error: swapaxes() takes 3 arguments, got 2
+  L = sum(swapaxes(A, 1))
+          ^^^^^^^^^^^^^^
+  swapaxes(a, axis1, axis2)""",
+        "swapaxes-arity",
+    ),
+    case(
+        "A: array()\nL = sum(A)\n",
+        """\
+in.txt:1:4: error: array() takes one or more sizes
+  A: array()
+     ^^^^^^^
+  e.g. array(b, n, d)""",
+        "array-no-sizes",
+    ),
+    case(
+        "v: vector(3)\nL = sum(v.mT)\n",
+        """\
+in.txt:2:9: error: .mT transposes the last two axes of an array of 2 or more axes; got shape (3,)
+  L = sum(v.mT)
+          ^^^^""",
+        "mT-of-a-vector",
+    ),
+    case(
+        "v: vector(3)\nL = sum(v.T)\n",
+        """\
+in.txt:2:9: error: .T transposes an array of 2 or more axes; got shape (3,)
+  L = sum(v.T)
+          ^^^""",
+        "T-of-a-vector",
     ),
 ]
 
@@ -862,6 +957,12 @@ def test_input_error(folder, capsys, content, expected):
     write_input(folder, content)
     assert_reported(run_in_process([IN, "-o", "OUT.py"], capsys), expected, folder)
     assert not (folder / "canary").exists()
+
+
+@pytest.mark.parametrize("content, expected", ARRAYS)
+def test_array_shape_error(folder, capsys, content, expected):
+    write_input(folder, content)
+    assert_reported(run_in_process([IN, "--backend", "numpy", "-o", "OUT.py"], capsys), expected, folder)
 
 
 def test_nothing_in_the_input_is_executed(folder):

@@ -269,6 +269,16 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "log_softmax": "A: matrix(n, m)\nf = log_softmax(A)\n",
         "prod": "A: matrix(n, m)\nf = prod(A * A)\n",
         "prod_axis": "A: matrix(n, m)\nf = prod(A, axis=1, keepdims=True) * A\n",
+        "matvec": "A: matrix(n, k)\nv: vector(k)\nf = A @ v\n",
+        "vecmat": "v: vector(n)\nB: matrix(n, m)\nf = v @ B\n",
+        "vecdot": "v: vector(n)\nw: vector(n)\nf = v @ w\n",
+        "dot": "v: vector(n)\nw: vector(n)\nf = dot(v * v, w)\n",
+        "outer": "v: vector(n)\nw: vector(m)\nf = outer(v, w * w)\n",
+        "matmul_batched": "A: array(b, n, k)\nB: array(b, k, m)\nf = A @ B\n",
+        "matmul_broadcast": "A: matrix(n, k)\nB: array(b, k, m)\nf = A @ B\n",
+        "matrix_transpose": "A: array(b, n, m)\nf = A.mT * 2\n",
+        "swapaxes": "A: array(b, n, m)\nf = swapaxes(A * A, 0, 2)\n",
+        "reversed_axes": "A: array(b, n, m)\nf = A.T * A.T\n",
     }
     assert set(programs) == {name for name, gate in REGISTRY.items() if gate.structural}
     for name, source in programs.items():

@@ -51,6 +51,13 @@ CASES = {
     "two_layer": ("arrays/two_layer.txt", {"backend": "numpy", "style": "compact"}),
     "softmax": ("arrays/softmax.txt", {"backend": "numpy"}),
     "batchnorm": ("arrays/batchnorm.txt", {"backend": "numpy"}),
+    # vectors in @: matvec, vecmat and vecdot, chosen by the operands' ranks
+    "matvec": ("arrays/matvec.txt", {"backend": "numpy"}),
+    "outer_dot": ("arrays/outer_dot.txt", {"backend": "numpy", "style": "compact"}),
+    # stacks of matrices: batched attention
+    "attention": ("arrays/attention.txt", {"backend": "numpy"}),
+    "attention_array": ("arrays/attention.txt", {"backend": "array", "style": "compact"}),
+    "stacks": ("arrays/stacks.txt", {"backend": "numpy", "style": "compact"}),
     # where: a stage of one branch computed only there (math) or quietly, its gradient selected
     "where": ("where.txt", {}),
     "where_numpy": ("where.txt", {"backend": "numpy", "style": "compact"}),
@@ -59,6 +66,7 @@ CASES = {
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),
     "huber_array": ("arrays/huber.txt", {"backend": "array", "style": "compact"}),
+    "matvec_array": ("arrays/matvec.txt", {"backend": "array", "style": "compact"}),
     # and as PyTorch's autograd.Function (--emit-adapter)
     "two_layer_torch": (
         "arrays/two_layer.txt",

@@ -255,9 +255,9 @@ def test_one_line_of_a_megabyte_gives_a_short_diagnostic(folder, capsys):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("f = sum(A @ B)\n", "@ multiplies matrices of declared shapes"),
-        ("x: scalar\nf = sum(x.T)\n", ".T transposes a matrix of a declared shape"),
-        ("A: matrix(2, 3)\nf = sum(A @ B)\n", "@ multiplies matrices of declared shapes"),
+        ("f = sum(A @ B)\n", "@ multiplies vectors and matrices of declared shapes"),
+        ("x: scalar\nf = sum(x.T)\n", ".T transposes an array of a declared shape"),
+        ("A: matrix(2, 3)\nf = sum(A @ B)\n", "@ multiplies vectors and matrices of declared shapes"),
     ],
 )
 def test_matrix_operations_on_undeclared_shapes_are_refused(folder, capsys, content, message):

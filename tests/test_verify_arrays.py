@@ -190,16 +190,38 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     """Each structural gate's `elements` on object arrays of numbers equals NumPy's float result."""
     gate = REGISTRY[name]
     rng = np.random.default_rng(3)
-    shapes = {"matmul": [(2, 3), (3, 4)]}.get(name, [(3, 4)])
+    shapes = {
+        "matmul": [(2, 3), (3, 4)],
+        "matvec": [(2, 3), (3,)],
+        "vecmat": [(3,), (3, 4)],
+        "vecdot": [(3,), (3,)],
+        "dot": [(3,), (3,)],
+        "outer": [(3,), (4,)],
+        "matmul_batched": [(2, 2, 3), (2, 3, 4)],
+        "matmul_broadcast": [(2, 3), (2, 3, 4)],
+        "matrix_transpose": [(2, 3, 4)],
+        "swapaxes": [(2, 3, 4)],
+        "reversed_axes": [(2, 3, 4)],
+    }.get(name, [(3, 4)])
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
     # along axis 1, keeping it (keepdims=True) where the gate can
-    params = {"axis": 1, "keepdims": 1, "ddof": 1}
+    params = {"axis": 1, "keepdims": 1, "ddof": 1, "axis1": 0, "axis2": 2}
     params = {k: params[k] for k in gate.params}
     got = np.asarray(gate.elements(np, *objects, **params), dtype=object)
     kept = {"keepdims": True} if params.get("keepdims") else {}
     expected = {
         "matmul": lambda a, b: a @ b,
+        "matvec": lambda a, b: a @ b,
+        "vecmat": lambda a, b: a @ b,
+        "vecdot": lambda a, b: a @ b,
+        "dot": lambda a, b: a @ b,
+        "outer": lambda a, b: a[:, None] * b[None, :],
+        "matmul_batched": lambda a, b: a @ b,
+        "matmul_broadcast": lambda a, b: a @ b,
+        "matrix_transpose": lambda a: np.swapaxes(a, 1, 2),
+        "reversed_axes": lambda a: a.transpose(2, 1, 0),
+        "swapaxes": lambda a, axis1, axis2: np.transpose(a, (2, 1, 0)),
         "transpose": lambda a: a.T,
         "sum": np.sum,
         "sum_axis": lambda a, axis, keepdims: np.sum(a, axis=axis, **kept),
