@@ -6,12 +6,14 @@ values: sigy, num, sigx, xpy, den, invden.
 
 Compiled by numba (nopython mode, fastmath off): the values are bit for bit those of
 the math backend's module. The functions compile once per machine where the module
-is a file (numba's cache), else at their first call. py_forward, py_backward and
-py_value_and_grad (and py_ before each function asked for) are the same listings as
-Python runs them. Compiled, a domain error gives NaN or inf where Python raises (a
-division by zero raises ZeroDivisionError in both): exp: inf above 709.78; powers:
-inf where the result overflows and for 0 to a negative power, NaN for a negative
-number to a non-integer power.
+is a file (numba's cache), else at their first call; a first call compiles in 0.01
+to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278:
+benchmarks/RESULTS.md). py_forward, py_backward and py_value_and_grad (and py_
+before each function asked for) are the same listings as Python runs them. Compiled,
+a domain error gives NaN or inf where Python raises (a division by zero raises
+ZeroDivisionError in both): exp: inf above 709.78; powers: inf where the result
+overflows and for 0 to a negative power, NaN for a negative number to a non-integer
+power.
 
 value_and_grad also takes arrays: given arrays of one shape (and numbers beside
 them) it runs its listing as one compiled loop over their elements, in parallel
