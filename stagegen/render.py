@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from .backends import SOURCE
+from .backends import BACKENDS, SOURCE
 from .blackline import format_statement
 from .errors import InternalError, python_lines
 from .expr import Named
@@ -393,6 +393,8 @@ def _docstring(
         parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
     if listing.backend.loops and listing.fused:
         parts += ["", *textwrap.wrap(listing.backend.loop_says, LINE_LENGTH - 4)]
+    if options.requested:  # a program over arrays, asked of a backend without them
+        parts += ["", *textwrap.wrap(BACKENDS[options.requested].arrays_says, LINE_LENGTH - 4)]
     if options.emit_adapter:
         parts += ["", *textwrap.wrap(ADAPTERS[options.emit_adapter].says, LINE_LENGTH - 4)]
     if graph.rewrites:
