@@ -326,7 +326,7 @@ def _fused_loop(listing: Listing, body: list[str]) -> dict:
         "parameters": ", ".join(x["given"] for x in inputs),
         "given": _tuple(x["given"] for x in inputs),
         "inputs": inputs,
-        "same": " and ".join(f"_same({x['given']}, __shape__)" for x in inputs),
+        "shapes": ", ".join(f"_shape({x['given']})" for x in inputs),
         "sizes": ", ".join(f"{x['flat']}.size" for x in inputs),
         "grads": grads,
         "arguments": ", ".join(

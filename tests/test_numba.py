@@ -358,15 +358,43 @@ def test_arrays_in_any_layout_and_dtype_and_numbers_alone(notes):
     assert _bits(compiled.value_and_grad(0.5, -1.5)) == _bits(python.value_and_grad(0.5, -1.5))
 
 
-def test_arrays_of_different_shapes_are_refused(notes):
-    with pytest.raises(ValueError, match="arrays of one shape and numbers: broadcast"):
-        notes[0].value_and_grad(np.ones((3, 1)), np.ones(3))
+@pytest.mark.parametrize(
+    "shapes",
+    [((3, 1), (4,)), ((2, 3, 4), (3, 1)), ((1, 4), (3, 1)), ((5, 1, 3), (1, 2, 1)), ((0, 3), (1,))],
+)
+def test_arrays_that_broadcast_are_the_numpy_backend(notes, shapes):
+    """Against the listing element by element and the numpy backend: a gradient
+    summed back to its input's shape (one pass in element order, another order
+    than NumPy's) within count * eps * sum |terms| of each entry's exact sum."""
+    compiled, python, numpy_module = notes
+    rng = np.random.default_rng(sum(map(len, shapes)))
+    x, y = (rng.uniform(-3, 3, shape) for shape in shapes)
+    value, grads = compiled.value_and_grad(x, y)
+    want_value, want_grads = numpy_module.value_and_grad(x, y)
+    expected, terms = _elementwise(python, x, y)
+    assert value.shape == want_value.shape
+    np.testing.assert_allclose(value, expected, rtol=LOOP_RTOL, atol=0)
+    np.testing.assert_allclose(value, want_value, rtol=LOOP_RTOL, atol=0)
+    for given, got, want, term in zip((x, y), grads, want_grads, terms, strict=True):
+        assert got.shape == given.shape == np.shape(want)
+        # the entry of `given` each element of the broadcast shape reads
+        entry = np.broadcast_to(np.arange(given.size).reshape(given.shape), value.shape).ravel()
+        exact = [math.fsum(term.ravel()[entry == k]) for k in range(given.size)]
+        size = np.bincount(entry, minlength=given.size)
+        bound = size * np.finfo(float).eps * np.bincount(entry, np.abs(term.ravel()), given.size)
+        assert np.all(np.abs(got.ravel() - exact) <= bound + LOOP_RTOL * np.abs(exact))
+        assert np.all(np.abs(np.ravel(want) - exact) <= bound + LOOP_RTOL * np.abs(exact))
+
+
+def test_shapes_that_do_not_broadcast_raise(notes):
+    with pytest.raises(ValueError, match="broadcast"):
+        notes[0].value_and_grad(np.ones(3), np.ones(4))
 
 
 def test_the_docstring_says_when_the_loop_runs(notes):
     doc = " ".join(notes[0].__doc__.split())
-    assert "given arrays of one shape (and numbers beside them)" in doc
-    assert "arrays of different shapes raise ValueError" in doc
+    assert "given arrays (and numbers beside them)" in doc
+    assert "shapes that do not broadcast raise ValueError" in doc
 
 
 def test_the_every_gate_module_is_black_formatted():
