@@ -441,6 +441,31 @@ def matrices(quick: bool = False) -> tuple[list[str], dict]:
     return [f"Matrices, W {m}×{k}, X {k}×{n}, Y {m}×{n}, float64:", "", *matrix], rel5
 
 
+def broadcast(quick: bool = False) -> list[str]:
+    """The numba backend on inputs that broadcast: the notes' function on a column
+    against a row (10^6 elements), against the numpy backend, after workload 4's
+    same-shape rows of hand NumPy and both backends (in the same process)."""
+    np = need("numpy")
+    names = ("hand NumPy", "stagegen numpy compact", "stagegen numba, fused loop")
+    same, _ = elementwise(quick, names)
+    side = 100 if quick else 1000
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((side, 1)), rng.standard_normal(side)
+    numpy_module = stagegen_numpy(NOTES_LINES, style="compact")
+
+    def numba_module():
+        module = stagegen_numba(NOTES_LINES, x, y)
+        return lambda: module.value_and_grad(x, y)
+
+    builders = {
+        "stagegen numpy compact": lambda: lambda: numpy_module.value_and_grad(x, y),
+        "stagegen numba, fused loop": numba_module,
+    }
+    seconds, repeats = (0.005, 3) if quick else (0.05, 21)
+    lines, _, _ = table(builders, (), "stagegen numpy compact", seconds=seconds, repeats=repeats, unit="ms")
+    return [*same, "", f"A column ({side}, 1) against a row ({side},):", "", *lines]
+
+
 if __name__ == "__main__":  # the NumPy-only table, as JSON, for numpy_only()
     lines, rel = elementwise("--quick" in sys.argv[1:], NUMPY_ONLY)
     print(json.dumps({"lines": lines, "ratios": rel}))

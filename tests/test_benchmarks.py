@@ -233,3 +233,9 @@ def test_recurrence_peers_compute_value_and_gradient():
         except Skip:
             continue
         assert mismatch(got, want) < 1e-12
+
+
+def test_broadcast_table_checks_the_numba_module_against_the_numpy_one():
+    lines = arrays.broadcast(quick=True)
+    rows = [line for line in lines if line.startswith("| stagegen numba, fused loop |")]
+    assert len(rows) == 2 and all("wrong result" not in row for row in rows)
