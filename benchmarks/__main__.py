@@ -6,7 +6,20 @@ import argparse
 import sys
 import time
 
-from . import arrays, check, compiled, dask_bench, growth, locate, scalar, scale, second, special, step
+from . import (
+    arrays,
+    check,
+    compiled,
+    dask_bench,
+    growth,
+    locate,
+    recurrence,
+    scalar,
+    scale,
+    second,
+    special,
+    step,
+)
 from .peers import threads, versions
 from .timing import machine
 
@@ -16,6 +29,7 @@ SECTIONS = (
     "arrays",
     "step",
     "compiled",
+    "recurrence",
     "locate",
     "scale",
     "check",
@@ -96,6 +110,13 @@ def main(argv=None) -> int:
     if "compiled" in only:
         print("### Compiled: the numba backend's compile time and cache (the notes' function)\n")
         print("\n".join(compiled.run(args.quick)) + "\n")
+    if "recurrence" in only:
+        print("### The 64-step recurrence: per call against CasADi, compile time against JAX\n")
+        lines, rel = recurrence.run(args.quick)
+        print("\n".join(lines) + "\n")
+        ours, casadi = rel.get("stagegen numba compact"), rel.get("casadi SX Function")
+        if ours and casadi:
+            headlines.append(f"recurrence: stagegen numba {ours[0] / casadi[0]:.2f}× casadi SX Function")
     if "locate" in only:
         print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
         print("\n".join(locate.run(args.quick)) + "\n")

@@ -244,6 +244,28 @@ def matrix_hand_value(W, X, Y):
     return np.sum(R**2)
 
 
+def matrix_njit():
+    """Workload 5 by hand in numba.njit: np.dot (numba's call of the BLAS SciPy
+    ships) and the elementwise steps in one loop over R; what a compiled listing
+    of the matrix loss could at best be, against which the numba backend's
+    choice (the numpy listing) is measured."""
+    numba = need("numba")
+    np = need("numpy")
+
+    @numba.njit
+    def loss(W, X, Y):
+        R = np.dot(W, X)
+        L = 0.0
+        for i in range(R.shape[0]):
+            for j in range(R.shape[1]):
+                r = R[i, j] - Y[i, j]
+                L += r * r
+                R[i, j] = 2.0 * r
+        return L, (np.dot(R, X.T), np.dot(W.T, R))
+
+    return loss
+
+
 def matrix_builders(W, X, Y) -> dict:
     def jax_jit():
         jax = need("jax")
@@ -270,10 +292,23 @@ def matrix_builders(W, X, Y) -> dict:
         module = stagegen_numpy(matrix_text(*W.shape, X.shape[1]), wrt="W,X", style=style)
         return lambda: module.value_and_grad(W, X, Y)
 
+    def numba_backend():
+        need("numba")
+        text = matrix_text(*W.shape, X.shape[1])
+        module = stagegen.load(text, backend="numba", wrt="W,X", style="compact")
+        return lambda: module.value_and_grad(W, X, Y)
+
+    def njit_dot():
+        loss = matrix_njit()
+        loss(W, X, Y)  # compiled before it is timed
+        return lambda: loss(W, X, Y)
+
     return {
         "hand NumPy": lambda: lambda: matrix_hand(W, X, Y),
         "stagegen numpy seed": lambda: generated("seed"),
         "stagegen numpy compact": lambda: generated("compact"),
+        "stagegen numba compact": numba_backend,
+        "hand numba.njit, np.dot": njit_dot,
         "jax.jit(value_and_grad)": jax_jit,
         "torch eager": torch_eager,
         "value only: hand NumPy": lambda: lambda: matrix_hand_value(W, X, Y),
@@ -289,6 +324,8 @@ NOTES = {
     "torch eager": "leaf tensors on NumPy's memory",
     "torch eager, 1 thread": "torch.set_num_threads(1) around the call",
     "jax.jit(value_and_grad)": "device arrays in, waited for",
+    "stagegen numba compact": "--backend numba: the numpy listing (a program over arrays)",
+    "hand numba.njit, np.dot": "np.dot inside njit, the elementwise steps in one loop",
 }
 
 
@@ -365,9 +402,19 @@ def numpy_only(quick: bool) -> tuple[list[str], dict]:
 
 
 def run(quick: bool = False) -> tuple[list[str], dict]:
-    np = need("numpy")
+    need("numpy")
     alone, rel_alone = numpy_only(quick)
     shared, rel4 = elementwise(quick)
+    matrix, rel5 = matrices(quick)
+    alone[0] = alone[0].removesuffix(":") + ", in a process that runs only NumPy:"
+    shared[0] = shared[0].removesuffix(":") + ", with the peers in one process:"
+    lines = [*alone, "", *shared, "", *matrix]
+    return lines, {"elementwise alone": rel_alone, "elementwise": rel4, "matrix": rel5}
+
+
+def matrices(quick: bool = False) -> tuple[list[str], dict]:
+    """Workload 5's table and its ratios."""
+    np = need("numpy")
     rng = np.random.default_rng(8)
     m, k, n = (32, 64, 128) if quick else (256, 512, 1024)
     seconds, repeats = (0.005, 3) if quick else (0.05, 21)
@@ -382,10 +429,32 @@ def run(quick: bool = False) -> tuple[list[str], dict]:
         notes=NOTES,
         checks={"value only: hand NumPy": ("value only: hand NumPy", None)},
     )
-    alone[0] = alone[0].removesuffix(":") + ", in a process that runs only NumPy:"
-    shared[0] = shared[0].removesuffix(":") + ", with the peers in one process:"
-    lines = [*alone, "", *shared, "", f"Matrices, W {m}×{k}, X {k}×{n}, Y {m}×{n}, float64:", "", *matrix]
-    return lines, {"elementwise alone": rel_alone, "elementwise": rel4, "matrix": rel5}
+    return [f"Matrices, W {m}×{k}, X {k}×{n}, Y {m}×{n}, float64:", "", *matrix], rel5
+
+
+def broadcast(quick: bool = False) -> list[str]:
+    """The numba backend on inputs that broadcast: the notes' function on a column
+    against a row (10^6 elements), against the numpy backend, after workload 4's
+    same-shape rows of hand NumPy and both backends (in the same process)."""
+    np = need("numpy")
+    names = ("hand NumPy", "stagegen numpy compact", "stagegen numba, fused loop")
+    same, _ = elementwise(quick, names)
+    side = 100 if quick else 1000
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((side, 1)), rng.standard_normal(side)
+    numpy_module = stagegen_numpy(NOTES_LINES, style="compact")
+
+    def numba_module():
+        module = stagegen_numba(NOTES_LINES, x, y)
+        return lambda: module.value_and_grad(x, y)
+
+    builders = {
+        "stagegen numpy compact": lambda: lambda: numpy_module.value_and_grad(x, y),
+        "stagegen numba, fused loop": numba_module,
+    }
+    seconds, repeats = (0.005, 3) if quick else (0.05, 21)
+    lines, _, _ = table(builders, (), "stagegen numpy compact", seconds=seconds, repeats=repeats, unit="ms")
+    return [*same, "", f"A column ({side}, 1) against a row ({side},):", "", *lines]
 
 
 if __name__ == "__main__":  # the NumPy-only table, as JSON, for numpy_only()

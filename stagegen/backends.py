@@ -120,6 +120,11 @@ class Backend:
     # builtins its functions read where a name the user gives would hide them
     # (numba's value_and_grad tests isinstance(..., float); its loop calls range)
     reserved: tuple[str, ...] = ()
+    # the backend whose listing a program over arrays (an array input declared,
+    # or an array gate) is generated with, where this one has no arrays (numba's:
+    # numpy's), and what the module's docstring says of it
+    arrays_by: str = ""
+    arrays_says: str = ""
 
     @property
     def gate_forms(self) -> str:
@@ -1189,37 +1194,74 @@ def _shape_compiled(*values):
     return lambda *values: values[first].shape
 
 
-def _same(value, shape):
-    """Whether `value` is a number or an array of `shape`."""
-    return not isinstance(value, numpy.ndarray) or value.shape == shape
-
-
-@numba.extending.overload(_same)
-def _same_compiled(value, shape):
-    if not isinstance(value, numba.types.Array):
-        return lambda value, shape: True
-    if value.ndim != len(shape):
-        return lambda value, shape: False
-    return lambda value, shape: value.shape == shape
-
-
-def _flat(value):
-    """`value`'s elements as the fused loop reads them: a C-contiguous float64
-    array (the array itself where it is one; a number: one element)."""
-    return numpy.ascontiguousarray(value, dtype=numpy.float64).reshape(-1)
+def _flat(value, shape):
+    """`value`'s elements as the fused loop reads them, over the broadcast
+    `shape`: a C-contiguous float64 array (the array itself where it is one of
+    that shape; one that broadcasts, copied to that shape; a number: one element)."""
+    if not isinstance(value, numpy.ndarray):
+        return numpy.full(1, float(value))
+    full = numpy.broadcast_to(value, shape)
+    return numpy.ascontiguousarray(full, dtype=numpy.float64).reshape(-1)
 
 
 @numba.extending.overload(_flat)
-def _flat_compiled(value):
+def _flat_compiled(value, shape):
     if not isinstance(value, numba.types.Array):
-        return lambda value: numpy.full(1, float(value))
+        return lambda value, shape: numpy.full(1, float(value))
+
+    def copied(value, shape):
+        full = numpy.broadcast_to(value, shape)
+        return numpy.ascontiguousarray(full).reshape(full.size).astype(numpy.float64)
+
+    if value.ndim != len(shape):
+        return copied
     if value.dtype == numba.float64 and value.layout == "C":
-        return lambda value: value.reshape(value.size)
 
-    def flat(value):
-        return numpy.ascontiguousarray(value).reshape(value.size).astype(numpy.float64)
+        def flat(value, shape):
+            if value.shape == shape:
+                return value.reshape(value.size)
+            full = numpy.broadcast_to(value, shape)
+            return numpy.ascontiguousarray(full).reshape(full.size).astype(numpy.float64)
 
-    return flat
+        return flat
+    return copied
+
+
+def _reduced(elements, shape, given):
+    """A gradient over the broadcast `shape` summed back to the shape of the array
+    `given` broadcast (over its leading and length-1 axes), as elements."""
+    if not isinstance(given, numpy.ndarray) or given.shape == shape:
+        return elements
+    lead = len(shape) - given.ndim
+    kept = given.shape
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, n in enumerate(kept) if n == 1 and shape[lead + k] != 1
+    )
+    return elements.reshape(shape).sum(axis=axes).reshape(-1)
+
+
+@numba.extending.overload(_reduced)
+def _reduced_compiled(elements, shape, given):
+    if not isinstance(given, numba.types.Array):
+        return lambda elements, shape, given: elements
+    lead = len(shape) - given.ndim  # the broadcast shape's leading axes given lacks
+
+    def summed(elements, shape, given):
+        # one pass in element order: each element added to the entry it broadcast from
+        if lead == 0 and given.shape == shape:
+            return elements
+        out, kept = numpy.zeros(given.size), given.shape
+        for i in range(elements.size):
+            rest, j, step = i, 0, 1
+            for d in range(len(shape) - 1, lead - 1, -1):
+                c, rest = rest % shape[d], rest // shape[d]
+                if kept[d - lead] != 1:
+                    j += c * step
+                step *= kept[d - lead]
+            out[j] += elements[i]
+        return out
+
+    return summed
 
 
 def _shaped(elements, shape):
@@ -1273,17 +1315,27 @@ NUMBA = Backend(
     loops=True,
     loop_syntax=MATH.syntax,
     reserved=("float", "range"),
+    arrays_by="numpy",
+    arrays_says=(
+        "A program over arrays (an array input declared, or an array gate such as @ "
+        "or sum): this module is the numpy backend's listing, as Python runs it (no "
+        "numba; nothing to compile): its @ calls BLAS through NumPy, which measured "
+        "faster than np.dot inside numba.njit on the matrix loss sum((W @ X - Y)**2), "
+        "W 256x512, X 512x1024 (1.01x hand NumPy against 1.46x: benchmarks/RESULTS.md)."
+    ),
     loop_says=(
-        "value_and_grad also takes arrays: given arrays of one shape (and numbers "
-        "beside them) it runs its listing as one compiled loop over their elements, in "
-        "parallel blocks (_value_and_grad_loop, numba's prange), reading each input "
-        "once and writing the value and each gradient once; a number's gradient is its "
-        "sum over the elements, per block of up to 8,192 elements and then across the blocks "
-        "(whatever the number of threads). The loop's powers are numba's own (x**2 is "
-        "x * x), within an ulp or two of the scalar functions'. An array that is "
-        "not C-contiguous float64 is copied to one first; arrays of different shapes "
-        "raise ValueError (broadcast them first, or generate with --backend numpy). "
-        "forward and backward take numbers."
+        "value_and_grad also takes arrays: given arrays (and numbers beside them) it "
+        "runs its listing as one compiled loop over the elements of their broadcast "
+        "shape, in parallel blocks (_value_and_grad_loop, numba's prange), reading each "
+        "input once and writing the value and each gradient once; a number's gradient "
+        "is its sum over the elements, per block of up to 8,192 elements and then across "
+        "the blocks (whatever the number of threads). The loop's powers are numba's own "
+        "(x**2 is x * x), within an ulp or two of the scalar functions'. An array that "
+        "is not C-contiguous float64, or that broadcasts (a row against a column), is "
+        "first copied to one of the broadcast shape, and the gradient of one that "
+        "broadcasts is summed back to its shape after the loop, in one pass in element "
+        "order (another order of summation than NumPy's); shapes that do not broadcast "
+        "raise ValueError. forward and backward take numbers."
     ),
     domains={
         "math.log": "log: -inf at 0, NaN below",
@@ -1315,7 +1367,9 @@ NUMBA = Backend(
     says=(
         "Compiled by numba (nopython mode, fastmath off): the values are bit for bit "
         "those of the math backend's module. The functions compile once per machine "
-        "where the module is a file (numba's cache), else at their first call. "
+        "where the module is a file (numba's cache), else at their first call; a "
+        "first call compiles in 0.01 to 0.02 s per stage (1.7 s for 158 stages, 12 s "
+        "for 638, 29 s for 1,278: benchmarks/RESULTS.md). "
         "py_forward, py_backward and py_value_and_grad (and py_ before each function "
         "asked for) are the same listings as Python runs them. Compiled, a domain "
         "error gives NaN or inf where Python raises (a division by zero raises "

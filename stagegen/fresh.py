@@ -54,7 +54,12 @@ class Record:
         """The Build the record describes: its source with its file name, output file and options."""
         from .pipeline import build
 
-        options = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
+        # every option as build takes it (`requested` is what build decides, not an option)
+        options = {
+            f.name: getattr(self.options, f.name)
+            for f in dataclasses.fields(self.options)
+            if f.name != "requested"
+        }
         return build(self.source, filename=self.filename, output=self.output, **options)
 
 

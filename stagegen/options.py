@@ -35,12 +35,17 @@ class Options:
     gates: str = "grouped"
     with_: tuple[str, ...] = ()  # FUNCTIONS asked for, in FUNCTIONS order
     emit_adapter: str = ""  # ADAPTERS: the module also as that framework's differentiable function
+    # the backend asked for, where the listing is another's (`backend`): a program
+    # over arrays asked of a backend without arrays (Backend.arrays_by); not an option
+    requested: str = ""
 
     def __post_init__(self):
         for field, allowed in (("backend", BACKENDS), ("style", STYLES), ("gates", GATES)):
             value = getattr(self, field)
             if value not in allowed:
                 raise UsageError(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.requested and self.requested not in BACKENDS:
+            raise UsageError(f"requested must be one of {', '.join(BACKENDS)}, not {self.requested!r}")
         object.__setattr__(self, "with_", functions(self.with_))
         if self.emit_adapter and self.emit_adapter not in ADAPTERS:
             raise UsageError(f"emit_adapter must be one of {', '.join(ADAPTERS)}, not {self.emit_adapter!r}")
@@ -62,6 +67,10 @@ class Options:
             options += [f"--output={written}"] if written.startswith("-") else ["-o", written]
         for option in fields(self):  # every option that is not its default, in declaration order
             value = getattr(self, option.name)
+            if option.name == "requested":  # printed as the backend it stands for
+                continue
+            if option.name == "backend":
+                value = self.requested or value
             if value != option.default:
                 options += [flag(option.name), ",".join(value) if isinstance(value, tuple) else value]
         if file.startswith("-") and file != "-":  # it would read as an option: behind '--', after the options

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from sympy.core.cache import clear_cache
 
+from .backends import BACKENDS
 from .differentiate import Backward, differentiate
 from .errors import UsageError
+from .gates import REGISTRY
 from .identifiers import name_list
 from .ir import Graph, Input
 from .lower import check_applications, lower
@@ -96,14 +98,15 @@ def _build(source, inputs, wrt, options: Options, filename, output) -> Build:
     clear_cache()
     wrt, inputs = name_list(wrt, "wrt="), name_list(inputs, "inputs=")
     options = dataclasses.replace(options, wrt=wrt)
-    backend, style, gates = options.backend, options.style, options.gates
+    style = options.style
     if is_sympy(source):
         filename = filename or "<sympy>"
         source, inputs = _sympy_source(from_sympy(source, inputs, filename), options), None
     elif not isinstance(source, str):
         raise UsageError(f"expected source text or a SymPy expression, got {type(source).__name__}")
     program = _reorder(parse(source, filename or "<input>"), inputs)
-    graph = lower(program, gates, backend)
+    options, graph = _lowered(program, options)
+    backend = options.backend
     backward = differentiate(graph, _wrt_ids(graph, wrt), style)
     names = assign(graph, backward, backend, options.with_)
     try:
@@ -114,6 +117,20 @@ def _build(source, inputs, wrt, options: Options, filename, output) -> Build:
         raise UsageError(exc.message, hint=exc.hint, file=program.filename) from None
     text = render(listing, program, graph, options, output)
     return Build(program, graph, backward, names, options, text, output)
+
+
+def _lowered(program: Program, options: Options) -> tuple[Options, Graph]:
+    """The options a program is generated with, and its graph: a program over
+    arrays (an array input declared, or an array gate) asked of a backend without
+    arrays that names another for them (Backend.arrays_by) gets that backend's
+    listing, the options recording which was asked for."""
+    by = BACKENDS[options.backend].arrays_by
+    if by:
+        graph = lower(program, options.gates, by)
+        shaped = any(i.shape for i in graph.inputs)
+        if shaped or any(REGISTRY[stage.gate].arrays for stage in graph.stages):
+            return dataclasses.replace(options, backend=by, requested=options.backend), graph
+    return options, lower(program, options.gates, options.backend)
 
 
 def _sympy_source(program: Program, options: Options) -> str:

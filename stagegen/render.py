@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from .backends import SOURCE
+from .backends import BACKENDS, SOURCE
 from .blackline import format_statement
 from .errors import InternalError, python_lines
 from .expr import Named
@@ -326,7 +326,7 @@ def _fused_loop(listing: Listing, body: list[str]) -> dict:
         "parameters": ", ".join(x["given"] for x in inputs),
         "given": _tuple(x["given"] for x in inputs),
         "inputs": inputs,
-        "same": " and ".join(f"_same({x['given']}, __shape__)" for x in inputs),
+        "shapes": ", ".join(f"_shape({x['given']})" for x in inputs),
         "sizes": ", ".join(f"{x['flat']}.size" for x in inputs),
         "grads": grads,
         "arguments": ", ".join(
@@ -393,6 +393,8 @@ def _docstring(
         parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
     if listing.backend.loops and listing.fused:
         parts += ["", *textwrap.wrap(listing.backend.loop_says, LINE_LENGTH - 4)]
+    if options.requested:  # a program over arrays, asked of a backend without them
+        parts += ["", *textwrap.wrap(BACKENDS[options.requested].arrays_says, LINE_LENGTH - 4)]
     if options.emit_adapter:
         parts += ["", *textwrap.wrap(ADAPTERS[options.emit_adapter].says, LINE_LENGTH - 4)]
     if graph.rewrites:

@@ -222,3 +222,41 @@ def test_second_order_references_agree_with_the_generated_functions():
     ours = jacobian["stagegen value_and_jacobian (compact)"]()(*second.ARM_POINT)
     for name in ("stagegen forward + backward per output", "sympy jacobian, lambdify cse"):
         assert mismatch(jacobian[name]()(*second.ARM_POINT), ours) < 1e-12, name
+
+
+def test_recurrence_file_and_formula_agree():
+    from benchmarks import recurrence
+
+    class Floats:
+        exp = staticmethod(math.exp)
+
+    for n in (1, 2, 5):
+        module = stagegen.load(recurrence.source(n))
+        value, grads = module.value_and_grad(*recurrence.POINT)
+        assert abs(value - recurrence.formula(Floats, *recurrence.POINT, n)) <= 1e-15 * abs(value)
+        h = 1e-6
+        for k in range(2):
+            up, down = list(recurrence.POINT), list(recurrence.POINT)
+            up[k] += h
+            down[k] -= h
+            slope = (recurrence.formula(Floats, *up, n) - recurrence.formula(Floats, *down, n)) / (2 * h)
+            assert abs(grads[k] - slope) <= 1e-7 * max(1.0, abs(slope))
+    assert len(stagegen.build(recurrence.source(64)).graph.stages) == 638
+
+
+def test_recurrence_peers_compute_value_and_gradient():
+    from benchmarks import recurrence
+
+    want = recurrence.stagegen_math(6)(*recurrence.POINT)
+    for build in (recurrence.casadi_function, recurrence.jax_function):
+        try:
+            got = build(6)(*recurrence.POINT)
+        except Skip:
+            continue
+        assert mismatch(got, want) < 1e-12
+
+
+def test_broadcast_table_checks_the_numba_module_against_the_numpy_one():
+    lines = arrays.broadcast(quick=True)
+    rows = [line for line in lines if line.startswith("| stagegen numba, fused loop |")]
+    assert len(rows) == 2 and all("wrong result" not in row for row in rows)

@@ -7,25 +7,29 @@ clipx, t33, lgammat33, gammaden.
 
 Compiled by numba (nopython mode, fastmath off): the values are bit for bit those of
 the math backend's module. The functions compile once per machine where the module
-is a file (numba's cache), else at their first call. py_forward, py_backward and
-py_value_and_grad (and py_ before each function asked for) are the same listings as
-Python runs them. Compiled, a domain error gives NaN or inf where Python raises (a
-division by zero raises ZeroDivisionError in both): log1p: -inf at -1, NaN below;
-sqrt: NaN below 0; exp: inf above 709.78; expm1: inf above 709.78; sin: NaN at -inf
-and inf; cos: NaN at -inf and inf; powers: inf where the result overflows and for 0
-to a negative power, NaN for a negative number to a non-integer power. Not bit for
-bit: gamma within 8 ulp of CPython's; lgamma within 11 ulp of max(1, |lgamma|) of
-CPython's; hypot within 1 ulp of CPython's (the compiler's own implementation).
+is a file (numba's cache), else at their first call; a first call compiles in 0.01
+to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278:
+benchmarks/RESULTS.md). py_forward, py_backward and py_value_and_grad (and py_
+before each function asked for) are the same listings as Python runs them. Compiled,
+a domain error gives NaN or inf where Python raises (a division by zero raises
+ZeroDivisionError in both): log1p: -inf at -1, NaN below; sqrt: NaN below 0; exp:
+inf above 709.78; expm1: inf above 709.78; sin: NaN at -inf and inf; cos: NaN at
+-inf and inf; powers: inf where the result overflows and for 0 to a negative power,
+NaN for a negative number to a non-integer power. Not bit for bit: gamma within 8
+ulp of CPython's; lgamma within 11 ulp of max(1, |lgamma|) of CPython's; hypot
+within 1 ulp of CPython's (the compiler's own implementation).
 
-value_and_grad also takes arrays: given arrays of one shape (and numbers beside
-them) it runs its listing as one compiled loop over their elements, in parallel
+value_and_grad also takes arrays: given arrays (and numbers beside them) it runs its
+listing as one compiled loop over the elements of their broadcast shape, in parallel
 blocks (_value_and_grad_loop, numba's prange), reading each input once and writing
 the value and each gradient once; a number's gradient is its sum over the elements,
 per block of up to 8,192 elements and then across the blocks (whatever the number of
 threads). The loop's powers are numba's own (x**2 is x * x), within an ulp or two of
-the scalar functions'. An array that is not C-contiguous float64 is copied to one
-first; arrays of different shapes raise ValueError (broadcast them first, or
-generate with --backend numpy). forward and backward take numbers.
+the scalar functions'. An array that is not C-contiguous float64, or that broadcasts
+(a row against a column), is first copied to one of the broadcast shape, and the
+gradient of one that broadcasts is summed back to its shape after the loop, in one
+pass in element order (another order of summation than NumPy's); shapes that do not
+broadcast raise ValueError. forward and backward take numbers.
 
 Rewrites (each circuit became one grouped gate; --gates fine keeps them as written):
     5:24 log(1 + x**2) -> log1p: accurate when the argument is small (log(1 + t)
@@ -821,17 +825,12 @@ def _value_and_grad_arrays_compiled(__x_in__, __y_in__):
 
 @numba.njit(cache=_CACHE)
 def _value_and_grad_fused(__x_in__, __y_in__):
-    """value_and_grad of arrays of one shape (and numbers beside them): the listing
-    in one compiled loop over their elements (_value_and_grad_loop)."""
-    __shape__ = _shape(__x_in__, __y_in__)
-    __same__ = _same(__x_in__, __shape__) and _same(__y_in__, __shape__)
-    if not __same__:
-        raise ValueError(
-            "value_and_grad takes arrays of one shape and numbers: broadcast the "
-            "arrays first (numpy.broadcast_arrays), or generate with --backend numpy"
-        )
-    __x_flat__ = _flat(__x_in__)
-    __y_flat__ = _flat(__y_in__)
+    """value_and_grad of arrays (and numbers beside them): the listing in one
+    compiled loop over the elements of their broadcast shape (_value_and_grad_loop);
+    an array of another shape is copied to that shape, its gradient summed back."""
+    __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
+    __x_flat__ = _flat(__x_in__, __shape__)
+    __y_flat__ = _flat(__y_in__, __shape__)
     __n__ = max(0, __x_flat__.size, __y_flat__.size)
     __n__ = 0 if min(__n__, __x_flat__.size, __y_flat__.size) == 0 else __n__
     __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
@@ -844,8 +843,10 @@ def _value_and_grad_fused(__x_in__, __y_in__):
     )
     if __x_flat__.size != __n__:  # a number's gradient: its blocks' sums, summed
         __dx_out__[0] = __sums__[:, 0].sum()
+    __dx_out__ = _reduced(__dx_out__, __shape__, __x_in__)
     if __y_flat__.size != __n__:  # a number's gradient: its blocks' sums, summed
         __dy_out__[0] = __sums__[:, 1].sum()
+    __dy_out__ = _reduced(__dy_out__, __shape__, __y_in__)
     return _shaped(__value__, __shape__), (
         _shaped(__dx_out__, _shape(__x_in__)),
         _shaped(__dy_out__, _shape(__y_in__)),
@@ -1096,37 +1097,76 @@ def _shape_compiled(*values):
     return lambda *values: values[first].shape
 
 
-def _same(value, shape):
-    """Whether `value` is a number or an array of `shape`."""
-    return not isinstance(value, numpy.ndarray) or value.shape == shape
-
-
-@numba.extending.overload(_same)
-def _same_compiled(value, shape):
-    if not isinstance(value, numba.types.Array):
-        return lambda value, shape: True
-    if value.ndim != len(shape):
-        return lambda value, shape: False
-    return lambda value, shape: value.shape == shape
-
-
-def _flat(value):
-    """`value`'s elements as the fused loop reads them: a C-contiguous float64
-    array (the array itself where it is one; a number: one element)."""
-    return numpy.ascontiguousarray(value, dtype=numpy.float64).reshape(-1)
+def _flat(value, shape):
+    """`value`'s elements as the fused loop reads them, over the broadcast
+    `shape`: a C-contiguous float64 array (the array itself where it is one of
+    that shape; one that broadcasts, copied to that shape; a number: one element)."""
+    if not isinstance(value, numpy.ndarray):
+        return numpy.full(1, float(value))
+    full = numpy.broadcast_to(value, shape)
+    return numpy.ascontiguousarray(full, dtype=numpy.float64).reshape(-1)
 
 
 @numba.extending.overload(_flat)
-def _flat_compiled(value):
+def _flat_compiled(value, shape):
     if not isinstance(value, numba.types.Array):
-        return lambda value: numpy.full(1, float(value))
+        return lambda value, shape: numpy.full(1, float(value))
+
+    def copied(value, shape):
+        full = numpy.broadcast_to(value, shape)
+        return numpy.ascontiguousarray(full).reshape(full.size).astype(numpy.float64)
+
+    if value.ndim != len(shape):
+        return copied
     if value.dtype == numba.float64 and value.layout == "C":
-        return lambda value: value.reshape(value.size)
 
-    def flat(value):
-        return numpy.ascontiguousarray(value).reshape(value.size).astype(numpy.float64)
+        def flat(value, shape):
+            if value.shape == shape:
+                return value.reshape(value.size)
+            full = numpy.broadcast_to(value, shape)
+            return (
+                numpy.ascontiguousarray(full).reshape(full.size).astype(numpy.float64)
+            )
 
-    return flat
+        return flat
+    return copied
+
+
+def _reduced(elements, shape, given):
+    """A gradient over the broadcast `shape` summed back to the shape of the array
+    `given` broadcast (over its leading and length-1 axes), as elements."""
+    if not isinstance(given, numpy.ndarray) or given.shape == shape:
+        return elements
+    lead = len(shape) - given.ndim
+    kept = given.shape
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, n in enumerate(kept) if n == 1 and shape[lead + k] != 1
+    )
+    return elements.reshape(shape).sum(axis=axes).reshape(-1)
+
+
+@numba.extending.overload(_reduced)
+def _reduced_compiled(elements, shape, given):
+    if not isinstance(given, numba.types.Array):
+        return lambda elements, shape, given: elements
+    lead = len(shape) - given.ndim  # the broadcast shape's leading axes given lacks
+
+    def summed(elements, shape, given):
+        # one pass in element order: each element added to the entry it broadcast from
+        if lead == 0 and given.shape == shape:
+            return elements
+        out, kept = numpy.zeros(given.size), given.shape
+        for i in range(elements.size):
+            rest, j, step = i, 0, 1
+            for d in range(len(shape) - 1, lead - 1, -1):
+                c, rest = rest % shape[d], rest // shape[d]
+                if kept[d - lead] != 1:
+                    j += c * step
+                step *= kept[d - lead]
+            out[j] += elements[i]
+        return out
+
+    return summed
 
 
 def _shaped(elements, shape):
