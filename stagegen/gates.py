@@ -1109,6 +1109,26 @@ def _matmul_of(a: tuple, b: tuple) -> str:
     return "matmul_batched" if a[:-2] == b[:-2] else "matmul_broadcast"
 
 
+def _product(name: str, meaning, vjp, doc: str, **more) -> Gate:
+    """One of @'s gates (by the operands' ranks): NumPy's matmul, bilinear, its
+    backward by dimension analysis (`vjp`)."""
+    return Gate(
+        name,
+        operands=("a", "b"),
+        forward=lambda a, b: meaning(a, b),
+        vjp=vjp,
+        jvp=_product_jvp,
+        elements=lambda np, a, b: np.matmul(a, b),
+        code=lambda a, b: a @ b,
+        shape=matmul_shape,
+        arrays=True,
+        name_hint="{0}{1}",
+        symbol="@",
+        doc=doc,
+        **more,
+    )
+
+
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
     """A reduction's output (or adjoint) with its reduced axis back, as size 1."""
     return value if keepdims.value else expand_dims(value, axis)
@@ -1123,100 +1143,52 @@ _AXIS = {"params": ("axis", "keepdims"), "keywords": ("axis", "keepdims"), "defa
 
 _GATES += [
     # -- arrays (numpy backend): the notes' matrix product, transpose, reductions --
-    Gate(
+    _product(
         "matmul",
-        operands=("a", "b"),
-        forward=lambda a, b: _matmul(a, b),
-        vjp=lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
-        jvp=_product_jvp,
-        elements=lambda np, a, b: np.matmul(a, b),
-        code=lambda a, b: a @ b,
+        _matmul,
+        lambda a, b, out, dout: (dout @ b.T, a.T @ dout),
+        "a @ b for matrices a (n, k), b (k, m); by dimension analysis da = dout @ b.T, db = a.T @ dout",
         fn="matmul",
-        shape=matmul_shape,
-        arrays=True,
         operator="@",
-        name_hint="{0}{1}",
-        symbol="@",
         specialised=lambda a, b: _matmul_of(a, b),
-        doc="a @ b for matrices a (n, k), b (k, m); by dimension analysis da = dout @ b.T, db = a.T @ dout",
     ),
     # @ of 1-D operands, NumPy's matmul: the same product with an axis left out
-    Gate(
+    _product(
         "matvec",
-        operands=("a", "b"),
-        forward=lambda a, b: _matvec(a, b),
-        vjp=lambda a, b, out, dout: (outer(dout, b), a.T @ dout),
-        jvp=_product_jvp,
-        elements=lambda np, a, b: np.matmul(a, b),
-        code=lambda a, b: a @ b,
-        shape=matmul_shape,
-        arrays=True,
-        name_hint="{0}{1}",
-        symbol="@",
-        doc="a @ b for a matrix a (n, k) and a vector b (k,), a vector (n,); "
+        _matvec,
+        lambda a, b, out, dout: (outer(dout, b), a.T @ dout),
+        "a @ b for a matrix a (n, k) and a vector b (k,), a vector (n,); "
         "da = outer(dout, b), db = a.T @ dout",
     ),
-    Gate(
+    _product(
         "vecmat",
-        operands=("a", "b"),
-        forward=lambda a, b: _vecmat(a, b),
-        vjp=lambda a, b, out, dout: (b @ dout, outer(a, dout)),
-        jvp=_product_jvp,
-        elements=lambda np, a, b: np.matmul(a, b),
-        code=lambda a, b: a @ b,
-        shape=matmul_shape,
-        arrays=True,
-        name_hint="{0}{1}",
-        symbol="@",
-        doc="a @ b for a vector a (k,) and a matrix b (k, m), a vector (m,); "
+        _vecmat,
+        lambda a, b, out, dout: (b @ dout, outer(a, dout)),
+        "a @ b for a vector a (k,) and a matrix b (k, m), a vector (m,); "
         "da = b @ dout, db = outer(a, dout)",
     ),
-    Gate(
+    _product(
         "vecdot",
-        operands=("a", "b"),
-        forward=lambda a, b: _vecdot(a, b),
-        vjp=_vecdot_vjp,
-        jvp=_product_jvp,
-        elements=lambda np, a, b: np.matmul(a, b),
-        code=lambda a, b: a @ b,
-        shape=matmul_shape,
-        arrays=True,
-        name_hint="{0}{1}",
-        symbol="@",
-        doc="a @ b for vectors a (k,), b (k,), a number; da = dout * b, db = a * dout",
+        _vecdot,
+        _vecdot_vjp,
+        "a @ b for vectors a (k,), b (k,), a number; da = dout * b, db = a * dout",
     ),
     # stacks of matrices (NumPy's matmul over the leading axes)
-    Gate(
+    _product(
         "matmul_batched",
-        operands=("a", "b"),
-        forward=lambda a, b: _batched(a, b),
-        vjp=lambda a, b, out, dout: (dout @ matrix_transpose(b), matrix_transpose(a) @ dout),
-        jvp=_product_jvp,
-        elements=lambda np, a, b: np.matmul(a, b),
-        code=lambda a, b: a @ b,
-        shape=matmul_shape,
-        arrays=True,
-        name_hint="{0}{1}",
-        symbol="@",
-        doc="a @ b for stacks of matrices a (..., n, k), b (..., k, m) with the same batch axes; "
+        _batched,
+        lambda a, b, out, dout: (dout @ matrix_transpose(b), matrix_transpose(a) @ dout),
+        "a @ b for stacks of matrices a (..., n, k), b (..., k, m) with the same batch axes; "
         "da = dout @ b.mT, db = a.mT @ dout",
     ),
-    Gate(
+    _product(
         "matmul_broadcast",
-        operands=("a", "b"),
-        forward=lambda a, b: _broadcast(a, b),
-        vjp=lambda a, b, out, dout: (
+        _broadcast,
+        lambda a, b, out, dout: (
             unbroadcast(dout @ matrix_transpose(b), a),
             unbroadcast(matrix_transpose(a) @ dout, b),
         ),
-        jvp=_product_jvp,
-        elements=lambda np, a, b: np.matmul(a, b),
-        code=lambda a, b: a @ b,
-        shape=matmul_shape,
-        arrays=True,
-        name_hint="{0}{1}",
-        symbol="@",
-        doc="a @ b for stacks of matrices whose batch axes broadcast (a matrix times a stack); "
+        "a @ b for stacks of matrices whose batch axes broadcast (a matrix times a stack); "
         "da = dout @ b.mT summed back to a's shape (_unbroadcast), db = a.mT @ dout likewise",
     ),
     Gate(
