@@ -81,8 +81,7 @@ class _Text:
         if statement.kind == "sweep":
             return f"# {statement.note}"
         if statement.kind == "block":
-            backend = self.listing.backend
-            self.code.used.update(name for name in backend.helpers if f"{name}(" in statement.note)
+            self.calls(statement.note)
             return statement.note
         if statement.kind in ("alloc", "loop"):
             return self.loop_line(statement)
@@ -113,8 +112,13 @@ class _Text:
             text = f"{statement.binds} = {m}.zeros({size}, dtype={self.code.printer.text(Named('float'))})"
         else:
             text = f"for {statement.binds} in {backend.indices.format(shape(statement.out), m=m)}:"
-        self.code.used.update(name for name in backend.helpers if f"{name}(" in text)
+        self.calls(text)
         return text
+
+    def calls(self, text: str) -> None:
+        """The backend's helpers a line written here (not printed from a form) calls."""
+        helpers = self.listing.backend.helpers
+        self.code.used.update(name for name in helpers if f"{name}(" in text)
 
     def display(self, statement: Statement) -> str:
         return f"{statement.out} = {self.rhs(statement)}"
