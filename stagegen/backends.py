@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from string import Template
 from types import MappingProxyType
 
-from .expr import Call, Expr, Named, Num, call, function, select
+from .expr import Call, Expr, Named, Num, Ref, Slice, Slot, Subscript, call, function, select
 from .printer import Syntax
 
 _maximum, _minimum = function("maximum"), function("minimum")
@@ -125,6 +125,13 @@ class Backend:
     # numpy's), and what the module's docstring says of it
     arrays_by: str = ""
     arrays_says: str = ""
+    # a subscript's adjoint: dout added into the adjoint at the index, in place
+    # where the index picks each element once (``da[:, 1:3] += dv``; "" where
+    # arrays may not be updated in place) and where index arrays may pick one
+    # twice (NumPy's ``np.add.at``); {target} the adjoint, {index} the index
+    # (``da[...]`` for `scatter_at`, the index tuple for `scatter_add`), {value}
+    scatter_at: str = ""
+    scatter_add: str = ""
 
     @property
     def gate_forms(self) -> str:
@@ -138,6 +145,18 @@ class Backend:
     def zero(self, value: Expr, scalar: bool) -> Expr:
         """The gradient of an input the output does not depend on."""
         return Num(0.0) if scalar or not self.arrays else call("zeros_like", value)
+
+    def scatter(self, at: Subscript, like: Expr) -> tuple[Expr, str]:
+        """The index of a subscript's adjoint line, `at` over the operands (a
+        `Subscript` of operand 0), and the statement's template that adds into
+        `like` there (`scatter_at`, or `scatter_add` with the index as a tuple)."""
+        picks = any(isinstance(i, Slot) or (isinstance(i, Call) and i.fn == "arange") for i in at.index)
+        if self.scatter_at and not picks:
+            return Subscript(like, at.index), self.scatter_at
+        items = [_index_item(i) for i in at.index]
+        if at.open and self.syntax.every_axis:
+            items.append(Ref("..."))
+        return (items[0] if len(items) == 1 else call("tuple", *items)), self.scatter_add
 
     def copy(self, value: Expr) -> Expr:
         """A fresh array with `value`'s contents (a gradient owns its memory)."""
@@ -153,6 +172,18 @@ class Backend:
     def unbroadcast(self, value: Expr, like: Expr) -> Expr:
         """`value` summed to the shape of `like`, at run time (shapes unknown now)."""
         return call("_unbroadcast", value, like)
+
+
+def _index_item(item) -> Expr:
+    """An item of a subscript as a value outside brackets: a slice as slice(...)."""
+    if item is None:
+        return Ref("None")
+    if not isinstance(item, Slice):
+        return item
+    start, stop, step = (Ref("None") if p is None else p for p in (item.start, item.stop, item.step))
+    if item.step is not None:
+        return call("slice", start, stop, step)
+    return call("slice", stop) if item.start is None else call("slice", start, stop)
 
 
 def _nested(fn: Callable[..., Expr]) -> Callable[..., Expr]:
@@ -897,6 +928,56 @@ def _prod_others(namespace: bool) -> Helper:
     return Helper("_prod_others", text, needs=("_shape",) if namespace else ())
 
 
+def _index_checks(integer: str, eager: str, shape: str, xp: str, needs=(), imports=()) -> Helper:
+    """`_check_indexes`, run after `_check_shapes`: each index input (INDEXES) an
+    array of integers whose values lie in the range of every axis it indexes;
+    `integer` tests `value`'s dtype, `eager` whether its values can be read now
+    (not a Dask graph's or JAX's traced ones; the body of `_eager`), `shape` reads a shape, `xp` is
+    `value`'s namespace (its min and max)."""
+    text = f'''def _check_indexes(*values):
+    """Each index input (INDEXES: the sizes of the axes it indexes, ints or
+    size names) an array of integers in -size .. size - 1 for each axis, as
+    NumPy reads a negative index: one ValueError naming the input, the axis's
+    size and a value out of range. Values computed lazily are not read."""
+    given = dict(zip(INPUTS, values))
+    for name, sizes in INDEXES.items():
+        value = given[name]
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or not _integers(value, dtype):
+            got = f"{{dtype}} values" if dtype is not None else type(value).__name__
+            said = ", ".join(map(str, SHAPES[name]))
+            raise ValueError(
+                f"{{name}} is declared index({{said}}), an array of integers, but was "
+                f"given {{got}}: pass an integer array"
+            )
+        if not _eager(value) or not math.prod({shape}):
+            continue
+        low, high = int({xp}.min(value)), int({xp}.max(value))
+        for size in sizes:
+            said = ""
+            if isinstance(size, str):  # a size name: the size of an input's axis
+                declared = next(n for n, shape in SHAPES.items() if size in shape)
+                said = f" ({{size}}, from {{declared}})"
+                size = {shape.replace("value", "given[declared]")}[SHAPES[declared].index(size)]
+            if low < -size or high >= size:
+                raise ValueError(
+                    f"{{name}} indexes an axis of size {{size}}{{said}} but holds "
+                    f"{{low if low < -size else high}} (the range is {{-size}} to {{size - 1}})"
+                )
+
+
+def _integers(value, dtype):
+    """Whether `value` holds integers (not booleans, which NumPy reads as a mask)."""
+    return {integer}
+
+
+def _eager(value):
+    """Whether `value`'s elements can be read now."""
+    {eager}
+'''
+    return Helper("_check_indexes", text, imports=("math", *imports), needs=needs)
+
+
 def _checks(shape: str, needs: tuple[str, ...] = ()) -> Helper:
     """`_check_shapes`, run first by every function that takes the inputs: each
     declared input's rank and sizes (SHAPES), a size name the same wherever it
@@ -959,6 +1040,7 @@ _HELPED = {  # helpers, by their own names
     "_log_softmax": "_log_softmax",
     "_logsumexp": "_logsumexp",
     "_prod_others": "_prod_others",
+    "slice": "slice",  # Python's, in a subscript's index outside brackets
 }
 _PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}
 _GAMMA_HELPED = {"lgamma": "_lgamma", "gamma": "_gamma", **_PSI_HELPED}
@@ -1044,11 +1126,16 @@ NUMPY = Backend(
         **_normalised(namespace=False),
         "_prod_others": _prod_others(namespace=False),
         "_check_shapes": _checks("$m.shape(value)"),
+        "_check_indexes": _index_checks(
+            "$m.issubdtype(dtype, $m.integer)", "return True", "$m.shape(value)", "$m"
+        ),
     },
     arrays=True,
     release=True,
     guarded="quiet",
     quiet='with {m}.errstate(all="ignore"):',
+    scatter_at="{index} += {value}",
+    scatter_add="{m}.add.at({target}, {index}, {value})",
 )
 
 _QUIET_XP = '''def _quiet():
@@ -1060,6 +1147,50 @@ _QUIET_XP = '''def _quiet():
     except ImportError:
         return contextlib.nullcontext()
     return numpy.errstate(all="ignore")
+'''
+
+_ADD_AT_XP = '''def _add_at(target, index, value):
+    """`target` with `value` added at `index`, an element an index array picks
+    twice getting both (a subscript's adjoint): NumPy's add.at, PyTorch's
+    index_add_, JAX's .at[].add, array-api-strict's on the host; where the index
+    picks each element once (slices, integers), in place."""
+    if hasattr(target, "at"):  # JAX: arrays are not updated in place
+        return target.at[index].add(value)
+    items = index if isinstance(index, tuple) else (index,)
+    picks = any(hasattr(i, "shape") for i in items)
+    if array_api_compat.is_numpy_array(target):
+        import numpy
+
+        numpy.add.at(target, index, value)
+    elif picks and array_api_compat.is_torch_array(target):
+        import torch
+
+        # the flat positions the index picks, by PyTorch's own indexing, then added
+        # there one by one (index_add_ adds a position picked twice twice)
+        count = target.numel()
+        flat = torch.arange(count, device=target.device).reshape(target.shape)[index]
+        value = torch.broadcast_to(torch.as_tensor(value, dtype=target.dtype), flat.shape)
+        target.view(-1).index_add_(0, flat.reshape(-1), value.reshape(-1))
+    elif picks and array_api_compat.is_array_api_strict_namespace(
+        array_api_compat.array_namespace(target)
+    ):  # the standard's own test namespace: added on the host, through DLPack
+        import numpy
+
+        def host(a):
+            return numpy.from_dlpack(a) if hasattr(a, "__dlpack__") else a
+
+        added = numpy.array(host(target))
+        numpy.add.at(added, tuple(host(i) for i in items), host(value))
+        return array_api_compat.array_namespace(target).asarray(added)
+    elif picks:
+        name = array_api_compat.array_namespace(target).__name__
+        raise NotImplementedError(
+            f"the adjoint of a subscript with index arrays on {name} arrays: "
+            "generate with --backend numpy, or run it on NumPy, PyTorch or JAX arrays"
+        )
+    else:
+        target[index] += value
+    return target
 '''
 
 ARRAY = Backend(
@@ -1099,6 +1230,7 @@ ARRAY = Backend(
         # the standard multiplies no boolean array by a float (asarray: a Python bool too)
         mask="{m}.asarray({0}, dtype={d})",
         where=_WHERE,
+        every_axis=True,
     ),
     helpers={
         "_namespace": Helper("_namespace", _NAMESPACE, imports=("array_api_compat",)),
@@ -1110,11 +1242,22 @@ ARRAY = Backend(
         **_normalised(namespace=True),
         "_prod_others": _prod_others(namespace=True),
         "_check_shapes": _checks("_shape(value)", needs=("_shape",)),
+        "_check_indexes": _index_checks(
+            'array_api_compat.array_namespace(value).isdtype(dtype, "integral")',
+            # a Dask graph's are not computed; JAX's are where they are not traced
+            "lazy = array_api_compat.is_lazy_array(value)\n"
+            '    return not lazy or type(value).__name__ == "ArrayImpl"',
+            "_shape(value)",
+            "array_api_compat.array_namespace(value)",
+            needs=("_shape",),
+            imports=("array_api_compat",),
+        ),
         "_shape": Helper("_shape", _SHAPE_XP),
         "_indices": Helper("_indices", _INDICES_XP, imports=("itertools",)),
         "_swapaxes": Helper("_swapaxes", _SWAPAXES_XP, needs=("_namespace",)),
         "_reversed_axes": Helper("_reversed_axes", _REVERSED_AXES_XP, needs=("_namespace",)),
         "_quiet": Helper("_quiet", _QUIET_XP, imports=("contextlib",)),
+        "_add_at": Helper("_add_at", _ADD_AT_XP, imports=("array_api_compat",)),
     },
     arrays=True,
     release=True,
@@ -1123,6 +1266,7 @@ ARRAY = Backend(
     namespace=True,
     shape_of="_shape({0})",
     indices="_indices({0})",
+    scatter_add="{target} = _add_at({target}, {index}, {value})",
 )
 
 _NUMBA_IMPORT = """try:  # numba compiles this module's functions

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
+from . import subscripts
 from .expr import OUT, Expr, Num, Slot, mul, nodes, substitute
 from .gates import REGISTRY
 from .ir import Graph, Stage
@@ -84,6 +85,22 @@ def carriers(graph: Graph, sources) -> list[bool]:
     for stage in graph.stages:
         carries[stage.out] = any(carries[op] for i, op in enumerate(stage.operands) if flows(stage, i))
     return carries
+
+
+def index_bounds(graph: Graph) -> dict[int, tuple]:
+    """Per index input (by value id): the sizes of the axes it indexes, in the
+    order of first use (an int, or a size name), each once: its values must lie
+    in -size .. size - 1 (NumPy's range) for each."""
+    out: dict[int, dict] = {}
+    for stage in graph.stages:
+        if not REGISTRY[stage.gate].subscript:
+            continue
+        spec = stage.params[0].value
+        shape = graph.shape(stage.operands[0])
+        for item, axis in zip(spec, subscripts.axes(spec), strict=True):
+            if item[0] == "take":
+                out.setdefault(stage.operands[item[1]], {})[shape[axis]] = None
+    return {k: tuple(sizes) for k, sizes in sorted(out.items())}
 
 
 MAX_GUARD_TERMS = 4  # alternatives a guard keeps before it keeps only what they share

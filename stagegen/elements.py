@@ -20,11 +20,14 @@ depend on it otherwise.
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.core.symbol import Str
 
+from .expr import Expr, parameter
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
 
 # Beyond these, the array check uses finite differences only: the input elements
@@ -66,14 +69,21 @@ def _np():
 
 
 class _Builder:
-    def __init__(self, shapes: list[tuple]):
+    def __init__(self, shapes: list[tuple], indexes: dict | None = None):
+        """`indexes`: the index inputs' values by input position (integers, not elements)."""
         np = _np()
-        self.elements = Elements(n_inputs=sum(math.prod(s) for s in shapes))
+        indexes = indexes or {}
+        sizes = [math.prod(s) for k, s in enumerate(shapes) if k not in indexes]
+        self.elements = Elements(n_inputs=sum(sizes))
         if self.elements.n_inputs > MAX_INPUT_ELEMENTS:
             raise TooLarge
         self.inputs = []
         start = 0
-        for shape in shapes:
+        for k, shape in enumerate(shapes):
+            if k in indexes:
+                values = np.asarray(indexes[k]).reshape(shape)
+                self.inputs.append(np.vectorize(sp.Integer, otypes=[object])(values).reshape(shape))
+                continue
             size = math.prod(shape)
             self.inputs.append(np.arange(start, start + size, dtype=object).reshape(shape))
             start += size
@@ -114,8 +124,10 @@ class _Builder:
                     out[index] = self._new(Node(items, gate=gate_name, params=params), stage)
             return out
         symbolic = [np.frompyfunc(self._symbol, 1, 1)(a) if a.ndim else self._symbol(a[()]) for a in operands]
-        plain = [int(p.value) if hasattr(p, "value") else int(p) for p in params]
-        result = np.asarray(gate.elements(np, *symbolic, *plain), dtype=object)
+        plain = [parameter(p) if isinstance(p, Expr) else _plain(p) for p in params]
+        result = np.asarray(
+            gate.elements(np, *symbolic, **dict(zip(gate.params, plain, strict=True))), dtype=object
+        )
         out = np.empty(result.shape, dtype=object)
         for index in np.ndindex(result.shape):
             out[index] = self._element(sp.sympify(result[index]), stage)
@@ -129,15 +141,20 @@ class _Builder:
         return self._new(Node(tuple(read), expr=canonical), stage)
 
 
+def _plain(value):
+    """A parameter as a SymPy argument (a parsed program's) as its Python value."""
+    return ast.literal_eval(value.name) if isinstance(value, Str) else int(value)
+
+
 def _array(np, item):
     return item if isinstance(item, np.ndarray) else np.asarray(item, dtype=object).reshape(())
 
 
-def of_graph(graph, shapes: list[tuple]) -> Elements:
-    """The lowered program (`ir.Graph`) with its inputs of these shapes; each
-    value's array by value id."""
+def of_graph(graph, shapes: list[tuple], indexes: dict | None = None) -> Elements:
+    """The lowered program (`ir.Graph`) with its inputs of these shapes (the
+    index inputs' values in `indexes`, by position); each value's array by value id."""
     np = _np()
-    builder = _Builder(shapes)
+    builder = _Builder(shapes, indexes)
     arrays = builder.elements.arrays
     for k, array in enumerate(builder.inputs):
         arrays[k] = array
@@ -149,11 +166,11 @@ def of_graph(graph, shapes: list[tuple]) -> Elements:
     return builder.elements
 
 
-def of_program(program, shapes: list[tuple]) -> tuple[Elements, list]:
+def of_program(program, shapes: list[tuple], indexes: dict | None = None) -> tuple[Elements, list]:
     """The parsed program (its SymPy statements, before lowering) with its
     inputs of these shapes, and its outputs' arrays of element ids."""
     np = _np()
-    builder = _Builder(shapes)
+    builder = _Builder(shapes, indexes)
     by_name = {i.name: builder.inputs[k] for k, i in enumerate(program.inputs)}
     step = 0
     for statement in program.statements:

@@ -118,6 +118,17 @@ class Num(Expr):
 
 
 @dataclass(frozen=True, eq=True)
+class Const(Expr):
+    """A constant parameter that is not a number: a tuple (``transpose``'s axes,
+    a subscript's items, `subscripts.py`), printed as Python writes it."""
+
+    value: tuple
+
+    def __str__(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True, eq=True)
 class Slot(Expr):
     """Operand `index` of the gate the rule belongs to."""
 
@@ -214,6 +225,9 @@ class Subscript(Expr):
 
     value: Expr
     index: tuple[Expr | None, ...]
+    # the axes after the index follow unnamed (``x[0]`` of a matrix): a target that
+    # names every axis (`Syntax.every_axis`, the array API) writes ``x[0, ...]``
+    open: bool = False
 
     def children(self) -> tuple[Expr, ...]:
         return (self.value, *(i for i in self.index if i is not None))
@@ -234,6 +248,12 @@ def wrap(value) -> Expr:
     if not isinstance(value, (int, float, Fraction)):
         raise TypeError(f"not an expression: {value!r}")
     return Num(value)
+
+
+def parameter(value: Expr):
+    """A stage's constant parameter as the Python value gates' shapes and
+    meanings take: an int (an axis), or a `Const`'s tuple."""
+    return value.value if isinstance(value, Const) else int(value.value)
 
 
 def number(expr: Expr) -> int | float | Fraction | None:
@@ -420,7 +440,7 @@ def _with_children(node: Expr, kids: tuple[Expr, ...]) -> Expr:
         return Slice(*(None if e is None else next(parts) for e in (node.start, node.stop, node.step)))
     if isinstance(node, Subscript):
         parts = iter(kids[1:])
-        return Subscript(kids[0], tuple(None if i is None else next(parts) for i in node.index))
+        return Subscript(kids[0], tuple(None if i is None else next(parts) for i in node.index), node.open)
     raise AssertionError(f"{type(node).__name__} has no children")
 
 
@@ -465,8 +485,9 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
     expression): `tangents` maps its leaves (`Slot`, `OUT`, `DOUT`, ...) to
     their tangents, every other leaf is constant. Elementwise functions take
     their partial derivatives from `derivatives`; `matmul` and `outer` are bilinear;
-    `full_like(a, v)` is linear in v; the functions of `_LINEAR_IN_FIRST` are
-    linear in their first argument; those of `_SHAPE_ONLY` read only a shape."""
+    `full_like(a, v)` and `scatter(a[index], v)` (a subscript's adjoint) are linear
+    in v; the functions of `_LINEAR_IN_FIRST` are linear in their first argument;
+    those of `_SHAPE_ONLY` read only a shape."""
     zero = Num(0)
     done: dict[int, Expr] = {}
     for node in nodes(expr):
@@ -482,7 +503,7 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
                 )
             elif fn in _LINEAR_IN_FIRST:
                 d = zero if ds[0] == zero else Call(fn, (ds[0], *args[1:]), node.keywords)
-            elif fn == "full_like":
+            elif fn in ("full_like", "scatter"):  # linear in the value; the first gives a shape
                 d = zero if ds[1] == zero else Call(fn, (args[0], ds[1]), node.keywords)
             elif fn in _SHAPE_ONLY or all(x == zero for x in ds):
                 d = zero

@@ -29,10 +29,12 @@ from fractions import Fraction
 from types import MappingProxyType
 
 import sympy as sp
+from sympy.core.symbol import Str
 
+from . import subscripts
 from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .expr import DOUT, OUT, Compare, Expr, Num, Ref, call, equal, function, select, slots, where
+from .expr import DOUT, OUT, Compare, Const, Expr, Num, Ref, call, equal, function, select, slots, where
 from .shapes import (
     dot_shape,
     drop_axis,
@@ -57,6 +59,7 @@ size, axis_size, amax = function("size"), function("shape"), function("amax")
 array_sum, array_mean, cumsum = function("sum"), function("mean"), function("cumsum")
 array_prod, others = function("prod"), function("_prod_others")
 outer, swapaxes, unbroadcast = function("outer"), function("swapaxes"), function("_unbroadcast")
+scatter = function("scatter")
 matrix_transpose, reversed_axes = function("matrix_transpose"), function("reversed_axes")
 
 
@@ -75,6 +78,8 @@ def sympy_number(value) -> sp.Expr:
     """A parameter (a Python int, float or Fraction, or a named constant) as SymPy."""
     if isinstance(value, Num):
         return {"pi": sp.pi, "e": sp.E}[value.name] if value.name else sympy_number(value.value)
+    if isinstance(value, Const):  # a tuple: SymPy holds it as its text (lower._number reads it)
+        return Str(repr(value.value))
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     return sp.sympify(value)  # a Python number, or SymPy's own
@@ -154,6 +159,12 @@ class Gate:
     # the gate that computes an application with these operand shapes, chosen once
     # shapes are known (`lower.lower`): `@` of a matrix and a vector is matvec
     specialised: Callable[..., str] | None = None
+    # the stage as the input language writes it, where that is not a call of
+    # `source` or an operator (a subscript: S[arange(N), y])
+    display: Callable[..., Expr] | None = None
+    # its parameter `index` is a subscript (`subscripts.py`): its index arrays are
+    # operands 1, ..., whose values the module checks at entry
+    subscript: bool = False
     doc: str = ""
     function: type = field(init=False)
 
@@ -208,17 +219,16 @@ class Gate:
     def instance(self, arity: int, params: tuple = ()) -> Instance:
         """Rules at this arity and these parameters, on `Slot(i)` and `OUT`."""
         xs = slots(arity)
-        values = dict(
-            zip(self.params, (Num(p) if not isinstance(p, Num) else p for p in params), strict=True)
-        )
+        values = dict(zip(self.params, (p if isinstance(p, Expr) else Num(p) for p in params), strict=True))
         local = vjp = tangent = broadcast = None
         if self.structural:
-            vjp = tuple(map(_expr, self.vjp(*xs, out=OUT, dout=DOUT, **values)))
-            tangent = tuple(map(_expr, self.jvp(*xs, out=OUT, tangent=TANGENT, **values)))
+            # None: no gradient flows into that operand (an index array)
+            vjp = tuple(_rule(r) for r in self.vjp(*xs, out=OUT, dout=DOUT, **values))
+            tangent = tuple(_rule(r) for r in self.jvp(*xs, out=OUT, tangent=TANGENT, **values))
             if self.broadcast is not None:
                 broadcast = tuple(map(_expr, self.broadcast(*xs, out=OUT, dout=DOUT, **values)))
         else:
-            local = tuple(None if r is None else _expr(r) for r in self.local(*xs, out=OUT, **values))
+            local = tuple(_rule(r) for r in self.local(*xs, out=OUT, **values))
         if len(local or vjp) != arity:
             raise GateDefinitionError(f"gate {self.name}: {len(local or vjp)} rules for {arity} operands")
         default = self.code if callable(self.code) else self._call
@@ -226,7 +236,12 @@ class Gate:
         code = {b: _expr(forms.get(b, default)(*xs, **values)) for b in self.backends}
         keywords = self.written({k: values[k] for k in self.keywords})
         positional = [values[p] for p in self.params if p not in self.keywords and self.source]
-        display = call(self.source, *xs, *positional, **keywords) if self.source else code[self.backends[0]]
+        if self.display is not None:
+            display = self.display(*xs, **values)
+        elif self.source:
+            display = call(self.source, *xs, *positional, **keywords)
+        else:
+            display = code[self.backends[0]]
         meaning = sp.sympify(self.forward(*[slot(i) for i in range(arity)], **_sympy(params, self.params)))
         return Instance(meaning, MappingProxyType(code), display, local, vjp, tangent, broadcast)
 
@@ -256,6 +271,11 @@ def _sympy(params: tuple, names: tuple[str, ...]) -> dict:
 
 def _expr(value) -> Expr:
     return value if isinstance(value, Expr) else Num(value)
+
+
+def _rule(value) -> Expr | None:
+    """A rule as an expression; None (no gradient) stays None."""
+    return None if value is None else _expr(value)
 
 
 def _power_hint(x: str, n: Num) -> str:
@@ -1076,6 +1096,26 @@ _matvec, _vecmat, _vecdot = sp.Function("matvec"), sp.Function("vecmat"), sp.Fun
 _outer, _dot = sp.Function("outer"), sp.Function("dot")
 _batched, _broadcast = sp.Function("matmul_batched"), sp.Function("matmul_broadcast")
 _mT, _swapaxes = sp.Function("matrix_transpose"), sp.Function("swapaxes")
+_subscript, _gather = sp.Function("subscript"), sp.Function("gather")
+
+
+def _scatter(a, dout, index: Const):
+    """The adjoint of a[index]: zeros of a's shape with dout added at index (the
+    planner writes it ``da = zeros_like(a)`` then ``da[index] += dout``, or
+    NumPy's ``add.at`` where an index array may repeat an element)."""
+    return scatter(subscripts.form(a, index.value), dout)
+
+
+def _subscript_hint(a: str, *rest) -> str:
+    """x[0] is x0, x[-1] xm1, a slice xs; W[idx] is Widx, S[arange(N), y] Sy."""
+    *indexes, spec = rest
+    items = [item for item in spec.value if item != ("rest", "implied")]
+    if len(items) == 1 and items[0][0] == "at":
+        k = items[0][1]
+        return f"{a}{k}" if k >= 0 else f"{a}m{-k}"
+    return a + ("".join(indexes) if indexes else "s")
+
+
 _reversed_axes = sp.Function("reversed_axes")
 
 
@@ -1223,6 +1263,46 @@ _GATES += [
         name_hint=lambda a, axis1, axis2: f"{a}T",
         symbol="swap",
         doc="swapaxes(a, i, j), axes i and j of a swapped (i, j constants); da = swapaxes(dout, i, j)",
+    ),
+    Gate(
+        "subscript",
+        operands=("a",),
+        params=("index",),
+        forward=lambda a, index: _subscript(a, index),
+        vjp=lambda a, out, dout, index: (_scatter(a, dout, index),),
+        jvp=lambda a, out, tangent, index: (subscripts.form(tangent, index.value),),
+        elements=lambda np, a, index: a[subscripts.python(index, a, [a])],
+        code=lambda a, index: subscripts.form(a, index.value),
+        display=lambda a, index: subscripts.written(a, index.value),
+        shape=lambda a, index: subscripts.shape(index, a, {}),
+        arrays=True,
+        name_hint=_subscript_hint,
+        symbol="[]",
+        subscript=True,
+        doc="a[index] with integers, slices, None and ... (NumPy's basic indexing); "
+        "da = zeros_like(a), then da[index] += dout",
+    ),
+    Gate(
+        "gather",
+        operands=("a", "index"),
+        variadic=True,
+        params=("index",),
+        forward=lambda a, *idx, index: _gather(a, *idx, index),
+        vjp=lambda a, *idx, out, dout, index: (_scatter(a, dout, index), *(None for _ in idx)),
+        jvp=lambda a, *idx, out, tangent, index: (
+            subscripts.form(tangent, index.value),
+            *(None for _ in idx),
+        ),
+        elements=lambda np, a, *idx, index: a[subscripts.python(index, a, [a, *idx])],
+        code=lambda a, *idx, index: subscripts.form(a, index.value),
+        display=lambda a, *idx, index: subscripts.written(a, index.value),
+        shape=lambda a, *idx, index: subscripts.shape(index, a, dict(enumerate(idx, 1))),
+        arrays=True,
+        name_hint=_subscript_hint,
+        symbol="[]",
+        subscript=True,
+        doc="a[idx] with index arrays (NumPy's advanced indexing: W[idx], S[arange(N), y]); "
+        "da = zeros_like(a), then add.at(da, index, dout) (an element picked twice gets both)",
     ),
     Gate(
         "dot",

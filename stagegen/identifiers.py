@@ -35,6 +35,8 @@ GLOBALS = (
     "_locate",
     "_unbroadcast",
     "_check_shapes",
+    "_check_indexes",
+    "_add_at",
     "_erf",
     "_erfc",
     "_erf_array",
@@ -87,6 +89,7 @@ MODULE = (
     "OUTPUT",
     "OUTPUTS",
     "SHAPES",
+    "INDEXES",
 )
 
 # Names a generated identifier never takes, so that it shadows nothing.

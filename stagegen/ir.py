@@ -37,6 +37,7 @@ class Input:
     span: Span | None = None
     shape: tuple | None = ()  # declared sizes (ints or size names); None: not declared (any shape)
     domain: Domain | None = None  # declared range to check it in (x: scalar in [1, 2])
+    integer: bool = False  # an index array (y: index(n)): integers for subscripts, no gradient
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ Three steps per statement, each an explicit-stack traversal:
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import itertools
@@ -28,10 +29,12 @@ from fractions import Fraction
 from types import MappingProxyType
 
 import sympy as sp
+from sympy.core.symbol import Str
 
+from . import subscripts
 from .backends import BACKENDS
 from .errors import ShapeError, Span, UnsupportedError
-from .expr import PI, E, Num
+from .expr import PI, Const, E, Num, parameter
 from .gates import BY_FUNCTION, REGISTRY, Gate, slot
 from .ir import Graph, Input, Stage
 from .parse import NodeMap, Program
@@ -195,7 +198,7 @@ def _check_application(gate: Gate, node: sp.Expr, span: Span | None) -> None:
             f"(in {brief(node)})",
             span,
         )
-    if not all(a.is_number for a in node.args[n:]):
+    if not all(a.is_number or isinstance(a, Str) for a in node.args[n:]):
         raise UnsupportedError(
             f"the parameter(s) {', '.join(gate.params)} of {gate.source or gate.name} must be constants "
             f"(in {brief(node)})",
@@ -250,7 +253,7 @@ class _Decoder:
         return e.is_number if has is None else not has
 
     def deps(self, node) -> list:
-        if isinstance(node, (sp.Symbol, sp.Number, sp.NumberSymbol)):
+        if isinstance(node, (sp.Symbol, sp.Number, sp.NumberSymbol, Str)):
             plan = ("leaf",)
         elif isinstance(node, sp.Add):
             terms = list(node.args)
@@ -308,7 +311,7 @@ class _Decoder:
         plan = self.plan.pop(id(node))
         kind = plan[0]
         if kind == "leaf":
-            out = node if isinstance(node, sp.Symbol) else _constant(node, self.spans.get(node))
+            out = node if isinstance(node, (sp.Symbol, Str)) else _constant(node, self.spans.get(node))
         elif kind != "same" and all(_const(a) for a in args):
             # a constant subexpression: one number, with its meaning evaluated
             value = node if kind != "gate" else plan[2].meaning(*args)
@@ -527,6 +530,8 @@ def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Gr
 def _number(value: sp.Expr) -> Num:
     """A constant of the program as stagegen's number: exact integers and
     fractions, pi and E by name, anything else as the float nearest to it."""
+    if isinstance(value, Str):  # a constant that is not a number (gates.sympy_number)
+        return Const(ast.literal_eval(value.name))
     if value is sp.pi:
         return PI
     if value is sp.E:
@@ -561,7 +566,8 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
         gate = REGISTRY[stage.gate]
         if gate.arrays and not arrays:
             raise ShapeError(
-                f"'{gate.operator or gate.source}' ({gate.name}) needs the numpy backend (--backend numpy)",
+                f"'{gate.operator or gate.source or gate.symbol}' ({gate.name}) needs the numpy backend "
+                "(--backend numpy)",
                 stage.span,
             )
         operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
@@ -569,7 +575,7 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
             if gate.shape is None:
                 shape = broadcast(*operand_shapes)
             else:
-                params = (int(p.value) for p in stage.params)
+                params = map(parameter, stage.params)
                 shape = gate.shape(*operand_shapes, **dict(zip(gate.params, params, strict=True)))
         except ValueError as exc:
             raise ShapeError(str(exc), stage.span) from None
@@ -579,13 +585,18 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
 
 def _specialise(graph: Graph, shapes: tuple[Shape, ...]) -> Graph:
     """Each stage of a gate that has forms by operand shape (`Gate.specialised`:
-    `@` of a vector is matvec, vecmat or vecdot) as the gate of its operands' shapes."""
+    `@` of a vector is matvec, vecmat or vecdot) as the gate of its operands' shapes;
+    a subscript that names fewer axes than its operand has says so (`subscripts.named`)."""
     stages = []
     for stage in graph.stages:
-        pick = REGISTRY[stage.gate].specialised
+        gate = REGISTRY[stage.gate]
+        pick = gate.specialised
         if pick is not None:
             operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
             stage = dataclasses.replace(stage, gate=pick(*operand_shapes))
+        if gate.subscript:
+            spec = subscripts.named(stage.params[0].value, len(shapes[stage.operands[0]]))
+            stage = dataclasses.replace(stage, params=(Const(spec),))
         stages.append(stage)
     return dataclasses.replace(graph, stages=tuple(stages))
 

@@ -33,6 +33,7 @@ INSTRUMENTED = ("backward", "value_and_grad")  # the functions that return their
 # copies of these functions (where the module has them), returning their locals
 COPIES = {"forward": "__forward__", "jvp": "__jvp__", "hvp": "__hvp__"}
 FORWARD = COPIES["forward"]  # forward's: every stage's value, by name
+PLACED, INDEX = "__placed__", "__index__"  # a subscript's adjoint line, as an array
 LINES = "__lines__"  # their local dict of what each numbered assignment computed, by line
 AFTER = "__after__"  # ... and of what its target holds once it has run
 RECORD = "__record__"  # the function that keeps them
@@ -83,30 +84,82 @@ def instrument(text: str) -> ast.Module:
             for statement in block:
                 if isinstance(statement, ast.Delete):
                     continue
+                numbered = _NUMBER.search(lines[statement.end_lineno - 1])
+                scattered = _scatter(statement) if numbered else None
+                if scattered is not None:  # what the line adds, as an array of the target's shape
+                    kept.append(_recorded(statement, *scattered))
                 kept.append(statement)
-                if _NUMBER.search(lines[statement.end_lineno - 1]):
-                    kept += _record(statement)
+                if numbered:
+                    kept += _record(statement, scattered is not None)
             block[:] = kept
         function.body[:0] = ast.parse(f"{LINES} = {{}}\n{AFTER} = {{}}").body
         function.body[-1] = _return_locals(function.body[-1])
-    tree.body.insert(1, ast.parse(_RECORD).body[0])  # after the docstring
+    tree.body[1:1] = ast.parse(_RECORD).body  # after the docstring
     return ast.fix_missing_locations(tree)
 
 
 # Keeps a value as it is now: a copy of an array, which a later ``+=`` (or one on
-# a view of it) may update in place.
+# a view of it) may update in place. What a subscript's adjoint line adds, as an
+# array of its target's shape; an index as the line writes it, in brackets.
 _RECORD = f"""
 def {RECORD}(lines, number, value):
     lines[number] = value.copy() if hasattr(value, "copy") else value
     return value
+
+
+def {PLACED}(like, index, value):
+    import numpy
+
+    out = numpy.zeros(numpy.shape(like))
+    numpy.add.at(out, index, numpy.asarray(value))
+    return out
+
+
+class _Index:
+    def __getitem__(self, index):
+        return index
+
+
+{INDEX} = _Index()
 """
 
 
-def _record(statement: ast.stmt) -> list[ast.stmt]:
+def _scatter(statement: ast.stmt) -> tuple[str, ast.expr, ast.expr] | None:
+    """A subscript's adjoint line: (its target, the index, the value added), from
+    ``v[index] += e``, ``np.add.at(v, index, e)`` or ``v = _add_at(v, index, e)``."""
+    if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
+        target = statement.target
+        if isinstance(target.value, ast.Name):
+            index = ast.Subscript(ast.Name(INDEX, ast.Load()), target.slice, ast.Load())
+            return target.value.id, index, statement.value
+        return None
+    call = statement.value if isinstance(statement, (ast.Expr, ast.Assign)) else None
+    if not (isinstance(call, ast.Call) and len(call.args) == 3 and isinstance(call.args[0], ast.Name)):
+        return None
+    name = ast.unparse(call.func)
+    if (isinstance(statement, ast.Expr) and name.endswith(".add.at")) or name == "_add_at":
+        return call.args[0].id, call.args[1], call.args[2]
+    return None
+
+
+def _recorded(statement: ast.stmt, target: str, index: ast.expr, value: ast.expr) -> ast.stmt:
+    """``__record__(__lines__, line, __placed__(target, index, value))``: what a
+    subscript's adjoint line adds, zeros elsewhere (NumPy's add.at)."""
+    call = ast.parse(f"{RECORD}({LINES}, {statement.lineno}, {PLACED}({target}, None, None))").body[0]
+    call.value.args[2].args[1:] = [index, value]
+    return ast.copy_location(call, statement)
+
+
+def _record(statement: ast.stmt, scattered: bool = False) -> list[ast.stmt]:
     """``v = e  # (k)`` becomes ``v = __record__(__lines__, line, e)``, keeping
     what the line computes by its first line (of ``v += e`` and ``v = v + e``,
     e), and is followed by ``__record__(__after__, line, v)``, keeping what v
-    holds once the line has run."""
+    holds once the line has run. A subscript's adjoint line (`scattered`, its
+    contribution recorded before it) is followed by that of its target."""
+    if scattered:
+        target = _scatter(statement)[0]
+        after = ast.parse(f"{RECORD}({AFTER}, {statement.lineno}, {target})").body[0]
+        return [ast.increment_lineno(after, statement.end_lineno - 1)]
     if not isinstance(statement, (ast.Assign, ast.AugAssign)):
         return []
     target = statement.targets[0] if isinstance(statement, ast.Assign) else statement.target
@@ -162,6 +215,9 @@ def assignments(text: str, functions: tuple[str, ...] = INSTRUMENTED) -> dict[tu
                 mark = _NUMBER.search(lines[node.end_lineno - 1])
                 if not mark:
                     continue
+                scattered = _scatter(node)
+                if scattered is not None:  # adds to its target in place: da[...] += dv, add.at
+                    targets = [ast.Name(scattered[0], ast.Load())]
                 written = " ".join(line.strip() for line in lines[node.lineno - 1 : node.end_lineno])
                 for target in targets:
                     if isinstance(target, ast.Name):

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from . import sympy_source
+from . import subscripts, sympy_source
 from .errors import ParseError, Span, UnsupportedError, python_lines
-from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY, SELECTION
+from .expr import Const
+from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY, SELECTION, sympy_number
 from .identifiers import Namespace, name_list, problem, shown
 from .ir import Domain, Input
 from .tokens import keyword_as_name, longest_number
@@ -281,6 +282,11 @@ class _Converter:
         self.later: dict[str, int] = {}  # stage name -> line that defines it
         self.spans = NodeMap()
         self.symbols: dict[str, sp.Symbol] = {}
+        self.indexes: set[str] = set()  # inputs declared index(...): integer arrays
+        # subscripts seen: id(ast node) -> (spec, the nodes of its index arrays); the
+        # index arrays' name nodes (an index input is read nowhere else)
+        self.subscripts: dict[int, tuple] = {}
+        self.index_nodes: set[int] = set()
         self.masks: set[sp.Expr] = set()  # masks: comparisons, & | ~ of them, stages naming one
 
     def error(self, node: ast.AST, message: str, hint: str = "", cls=ParseError):
@@ -354,7 +360,7 @@ class _Converter:
             self.source.filename,
             self.text,
             tuple(
-                Input(name, span, self.shapes.get(name), self.domains.get(name))
+                Input(name, span, self.shapes.get(name), self.domains.get(name), name in self.indexes)
                 for name, span in inputs.items()
             ),
             tuple(statements),
@@ -453,6 +459,10 @@ class _Converter:
         if isinstance(annotation, ast.Compare):  # x: scalar in [lo, hi]
             annotation, domain = self.domain(annotation)
         shape = self.kind(annotation)
+        if isinstance(annotation, ast.Call) and getattr(annotation.func, "id", "") == "index":
+            if domain is not None:
+                raise self.error(stmt.annotation, "an index array takes no range: its values index an axis")
+            self.indexes.add(name)
         if name in self.declared:
             raise self.error(stmt.target, f"input '{name}' is declared twice")
         if name in self.stages:
@@ -496,16 +506,17 @@ class _Converter:
         ..., dk) of any rank; sizes are positive integers or names."""
         if isinstance(node, ast.Name) and node.id == "scalar":
             return ()
-        arity = {"vector": 1, "matrix": 2, "array": None}  # array: any number of sizes
+        arity = {"vector": 1, "matrix": 2, "array": None, "index": None}  # any number of sizes
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in arity):
             raise self.error(
                 node,
                 "unknown input kind",
-                "declare x: scalar, v: vector(n), W: matrix(n, m) or T: array(b, n, m)",
+                "declare x: scalar, v: vector(n), W: matrix(n, m), T: array(b, n, m) "
+                "or y: index(n) (integers for subscripts)",
             )
         name = node.func.id
         if node.keywords or (len(node.args) != arity[name] if arity[name] else not node.args):
-            example = {"vector": "vector(5)", "matrix": "matrix(5, 10) or matrix(n, d)"}
+            example = {"vector": "vector(5)", "matrix": "matrix(5, 10) or matrix(n, d)", "index": "index(n)"}
             raise self.error(
                 node,
                 f"{name}() takes {arity[name] or 'one or more'} size{'s' if arity[name] != 1 else ''}",
@@ -595,6 +606,10 @@ class _Converter:
             return []
         if isinstance(node, ast.Attribute) and node.attr in ("T", "mT"):
             return [node.value]
+        if isinstance(node, ast.Subscript):
+            spec, arrays = self.subscript(node)
+            self.subscripts[id(node)] = spec
+            return [node.value, *arrays]
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1:
                 raise self.error(
@@ -604,6 +619,62 @@ class _Converter:
                 raise self.error(node, "this comparison is not allowed", "compare with < <= > >= == !=")
             return [node.left, node.comparators[0]]
         raise self.unsupported(node)
+
+    def subscript(self, node: ast.Subscript) -> tuple[tuple, list[ast.expr]]:
+        """A subscript's spec (`subscripts.py`) and the nodes of its index arrays."""
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        spec, arrays = [], []
+        hint = (
+            "a subscript holds integers, slices (1:3), None, ..., index arrays "
+            "(declared y: index(n)) and arange(N): x[0], x[:, 1:3], W[idx], S[arange(N), y]"
+        )
+        for item in items:
+            if isinstance(item, ast.Slice):
+                parts = [
+                    None if p is None else self.index_integer(p, hint)
+                    for p in (item.lower, item.upper, item.step)
+                ]
+                if parts[2] == 0:
+                    raise self.error(item, "a slice's step cannot be zero")
+                spec.append(("slice", *parts))
+            elif isinstance(item, ast.Constant) and item.value is None:
+                spec.append(("new",))
+            elif isinstance(item, ast.Constant) and item.value is Ellipsis:
+                spec.append(("rest",))
+            elif isinstance(item, ast.Name) and item.id in self.indexes:
+                arrays.append(item)
+                self.index_nodes.add(id(item))
+                spec.append(("take", len(arrays)))
+            elif (
+                isinstance(item, ast.Call)
+                and isinstance(item.func, ast.Name)
+                and item.func.id == "arange"
+                and len(item.args) == 1
+                and not item.keywords
+            ):
+                size = item.args[0]
+                if isinstance(size, ast.Name):
+                    spec.append(("arange", size.id))
+                else:
+                    spec.append(
+                        ("arange", self.index_integer(size, "arange(N) takes a size: a name or an integer"))
+                    )
+            elif isinstance(item, ast.Name) and item.id not in self.stages:
+                raise self.error(
+                    item,
+                    f"'{item.id}' is not an index array",
+                    f"declare it {item.id}: index(n) (an array of integers) to index with it",
+                )
+            else:
+                spec.append(("at", self.index_integer(item, hint)))
+        return tuple(spec), arrays
+
+    def index_integer(self, node: ast.expr, hint: str) -> int:
+        """An integer constant inside a subscript (negative counts from the end)."""
+        value = node.operand if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) else node
+        if not (isinstance(value, ast.Constant) and type(value.value) is int and abs(value.value) < 2**31):
+            raise self.error(node, "this subscript is not allowed", hint)
+        return -value.value if value is not node else value.value
 
     def unsupported(self, node: ast.expr):
         if isinstance(node, ast.Attribute):
@@ -618,8 +689,6 @@ class _Converter:
                 "attribute access is not allowed",
                 "only plain names, numbers and calls " "of known functions are allowed",
             )
-        if isinstance(node, ast.Subscript):
-            return self.error(node, "subscripts are not allowed", "give each value its own name: w0, w1, ...")
         return self.error(
             node,
             f"{_CONSTRUCTS.get(type(node), type(node).__name__)} is not allowed",
@@ -707,6 +776,10 @@ class _Converter:
             return self.apply(node, gate, args)
         if isinstance(node, ast.Attribute):  # .T, .mT
             return self.apply(node, BY_OPERATOR["." + node.attr], args)
+        if isinstance(node, ast.Subscript):
+            spec = self.subscripts[id(node)]
+            gate = REGISTRY["gather" if subscripts.gathers(spec) else "subscript"]
+            return self.apply(node, gate, args + [(sympy_number(Const(spec)), True)])
         gate = self.gate_of(node)
         written = {k.arg: _keyword_int(k.value) for k in node.keywords}
         # the parameters in the gate's order, a keyword left out at its default
@@ -831,6 +904,12 @@ class _Converter:
 
     def name(self, node: ast.Name, first_use: dict[str, Span]) -> sp.Expr:
         name = node.id
+        if name in self.indexes and id(node) not in self.index_nodes:
+            raise self.error(
+                node,
+                f"'{name}' is an index array: it is used inside a subscript",
+                f"pick elements with it: W[{name}], S[arange(N), {name}]",
+            )
         if name in self.stages or name in self.inputs:  # checked where it was first seen
             return self.symbol(name), False
         if name in CONSTANTS:

@@ -174,9 +174,18 @@ def _reorder(program: Program, order: tuple[str, ...] | None) -> Program:
 
 
 def _wrt_ids(graph: Graph, wrt: tuple[str, ...] | None) -> tuple[int, ...] | None:
+    """The inputs gradients are for: those named, by default every input but
+    the index arrays (integers: they have none)."""
     if wrt is None:
-        return None
+        return tuple(k for k, i in enumerate(graph.inputs) if not i.integer)
     index = {i.name: k for k, i in enumerate(graph.inputs)}
+    integers = [n for n in wrt if n in index and graph.inputs[index[n]].integer]
+    if integers:
+        raise UsageError(
+            f"--wrt names {', '.join(repr(n) for n in integers)}, declared index(...): "
+            "an index array is integers and has no gradient",
+            hint="leave it out of --wrt",
+        )
     unknown = [n for n in wrt if n not in index]
     if unknown:
         raise UsageError(

@@ -23,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .backends import BACKENDS, Backend
-from .differentiate import Backward, Line, carriers, differentiate, flows, guards, local, reads
+from .differentiate import Backward, Line, carriers, differentiate, flows, guards, index_bounds, local, reads
 from .differentiate import rule as line_rule
 from .errors import UsageError
 from .expr import (
@@ -86,6 +86,10 @@ class Statement:
     # a stage only an untaken branch of a where may read, computed where its values
     # may be invalid: inside the backend's quiet block (np.errstate), if it has one
     quiet: bool = False
+    # a scatter (a subscript's adjoint): the index, over Slot(i) and LIKE, and the
+    # backend's template of the statement that adds the value (`form`) into `binds`
+    # there (Backend.scatter)
+    index: tuple[Expr, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class Listing:
     # that another path reads too, so they are not guarded
     guarded: tuple[str, ...] = ()
     shared: tuple[str, ...] = ()
+    # index inputs (name, the sizes of the axes it indexes): checked at entry
+    indexes: tuple[tuple[str, tuple], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ class _Planner:
             known = graph.shape(graph.stages[line.stage].out) is not None
             self.known[line.target] = self.known.get(line.target, True) and known
         self.guards = guards(graph)  # per stage: the mask conditions its use is under
+        self.integral = _integral(graph, self.backend.gate_forms) if self.backend.arrays else []
         # a program of elementwise stages on inputs of unknown shape
         self.unknown_elementwise = graph.elementwise and None in graph.shapes[: len(graph.inputs)]
 
@@ -245,6 +252,64 @@ class _Planner:
             "contribution", target_name, form, op=op, alias=target_name, reads=tuple(read), **common
         )
 
+    def scatter(self, line: Line, unit_dout: bool) -> list[Statement]:
+        """A subscript's adjoint line, its rule ``scatter(a[index], dout)``."""
+        graph, names = self.graph, self.names
+        stage = graph.stages[line.stage]
+        upstream = self.backward.upstream(graph, line)
+        unit = unit_dout and upstream in graph.outputs
+        at, _ = line_rule(stage, line).args
+        fresh = not line.accumulate
+        own = self.in_place.get(line.target, False)
+        self.in_place[line.target] = True
+        read = [] if unit else [names.adjoints[upstream]]
+        value = Num(1.0) if unit else DOUT
+        target = names.adjoints[line.target]
+        return self._scattered(
+            line.stage, at, value, target, fresh, own, read, self.operands(stage), names.adjoints[upstream]
+        )
+
+    def _scattered(self, k: int, at, value, target: str, fresh: bool, own: bool, read, filled, dout: str):
+        """Statements adding `value` into `target` at the index of `at` (a
+        `Subscript` of operand 0): `target` made zeros first where `fresh`, a copy of
+        its own where it is not `own` (another name's array), then the value added
+        in place (``da[:, 1:3] += dv``, NumPy's ``add.at`` where an index array may
+        pick an element twice), as the backend writes it (`Backend.scatter`)."""
+        names, stage = self.names, self.graph.stages[k]
+        common = dict(number=k + 1, block=("backprop", k), like=target)
+        statements = []
+        if fresh:
+            zero = self.backend.zero(Slot(0), False)
+            statements.append(
+                Statement(
+                    "contribution",
+                    target,
+                    zero,
+                    filled,
+                    reads=(names.values[stage.operands[0]],),
+                    **common,
+                )
+            )
+        elif not own:
+            statements.append(
+                Statement("contribution", target, self.backend.copy(LIKE), reads=(target,), **common)
+            )
+        values = [names.values[op] for op in stage.values()]
+        statements.append(
+            Statement(
+                "scatter",
+                target,
+                value,
+                filled,
+                index=self.backend.scatter(at, LIKE),
+                reads=(*values, *read, target),
+                alias=target,
+                dout=dout,
+                **common,
+            )
+        )
+        return statements
+
     def _form(self, stage: Stage, line: Line, unit: bool) -> tuple[Expr, str]:
         """The contribution's form (shared by lines of the same shape) and its operator."""
         op = (
@@ -255,7 +320,8 @@ class _Planner:
         guard = self.guards[line.stage] if line.kind == "scale" else ()
         key = (stage.gate, len(stage.operands), stage.params, line.operand, line.kind, unit, line.reduce, op)
         key += _variant(stage, line)
-        key += (guard,)
+        integral = self._integral_leaves(stage) if unit and self.backend.arrays else frozenset()
+        key += (guard, integral)
         if key not in self.forms:
             rule = line_rule(stage, line)
             seed = self.backward.style == "seed"
@@ -267,7 +333,7 @@ class _Planner:
                     form = Call("mul", (form, Num(1.0)))
             elif unit:
                 # dout is the literal 1.0 here; the gradient must still be a float
-                if _floating(rule, self.floats):
+                if _floating(rule, self.floats, integral):
                     form = rule
                 elif isinstance(rule, Num):
                     form = Num(float(rule.value))
@@ -291,6 +357,12 @@ class _Planner:
                 form = self.backend.summed(form, line.reduce)
             self.forms[key] = form
         return self.forms[key], op
+
+    def _integral_leaves(self, stage: Stage) -> frozenset:
+        """The leaves of the stage's rules that may hold integers (integer arrays given
+        for its inputs): its operands and output that `_integral` says may."""
+        leaves = {Slot(i) for i, op in enumerate(stage.operands) if isinstance(op, int) and self.integral[op]}
+        return frozenset(leaves | ({OUT} if self.integral[stage.out] else set()))
 
     def _guards_value(self, k: int) -> bool:
         return bool(self.guards[k]) and not REGISTRY[self.graph.stages[k].gate].mask
@@ -382,7 +454,10 @@ class _Planner:
             if line.stage != current:
                 current = line.stage
                 statements.append(self.display(current))
-            statements.append(self.contribution(line, unit_dout))
+            if _scatters(line_rule(graph.stages[line.stage], line)):
+                statements += self.scatter(line, unit_dout)
+            else:
+                statements.append(self.contribution(line, unit_dout))
             if after is not None:
                 statements += after(line)
         for k in backward.unbroadcast:
@@ -634,6 +709,13 @@ class _Planner:
         made.add(target)
         gate = REGISTRY[stage.gate]
         filled = (*self.operands(stage), *tangents)
+        if _scatters(form):  # a subscript's: into zeros, or a copy (tangents are never updated in place)
+            at, value = form.args
+            read = [t for t in tangents if t]
+            tangent = names.adjoint_tangents[target]
+            return self._scattered(
+                line.stage, at, value, tangent, op == "=", False, read, filled, names.adjoints[upstream]
+            )
         read = _read(form, filled, names.values[stage.out], names.adjoints[upstream], names.values[target])
         read += [names.adjoint_tangents[target]] if op == "+=" else []
         read += [names.values[c] for c in conditions]
@@ -1009,6 +1091,7 @@ class _Planner:
             backward_lines=sum(1 for s in back if s.binds),
             displays=tuple(self.display(k) for k in range(len(graph.stages))),
             shapes=tuple(graph.shape(k) for k in (*range(len(graph.inputs)), *graph.outputs)),
+            indexes=tuple((graph.inputs[k].name, sizes) for k, sizes in index_bounds(graph).items()),
             output_adjoints=() if len(outs) == 1 else tuple(names.adjoints[o] for o in graph.outputs),
             functions=functions,
             guarded=tuple(
@@ -1088,13 +1171,55 @@ def _selected(rule: Select, value: Expr) -> Select:
     return Select(rule.cond, *(value if v == Num(1.0) else Num(0.0) for v in (rule.a, rule.b)), True)
 
 
-def _floating(rule: Expr, floats: bool) -> bool:
+def _floating(rule: Expr, floats: bool, integral: frozenset = frozenset()) -> bool:
     """Whether a local gradient evaluates to a float by itself: a comparison
     such as (x > 0) is a bool, sign(x) and integer literals are ints (unless
-    written as floats)."""
+    written as floats). On arrays, `integral`: the rule's leaves that may hold
+    integer arrays (`_integral`); a rule of those and integers that only adds
+    and multiplies them (``reg``, ``2 * W``) may be one too."""
     if isinstance(rule, Num):
         return floats or not isinstance(rule.value, int)
-    return not has(rule, lambda n: isinstance(n, Compare) or (isinstance(n, Call) and n.fn == "sign"))
+    if has(rule, lambda n: isinstance(n, Compare) or (isinstance(n, Call) and n.fn == "sign")):
+        return False
+    return not integral or not _keeps_integers(rule, integral)
+
+
+# operations whose result is an integer array where their operands are
+_INTEGRAL = frozenset(
+    {
+        *("add", "sub", "mul", "neg", "pow", "paren", "abs", "max", "min", "clip", "sign"),
+        *("sum", "prod", "cumsum", "matmul", "outer", "dot"),
+        *("transpose", "matrix_transpose", "swapaxes", "reversed_axes", "expand_dims"),
+    }
+)
+
+
+def _keeps_integers(form: Expr, integral) -> bool:
+    """Whether `form` may be an integer array: every operand or output it reads
+    is in `integral` and every operation keeps integers integers (no float
+    constant, no division)."""
+    return not has(
+        form,
+        lambda n: (isinstance(n, Num) and not isinstance(n.value, int))
+        or (isinstance(n, Call) and n.fn not in _INTEGRAL)
+        or isinstance(n, (Compare, Select))
+        or ((isinstance(n, Slot) or n == OUT) and n not in integral),
+    )
+
+
+def _integral(graph: Graph, forms: str) -> list[bool]:
+    """Per value: whether it may be an integer array, the program given integer
+    arrays (every input may be one): a stage whose emitted form keeps integers
+    integers (`_keeps_integers`: sums, products, sum(), @) of one that may."""
+    integral = [True] * len(graph.inputs)
+    for stage in graph.stages:
+        code = REGISTRY[stage.gate].instance(len(stage.operands), stage.params).code[forms]
+        leaves = {Slot(i) for i, op in enumerate(stage.operands) if isinstance(op, int) and integral[op]}
+        leaves |= {
+            Slot(i) for i, op in enumerate(stage.operands) if isinstance(op, Num) and type(op.value) is int
+        }
+        integral.append(_keeps_integers(code, frozenset(leaves)))
+    return integral
 
 
 def _quieted(statements, header: str) -> list[Statement]:
@@ -1113,6 +1238,11 @@ def _quieted(statements, header: str) -> list[Statement]:
             out.append(Statement("block", note=header, depth=s.depth))
         out.append(dataclasses.replace(s, depth=s.depth + 1) if kinds[i] else s)
     return out
+
+
+def _scatters(rule) -> bool:
+    """Whether an adjoint line's rule adds into zeros at an index (a subscript's)."""
+    return isinstance(rule, Call) and rule.fn == "scatter"
 
 
 def _released(statements: list[Statement], keep: set[str]) -> list[Statement]:

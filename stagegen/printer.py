@@ -66,6 +66,9 @@ class Syntax:
     # masks' logical_and, logical_or and logical_not written as Python's operators
     # ("and", "or", "not"; "&", "|", "~"); without an entry, a call (np.logical_and)
     logic: Mapping[str, str] = field(default_factory=dict)
+    # a subscript names every axis, ``...`` added where it has none (``x[0, ...]``):
+    # the array API standard leaves ``x[0]`` of a matrix unspecified
+    every_axis: bool = False
 
     def function(self, fn: str, module: str) -> str:
         name = self.functions.get(fn)
@@ -152,6 +155,8 @@ class Printer:
             return f"{a} if {cond} else {b}", COND
         if isinstance(node, Subscript):
             items = ", ".join("None" if i is None else sub(i)[0] for i in node.index)
+            if self.syntax.every_axis and node.open:
+                items += ", ..."
             return f"{paren(node.value, ATOM)}[{items}]", ATOM
         if isinstance(node, Slice):
             parts = ["" if e is None else sub(e)[0] for e in (node.start, node.stop, node.step)]

@@ -91,6 +91,15 @@ class _Text:
             # the index covers the output's axes; `...` the input's (the standard asks for it)
             return f"{statement.binds}[(*{statement.out}, ...)] = {statement.dout}"
         text = self.rhs(statement)
+        if statement.kind == "scatter":
+            index = self.code.fill(
+                statement.index[0], statement.operands, statement.out, statement.dout, statement.like, False
+            )
+            text = statement.index[1].format(
+                index=index, target=statement.binds, value=text, m=self.listing.module
+            )
+            self.calls(text)
+            return f"{text}  # ({statement.number})"
         if statement.number is not None:
             comment = f"  # ({statement.number}){statement.note}"
         else:
@@ -137,7 +146,11 @@ def _returned(value) -> str:
 
 def _shape_tuple(shape) -> str:
     """A declared shape as Python writes it, size names as strings: ("n", 1)."""
-    return _tuple(f'"{d}"' if isinstance(d, str) else str(d) for d in shape) if shape else "()"
+    return _tuple(_size(d) for d in shape) if shape else "()"
+
+
+def _size(size) -> str:
+    return f'"{size}"' if isinstance(size, str) else str(size)
 
 
 def _tuple(items) -> str:
@@ -190,6 +203,9 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     check = [f"_check_shapes({', '.join(listing.inputs)})"] if checked else []
     if checked:
         lines.code.used.add("_check_shapes")
+    if listing.indexes:  # and the index inputs' values against the axes they index
+        check.append(f"_check_indexes({', '.join(listing.inputs)})")
+        lines.code.used.add("_check_indexes")
 
     fused_loop = None
     if backend.loops and listing.fused:
@@ -280,6 +296,15 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
             _bracketed(
                 "SHAPES = {",
                 [f'"{n}": {_shape_tuple(shape)}' for n, shape in declared.items()],
+                "}",
+                0,
+            )
+        )
+    if listing.indexes:  # each index input: the sizes of the axes it indexes (_check_indexes)
+        constants.append(
+            _bracketed(
+                "INDEXES = {",
+                [f'"{n}": {_tuple(_size(s) for s in sizes)}' for n, sizes in listing.indexes],
                 "}",
                 0,
             )

@@ -49,7 +49,7 @@ import sympy as sp
 
 from . import elements, pipeline
 from .backends import BACKENDS
-from .differentiate import guards
+from .differentiate import guards, index_bounds
 from .errors import UsageError
 from .expr import Num
 from .fresh import Record, read, record, unversioned
@@ -240,8 +240,12 @@ class _Sampling:
         if self.at is not None:
             return "the point given" if len(self.at) == 1 else f"the {len(self.at)} points given"
         return ", ".join(
-            f"{n} in {d}" + (" (the default)" if default else "")
-            for n, d, default in zip(self.names, self.domains, self.default, strict=True)
+            (
+                f"{i.name} integers in the range of the axes it indexes"
+                if i.integer
+                else f"{i.name} in {d}" + (" (the default)" if default else "")
+            )
+            for i, d, default in zip(self.graph.inputs, self.domains, self.default, strict=True)
         )
 
 
@@ -1224,12 +1228,15 @@ def _integers(module, args, wrt, row: Row, where: str, several: bool = False) ->
     import numpy as np
 
     ints = [np.rint(a).astype(np.int64) if np.ndim(a) else round(a) for a in args]
+    # (an index input, integers in `args` already, is integers either way)
+    floats = [
+        a if np.asarray(given).dtype.kind in "iu" else np.asarray(a, dtype=float) if np.ndim(a) else float(a)
+        for a, given in zip(ints, args, strict=True)
+    ]
     with np.errstate(all="ignore"):
         try:
             got = _value_and_grad(module, ints, several)
-            want = _value_and_grad(
-                module, [np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in ints], several
-            )
+            want = _value_and_grad(module, floats, several)
         except Exception as exc:
             row.failure = f"raised {type(exc).__name__}: {exc} at integer inputs {where}"
             row.error = math.inf
@@ -1280,20 +1287,21 @@ class _Instance:
     the lowered program's element nodes with their meanings, for the sweeps;
     the parsed program's with their values, for the value."""
 
-    def __init__(self, build, shapes: list[tuple]):
-        self.graph = elements.of_graph(build.graph, shapes)
-        program, self.program_outputs = elements.of_program(build.program, shapes)
+    def __init__(self, build, shapes: list[tuple], indexes: dict):
+        self.graph = elements.of_graph(build.graph, shapes, indexes)
+        program, self.program_outputs = elements.of_program(build.program, shapes, indexes)
+        self.indexes = indexes
         with mpmath.workdps(DPS):
             self.nodes = [(_element_meaning(n), _numbers(n.operands)) for n in self.graph.nodes]
             self.program = [(_element_value(n), _numbers(n.operands)) for n in program.nodes]
         self.outputs = [self.graph.arrays[out] for out in build.graph.outputs]
 
-    @staticmethod
-    def point(args) -> list[float]:
-        """The inputs' elements in id order: input by input, each row-major."""
+    def point(self, args) -> list[float]:
+        """The inputs' elements in id order: input by input, each row-major (an
+        index input's values are not elements)."""
         import numpy as np
 
-        return [float(x) for a in args for x in np.ravel(a)]
+        return [float(x) for k, a in enumerate(args) if k not in self.indexes for x in np.ravel(a)]
 
     def sweep(self, args, douts) -> _Sweep:
         """The sweep with each output's adjoint seeded with its dout (an array of its
@@ -1405,6 +1413,7 @@ class _ArrayChecker:
         self.inputs = graph.inputs
         self.wrt = [graph.inputs[k].name for k in build.backward.wrt]
         self.wrt_index = list(build.backward.wrt)
+        self.bounds = index_bounds(graph)  # index inputs: the sizes of the axes they index
         for i in self.inputs:  # declared sizes are instantiated: refuse what memory cannot hold
             count = math.prod(d for d in (i.shape or ()) if isinstance(d, int))
             if count > MAX_CHECKED_ELEMENTS:
@@ -1429,11 +1438,22 @@ class _ArrayChecker:
 
         generator = np.random.default_rng(rng.getrandbits(32))
         if given is not None:  # a point given: the arrays as they are
-            return [np.asarray(a, dtype=float) if np.ndim(a) else float(a) for a in given], {}, generator
+            return (
+                [
+                    np.asarray(a, dtype=np.int64 if i.integer else float) if np.ndim(a) else float(a)
+                    for i, a in zip(self.inputs, given, strict=True)
+                ],
+                {},
+                generator,
+            )
         sizes = self.combinations[index % len(self.combinations)]
         args = []
         for k, i in enumerate(self.inputs):
             dims = tuple(d if isinstance(d, int) else sizes[d] for d in (i.shape or ()))
+            if i.integer:  # in the range of every axis it indexes, negative values too
+                size = min(d if isinstance(d, int) else sizes[d] for d in self.bounds[k])
+                args.append(generator.integers(-size, size, dims))
+                continue
             domain = self.sampling.domains[k]
             args.append(generator.uniform(domain.lo, domain.hi, dims) if dims else self.sampling.draw(rng, k))
         return args, sizes, generator
@@ -1442,15 +1462,18 @@ class _ArrayChecker:
         import numpy as np
 
         shapes = tuple(np.shape(a) for a in args)
-        if shapes not in self.instances:
+        indexes = {k: np.asarray(args[k]) for k, i in enumerate(self.inputs) if i.integer}
+        # an instance is made for these shapes and these index values (what a gather picks)
+        key = (shapes, *(tuple(v.ravel().tolist()) for v in indexes.values()))
+        if key not in self.instances:
             try:
-                self.instances[shapes] = _Instance(self.build, list(shapes))
+                self.instances[key] = _Instance(self.build, list(shapes), indexes)
             except elements.TooLarge:
-                self.instances[shapes] = None
+                self.instances[key] = None
                 self.too_large.append(
                     ", ".join(f"{i.name} {s}" for i, s in zip(self.inputs, shapes, strict=True))
                 )
-        return self.instances[shapes]
+        return self.instances[key]
 
     def run(self, points: int, seed: int) -> Report:
         import numpy as np

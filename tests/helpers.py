@@ -130,10 +130,18 @@ def _flat(statements):
 
 def sample_arguments(build, rng) -> list:
     """Values for a program's inputs: declared sizes 3 (names), else (4,)
-    arrays, in their declared ranges (else [-2, 2])."""
+    arrays, in their declared ranges (else [-2, 2]); an index input integers in
+    the range of the axes it indexes."""
+    from stagegen.differentiate import index_bounds
+
+    bounds = index_bounds(build.graph)
     args = []
-    for i in build.graph.inputs:
+    for k, i in enumerate(build.graph.inputs):
         shape = (4,) if i.shape is None else tuple(3 if isinstance(d, str) else d for d in i.shape)
+        if i.integer:
+            size = min(3 if isinstance(d, str) else d for d in bounds[k])
+            args.append(rng.integers(-size, size, shape))
+            continue
         lo, hi = (i.domain.lo, i.domain.hi) if i.domain else (-2.0, 2.0)
         args.append(rng.uniform(lo, hi, shape))
     return args

@@ -121,10 +121,9 @@ in.txt:1:5: error: a lambda expression is not allowed
     case(
         "f = x[0] + 1\n",
         """\
-in.txt:1:5: error: subscripts are not allowed
+in.txt:1:5: error: '[]' (subscript) needs the numpy backend (--backend numpy)
   f = x[0] + 1
-      ^^^^
-  give each value its own name: w0, w1, ...""",
+      ^^^^""",
         "subscript",
     ),
     case(
@@ -634,7 +633,8 @@ in.txt:1:1: error: 'x' is declared as an array of shape (3, 3): arrays need the 
 in.txt:1:4: error: unknown input kind
   x: tensor
      ^^^^^^
-  declare x: scalar, v: vector(n), W: matrix(n, m) or T: array(b, n, m)""",
+  declare x: scalar, v: vector(n), W: matrix(n, m), T: array(b, n, m) or y: index(n) (integers \
+for subscripts)""",
         "unknown-declaration-kind",
     ),
     case(

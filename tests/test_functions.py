@@ -279,6 +279,8 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "matrix_transpose": "A: array(b, n, m)\nf = A.mT * 2\n",
         "swapaxes": "A: array(b, n, m)\nf = swapaxes(A * A, 0, 2)\n",
         "reversed_axes": "A: array(b, n, m)\nf = A.T * A.T\n",
+        "subscript": "A: array(b, n, m)\nf = A[1:, None, -1] * A[1:, 0:1, ::-1]\n",
+        "gather": "A: matrix(n, m)\ni: index(k)\nj: index(k)\nf = A[i, j] * A[:, j]\n",
     }
     assert set(programs) == {name for name, gate in REGISTRY.items() if gate.structural}
     for name, source in programs.items():

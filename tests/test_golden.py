@@ -62,6 +62,11 @@ CASES = {
     "where": ("where.txt", {}),
     "where_numpy": ("where.txt", {"backend": "numpy", "style": "compact"}),
     "huber": ("arrays/huber.txt", {"backend": "numpy", "style": "compact"}),
+    # subscripts: slices into zeros then += (an LSTM's four gates), a gather's add.at
+    "lstm": ("arrays/lstm.txt", {"backend": "numpy", "style": "compact"}),
+    "classifier": ("arrays/classifier.txt", {"backend": "numpy", "style": "compact"}),
+    "classifier_hvp": ("arrays/classifier.txt", {"backend": "numpy", "with_": "hvp"}),
+    "classifier_array": ("arrays/classifier.txt", {"backend": "array", "style": "compact"}),
     # the array API backend
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),

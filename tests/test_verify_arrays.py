@@ -205,8 +205,16 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     }.get(name, [(3, 4)])
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
-    # along axis 1, keeping it (keepdims=True) where the gate can
-    params = {"axis": 1, "keepdims": 1, "ddof": 1, "axis1": 0, "axis2": 2}
+    picks = np.array([2, 0, -1, 2, 2])  # a gather's index array (repeats and a negative one)
+    if name == "gather":
+        floats.append(picks)
+        objects.append(np.array([sp.Integer(int(i)) for i in picks], dtype=object))
+    # along axis 1, keeping it (keepdims=True) where the gate can; a subscript's items
+    index = {
+        "subscript": (("at", 1), ("slice", 1, None, None), ("new",)),
+        "gather": (("rest",), ("take", 1), ("new",)),
+    }.get(name)
+    params = {"axis": 1, "keepdims": 1, "ddof": 1, "axis1": 0, "axis2": 2, "index": index}
     params = {k: params[k] for k in gate.params}
     got = np.asarray(gate.elements(np, *objects, **params), dtype=object)
     kept = {"keepdims": True} if params.get("keepdims") else {}
@@ -239,6 +247,8 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "log_softmax": lambda a, axis: a - np.log(np.sum(np.exp(a), axis=axis, keepdims=True)),
         "prod": np.prod,
         "prod_axis": lambda a, axis, keepdims: np.prod(a, axis=axis, **kept),
+        "subscript": lambda a, index: a[1, 1:, None],
+        "gather": lambda a, i, index: a[..., i, None],
     }[name](*floats, **params)
     assert got.shape == np.shape(expected)
     np.testing.assert_allclose(got.astype(float), expected, rtol=1e-13)

@@ -91,7 +91,7 @@ def value_and_grad(W, u, v, z):
     utanhusumMM = utanhu * sumMM  # (9)
     L = yz + utanhusumMM  # (10)
     # backprop utanhusumMM = utanhu * sumMM
-    dutanhu = sumMM  # (9)
+    dutanhu = sumMM * 1.0  # (9)
     dsumMM = utanhu  # (9)
     # backprop sumMM = sum(MM)
     dMM = dsumMM  # (8)
