@@ -1046,6 +1046,7 @@ _PSI_HELPED = {"digamma": "_digamma", "trigamma": "_trigamma"}
 _GAMMA_HELPED = {"lgamma": "_lgamma", "gamma": "_gamma", **_PSI_HELPED}
 _ARRAY_POSTFIX = {
     "transpose": "{0}.T",
+    "shape_of": "{0}.shape",
     "reversed_axes": "{0}.T",
     "size": "{0}.size",
     "shape": "{0}.shape[{1}]",
@@ -1098,6 +1099,8 @@ NUMPY = Backend(
             "acosh": "{m}.arccosh",
             "atanh": "{m}.arctanh",
             "atan2": "{m}.arctan2",
+            "permute_dims": "{m}.transpose",  # (NumPy 1.26 has no permute_dims)
+            "concat": "{m}.concatenate",
             "amax": "{m}.max",
             "amin": "{m}.min",
             "erf": "_erf",
@@ -1527,6 +1530,7 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType({b.name: b for b in (MATH, NU
 SOURCE = Syntax(
     prefix="",
     postfix={"transpose": "{0}.T", "reversed_axes": "{0}.T", "matrix_transpose": "{0}.mT"},
+    functions={"permute_dims": "transpose"},  # transpose(x, axes), as NumPy names it
     constants={"pi": "pi", "e": "E"},
     logic={"logical_and": "&", "logical_or": "|", "logical_not": "~"},
 )

@@ -69,9 +69,17 @@ def _np():
 
 
 class _Builder:
-    def __init__(self, shapes: list[tuple], indexes: dict | None = None):
-        """`indexes`: the index inputs' values by input position (integers, not elements)."""
+    def __init__(self, shapes: list[tuple], indexes: dict | None = None, declared=()):
+        """`indexes`: the index inputs' values by input position (integers, not
+        elements); `declared`: the inputs' declared shapes (their size names)."""
         np = _np()
+        # each size name's size here: what a reshape's size name stands for
+        self.sizes = {
+            name: size
+            for shape, given in zip(declared, shapes, strict=False)
+            for name, size in zip(shape or (), given, strict=False)
+            if isinstance(name, str)
+        }
         indexes = indexes or {}
         sizes = [math.prod(s) for k, s in enumerate(shapes) if k not in indexes]
         self.elements = Elements(n_inputs=sum(sizes))
@@ -125,6 +133,8 @@ class _Builder:
             return out
         symbolic = [np.frompyfunc(self._symbol, 1, 1)(a) if a.ndim else self._symbol(a[()]) for a in operands]
         plain = [parameter(p) if isinstance(p, Expr) else _plain(p) for p in params]
+        if gate.tuples:  # a size name is the size it has here
+            plain = [tuple(self.sizes.get(d, d) for d in p) if isinstance(p, tuple) else p for p in plain]
         result = np.asarray(
             gate.elements(np, *symbolic, **dict(zip(gate.params, plain, strict=True))), dtype=object
         )
@@ -154,7 +164,7 @@ def of_graph(graph, shapes: list[tuple], indexes: dict | None = None) -> Element
     """The lowered program (`ir.Graph`) with its inputs of these shapes (the
     index inputs' values in `indexes`, by position); each value's array by value id."""
     np = _np()
-    builder = _Builder(shapes, indexes)
+    builder = _Builder(shapes, indexes, [i.shape for i in graph.inputs])
     arrays = builder.elements.arrays
     for k, array in enumerate(builder.inputs):
         arrays[k] = array
@@ -170,7 +180,7 @@ def of_program(program, shapes: list[tuple], indexes: dict | None = None) -> tup
     """The parsed program (its SymPy statements, before lowering) with its
     inputs of these shapes, and its outputs' arrays of element ids."""
     np = _np()
-    builder = _Builder(shapes, indexes)
+    builder = _Builder(shapes, indexes, [i.shape for i in program.inputs])
     by_name = {i.name: builder.inputs[k] for k, i in enumerate(program.inputs)}
     step = 0
     for statement in program.statements:

@@ -467,6 +467,8 @@ _LINEAR_IN_FIRST = frozenset(
         "matrix_transpose",
         "reversed_axes",
         "swapaxes",
+        "permute_dims",
+        "reshape",
         "expand_dims",
         "sum",
         "mean",
@@ -477,7 +479,7 @@ _LINEAR_IN_FIRST = frozenset(
 # ... or linear in each argument (products) ...
 _BILINEAR = frozenset({"matmul", "outer"})
 # ... or constant along every direction (they read only a shape)
-_SHAPE_ONLY = frozenset({"ones_like", "zeros_like", "size", "shape"})
+_SHAPE_ONLY = frozenset({"ones_like", "zeros_like", "size", "shape", "shape_of", "arange"})
 
 
 def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) -> Expr:
@@ -487,7 +489,7 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
     their partial derivatives from `derivatives`; `matmul` and `outer` are bilinear;
     `full_like(a, v)` and `scatter(a[index], v)` (a subscript's adjoint) are linear
     in v; the functions of `_LINEAR_IN_FIRST` are linear in their first argument;
-    those of `_SHAPE_ONLY` read only a shape."""
+    those of `_SHAPE_ONLY` read only a shape; a subscript is linear in its value."""
     zero = Num(0)
     done: dict[int, Expr] = {}
     for node in nodes(expr):
@@ -517,6 +519,9 @@ def push(expr: Expr, tangents: Mapping[Expr, Expr], derivatives: Derivatives) ->
                 for x, partial in zip(ds, rule(args, node), strict=True):
                     if x != zero:
                         d = add(d, mul(partial, x))
+        elif isinstance(node, Subscript):  # linear in the value; the index is constant
+            d = done[id(node.value)]
+            d = zero if d == zero else Subscript(d, node.index, node.open)
         elif isinstance(node, Select):
             d = _select(node, done[id(node.a)], done[id(node.b)])
         else:  # numbers, other leaves, comparisons (piecewise constant)

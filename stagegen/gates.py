@@ -34,14 +34,34 @@ from sympy.core.symbol import Str
 from . import subscripts
 from .backends import BACKENDS
 from .errors import GateDefinitionError
-from .expr import DOUT, OUT, Compare, Const, Expr, Num, Ref, call, equal, function, select, slots, where
+from .expr import (
+    DOUT,
+    OUT,
+    Compare,
+    Const,
+    Expr,
+    Num,
+    Ref,
+    Slice,
+    Subscript,
+    call,
+    equal,
+    function,
+    select,
+    slots,
+    where,
+)
 from .shapes import (
+    concat_shape,
     dot_shape,
     drop_axis,
     matmul_shape,
     matrix_transpose_shape,
     outer_shape,
+    permute_shape,
+    reshape_shape,
     same_shape,
+    stack_shape,
     swapaxes_shape,
     transpose_shape,
 )
@@ -165,6 +185,14 @@ class Gate:
     # its parameter `index` is a subscript (`subscripts.py`): its index arrays are
     # operands 1, ..., whose values the module checks at entry
     subscript: bool = False
+    # parameters written as a tuple (reshape's shape, transpose's axes), and operands
+    # written as one list (concat([a, b], axis=k))
+    tuples: tuple[str, ...] = ()
+    listed: bool = False
+    # its parameters as the code needs them once the operands' shapes are known
+    # (lowering): from the parameters' values and the operand shapes, the new values
+    # (a size name as the operand axis it is, a negative axis counted from the front)
+    resolve: Callable[..., tuple] | None = None
     doc: str = ""
     function: type = field(init=False)
 
@@ -1097,6 +1125,65 @@ _outer, _dot = sp.Function("outer"), sp.Function("dot")
 _batched, _broadcast = sp.Function("matmul_batched"), sp.Function("matmul_broadcast")
 _mT, _swapaxes = sp.Function("matrix_transpose"), sp.Function("swapaxes")
 _subscript, _gather = sp.Function("subscript"), sp.Function("gather")
+_reshape, _permute = sp.Function("reshape"), sp.Function("permute_dims")
+_concat, _stack = sp.Function("concat"), sp.Function("stack")
+shape_of, listed = function("shape_of"), function("list")
+
+
+def _sizes(a, shape: tuple):
+    """A reshape's sizes in the code: an integer as itself, a size of a's axis k
+    as ``a.shape[k]``, and the one size that is not an integer as -1 where there
+    is one only (``np.reshape(x, (-1, 4, 2))``)."""
+    loose = [d for d in shape if not isinstance(d, int) or d == -1]
+    items = []
+    for d in shape:
+        if isinstance(d, int):
+            items.append(Num(d))
+        elif len(loose) == 1:
+            items.append(Num(-1))
+        else:
+            items.append(axis_size(a, Num(d[1])))
+    return call("tuple", *items)
+
+
+def _reshape_resolved(shape: tuple, a) -> tuple:
+    """A size name of reshape's shape as ("of", k, name), the size of a's axis k."""
+    return tuple(("of", a.index(d), d) if isinstance(d, str) else d for d in shape)
+
+
+def _concrete(np, a, shape: tuple) -> list:
+    """Reshape's sizes on an array: ("of", k, name) is a's axis k."""
+    return [np.shape(a)[d[1]] if isinstance(d, tuple) else d for d in shape]
+
+
+def _written_size(d) -> str:
+    return str(d[2] if isinstance(d, tuple) else d)
+
+
+def _inverse(axes: tuple) -> tuple:
+    out = [0] * len(axes)
+    for k, axis in enumerate(axes):
+        out[axis] = k
+    return tuple(out)
+
+
+def _part(xs, i: int, value, zeros):
+    """The list of operands with operand i's place holding `value`, the others zeros."""
+    return listed(*(value if j == i else zeros(x) for j, x in enumerate(xs)))
+
+
+def _concat_vjp(*xs, out, dout, axis):
+    """Operand i's share of concat's adjoint: dout along the axis from the sum of
+    the sizes before it, for its own size (``dout[:, a.shape[1] :]``)."""
+    k, shares, start = axis.value, [], Num(0)
+    for x in xs:
+        stop = start + axis_size(x, axis)
+        shares.append(
+            Subscript(dout, (*(Slice(),) * k, Slice(start if start != Num(0) else None, stop)), True)
+        )
+        start = stop
+    shares[-1] = Subscript(dout, (*(Slice(),) * k, Slice(shares[-1].index[-1].start, None)), True)
+    return tuple(shares)
 
 
 def _scatter(a, dout, index: Const):
@@ -1279,6 +1366,7 @@ _GATES += [
         name_hint=_subscript_hint,
         symbol="[]",
         subscript=True,
+        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
         doc="a[index] with integers, slices, None and ... (NumPy's basic indexing); "
         "da = zeros_like(a), then da[index] += dout",
     ),
@@ -1301,8 +1389,114 @@ _GATES += [
         name_hint=_subscript_hint,
         symbol="[]",
         subscript=True,
+        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
         doc="a[idx] with index arrays (NumPy's advanced indexing: W[idx], S[arange(N), y]); "
         "da = zeros_like(a), then add.at(da, index, dout) (an element picked twice gets both)",
+    ),
+    Gate(
+        "reshape",
+        operands=("a",),
+        params=("shape",),
+        tuples=("shape",),
+        forward=lambda a, shape: _reshape(a, shape),
+        vjp=lambda a, out, dout, shape: (call("reshape", dout, shape_of(a)),),
+        jvp=lambda a, out, tangent, shape: (call("reshape", tangent, _sizes(a, shape.value)),),
+        elements=lambda np, a, shape: np.reshape(a, _concrete(np, a, shape)),
+        code=lambda a, shape: call("reshape", a, _sizes(a, shape.value)),
+        display=lambda a, shape: call(
+            "reshape",
+            a,
+            Ref(
+                "("
+                + ", ".join(map(_written_size, shape.value))
+                + ("," if len(shape.value) == 1 else "")
+                + ")"
+            ),
+        ),
+        shape=lambda a, shape: reshape_shape(a, shape),
+        resolve=lambda shapes, shape: (_reshape_resolved(shape, shapes[0]),),
+        view=True,
+        arrays=True,
+        source="reshape",
+        name_hint="{0}r",
+        symbol="reshape",
+        doc="reshape(a, (d1, ..., dk)), sizes integers, size names of a's axes or one -1; "
+        "da = reshape(dout, a.shape)",
+    ),
+    Gate(
+        "permute_dims",
+        operands=("a",),
+        params=("axes",),
+        tuples=("axes",),
+        forward=lambda a, axes: _permute(a, axes),
+        vjp=lambda a, out, dout, axes: (call("permute_dims", dout, Const(_inverse(axes.value))),),
+        jvp=lambda a, out, tangent, axes: (call("permute_dims", tangent, axes),),
+        elements=lambda np, a, axes: np.transpose(a, axes),
+        code=lambda a, axes: call("permute_dims", a, axes),
+        display=lambda a, axes: call("permute_dims", a, axes),  # transpose(x, axes) (SOURCE)
+        shape=lambda a, axes: permute_shape(a, axes),
+        resolve=lambda shapes, axes: (tuple(k % len(shapes[0]) for k in axes),),
+        view=True,
+        arrays=True,
+        source="transpose",
+        name_hint="{0}T",
+        symbol="transpose",
+        doc="transpose(a, axes): axis k of the result is axis axes[k] of a; "
+        "da = transpose(dout, the inverse permutation)",
+    ),
+    Gate(
+        "concat",
+        operands=("a", "b"),
+        variadic=True,
+        listed=True,
+        params=("axis",),
+        keywords=("axis",),
+        defaults={"axis": 0},
+        forward=lambda *xs, axis: _concat(*xs, axis),
+        vjp=_concat_vjp,
+        jvp=lambda *xs, out, tangent, axis: tuple(
+            call("concat", _part(xs, i, tangent, lambda x: call("zeros_like", x)), axis=axis)
+            for i in range(len(xs))
+        ),
+        elements=lambda np, *xs, axis: np.concatenate(xs, axis=axis),
+        code=lambda *xs, axis: call("concat", listed(*xs), axis=axis),
+        display=lambda *xs, axis: call("concat", listed(*xs), **({"axis": axis} if axis.value else {})),
+        shape=lambda *shapes, axis: concat_shape(*shapes, axis),
+        resolve=lambda shapes, axis: (axis % len(shapes[0]),),
+        arrays=True,
+        source="concat",
+        name_hint=lambda *rest: "".join(rest[:-1]),
+        symbol="concat",
+        doc="concat([a, b, ...], axis=k) (axis 0 if left out); each operand's adjoint is "
+        "its part of dout along axis k",
+    ),
+    Gate(
+        "stack",
+        operands=("a", "b"),
+        variadic=True,
+        listed=True,
+        params=("axis",),
+        keywords=("axis",),
+        defaults={"axis": 0},
+        forward=lambda *xs, axis: _stack(*xs, axis),
+        vjp=lambda *xs, out, dout, axis: tuple(
+            Subscript(dout, (*(Slice(),) * axis.value, Num(i)), True) for i in range(len(xs))
+        ),
+        jvp=lambda *xs, out, tangent, axis: tuple(
+            call("stack", _part(xs, i, tangent, lambda x: call("zeros_like", x)), axis=axis)
+            for i in range(len(xs))
+        ),
+        elements=lambda np, *xs, axis: np.stack(xs, axis=axis),
+        code=lambda *xs, axis: call("stack", listed(*xs), axis=axis),
+        display=lambda *xs, axis: call("stack", listed(*xs), **({"axis": axis} if axis.value else {})),
+        shape=lambda *shapes, axis: stack_shape(*shapes, axis),
+        resolve=lambda shapes, axis: (axis % (len(shapes[0]) + 1),),
+        arrays=True,
+        source="stack",
+        name_hint=lambda *rest: "".join(rest[:-1]),
+        symbol="stack",
+        doc="stack([a, b, ...], axis=k) (axis 0 if left out), a new axis k; "
+        "each operand's adjoint is dout at its index along axis k",
     ),
     Gate(
         "dot",

@@ -31,7 +31,6 @@ from types import MappingProxyType
 import sympy as sp
 from sympy.core.symbol import Str
 
-from . import subscripts
 from .backends import BACKENDS
 from .errors import ShapeError, Span, UnsupportedError
 from .expr import PI, Const, E, Num, parameter
@@ -586,7 +585,9 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
 def _specialise(graph: Graph, shapes: tuple[Shape, ...]) -> Graph:
     """Each stage of a gate that has forms by operand shape (`Gate.specialised`:
     `@` of a vector is matvec, vecmat or vecdot) as the gate of its operands' shapes;
-    a subscript that names fewer axes than its operand has says so (`subscripts.named`)."""
+    the parameters of a gate that resolves them by the operands' shapes as it
+    does (`Gate.resolve`: a subscript that names fewer axes than its operand
+    says so, a reshape's size name is the operand axis it is)."""
     stages = []
     for stage in graph.stages:
         gate = REGISTRY[stage.gate]
@@ -594,9 +595,11 @@ def _specialise(graph: Graph, shapes: tuple[Shape, ...]) -> Graph:
         if pick is not None:
             operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
             stage = dataclasses.replace(stage, gate=pick(*operand_shapes))
-        if gate.subscript:
-            spec = subscripts.named(stage.params[0].value, len(shapes[stage.operands[0]]))
-            stage = dataclasses.replace(stage, params=(Const(spec),))
+        if gate.resolve is not None:
+            operand_shapes = [shapes[op] if isinstance(op, int) else () for op in stage.operands]
+            values = gate.resolve(operand_shapes, *map(parameter, stage.params))
+            params = tuple(Const(v) if isinstance(v, tuple) else Num(v) for v in values)
+            stage = dataclasses.replace(stage, params=params)
         stages.append(stage)
     return dataclasses.replace(graph, stages=tuple(stages))
 

@@ -601,7 +601,10 @@ class _Converter:
             return [node.operand]
         if isinstance(node, ast.Call):
             self.check_call(node)
-            return list(node.args)
+            gate = self.gate_of(node)
+            if gate.listed:  # concat([a, b]): the list's items are the operands
+                return list(node.args[0].elts)
+            return [a for k, a in enumerate(node.args) if self.positional(gate, k) not in gate.tuples]
         if isinstance(node, (ast.Name, ast.Constant)):
             return []
         if isinstance(node, ast.Attribute) and node.attr in ("T", "mT"):
@@ -733,6 +736,16 @@ class _Converter:
             if isinstance(arg, ast.Starred):
                 raise self.error(arg, "starred arguments are not allowed")
         n = len(node.args)
+        if gate.listed:
+            items = node.args[0] if n == 1 else None
+            if not isinstance(items, (ast.List, ast.Tuple)) or len(items.elts) < 2:
+                raise self.error(
+                    node, f"{name}() takes a list of 2 or more arrays", f"e.g. {name}([a, b], axis=1)"
+                )
+            for item in items.elts:
+                if isinstance(item, ast.Starred):
+                    raise self.error(item, "starred arguments are not allowed")
+            return
         if gate.variadic and n < 2:
             raise self.error(node, f"{name}() needs at least 2 arguments, got {n}")
         # parameters that are not keywords follow the operands (swapaxes(x, 1, 2))
@@ -745,9 +758,47 @@ class _Converter:
                 f"{name}({', '.join(gate.operands + tuple(positional))})" if positional else "",
             )
         for arg, param in zip(node.args[len(gate.operands) :], positional, strict=False):
+            if param in gate.tuples:
+                self.tuple_param(arg, gate, param)
+                continue
             value = arg.operand if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub) else arg
             if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
                 raise self.error(arg, f"{name}()'s {param} is an integer, e.g. {name}(x, 1, 2)")
+
+    @staticmethod
+    def positional(gate, k: int) -> str | None:
+        """The parameter the call's k-th positional argument gives (None: an operand)."""
+        positional = [p for p in gate.params if p not in gate.keywords]
+        k -= len(gate.operands)
+        return positional[k] if 0 <= k < len(positional) else None
+
+    def tuple_param(self, node: ast.expr, gate, param: str) -> tuple:
+        """A parameter written as a tuple: integers (axes), and for a shape also
+        size names and one -1: reshape(x, (N, 4, 2)), transpose(x, (1, 0, 2))."""
+        sizes = param == "shape"
+        example = f"{gate.source}(x, (N, 4, 2))" if sizes else f"{gate.source}(x, (1, 0, 2))"
+        if not isinstance(node, ast.Tuple) or not node.elts:
+            raise self.error(node, f"{gate.source}()'s {param} is a tuple", f"e.g. {example}")
+        out = []
+        for item in node.elts:
+            value = item.operand if isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub) else item
+            if isinstance(value, ast.Constant) and type(value.value) is int and value.value < 2**31:
+                number = -value.value if value is not item else value.value
+                if sizes and number < 1 and number != -1:
+                    raise self.error(
+                        item, "a size is a positive integer, a size name or -1", f"e.g. {example}"
+                    )
+                out.append(number)
+            elif sizes and isinstance(item, ast.Name) and item.id in self.size_names():
+                out.append(item.id)
+            else:
+                what = "integers, size names and one -1" if sizes else "integers"
+                raise self.error(item, f"{gate.source}()'s {param} holds {what}", f"e.g. {example}")
+        return tuple(out)
+
+    def size_names(self) -> set[str]:
+        """The size names the declarations so far use (matrix(n, d): n, d)."""
+        return {d for shape in self.shapes.values() if shape for d in shape if isinstance(d, str)}
 
     def build(self, node: ast.expr, args: list[tuple[sp.Expr, bool]], first_use) -> tuple[sp.Expr, bool]:
         if isinstance(node, ast.Constant):
@@ -785,7 +836,12 @@ class _Converter:
         # the parameters in the gate's order, a keyword left out at its default
         values = [written.get(k, gate.defaults.get(k)) for k in gate.keywords]
         params = [(sp.Integer(int(v)), True) for v in values]
-        return self.apply(node, gate, args + params)
+        tuples = [
+            (sympy_number(Const(self.tuple_param(a, gate, self.positional(gate, k)))), True)
+            for k, a in enumerate(node.args)
+            if self.positional(gate, k) in gate.tuples
+        ]
+        return self.apply(node, gate, args + tuples + params)
 
     @staticmethod
     def gate_of(node: ast.Call):

@@ -36,6 +36,7 @@ from .expr import (
     Ref,
     Select,
     Slot,
+    Subscript,
     add,
     diff,
     has,
@@ -414,8 +415,8 @@ class _Planner:
 
     def _viewed(self, form: Expr, stage: Stage, dout: str = "") -> str:
         """The name whose array `form` is, or a view of (``dx = dxpy``, ``WT = W.T``); "" for a new array."""
-        while isinstance(form, Call) and form.fn in _VIEWS:
-            form = form.args[0]
+        while (isinstance(form, Call) and form.fn in _VIEWS) or _basic(form):
+            form = form.value if isinstance(form, Subscript) else form.args[0]
         if isinstance(form, Slot) and isinstance(stage.operands[form.index], int):
             return self.names.values[stage.operands[form.index]]
         if form == OUT:
@@ -1238,6 +1239,12 @@ def _quieted(statements, header: str) -> list[Statement]:
             out.append(Statement("block", note=header, depth=s.depth))
         out.append(dataclasses.replace(s, depth=s.depth + 1) if kinds[i] else s)
     return out
+
+
+def _basic(form) -> bool:
+    """A subscript by integers and slices only: NumPy's basic indexing, a view
+    (an index array's, a gather, is a copy)."""
+    return isinstance(form, Subscript) and not any(isinstance(i, (Slot, Call)) for i in form.index)
 
 
 def _scatters(rule) -> bool:

@@ -26,6 +26,7 @@ from .expr import (
     Aux,
     Call,
     Compare,
+    Const,
     Dout,
     Expr,
     Named,
@@ -128,6 +129,8 @@ class Printer:
             return found
         if isinstance(node, Num):
             return self._number(node)
+        if isinstance(node, Const):  # a tuple parameter: transpose's axes
+            return repr(node.value), ATOM
         if isinstance(node, Named):
             return self._constant(node.name), ATOM
         if isinstance(node, Compare):
@@ -159,8 +162,11 @@ class Printer:
                 items += ", ..."
             return f"{paren(node.value, ATOM)}[{items}]", ATOM
         if isinstance(node, Slice):
-            parts = ["" if e is None else sub(e)[0] for e in (node.start, node.stop, node.step)]
-            return ":".join(parts[:2] if node.step is None else parts), ATOM
+            ends = (node.start, node.stop) if node.step is None else (node.start, node.stop, node.step)
+            parts = ["" if e is None else sub(e)[0] for e in ends]
+            # black's spacing: a colon between parts other than names and numbers is spaced
+            simple = all(e is None or isinstance(e, (Num, Slot, Ref, Out)) for e in ends)
+            return (":".join(parts) if simple else " : ".join(parts).strip()), ATOM
         assert isinstance(node, Call), node
         fn, args = node.fn, node.args
         if fn in _BINARY:
@@ -182,6 +188,8 @@ class Printer:
         if fn == "tuple":
             items = [sub(a)[0] for a in args]
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")", ATOM
+        if fn == "list":
+            return "[" + ", ".join(sub(a)[0] for a in args) + "]", ATOM
         if fn in self.syntax.postfix:
             texts = [paren(a, ATOM) for a in args]
             return self.syntax.postfix[fn].format(*texts), ATOM

@@ -155,3 +155,94 @@ def matrix_transpose_shape(a: Shape) -> Shape:
             f".mT transposes the last two axes of an array of 2 or more axes; got shape {text(a)}"
         )
     return swapaxes_shape(a, -1, -2)
+
+
+def _declared(name: str, a: Shape) -> None:
+    if a is None:
+        raise ValueError(f"{name} takes an array of a declared shape; declare it, e.g. x: matrix(n, m)")
+
+
+def _count(shape) -> tuple[int, list]:
+    """The number of elements of a shape as (the product of its integer sizes,
+    its size names sorted): two shapes hold as many elements where these agree."""
+    product, names = 1, []
+    for d in shape:  # a product size ("b*c", a reshape's -1) counts as its factors
+        for part in str(d).split("*"):
+            if part.isdigit():
+                product *= int(part)
+            else:
+                names.append(part)
+    return product, sorted(names)
+
+
+def reshape_shape(a: Shape, shape: tuple) -> Shape:
+    """reshape(a, shape): sizes that are integers, size names or one -1 (the size
+    the others leave); as many elements as a, counted by integers and names."""
+    _declared("reshape", a)
+    if sum(1 for d in shape if d == -1) > 1:
+        raise ValueError("reshape takes at most one -1")
+    known = [d for d in shape if d != -1]
+    (have, have_names), (want, want_names) = _count(a), _count(known)
+    if -1 not in shape:
+        if (have, have_names) != (want, want_names):
+            raise ValueError(f"reshape of shape {text(a)} into {text(tuple(shape))}: not as many elements")
+        return tuple(shape)
+    left = list(have_names)
+    for n in want_names:
+        if n not in left:
+            raise ValueError(f"reshape of shape {text(a)}: its size {n} is none of the array's")
+        left.remove(n)
+    if have % want:
+        raise ValueError(f"reshape of shape {text(a)} into {text(tuple(shape))}: not as many elements")
+    # what -1 stands for: a number, a name, or a product of them, a size of its own ("b*c")
+    count = have // want
+    factors = ([str(count)] if count != 1 else []) + left
+    rest = count if not left else "*".join(factors)
+    return tuple(rest if d == -1 else d for d in shape)
+
+
+def permute_shape(a: Shape, axes: tuple) -> Shape:
+    """transpose(a, axes): axis k of the result is axis axes[k] of a."""
+    _declared("transpose", a)
+    if sorted(k % len(a) if -len(a) <= k < len(a) else k for k in axes) != list(range(len(a))):
+        raise ValueError(
+            f"transpose's axes {tuple(axes)} are not a permutation of the {len(a)} axes of {text(a)}"
+        )
+    return tuple(a[k] for k in axes)
+
+
+def concat_shape(*shapes_and_axis) -> Shape:
+    """concat([a, b, ...], axis=k): the same shape but along axis k, where the
+    sizes add (a sum of names is a size of its own, "n+m")."""
+    *shapes, axis = shapes_and_axis
+    for s in shapes:
+        _declared("concat", s)
+    first = shapes[0]
+    if any(len(s) != len(first) for s in shapes):
+        raise ValueError(f"concat of shapes {' and '.join(text(s) for s in shapes)}: not one rank")
+    if not -len(first) <= axis < len(first):
+        raise ValueError(f"axis {axis} is out of range for shape {text(first)}")
+    axis %= len(first)
+    for s in shapes:
+        if any(d != e for k, (d, e) in enumerate(zip(s, first, strict=True)) if k != axis):
+            raise ValueError(
+                f"concat of shapes {' and '.join(text(s) for s in shapes)} along axis {axis}: "
+                "the other axes differ"
+            )
+    sizes = [s[axis] for s in shapes]
+    total = sum(sizes) if all(isinstance(d, int) for d in sizes) else "+".join(map(str, sizes))
+    return first[:axis] + (total,) + first[axis + 1 :]
+
+
+def stack_shape(*shapes_and_axis) -> Shape:
+    """stack([a, b, ...], axis=k): arrays of one shape, a new axis k of their number."""
+    *shapes, axis = shapes_and_axis
+    for s in shapes:
+        _declared("stack", s)
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError(f"stack of shapes {' and '.join(text(s) for s in shapes)}: not one shape")
+    rank = len(shapes[0]) + 1
+    if not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for a stack of rank {rank}")
+    axis %= rank
+    return shapes[0][:axis] + (len(shapes),) + shapes[0][axis:]

@@ -67,6 +67,8 @@ CASES = {
     "classifier": ("arrays/classifier.txt", {"backend": "numpy", "style": "compact"}),
     "classifier_hvp": ("arrays/classifier.txt", {"backend": "numpy", "with_": "hvp"}),
     "classifier_array": ("arrays/classifier.txt", {"backend": "array", "style": "compact"}),
+    # reshape: max pooling over the windows a reshape makes an axis of
+    "maxpool": ("arrays/maxpool.txt", {"backend": "numpy", "style": "compact"}),
     # the array API backend
     "notes_array": ("notes.txt", {"backend": "array"}),
     "two_layer_array": ("arrays/two_layer.txt", {"backend": "array", "style": "compact"}),

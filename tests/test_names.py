@@ -20,7 +20,7 @@ from gradcheck import RTOL, close, reference
 from helpers import adjoint_lines, run_subprocess
 from stagegen.gates import BY_SOURCE
 from stagegen.identifiers import GLOBALS
-from stagegen.modules import RECORD, instrument
+from stagegen.modules import INDEX, PLACED, RECORD, instrument
 
 
 def check(source: str, **options) -> str:
@@ -196,9 +196,13 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
     calls["where"] = "where((x > y) & ~(x == 0) | (y != 1), x, y)"  # masks too
     if "swapaxes" in calls:  # its axes are constants
         calls["swapaxes"] = "swapaxes(x, 0, 0)"
+    # tuples of constants, and lists of operands
+    tuples = {"reshape": "reshape(x, (3,))", "transpose": "transpose(x, (0,))"}
+    calls.update({g: c for g, c in tuples.items() if g in calls})
+    calls.update({g: f"{g}([x, y])[1:4]" for g in ("concat", "stack") if g in calls})
     source = "f = " + " + ".join(calls.values())
-    if backend == "numpy":  # dot and outer take declared vectors
-        source = "x: vector(3)\ny: vector(3)\nz: vector(3)\n" + source
+    if backend == "numpy":  # dot and outer take declared vectors; subscripts and an index array
+        source = "x: vector(3)\ny: vector(3)\nz: vector(3)\ni: index(2)\n" + source + " + x[i][0] + x[-1]"
     b = stagegen.build(source, backend=backend)
     for tree in (b.text, instrument(b.text)):
         code = compile(tree, "<generated>", "exec")
@@ -207,11 +211,14 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
                 "_locate",
                 "_unbroadcast",
                 "_check_shapes",
+                "_check_indexes",
+                "_add_at",
                 RECORD,
+                PLACED,
             ):
                 loaded = {i.argval for i in dis.get_instructions(const) if i.opname == "LOAD_GLOBAL"}
                 # the instrumented rendering also reads its recorder, a dunder name no input can take
-                assert loaded <= {module, *BY_SOURCE, *GLOBALS, RECORD}, loaded
+                assert loaded <= {module, *BY_SOURCE, *GLOBALS, RECORD, PLACED, INDEX}, loaded
 
 
 # -- every name that reaches generated code passes one check ---------------------

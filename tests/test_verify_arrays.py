@@ -202,6 +202,10 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "matrix_transpose": [(2, 3, 4)],
         "swapaxes": [(2, 3, 4)],
         "reversed_axes": [(2, 3, 4)],
+        "reshape": [(2, 3, 4)],
+        "permute_dims": [(2, 3, 4)],
+        "concat": [(3, 4), (3, 2), (3, 1)],
+        "stack": [(3, 4), (3, 4)],
     }.get(name, [(3, 4)])
     floats = [rng.uniform(-2, 2, s) for s in shapes]
     objects = [np.array([sp.Float(x, 30) for x in a.ravel()], dtype=object).reshape(a.shape) for a in floats]
@@ -214,7 +218,11 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "subscript": (("at", 1), ("slice", 1, None, None), ("new",)),
         "gather": (("rest",), ("take", 1), ("new",)),
     }.get(name)
-    params = {"axis": 1, "keepdims": 1, "ddof": 1, "axis1": 0, "axis2": 2, "index": index}
+    params = {
+        **{"axis": 1, "keepdims": 1, "ddof": 1, "axis1": 0, "axis2": 2, "index": index},
+        "shape": (("of", 2, "c"), -1, 2),  # a size of the operand's axis 2, -1, and an integer
+        "axes": (2, 0, 1),
+    }
     params = {k: params[k] for k in gate.params}
     got = np.asarray(gate.elements(np, *objects, **params), dtype=object)
     kept = {"keepdims": True} if params.get("keepdims") else {}
@@ -249,6 +257,10 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "prod_axis": lambda a, axis, keepdims: np.prod(a, axis=axis, **kept),
         "subscript": lambda a, index: a[1, 1:, None],
         "gather": lambda a, i, index: a[..., i, None],
+        "reshape": lambda a, shape: np.reshape(a, (4, -1, 2)),
+        "permute_dims": lambda a, axes: np.transpose(a, (2, 0, 1)),
+        "concat": lambda *xs, axis: np.concatenate(xs, axis=1),
+        "stack": lambda *xs, axis: np.stack(xs, axis=1),
     }[name](*floats, **params)
     assert got.shape == np.shape(expected)
     np.testing.assert_allclose(got.astype(float), expected, rtol=1e-13)

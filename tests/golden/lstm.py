@@ -59,24 +59,20 @@ def forward(x, prev_h, prev_c, Wx, Wh, b):
         if np.all(t5 > -700.0)
         else np.exp(np.minimum(t5, 0.0)) / (1.0 + np.exp(-np.abs(t5)))
     )  # (6)
-    del t5
     t7 = a[:, 4:8]  # (7)
     f = (
         1.0 / (1.0 + np.exp(-t7))
         if np.all(t7 > -700.0)
         else np.exp(np.minimum(t7, 0.0)) / (1.0 + np.exp(-np.abs(t7)))
     )  # (8)
-    del t7
     t9 = a[:, 8:12]  # (9)
     o = (
         1.0 / (1.0 + np.exp(-t9))
         if np.all(t9 > -700.0)
         else np.exp(np.minimum(t9, 0.0)) / (1.0 + np.exp(-np.abs(t9)))
     )  # (10)
-    del t9
     t11 = a[:, 12:16]  # (11)
     g = np.tanh(t11)  # (12)
-    del t11
     fprev_c = f * prev_c  # (13)
     ig = i * g  # (14)
     next_c = fprev_c + ig  # (15)
