@@ -391,10 +391,12 @@ def test_shapes_that_do_not_broadcast_raise(notes):
         notes[0].value_and_grad(np.ones(3), np.ones(4))
 
 
-def test_the_docstring_says_when_the_loop_runs(notes):
+def test_the_docstring_says_when_the_loops_run(notes):
     doc = " ".join(notes[0].__doc__.split())
-    assert "given arrays (and numbers beside them)" in doc
-    assert "shapes that do not broadcast raise ValueError" in doc
+    assert "forward, backward and value_and_grad also take arrays: given arrays (and numbers" in doc
+    assert "Shapes that do not broadcast raise ValueError" in doc
+    assert "(float32, integer and boolean arrays give float64 results)" in doc
+    assert "--with" not in doc  # no function asked for: nothing to say of them
 
 
 def test_the_every_gate_module_is_black_formatted():
