@@ -10,13 +10,14 @@ jvp: 8 forward stages, 8 tangent lines.
 Compiled by numba (nopython mode, fastmath off): the values are bit for bit those of
 the math backend's module. The functions compile once per machine where the module
 is a file (numba's cache), else at their first call; a first call compiles in 0.01
-to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278:
-benchmarks/RESULTS.md). py_forward, py_backward and py_value_and_grad (and py_
-before each function asked for) are the same listings as Python runs them. Compiled,
-a domain error gives NaN or inf where Python raises (a division by zero raises
-ZeroDivisionError in both): exp: inf above 709.78; powers: inf where the result
-overflows and for 0 to a negative power, NaN for a negative number to a non-integer
-power.
+to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278), and a
+later process imports a module on disk and reads a function from the cache at its
+first call in 0.5 to 0.7 s (158 to 1,278 stages: benchmarks/RESULTS.md). py_forward,
+py_backward and py_value_and_grad (and py_ before each function asked for) are the
+same listings as Python runs them. Compiled, a domain error gives NaN or inf where
+Python raises (a division by zero raises ZeroDivisionError in both): exp: inf above
+709.78; powers: inf where the result overflows and for 0 to a negative power, NaN
+for a negative number to a non-integer power.
 
 forward, backward and value_and_grad also take arrays: given arrays (and numbers
 beside them), each runs its listing as one compiled loop over the elements of their
