@@ -31,10 +31,12 @@ input as given), then every input as given, from which backward sums each gradie
 back to its input's shape. backward, given that cache, reads each cached array and
 dout (an array or a number) once per element and writes each gradient once. A
 number's gradient is its sum over the elements, per block and then across the blocks
-(whatever the number of threads). The loops' powers are numba's own (x**2 is x * x),
-within an ulp or two of the scalar functions'. Arrays of any real dtype are computed
-in float64 (float32, integer and boolean arrays give float64 results); an array that
-is not C-contiguous float64, or that broadcasts (a row against a column), is first
+(whatever the number of threads). The loops' powers are numba's own (x**2 is x * x,
+which rounds a square an ulp otherwise than the C library's pow now and then), so
+their results are the scalar listing's with such squares: a few ulp from the scalar
+functions', more where the listing cancels. Arrays of any real dtype are computed in
+float64 (float32, integer and boolean arrays give float64 results); an array that is
+not C-contiguous float64, or that broadcasts (a row against a column), is first
 copied to one of the broadcast shape, and the gradient of one that broadcasts is
 summed back to its shape after the loop, in one pass in element order (another order
 of summation than NumPy's); results of shape () (0-d arrays alone) are numbers.
