@@ -13,6 +13,7 @@ from . import (
     dask_bench,
     growth,
     locate,
+    loops,
     recurrence,
     scalar,
     scale,
@@ -29,6 +30,7 @@ SECTIONS = (
     "arrays",
     "step",
     "compiled",
+    "loops",
     "recurrence",
     "locate",
     "scale",
@@ -110,6 +112,15 @@ def main(argv=None) -> int:
     if "compiled" in only:
         print("### Compiled: the numba backend's compile time and cache (the notes' function)\n")
         print("\n".join(compiled.run(args.quick)) + "\n")
+    if "loops" in only:
+        print("### The numba backend's loops: forward + backward against value_and_grad; its cache\n")
+        lines, rel = loops.run(args.quick)
+        print("\n".join(lines) + "\n")
+        pair, fused = rel.get("stagegen numba, forward + backward"), rel.get("stagegen numba, value_and_grad")
+        if pair and fused:
+            headlines.append(
+                f"numba loops: forward + backward {pair[0]:.2f}×, value_and_grad {fused[0]:.2f}× hand NumPy"
+            )
     if "recurrence" in only:
         print("### The 64-step recurrence: per call against CasADi, compile time against JAX\n")
         lines, rel = recurrence.run(args.quick)

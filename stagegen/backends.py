@@ -109,16 +109,18 @@ class Backend:
     # much (measured): listed in the docstring of a module that calls them
     rounding: Mapping[str, str] = field(default_factory=dict)
     says: str = ""  # what the docstring says of the backend (how the code runs)
-    # a value_and_grad given arrays runs its listing in one compiled loop over
-    # their elements (numba's prange), with the helpers "_arrays"; `loop_says`:
-    # what the docstring says of it
+    # forward, backward and value_and_grad given arrays run their listings in one
+    # compiled loop each over the elements (numba's prange), with the helpers
+    # "_arrays"; `loop_says`: what the docstring says of them; `loop_refuses`: of
+    # the functions asked for (--with), which have no loop and refuse arrays
     loops: bool = False
     loop_says: str = ""
+    loop_refuses: str = ""
     # how the loop's listing is printed, if not by `syntax` (numba's: its own
     # powers, not the math backend's bit-for-bit pow, which costs a call each)
     loop_syntax: Syntax | None = None
     # builtins its functions read where a name the user gives would hide them
-    # (numba's value_and_grad tests isinstance(..., float); its loop calls range)
+    # (numba's functions test isinstance(..., float); its loops call range)
     reserved: tuple[str, ...] = ()
     # the backend whose listing a program over arrays (an array input declared,
     # or an array gate) is generated with, where this one has no arrays (numba's:
@@ -1313,8 +1315,8 @@ def _pow_compiled(x, n):
 '''
 
 _ARRAYS = '''def _an_array(*values):
-    """The first array among `values`, else 0.0: value_and_grad's test whether
-    it was given arrays, one isinstance for numba to decide on the types."""
+    """The first array among `values`, else 0.0: a function's test whether it was
+    given arrays, one isinstance for numba to decide on the types."""
     return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
 
 
@@ -1341,12 +1343,75 @@ def _shape_compiled(*values):
     return lambda *values: values[first].shape
 
 
+def _arrays_among(types):
+    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array."""
+    types = types.types if isinstance(types, numba.types.BaseTuple) else types
+    return any(isinstance(t, numba.types.Array) for t in types)
+
+
+def _elements(shape):
+    """The number of elements of an array of `shape`."""
+    return math.prod(shape)
+
+
+@numba.extending.overload(_elements)
+def _elements_compiled(shape):
+    if not shape.types:  # the shape of a number or of a 0-d array
+        return lambda shape: 1
+
+    def elements(shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+
+    return elements
+
+
+def _size(value, n):
+    """The elements of a gradient in a fused loop: `n` for an array, 1 for a number."""
+    return n if isinstance(value, numpy.ndarray) else 1
+
+
+@numba.extending.overload(_size)
+def _size_compiled(value, n):
+    if isinstance(value, numba.types.Array):
+        return lambda value, n: n
+    return lambda value, n: 1
+
+
+def _no_arrays(function):
+    """A function asked for (--with) given arrays: compiled, it takes numbers only."""
+    raise TypeError(
+        f"{function} takes numbers here; for arrays call it per element, or generate "
+        "the module with --backend numpy, whose functions take arrays"
+    )
+
+
+@numba.extending.overload(_no_arrays, prefer_literal=True)
+def _no_arrays_compiled(function):
+    if isinstance(function, numba.types.StringLiteral):
+        message = (
+            f"{function.literal_value} takes numbers here; for arrays call it per "
+            "element, or generate the module with --backend numpy, whose functions "
+            "take arrays"
+        )
+
+        def refused(function):
+            raise TypeError(message)
+
+        return refused
+
+
 def _flat(value, shape):
     """`value`'s elements as the fused loop reads them, over the broadcast
     `shape`: a C-contiguous float64 array (the array itself where it is one of
     that shape; one that broadcasts, copied to that shape; a number: one element)."""
     if not isinstance(value, numpy.ndarray):
         return numpy.full(1, float(value))
+    if value.dtype.kind not in "biuf":
+        real = "the compiled loops take arrays of real numbers"
+        raise TypeError(f"{real}, not {value.dtype}")
     full = numpy.broadcast_to(value, shape)
     return numpy.ascontiguousarray(full, dtype=numpy.float64).reshape(-1)
 
@@ -1355,6 +1420,16 @@ def _flat(value, shape):
 def _flat_compiled(value, shape):
     if not isinstance(value, numba.types.Array):
         return lambda value, shape: numpy.full(1, float(value))
+    real = (numba.types.Boolean, numba.types.Integer, numba.types.Float)
+    if not isinstance(value.dtype, real):
+        message = f"the compiled loops take arrays of real numbers, not {value.dtype}"
+
+        def refused(value, shape):
+            if value.size >= 0:  # (a test numba keeps: the result below is typed)
+                raise TypeError(message)
+            return numpy.empty(0)
+
+        return refused
 
     def copied(value, shape):
         full = numpy.broadcast_to(value, shape)
@@ -1389,8 +1464,8 @@ def _reduced(elements, shape, given):
 
 @numba.extending.overload(_reduced)
 def _reduced_compiled(elements, shape, given):
-    if not isinstance(given, numba.types.Array):
-        return lambda elements, shape, given: elements
+    if not isinstance(given, numba.types.Array) or not shape.types:
+        return lambda elements, shape, given: elements  # a number, or of shape ()
     lead = len(shape) - given.ndim  # the broadcast shape's leading axes given lacks
 
     def summed(elements, shape, given):
@@ -1471,18 +1546,33 @@ NUMBA = Backend(
         "W 256x512, X 512x1024 (1.01x hand NumPy against 1.46x: benchmarks/RESULTS.md)."
     ),
     loop_says=(
-        "value_and_grad also takes arrays: given arrays (and numbers beside them) it "
-        "runs its listing as one compiled loop over the elements of their broadcast "
-        "shape, in parallel blocks (_value_and_grad_loop, numba's prange), reading each "
-        "input once and writing the value and each gradient once; a number's gradient "
-        "is its sum over the elements, per block of up to 8,192 elements and then across "
-        "the blocks (whatever the number of threads). The loop's powers are numba's own "
-        "(x**2 is x * x), within an ulp or two of the scalar functions'. An array that "
-        "is not C-contiguous float64, or that broadcasts (a row against a column), is "
-        "first copied to one of the broadcast shape, and the gradient of one that "
-        "broadcasts is summed back to its shape after the loop, in one pass in element "
-        "order (another order of summation than NumPy's); shapes that do not broadcast "
-        "raise ValueError. forward and backward take numbers."
+        "forward, backward and value_and_grad also take arrays: given arrays (and "
+        "numbers beside them), each runs its listing as one compiled loop over the "
+        "elements of their broadcast shape, in parallel blocks of up to 8,192 elements "
+        "(numba's prange: _forward_loop, _backward_loop, _value_and_grad_loop), reading "
+        "each input once and writing each result once. forward writes the outputs and "
+        "each cached stage as arrays of that shape; its cache holds them in the order "
+        "a cache of numbers does (a cached input as given), then every input as given, "
+        "from which backward sums each gradient back to its input's shape. backward, "
+        "given that cache, reads each cached array and dout (an array or a number) once "
+        "per element and writes each gradient once. A number's gradient is its sum "
+        "over the elements, per block and then across the blocks (whatever the number "
+        "of threads). The loops' powers are numba's own (x**2 is x * x, which rounds "
+        "a square an ulp otherwise than the C library's pow now and then), so their "
+        "results are the scalar listing's with such squares: a few ulp from the "
+        "scalar functions', more where the listing cancels. Arrays of any real dtype "
+        "are computed in float64 (float32, integer and boolean arrays give float64 "
+        "results); an array that is not C-contiguous float64, or that broadcasts (a "
+        "row against a column), is first copied to one of the broadcast shape, and the "
+        "gradient of one that broadcasts is summed back to its shape after the loop, "
+        "in one pass in element order (another order of summation than NumPy's); "
+        "results of shape () (0-d arrays alone) are numbers. Shapes that do not "
+        "broadcast raise ValueError; arrays of complex numbers TypeError; lists and "
+        "arrays of Python objects are not typed by numba (its TypingError)."
+    ),
+    loop_refuses=(
+        "The functions asked for (--with) take numbers only: given an array, each "
+        "raises TypeError saying so (the numpy backend's take arrays)."
     ),
     domains={
         "math.log": "log: -inf at 0, NaN below",
@@ -1516,7 +1606,9 @@ NUMBA = Backend(
         "those of the math backend's module. The functions compile once per machine "
         "where the module is a file (numba's cache), else at their first call; a "
         "first call compiles in 0.01 to 0.02 s per stage (1.7 s for 158 stages, 12 s "
-        "for 638, 29 s for 1,278: benchmarks/RESULTS.md). "
+        "for 638, 29 s for 1,278), and a later process imports a module on disk and "
+        "reads a function from the cache at its first call in 0.5 to 0.7 s (158 to "
+        "1,278 stages: benchmarks/RESULTS.md). "
         "py_forward, py_backward and py_value_and_grad (and py_ before each function "
         "asked for) are the same listings as Python runs them. Compiled, a domain "
         "error gives NaN or inf where Python raises (a division by zero raises "

@@ -207,17 +207,22 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         check.append(f"_check_indexes({', '.join(listing.inputs)})")
         lines.code.used.add("_check_indexes")
 
-    fused_loop = None
-    if backend.loops and listing.fused:
+    loops = None
+    if backend.loops:
         loop_lines = _Text(listing, backend.loop_syntax)
-        fused_loop = _fused_loop(listing, _lines(loop_lines, listing.fused))
+        loops = _loops(listing, loop_lines)
         lines.code.used.update(loop_lines.code.used | {"_arrays"})
     bodies = [
-        with_namespace(check + _lines(lines, listing.forward), *listing.inputs),
+        with_namespace(
+            check
+            + (_arrays_entry("forward", listing.inputs) if loops else [])
+            + _lines(lines, listing.forward),
+            *listing.inputs,
+        ),
         with_namespace(_lines(lines, listing.backward), listing.dout, listing.cache),
         with_namespace(
             (check if listing.fused else [])
-            + (_arrays_entry(listing.inputs) if fused_loop else [])
+            + (_arrays_entry("value_and_grad", listing.inputs) if loops else [])
             + _lines(lines, listing.fused),
             *listing.inputs,
         ),
@@ -236,7 +241,12 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
             "functions": [
                 {
                     "define": _bracketed(f"def {prefix}{f.name}(", f.parameters, "):", 0),
-                    "body": with_namespace(check + _lines(lines, f.body), *f.parameters),
+                    "body": with_namespace(
+                        check
+                        + (_arrays_refused(f.name, f.parameters) if loops else [])
+                        + _lines(lines, f.body),
+                        *f.parameters,
+                    ),
                     "returns": "    return " + ", ".join(_returned(r) for r in f.returns),
                 }
                 for f in listing.functions
@@ -317,7 +327,8 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         outputs=constants,
         preamble=backend.preamble,
         copies=copies,
-        fused_loop=fused_loop,
+        loops=loops,
+        backward_entry=_backward_entry(listing) if loops else [],
         forward=bodies[0],
         forward_return=(
             _bracketed(f"return {values}, (", cached, ")", 4, tuple_=True)
@@ -336,45 +347,157 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     )
 
 
-def _fused_loop(listing: Listing, body: list[str]) -> dict:
-    """What the template needs for value_and_grad over arrays as one compiled
-    loop (a backend with `loops`, a program of one output): each input's names
-    (given, as the loop reads it), each gradient's (its array, its per-block
-    sum, its input's), the listing's lines. The loop's own names are dunder
-    names, which no input or generated name takes."""
-    inputs = [{"name": x, "given": f"__{x}_in__", "flat": f"__{x}_flat__"} for x in listing.inputs]
-    flat = {x["name"]: x["flat"] for x in inputs}
-    grads = [
-        {"name": g, "out": f"__{g}_out__", "sum": f"__{g}_sum__", "flat": flat[x], "given": f"__{x}_in__"}
-        for g, x in zip(listing.gradients, listing.wrt, strict=True)
+def _loops(listing: Listing, text: _Text) -> dict:
+    """What the template needs for forward, backward and value_and_grad over
+    arrays as compiled loops (a backend with `loops`): each function's loop over
+    the elements, its body the function's listing (`text`: printed with the
+    backend's `loop_syntax`); value_and_grad's for a program of one output."""
+    return {
+        "forward": _forward_loop(listing, _lines(text, listing.forward)),
+        "backward": _backward_loop(listing, _lines(text, listing.backward)),
+        "value_and_grad": _fused_loop(listing, _lines(text, listing.fused)) if listing.fused else None,
+    }
+
+
+def _dunder(name: str, role: str) -> str:
+    """A name of a loop's own (``__x_in__``): a dunder name, which no input or
+    generated name takes, and one per role and listing name."""
+    return f"__{name}_{role}__"
+
+
+def _read(name: str, flat: str) -> str:
+    """A loop's line reading one element of `flat` (one of each element, or one
+    number) into the listing's name."""
+    return f"{name} = {flat}[__i__ if {flat}.size == __n__ else 0]"
+
+
+def _gradients(listing: Listing) -> list[dict]:
+    """Each gradient's names in a loop: its array, its per-block sum, its input as given."""
+    return [
+        {
+            "name": g,
+            "out": _dunder(g, "out"),
+            "sum": _dunder(g, "sum"),
+            "given": _dunder(x, "in"),
+            "column": k,
+        }
+        for k, (g, x) in enumerate(zip(listing.gradients, listing.wrt, strict=True))
     ]
-    for k, grad in enumerate(grads):
-        grad["column"] = k
+
+
+def _forward_loop(listing: Listing, body: list[str]) -> dict:
+    """forward over arrays: one loop writing each output and each cached stage
+    once per element; the cache holds those arrays (a cached input: the input as
+    given), then every input as given (backward sums each gradient back to its
+    input's shape)."""
+    inputs = [{"given": _dunder(x, "in"), "flat": _dunder(x, "flat")} for x in listing.inputs]
+    given = {x: _dunder(x, "in") for x in listing.inputs}
+    written = [*listing.outputs, *(c for c in listing.cached if c not in given and c not in listing.outputs)]
+    outs = [{"name": v, "out": _dunder(v, "out")} for v in written]
+    values = [f"_shaped({_dunder(v, 'out')}, __shape__)" for v in listing.outputs]
+    cache = [given[c] if c in given else f"_shaped({_dunder(c, 'out')}, __shape__)" for c in listing.cached]
+    cache += [x["given"] for x in inputs]
+    returned = values[0] if len(values) == 1 else _tuple(values)
+    return {
+        "parameters": ", ".join(x["given"] for x in inputs),
+        "given": _tuple(x["given"] for x in inputs),
+        "inputs": inputs,
+        "shapes": ", ".join(f"_shape({x['given']})" for x in inputs),
+        "outs": outs,
+        "arguments": ", ".join([*(x["flat"] for x in inputs), *(o["out"] for o in outs)]),
+        "reads": [_read(x, _dunder(x, "flat")) for x in listing.inputs],
+        "body": body,
+        "returns": _bracketed(f"return {returned}, (", cache, ")", 4, tuple_=True),
+    }
+
+
+def _backward_loop(listing: Listing, body: list[str]) -> dict:
+    """backward given the cache forward returned for arrays: one loop reading
+    each cached array and dout once per element and writing each gradient once
+    (a number's summed per block, then across the blocks)."""
+    douts = list(listing.output_adjoints) or [listing.dout]
+    cached = [{"name": c, "given": _dunder(c, "cached"), "flat": _dunder(c, "flat")} for c in listing.cached]
+    read = [{"name": d, "given": _dunder(d, "in"), "flat": _dunder(d, "flat")} for d in douts] + cached
+    grads = _gradients(listing)
+    inputs = [_dunder(x, "in") for x in listing.inputs]
+    dout, cache = _dunder(listing.dout, "in"), _dunder(listing.cache, "in")
+    unpack = [c["given"] for c in cached] + inputs
+    shapes = [f"_shape({x})" for x in inputs] + [f"_shape({d['given']})" for d in read[: len(douts)]]
+    return {
+        "parameters": f"{dout}, {cache}",
+        "given": cache,
+        "unpack": _bracketed("(", unpack, f") = {cache}", 4, tuple_=True),
+        "douts": (
+            _bracketed("(", [d["given"] for d in read[: len(douts)]], f") = {dout}", 4, tuple_=True)
+            if listing.output_adjoints
+            else ""
+        ),
+        "read": read,
+        "shapes": ", ".join(shapes),
+        "grads": grads,
+        "arguments": ", ".join(["__n__", *(r["flat"] for r in read), *(g["out"] for g in grads), "__sums__"]),
+        "reads": [_read(r["name"], r["flat"]) for r in read],
+        "body": body,
+        "returns": _bracketed(
+            "return (", [f"_shaped({g['out']}, _shape({g['given']}))" for g in grads], ")", 4, tuple_=True
+        ),
+    }
+
+
+def _fused_loop(listing: Listing, body: list[str]) -> dict:
+    """value_and_grad over arrays as one compiled loop (a program of one
+    output): each input's names (given, as the loop reads it), each gradient's
+    (its array, its per-block sum, its input's), the listing's lines."""
+    inputs = [{"name": x, "given": _dunder(x, "in"), "flat": _dunder(x, "flat")} for x in listing.inputs]
+    flat = {x["name"]: x["flat"] for x in inputs}
+    grads = _gradients(listing)
+    for grad, x in zip(grads, listing.wrt, strict=True):
+        grad["flat"] = flat[x]
     shaped = [f"_shaped({g['out']}, _shape({g['given']}))" for g in grads]
     return {
         "parameters": ", ".join(x["given"] for x in inputs),
         "given": _tuple(x["given"] for x in inputs),
         "inputs": inputs,
         "shapes": ", ".join(f"_shape({x['given']})" for x in inputs),
-        "sizes": ", ".join(f"{x['flat']}.size" for x in inputs),
         "grads": grads,
         "arguments": ", ".join(
             [*(x["flat"] for x in inputs), "__value__", *(g["out"] for g in grads), "__sums__"]
         ),
+        "reads": [_read(x["name"], x["flat"]) for x in inputs],
         "returns": f"return _shaped(__value__, __shape__), {_tuple(shaped)}",
         "body": body,
         "value": listing.outputs[0],
     }
 
 
-def _arrays_entry(inputs: tuple[str, ...]) -> list[str]:
-    """value_and_grad's first lines where it also takes arrays: given one, it runs
-    the loop (numba compiles only the branch the arguments' types take)."""
+def _arrays_entry(function: str, inputs: tuple[str, ...]) -> list[str]:
+    """The first lines of a function that also takes arrays: given one, it runs
+    its loop (numba compiles only the branch the arguments' types take)."""
     arguments = ", ".join(inputs)
     return [
         f"__array__ = _an_array({arguments})  # the first array among the inputs, else 0.0",
         "if not isinstance(__array__, float):",
-        f"    return _value_and_grad_arrays({arguments})",
+        f"    return _{function}_arrays({arguments})",
+    ]
+
+
+def _backward_entry(listing: Listing) -> list[str]:
+    """backward's first lines: given the cache forward returned for arrays (it
+    holds arrays), it runs its loop."""
+    return [
+        f"__array__ = _an_array(*{listing.cache})  # the first array in the cache, else 0.0",
+        "if not isinstance(__array__, float):",
+        f"    return _backward_arrays({listing.dout}, {listing.cache})",
+    ]
+
+
+def _arrays_refused(function: str, parameters: tuple[str, ...]) -> list[str]:
+    """The first lines of a function asked for (--with), which takes numbers
+    only: given an array, a TypeError saying what to use instead."""
+    return [
+        f"__array__ = _an_array({', '.join(parameters)})  # the first array among them, else 0.0",
+        "if not isinstance(__array__, float):",
+        f'    return _no_arrays("{function}")',
     ]
 
 
@@ -420,8 +543,11 @@ def _docstring(
         if differ:
             said += f" Not bit for bit: {'; '.join(differ)} (the compiler's own implementation)."
         parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
-    if listing.backend.loops and listing.fused:
-        parts += ["", *textwrap.wrap(listing.backend.loop_says, LINE_LENGTH - 4)]
+    if listing.backend.loops:
+        said = listing.backend.loop_says
+        if listing.functions:
+            said += " " + listing.backend.loop_refuses
+        parts += ["", *textwrap.wrap(said, LINE_LENGTH - 4)]
     if options.requested:  # a program over arrays, asked of a backend without them
         parts += ["", *textwrap.wrap(BACKENDS[options.requested].arrays_says, LINE_LENGTH - 4)]
     if options.emit_adapter:

@@ -43,6 +43,7 @@ def test_quick_run_prints_its_tables(quick_run):
         "Workloads 4 and 5:",
         "Error location:",
         "Second order and Jacobians:",
+        "The numba backend's loops:",
     ):
         assert f"### {title}" in out
     # workload 4's NumPy candidates, once more in a process of their own

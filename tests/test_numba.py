@@ -9,7 +9,12 @@ code gives NaN or inf (its docstring says which), while the Python copies
 (py_value_and_grad, ...) raise at the stage's line; a division by zero raises
 in both. Modules on disk compile once per machine (numba's cache, checked in
 two processes with NUMBA_CACHE_DIR in a temporary folder); without numba a
-module fails at import with one line saying what to do.
+module fails at import with one line saying what to do. Over arrays, forward,
+backward and value_and_grad run compiled loops: checked on one module (the
+notes' function) against the listing element by element, bit for bit (its
+squares x * x), against finite differences, and on broadcast, 0-d, empty,
+non-contiguous, float32 and integer inputs; the functions asked for refuse
+arrays with a TypeError.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import random
 import struct
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -391,17 +397,235 @@ def test_shapes_that_do_not_broadcast_raise(notes):
         notes[0].value_and_grad(np.ones(3), np.ones(4))
 
 
-def test_the_docstring_says_when_the_loop_runs(notes):
+def test_the_docstring_says_when_the_loops_run(notes):
     doc = " ".join(notes[0].__doc__.split())
-    assert "given arrays (and numbers beside them)" in doc
-    assert "shapes that do not broadcast raise ValueError" in doc
+    assert "forward, backward and value_and_grad also take arrays: given arrays (and numbers" in doc
+    assert "Shapes that do not broadcast raise ValueError" in doc
+    assert "(float32, integer and boolean arrays give float64 results)" in doc
+    assert "--with" not in doc  # no function asked for: nothing to say of them
+
+
+# -- forward and backward over arrays: their own loops --------------------------------
+
+
+def _squares(x, n):
+    """x ** n as numba's loops compute a square: x * x (one rounding), where
+    CPython's ** calls the C library's pow, which rounds x ** 2 otherwise now and
+    then (den = 1.1788538541113645: 1.389696409353218 against 1.3896964093532183)."""
+    assert n == 2, "the notes' function has squares only"
+    return x * x
+
+
+@pytest.fixture(scope="module")
+def loop_listing():
+    """The numba module's listing as Python runs it with numba's squares: what
+    the loops compute at each element, bit for bit (the scalar functions are
+    the math backend's, pow included)."""
+    from stagegen.modules import python_module
+
+    module = python_module(stagegen.generate(example("notes.txt"), backend="numba"), "notes loop")
+    module._pow = _squares
+    return module
+
+
+def _elementwise_backward(listing, dout, *arrays):
+    """forward then backward (seeded with dout's element) of `listing` at each
+    element of the broadcast shape: (value, cache entries, gradient terms)."""
+    shape = np.broadcast_shapes(np.shape(dout), *(np.shape(a) for a in arrays))
+    columns = [np.broadcast_to(a, shape).ravel() for a in (dout, *arrays)]
+    values, caches, grads = [], [], []
+    for d, *point in zip(*columns, strict=True):
+        value, cache = listing.py_forward(*map(float, point))
+        values.append(value)
+        caches.append(cache)
+        grads.append(listing.py_backward(float(d), cache))
+    entries = [np.array([c[k] for c in caches]).reshape(shape) for k in range(len(caches[0]))]
+    terms = [np.array([g[k] for g in grads]).reshape(shape) for k in range(len(arrays))]
+    return np.array(values).reshape(shape), entries, terms
+
+
+def _summed_back(got, given, term):
+    """Each entry of the gradient `got` of the input `given` (broadcast) is the
+    exact sum of its terms within count * eps * sum |terms|."""
+    entry = np.broadcast_to(np.arange(np.size(given)).reshape(np.shape(given)), term.shape).ravel()
+    exact = np.array([math.fsum(term.ravel()[entry == k]) for k in range(np.size(given))])
+    count = np.bincount(entry, minlength=np.size(given))
+    bound = count * np.finfo(float).eps * np.bincount(entry, np.abs(term.ravel()), np.size(given))
+    assert np.all(np.abs(np.ravel(got) - exact) <= bound)
+
+
+def test_forward_and_backward_over_arrays_are_the_listing_element_by_element(notes, loop_listing):
+    """forward writes the value and each cached stage, then the inputs as given;
+    backward given that cache and an array dout writes each gradient: the
+    listing's at each element, bit for bit (its squares x * x; the value and
+    cache within 4 eps of the math backend's); the same bits as value_and_grad's
+    loop where dout is ones."""
+    compiled, python, _ = notes
+    rng = np.random.default_rng(41)
+    x, y = rng.uniform(-4, 4, (2, 20_011))  # more than two blocks, not a multiple of them
+    x[:3], y[:3] = [-1000.0, 800.0, 0.0], [-745.0, 40.0, 0.0]  # both branches of sigmoid
+    dout = rng.uniform(-2, 2, x.shape)
+    value, cache = compiled.forward(x, y)
+    want, entries, terms = _elementwise_backward(loop_listing, dout, x, y)
+    assert len(cache) == len(entries) + 2 and cache[-2] is x and cache[-1] is y
+    assert all(c.shape == x.shape and c.dtype == np.float64 for c in (value, *cache[:-2]))
+    assert _bits((value, *cache[:-2])) == _bits((want, *entries))
+    grads = compiled.backward(dout, cache)
+    assert isinstance(grads, tuple) and _bits(grads) == _bits(tuple(terms))
+    # the math backend's forward: a square an ulp off moves a stage a few ulps at most
+    math_value, math_entries, _ = _elementwise_backward(python_listing(python), 1.0, x, y)
+    for got, expected in zip((value, *cache[:-2]), (math_value, *math_entries), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(float).eps, atol=0)
+    assert _bits((value, compiled.backward(np.ones_like(x), cache))) == _bits(compiled.value_and_grad(x, y))
+    assert _bits(compiled.py_backward(dout, compiled.py_forward(x, y)[1])) == _bits(grads)
+
+
+def python_listing(python):
+    """The math backend's module as _elementwise_backward reads one (py_forward, py_backward)."""
+    return types.SimpleNamespace(py_forward=python.forward, py_backward=python.backward)
+
+
+def test_backward_over_arrays_against_finite_differences(notes):
+    """Each gradient element against central differences of forward along that
+    input, weighted by dout, at random points."""
+    compiled = notes[0]
+    rng = np.random.default_rng(43)
+    x, y = rng.uniform(-3, 3, (2, 500))
+    dout = rng.uniform(-2, 2, x.shape)
+    dx, dy = compiled.backward(dout, compiled.forward(x, y)[1])
+    h = 1e-6
+    for k, grad in enumerate((dx, dy)):
+        up, down = [x.copy(), y.copy()], [x.copy(), y.copy()]
+        up[k] += h
+        down[k] -= h
+        slope = (compiled.forward(*up)[0] - compiled.forward(*down)[0]) / (2 * h)
+        np.testing.assert_allclose(grad, dout * slope, rtol=1e-6, atol=1e-8)
+
+
+def test_forward_and_backward_of_arrays_that_broadcast(notes, loop_listing):
+    """A column against a row: the value and cache at the broadcast shape (the
+    listing's bits), each gradient summed back to its input's shape (an exact
+    sum per entry within count * eps * sum |terms|); the numpy backend's shapes."""
+    compiled, _, numpy_module = notes
+    rng = np.random.default_rng(47)
+    x, y = rng.uniform(-3, 3, (3, 1)), rng.uniform(-3, 3, 4)
+    dout = rng.uniform(-2, 2, (3, 4))
+    value, cache = compiled.forward(x, y)
+    want, entries, terms = _elementwise_backward(loop_listing, dout, x, y)
+    assert value.shape == (3, 4) and all(c.shape == (3, 4) for c in cache[:-2])
+    assert _bits((value, *cache[:-2])) == _bits((want, *entries))
+    grads = compiled.backward(dout, cache)
+    reference = numpy_module.backward(dout, numpy_module.forward(x, y)[1])
+    for got, given, term, expected in zip(grads, (x, y), terms, reference, strict=True):
+        assert got.shape == given.shape == np.shape(expected)
+        _summed_back(got, given, term)
+
+
+def test_a_number_beside_an_array_and_empty_arrays(notes, loop_listing):
+    """A number's gradient is its terms' sum (n * eps * sum |terms|) and stays a
+    number; an empty array gives empty results and the number a gradient of 0.0."""
+    compiled = notes[0]
+    rng = np.random.default_rng(53)
+    x, dout = rng.uniform(-3, 3, (2, 90, 111))
+    value, cache = compiled.forward(x, 0.25)
+    assert cache[-1] == 0.25 and isinstance(cache[-1], float)
+    dx, dy = compiled.backward(dout, cache)
+    want, entries, (tx, ty) = _elementwise_backward(loop_listing, dout, x, 0.25)
+    assert isinstance(dy, float) and dx.shape == x.shape
+    assert _bits((value, *cache[:-2], dx)) == _bits((want, *entries, tx))
+    assert abs(dy - math.fsum(ty.ravel())) <= ty.size * np.finfo(float).eps * np.sum(np.abs(ty))
+    value, cache = compiled.forward(np.zeros((0, 3)), 0.25)
+    assert value.shape == (0, 3) and all(c.shape == (0, 3) for c in cache[:-2])
+    dx, dy = compiled.backward(np.zeros((0, 3)), cache)
+    assert dx.shape == (0, 3) and dy == 0.0
+
+
+def test_zero_dimensional_arrays_give_numbers(notes, loop_listing):
+    """0-d arrays alone: results of shape (), as numbers; dout a number."""
+    compiled = notes[0]
+    value, cache = compiled.forward(np.array(0.5), np.array(-1.5))
+    assert isinstance(value, float) and cache[-2].shape == ()
+    grads = compiled.backward(0.75, cache)
+    want, want_cache = loop_listing.py_forward(0.5, -1.5)
+    expected = loop_listing.py_backward(0.75, want_cache)
+    assert all(isinstance(g, float) for g in (*cache[:-2], *grads))
+    assert _bits((value, cache[:-2], grads)) == _bits((want, want_cache, expected))
+
+
+def test_non_contiguous_float32_and_integer_arrays_are_computed_in_float64(notes):
+    """Each is read as the float64 array it converts to exactly: the results (all
+    float64) are those of contiguous float64 copies, bit for bit."""
+    compiled = notes[0]
+    rng = np.random.default_rng(59)
+    base = rng.uniform(-3, 3, (12, 10)).astype(np.float32)
+    x = base[:, ::2].T  # (5, 12), neither C- nor F-contiguous
+    y = np.arange(-30, 30).reshape(5, 12)  # integers
+    dout = rng.uniform(-1, 1, (12, 5)).T  # non-contiguous too
+    assert not x.flags.c_contiguous and not x.flags.f_contiguous and not dout.flags.c_contiguous
+    value, cache = compiled.forward(x, y)
+    grads = compiled.backward(dout, cache)
+    assert value.dtype == np.float64 and all(g.dtype == np.float64 for g in grads)
+    assert cache[-2] is x and cache[-1] is y
+    flat = [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in (x, y, dout)]
+    want, want_cache = compiled.forward(flat[0], flat[1])
+    expected = compiled.backward(flat[2], want_cache)
+    assert _bits(value.ravel()) == _bits(want)
+    assert _bits(tuple(g.ravel() for g in grads)) == _bits(expected)
+
+
+def test_several_outputs_over_arrays():
+    """forward writes each output; backward unpacks one dout per output (an
+    array and a number here); a gradient asked for only (wrt); an input read
+    by backward is cached as given. Against the numpy backend."""
+    source = "a = x * y\nb = exp(a) + z\nf1 = a + b\nf2 = b * x\nf1, f2\n"
+    compiled = stagegen.load(source, backend="numba", wrt="x,z")
+    numpy_module = stagegen.load(source, backend="numpy", wrt="x,z")
+    rng = np.random.default_rng(61)
+    x, y = rng.uniform(-1, 1, (2, 4, 5))
+    z = rng.uniform(-1, 1, 5)
+    values, cache = compiled.forward(x, y, z)
+    want, want_cache = numpy_module.forward(x, y, z)
+    assert cache[0] is x and cache[-3:] == (x, y, z)
+    for got, expected in zip(values, want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=LOOP_RTOL, atol=0)
+    dout = (rng.uniform(-1, 1, (4, 5)), 0.5)
+    dx, dz = compiled.backward(dout, cache)
+    ex, ez = numpy_module.backward(dout, want_cache)
+    assert dx.shape == x.shape and dz.shape == z.shape
+    np.testing.assert_allclose(dx, ex, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(dz, ez, rtol=1e-13, atol=0)
+    assert _bits(compiled.forward(0.1, 0.2, 0.3)) == _bits(
+        stagegen.load(source, wrt="x,z").forward(0.1, 0.2, 0.3)
+    )
+
+
+def test_functions_asked_for_refuse_arrays_with_a_clear_error():
+    """jvp, hvp, value_and_jacobian take numbers: given an array, a TypeError that
+    says what to use, compiled and in Python; complex arrays in forward too."""
+    module = stagegen.load(example("notes.txt"), backend="numba", with_="jacobian,jvp,hvp")
+    assert "--with) take numbers only" in " ".join(module.__doc__.split())
+    x = np.linspace(-1, 1, 4)
+    for name, args in [
+        ("jvp", (x, 0.5, 1.0, 0.0)),
+        ("hvp", (0.5, x, 1.0, 1.0)),
+        ("value_and_jacobian", (x, x)),
+    ]:
+        for function in (getattr(module, name), getattr(module, "py_" + name)):
+            with pytest.raises(TypeError, match=f"^{name} takes numbers here; .* --backend numpy"):
+                function(*args)
+    assert _bits(module.jvp(0.5, 0.5, 1.0, 0.0)) == _bits(
+        stagegen.load(example("notes.txt"), with_="jvp").jvp(0.5, 0.5, 1.0, 0.0)
+    )
+    with pytest.raises(TypeError, match="arrays of real numbers, not complex128"):
+        module.forward(x + 1j, 0.5)
 
 
 def test_the_every_gate_module_is_black_formatted():
-    """Its value_and_grad's entry and loop are written in black's style at any width."""
+    """Its functions' entries and loops (and the functions asked for) are written
+    in black's style at any width."""
     import black
 
-    text = stagegen.generate(_every_gate()[0], backend="numba")
+    text = stagegen.generate(_every_gate()[0], backend="numba", with_="jvp,hvp")
     assert black.format_str(text, mode=black.Mode()) == text
 
 
@@ -496,3 +720,30 @@ def test_the_matrix_loss_by_the_numba_backend_is_its_derivative():
             down = module.value_and_grad(W, X, Y)[0]
             array[index] = saved
             assert grad[index] == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-7)
+
+
+def test_functions_holding_the_listings_names_read_no_global_a_user_name_could_shadow():
+    """forward, backward, value_and_grad, the functions asked for, their Python
+    copies and the loops (whose locals are the listing's names) read as globals
+    only the math alias, the input language's functions, identifiers.GLOBALS
+    and the builtins the backend refuses as names (the loops' helpers have
+    dunder locals alone)."""
+    import dis
+
+    from stagegen.gates import BY_SOURCE
+    from stagegen.identifiers import GLOBALS
+
+    text = stagegen.generate(_every_gate()[0], backend="numba", with_="jvp")
+    listings = {"forward", "backward", "value_and_grad", "jvp"}
+    listings |= {"py_" + name for name in listings} | {
+        "_forward_loop",
+        "_backward_loop",
+        "_value_and_grad_loop",
+    }
+    code = compile(text, "<generated>", "exec")
+    found = {const.co_name: const for const in code.co_consts if hasattr(const, "co_code")}
+    assert listings <= set(found)
+    allowed = {"math", *BY_SOURCE, *GLOBALS, *BACKENDS["numba"].reserved}
+    for name in listings:
+        loaded = {i.argval for i in dis.get_instructions(found[name]) if i.opname == "LOAD_GLOBAL"}
+        assert loaded <= allowed, (name, loaded - allowed)

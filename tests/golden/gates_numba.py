@@ -8,28 +8,40 @@ clipx, t33, lgammat33, gammaden.
 Compiled by numba (nopython mode, fastmath off): the values are bit for bit those of
 the math backend's module. The functions compile once per machine where the module
 is a file (numba's cache), else at their first call; a first call compiles in 0.01
-to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278:
-benchmarks/RESULTS.md). py_forward, py_backward and py_value_and_grad (and py_
-before each function asked for) are the same listings as Python runs them. Compiled,
-a domain error gives NaN or inf where Python raises (a division by zero raises
-ZeroDivisionError in both): log1p: -inf at -1, NaN below; sqrt: NaN below 0; exp:
-inf above 709.78; expm1: inf above 709.78; sin: NaN at -inf and inf; cos: NaN at
--inf and inf; powers: inf where the result overflows and for 0 to a negative power,
-NaN for a negative number to a non-integer power. Not bit for bit: gamma within 8
-ulp of CPython's; lgamma within 11 ulp of max(1, |lgamma|) of CPython's; hypot
-within 1 ulp of CPython's (the compiler's own implementation).
+to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278), and a
+later process imports a module on disk and reads a function from the cache at its
+first call in 0.5 to 0.7 s (158 to 1,278 stages: benchmarks/RESULTS.md). py_forward,
+py_backward and py_value_and_grad (and py_ before each function asked for) are the
+same listings as Python runs them. Compiled, a domain error gives NaN or inf where
+Python raises (a division by zero raises ZeroDivisionError in both): log1p: -inf at
+-1, NaN below; sqrt: NaN below 0; exp: inf above 709.78; expm1: inf above 709.78;
+sin: NaN at -inf and inf; cos: NaN at -inf and inf; powers: inf where the result
+overflows and for 0 to a negative power, NaN for a negative number to a non-integer
+power. Not bit for bit: gamma within 8 ulp of CPython's; lgamma within 11 ulp of
+max(1, |lgamma|) of CPython's; hypot within 1 ulp of CPython's (the compiler's own
+implementation).
 
-value_and_grad also takes arrays: given arrays (and numbers beside them) it runs its
-listing as one compiled loop over the elements of their broadcast shape, in parallel
-blocks (_value_and_grad_loop, numba's prange), reading each input once and writing
-the value and each gradient once; a number's gradient is its sum over the elements,
-per block of up to 8,192 elements and then across the blocks (whatever the number of
-threads). The loop's powers are numba's own (x**2 is x * x), within an ulp or two of
-the scalar functions'. An array that is not C-contiguous float64, or that broadcasts
-(a row against a column), is first copied to one of the broadcast shape, and the
-gradient of one that broadcasts is summed back to its shape after the loop, in one
-pass in element order (another order of summation than NumPy's); shapes that do not
-broadcast raise ValueError. forward and backward take numbers.
+forward, backward and value_and_grad also take arrays: given arrays (and numbers
+beside them), each runs its listing as one compiled loop over the elements of their
+broadcast shape, in parallel blocks of up to 8,192 elements (numba's prange:
+_forward_loop, _backward_loop, _value_and_grad_loop), reading each input once and
+writing each result once. forward writes the outputs and each cached stage as arrays
+of that shape; its cache holds them in the order a cache of numbers does (a cached
+input as given), then every input as given, from which backward sums each gradient
+back to its input's shape. backward, given that cache, reads each cached array and
+dout (an array or a number) once per element and writes each gradient once. A
+number's gradient is its sum over the elements, per block and then across the blocks
+(whatever the number of threads). The loops' powers are numba's own (x**2 is x * x,
+which rounds a square an ulp otherwise than the C library's pow now and then), so
+their results are the scalar listing's with such squares: a few ulp from the scalar
+functions', more where the listing cancels. Arrays of any real dtype are computed in
+float64 (float32, integer and boolean arrays give float64 results); an array that is
+not C-contiguous float64, or that broadcasts (a row against a column), is first
+copied to one of the broadcast shape, and the gradient of one that broadcasts is
+summed back to its shape after the loop, in one pass in element order (another order
+of summation than NumPy's); results of shape () (0-d arrays alone) are numbers.
+Shapes that do not broadcast raise ValueError; arrays of complex numbers TypeError;
+lists and arrays of Python objects are not typed by numba (its TypingError).
 
 Rewrites (each circuit became one grouped gate; --gates fine keeps them as written):
     5:24 log(1 + x**2) -> log1p: accurate when the argument is small (log(1 + t)
@@ -76,6 +88,9 @@ OUTPUTS = (OUTPUT,)
 
 @numba.njit(cache=_CACHE)
 def forward(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _forward_arrays(x, y)
     p = x * y  # (1)
     r = max(p, x, 0)  # (2)
     xmy = x - y  # (3)
@@ -144,6 +159,9 @@ def forward(x, y):
 
 @numba.njit(cache=_CACHE)
 def backward(dout, cache):
+    __array__ = _an_array(*cache)  # the first array in the cache, else 0.0
+    if not isinstance(__array__, float):
+        return _backward_arrays(dout, cache)
     (
         x,
         y,
@@ -445,6 +463,9 @@ def value_and_grad(x, y):
 # The same listings as Python runs them (what --trace and verify read): a domain
 # error raises here, at its stage's line, where the compiled code gives NaN or inf.
 def py_forward(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _forward_arrays(x, y)
     p = x * y  # (1)
     r = max(p, x, 0)  # (2)
     xmy = x - y  # (3)
@@ -512,6 +533,9 @@ def py_forward(x, y):
 
 
 def py_backward(dout, cache):
+    __array__ = _an_array(*cache)  # the first array in the cache, else 0.0
+    if not isinstance(__array__, float):
+        return _backward_arrays(dout, cache)
     (
         x,
         y,
@@ -809,6 +833,483 @@ def py_value_and_grad(x, y):
     return f, (dx, dy)
 
 
+def _forward_arrays(__x_in__, __y_in__):
+    """forward given arrays (_forward_fused, compiled)."""
+    return _forward_fused(__x_in__, __y_in__)
+
+
+@numba.extending.overload(_forward_arrays)
+def _forward_arrays_compiled(__x_in__, __y_in__):
+    # numba types the call for numbers too, before it drops the branch that makes
+    # it: no implementation then, so that it compiles no loop for them
+    given = (__x_in__, __y_in__)
+    if _arrays_among(given):
+        return lambda __x_in__, __y_in__: _forward_fused(__x_in__, __y_in__)
+
+
+@numba.njit(cache=_CACHE)
+def _forward_fused(__x_in__, __y_in__):
+    """forward of arrays (and numbers beside them): the listing in one compiled
+    loop over the elements of their broadcast shape (_forward_loop), writing the
+    outputs and each cached stage; the cache then holds every input as given."""
+    __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
+    __x_flat__ = _flat(__x_in__, __shape__)
+    __y_flat__ = _flat(__y_in__, __shape__)
+    __n__ = _elements(__shape__)
+    __f_out__ = numpy.empty(__n__)
+    __p_out__ = numpy.empty(__n__)
+    __spxmy_out__ = numpy.empty(__n__)
+    __s_out__ = numpy.empty(__n__)
+    __tanhr_out__ = numpy.empty(__n__)
+    __erfy_out__ = numpy.empty(__n__)
+    __xsqr_out__ = numpy.empty(__n__)
+    __t_out__ = numpy.empty(__n__)
+    __num_out__ = numpy.empty(__n__)
+    __den_out__ = numpy.empty(__n__)
+    __invden_out__ = numpy.empty(__n__)
+    __hypotxy_out__ = numpy.empty(__n__)
+    __signy_out__ = numpy.empty(__n__)
+    __clipx_out__ = numpy.empty(__n__)
+    __t33_out__ = numpy.empty(__n__)
+    __lgammat33_out__ = numpy.empty(__n__)
+    __gammaden_out__ = numpy.empty(__n__)
+    _forward_loop(
+        __x_flat__,
+        __y_flat__,
+        __f_out__,
+        __p_out__,
+        __spxmy_out__,
+        __s_out__,
+        __tanhr_out__,
+        __erfy_out__,
+        __xsqr_out__,
+        __t_out__,
+        __num_out__,
+        __den_out__,
+        __invden_out__,
+        __hypotxy_out__,
+        __signy_out__,
+        __clipx_out__,
+        __t33_out__,
+        __lgammat33_out__,
+        __gammaden_out__,
+    )
+    return _shaped(__f_out__, __shape__), (
+        __x_in__,
+        __y_in__,
+        _shaped(__p_out__, __shape__),
+        _shaped(__spxmy_out__, __shape__),
+        _shaped(__s_out__, __shape__),
+        _shaped(__tanhr_out__, __shape__),
+        _shaped(__erfy_out__, __shape__),
+        _shaped(__xsqr_out__, __shape__),
+        _shaped(__t_out__, __shape__),
+        _shaped(__num_out__, __shape__),
+        _shaped(__den_out__, __shape__),
+        _shaped(__invden_out__, __shape__),
+        _shaped(__hypotxy_out__, __shape__),
+        _shaped(__signy_out__, __shape__),
+        _shaped(__clipx_out__, __shape__),
+        _shaped(__t33_out__, __shape__),
+        _shaped(__lgammat33_out__, __shape__),
+        _shaped(__gammaden_out__, __shape__),
+        __x_in__,
+        __y_in__,
+    )
+
+
+@numba.njit(parallel=True, cache=_CACHE)
+def _forward_loop(
+    __x_flat__,
+    __y_flat__,
+    __f_out__,
+    __p_out__,
+    __spxmy_out__,
+    __s_out__,
+    __tanhr_out__,
+    __erfy_out__,
+    __xsqr_out__,
+    __t_out__,
+    __num_out__,
+    __den_out__,
+    __invden_out__,
+    __hypotxy_out__,
+    __signy_out__,
+    __clipx_out__,
+    __t33_out__,
+    __lgammat33_out__,
+    __gammaden_out__,
+):
+    """The listing of forward, element by element, in parallel blocks; an input
+    of one element is a number."""
+    __n__ = __f_out__.size
+    __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
+    for __block__ in _prange(__blocks__):
+        __first__ = __block__ * __n__ // __blocks__
+        __last__ = (__block__ + 1) * __n__ // __blocks__
+        for __i__ in range(__first__, __last__):
+            x = __x_flat__[__i__ if __x_flat__.size == __n__ else 0]
+            y = __y_flat__[__i__ if __y_flat__.size == __n__ else 0]
+            p = x * y  # (1)
+            r = max(p, x, 0)  # (2)
+            xmy = x - y  # (3)
+            spxmy = (
+                xmy + math.log1p(math.exp(-xmy))
+                if xmy > 0
+                else math.log1p(math.exp(xmy))
+            )  # (4)
+            reluy = max(y, 0.0)  # (5)
+            spxmypreluy = spxmy + reluy  # (6)
+            absx = abs(x)  # (7)
+            s = spxmypreluy + absx  # (8)
+            tanhr = math.tanh(r)  # (9)
+            erfy = math.erf(y)  # (10)
+            tanhrerfy = tanhr * erfy  # (11)
+            xsqr = x**2  # (12)
+            log1pxsqr = math.log1p(xsqr)  # (13)
+            t = tanhrerfy + log1pxsqr  # (14)
+            xsqrp1 = xsqr + 1  # (15)
+            num = math.sqrt(xsqrp1)  # (16)
+            siny = math.sin(y)  # (17)
+            den = 2 + siny  # (18)
+            invden = 1.0 / den  # (19)
+            u = num * invden  # (20)
+            atan2yx = math.atan2(y, x)  # (21)
+            hypotxy = math.hypot(x, y)  # (22)
+            signy = 1.0 if y > 0 else -1.0 if y < 0 else 0.0  # (23)
+            hypotxysigny = hypotxy * signy  # (24)
+            t25 = atan2yx + hypotxysigny  # (25)
+            erfcx = math.erfc(x)  # (26)
+            t25perfcx = t25 + erfcx  # (27)
+            Phiy = 0.5 * math.erfc(y * -0.7071067811865476)  # (28)
+            v = t25perfcx - Phiy  # (29)
+            clipx = min(max(x, 0), y)  # (30)
+            clipxx = clipx * x  # (31)
+            xx = x * x  # (32)
+            t33 = 1 + xx  # (33)
+            lgammat33 = math.lgamma(t33)  # (34)
+            gammaden = math.gamma(den)  # (35)
+            t36 = lgammat33 * gammaden  # (36)
+            w = clipxx + t36  # (37)
+            st = s * t  # (38)
+            rpst = r + st  # (39)
+            rpstmu = rpst - u  # (40)
+            rpstmupv = rpstmu + v  # (41)
+            f = rpstmupv + w  # (42)
+            __f_out__[__i__] = f
+            __p_out__[__i__] = p
+            __spxmy_out__[__i__] = spxmy
+            __s_out__[__i__] = s
+            __tanhr_out__[__i__] = tanhr
+            __erfy_out__[__i__] = erfy
+            __xsqr_out__[__i__] = xsqr
+            __t_out__[__i__] = t
+            __num_out__[__i__] = num
+            __den_out__[__i__] = den
+            __invden_out__[__i__] = invden
+            __hypotxy_out__[__i__] = hypotxy
+            __signy_out__[__i__] = signy
+            __clipx_out__[__i__] = clipx
+            __t33_out__[__i__] = t33
+            __lgammat33_out__[__i__] = lgammat33
+            __gammaden_out__[__i__] = gammaden
+
+
+def _backward_arrays(__dout_in__, __cache_in__):
+    """backward given arrays (_backward_fused, compiled)."""
+    return _backward_fused(__dout_in__, __cache_in__)
+
+
+@numba.extending.overload(_backward_arrays)
+def _backward_arrays_compiled(__dout_in__, __cache_in__):
+    # numba types the call for numbers too, before it drops the branch that makes
+    # it: no implementation then, so that it compiles no loop for them
+    given = __cache_in__
+    if _arrays_among(given):
+        return lambda __dout_in__, __cache_in__: _backward_fused(
+            __dout_in__, __cache_in__
+        )
+
+
+@numba.njit(cache=_CACHE)
+def _backward_fused(__dout_in__, __cache_in__):
+    """backward given the cache forward returned for arrays: the listing in one
+    compiled loop over the elements of the inputs' broadcast shape
+    (_backward_loop); the gradient of an input of another shape summed back."""
+    (
+        __x_cached__,
+        __y_cached__,
+        __p_cached__,
+        __spxmy_cached__,
+        __s_cached__,
+        __tanhr_cached__,
+        __erfy_cached__,
+        __xsqr_cached__,
+        __t_cached__,
+        __num_cached__,
+        __den_cached__,
+        __invden_cached__,
+        __hypotxy_cached__,
+        __signy_cached__,
+        __clipx_cached__,
+        __t33_cached__,
+        __lgammat33_cached__,
+        __gammaden_cached__,
+        __x_in__,
+        __y_in__,
+    ) = __cache_in__
+    __shape__ = numpy.broadcast_shapes(
+        _shape(__x_in__), _shape(__y_in__), _shape(__dout_in__)
+    )
+    __dout_flat__ = _flat(__dout_in__, __shape__)
+    __x_flat__ = _flat(__x_cached__, __shape__)
+    __y_flat__ = _flat(__y_cached__, __shape__)
+    __p_flat__ = _flat(__p_cached__, __shape__)
+    __spxmy_flat__ = _flat(__spxmy_cached__, __shape__)
+    __s_flat__ = _flat(__s_cached__, __shape__)
+    __tanhr_flat__ = _flat(__tanhr_cached__, __shape__)
+    __erfy_flat__ = _flat(__erfy_cached__, __shape__)
+    __xsqr_flat__ = _flat(__xsqr_cached__, __shape__)
+    __t_flat__ = _flat(__t_cached__, __shape__)
+    __num_flat__ = _flat(__num_cached__, __shape__)
+    __den_flat__ = _flat(__den_cached__, __shape__)
+    __invden_flat__ = _flat(__invden_cached__, __shape__)
+    __hypotxy_flat__ = _flat(__hypotxy_cached__, __shape__)
+    __signy_flat__ = _flat(__signy_cached__, __shape__)
+    __clipx_flat__ = _flat(__clipx_cached__, __shape__)
+    __t33_flat__ = _flat(__t33_cached__, __shape__)
+    __lgammat33_flat__ = _flat(__lgammat33_cached__, __shape__)
+    __gammaden_flat__ = _flat(__gammaden_cached__, __shape__)
+    __n__ = _elements(__shape__)
+    __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
+    __dx_out__ = numpy.empty(_size(__x_in__, __n__))
+    __dy_out__ = numpy.empty(_size(__y_in__, __n__))
+    __sums__ = numpy.zeros((__blocks__, 2))
+    _backward_loop(
+        __n__,
+        __dout_flat__,
+        __x_flat__,
+        __y_flat__,
+        __p_flat__,
+        __spxmy_flat__,
+        __s_flat__,
+        __tanhr_flat__,
+        __erfy_flat__,
+        __xsqr_flat__,
+        __t_flat__,
+        __num_flat__,
+        __den_flat__,
+        __invden_flat__,
+        __hypotxy_flat__,
+        __signy_flat__,
+        __clipx_flat__,
+        __t33_flat__,
+        __lgammat33_flat__,
+        __gammaden_flat__,
+        __dx_out__,
+        __dy_out__,
+        __sums__,
+    )
+    if __dx_out__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dx_out__[0] = __sums__[:, 0].sum()
+    __dx_out__ = _reduced(__dx_out__, __shape__, __x_in__)
+    if __dy_out__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dy_out__[0] = __sums__[:, 1].sum()
+    __dy_out__ = _reduced(__dy_out__, __shape__, __y_in__)
+    return (
+        _shaped(__dx_out__, _shape(__x_in__)),
+        _shaped(__dy_out__, _shape(__y_in__)),
+    )
+
+
+@numba.njit(parallel=True, cache=_CACHE)
+def _backward_loop(
+    __n__,
+    __dout_flat__,
+    __x_flat__,
+    __y_flat__,
+    __p_flat__,
+    __spxmy_flat__,
+    __s_flat__,
+    __tanhr_flat__,
+    __erfy_flat__,
+    __xsqr_flat__,
+    __t_flat__,
+    __num_flat__,
+    __den_flat__,
+    __invden_flat__,
+    __hypotxy_flat__,
+    __signy_flat__,
+    __clipx_flat__,
+    __t33_flat__,
+    __lgammat33_flat__,
+    __gammaden_flat__,
+    __dx_out__,
+    __dy_out__,
+    __sums__,
+):
+    """The listing of backward, element by element, in parallel blocks; a value
+    of one element is a number, and so is the gradient of an input that is one,
+    which each block sums."""
+    __blocks__ = __sums__.shape[0]
+    for __block__ in _prange(__blocks__):
+        __dx_sum__ = 0.0
+        __dy_sum__ = 0.0
+        __first__ = __block__ * __n__ // __blocks__
+        __last__ = (__block__ + 1) * __n__ // __blocks__
+        for __i__ in range(__first__, __last__):
+            dout = __dout_flat__[__i__ if __dout_flat__.size == __n__ else 0]
+            x = __x_flat__[__i__ if __x_flat__.size == __n__ else 0]
+            y = __y_flat__[__i__ if __y_flat__.size == __n__ else 0]
+            p = __p_flat__[__i__ if __p_flat__.size == __n__ else 0]
+            spxmy = __spxmy_flat__[__i__ if __spxmy_flat__.size == __n__ else 0]
+            s = __s_flat__[__i__ if __s_flat__.size == __n__ else 0]
+            tanhr = __tanhr_flat__[__i__ if __tanhr_flat__.size == __n__ else 0]
+            erfy = __erfy_flat__[__i__ if __erfy_flat__.size == __n__ else 0]
+            xsqr = __xsqr_flat__[__i__ if __xsqr_flat__.size == __n__ else 0]
+            t = __t_flat__[__i__ if __t_flat__.size == __n__ else 0]
+            num = __num_flat__[__i__ if __num_flat__.size == __n__ else 0]
+            den = __den_flat__[__i__ if __den_flat__.size == __n__ else 0]
+            invden = __invden_flat__[__i__ if __invden_flat__.size == __n__ else 0]
+            hypotxy = __hypotxy_flat__[__i__ if __hypotxy_flat__.size == __n__ else 0]
+            signy = __signy_flat__[__i__ if __signy_flat__.size == __n__ else 0]
+            clipx = __clipx_flat__[__i__ if __clipx_flat__.size == __n__ else 0]
+            t33 = __t33_flat__[__i__ if __t33_flat__.size == __n__ else 0]
+            lgammat33 = __lgammat33_flat__[
+                __i__ if __lgammat33_flat__.size == __n__ else 0
+            ]
+            gammaden = __gammaden_flat__[
+                __i__ if __gammaden_flat__.size == __n__ else 0
+            ]
+            # backprop f = rpstmupv + w
+            drpstmupv = (1) * dout  # (42)
+            dw = (1) * dout  # (42)
+            # backprop rpstmupv = rpstmu + v
+            drpstmu = (1) * drpstmupv  # (41)
+            dv = (1) * drpstmupv  # (41)
+            # backprop rpstmu = rpst - u
+            drpst = (1) * drpstmu  # (40)
+            du = (-1) * drpstmu  # (40)
+            # backprop rpst = r + st
+            dr = (1) * drpst  # (39)
+            dst = (1) * drpst  # (39)
+            # backprop st = s * t
+            ds = (t) * dst  # (38)
+            dt = (s) * dst  # (38)
+            # backprop w = clipxx + t36
+            dclipxx = (1) * dw  # (37)
+            dt36 = (1) * dw  # (37)
+            # backprop t36 = lgammat33 * gammaden
+            dlgammat33 = (gammaden) * dt36  # (36)
+            dgammaden = (lgammat33) * dt36  # (36)
+            # backprop gammaden = gamma(den)
+            dden = (gammaden * _digamma(den)) * dgammaden  # (35)
+            # backprop lgammat33 = lgamma(t33)
+            dt33 = (_digamma(t33)) * dlgammat33  # (34)
+            # backprop t33 = 1 + xx
+            dxx = (1) * dt33  # (33)
+            # backprop xx = x * x
+            dx = (2 * x) * dxx  # (32)
+            # backprop clipxx = clipx * x
+            dclipx = (x) * dclipxx  # (31)
+            dx += (clipx) * dclipxx  # (31)
+            # backprop clipx = clip(x, 0, y)
+            dx += ((x >= 0) * (x <= y)) * dclipx  # (30); x keeps a tie with a bound
+            dy = (
+                (x > y) + (x <= y) * (0 > y)
+            ) * dclipx  # (30); x keeps a tie with a bound
+            # backprop v = t25perfcx - Phiy
+            dt25perfcx = (1) * dv  # (29)
+            dPhiy = (-1) * dv  # (29)
+            # backprop Phiy = norm_cdf(y)
+            dy += (0.3989422804014327 * math.exp(-0.5 * (y * y))) * dPhiy  # (28)
+            # backprop t25perfcx = t25 + erfcx
+            dt25 = (1) * dt25perfcx  # (27)
+            derfcx = (1) * dt25perfcx  # (27)
+            # backprop erfcx = erfc(x)
+            dx += (-1.1283791670955126 * math.exp(-(x * x))) * derfcx  # (26)
+            # backprop t25 = atan2yx + hypotxysigny
+            datan2yx = (1) * dt25  # (25)
+            dhypotxysigny = (1) * dt25  # (25)
+            # backprop hypotxysigny = hypotxy * signy
+            dhypotxy = (signy) * dhypotxysigny  # (24)
+            dsigny = (hypotxy) * dhypotxysigny  # (24)
+            # backprop signy = sign(y)
+            dy += (0) * dsigny  # (23); 0 (a step: 0 at x = 0 too)
+            # backprop hypotxy = hypot(x, y)
+            dx += (
+                x / (hypotxy if hypotxy > 0 else 1.0)
+            ) * dhypotxy  # (22); 0 at (0, 0)
+            dy += (
+                y / (hypotxy if hypotxy > 0 else 1.0)
+            ) * dhypotxy  # (22); 0 at (0, 0)
+            # backprop atan2yx = atan2(y, x)
+            dy += (
+                x / (x**2 + y**2 if x**2 + y**2 > 0 else 1.0)
+            ) * datan2yx  # (21); 0 at (0, 0)
+            dx += (
+                -y / (x**2 + y**2 if x**2 + y**2 > 0 else 1.0)
+            ) * datan2yx  # (21); 0 at (0, 0)
+            # backprop u = num * invden
+            dnum = (invden) * du  # (20)
+            dinvden = (num) * du  # (20)
+            # backprop invden = 1.0 / den
+            dden += (-1.0 / den**2) * dinvden  # (19)
+            # backprop den = 2 + siny
+            dsiny = (1) * dden  # (18)
+            # backprop siny = sin(y)
+            dy += (math.cos(y)) * dsiny  # (17)
+            # backprop num = sqrt(xsqrp1)
+            dxsqrp1 = (0.5 / num) * dnum  # (16)
+            # backprop xsqrp1 = xsqr + 1
+            dxsqr = (1) * dxsqrp1  # (15)
+            # backprop t = tanhrerfy + log1pxsqr
+            dtanhrerfy = (1) * dt  # (14)
+            dlog1pxsqr = (1) * dt  # (14)
+            # backprop log1pxsqr = log1p(xsqr)
+            dxsqr += (1 / (1 + xsqr)) * dlog1pxsqr  # (13)
+            # backprop xsqr = x**2
+            dx += (2 * x) * dxsqr  # (12)
+            # backprop tanhrerfy = tanhr * erfy
+            dtanhr = (erfy) * dtanhrerfy  # (11)
+            derfy = (tanhr) * dtanhrerfy  # (11)
+            # backprop erfy = erf(y)
+            dy += (1.1283791670955126 * math.exp(-(y * y))) * derfy  # (10)
+            # backprop tanhr = tanh(r)
+            dr += (1 - tanhr**2) * dtanhr  # (9)
+            # backprop s = spxmypreluy + absx
+            dspxmypreluy = (1) * ds  # (8)
+            dabsx = (1) * ds  # (8)
+            # backprop absx = abs(x)
+            dx += (1.0 if x > 0 else -1.0 if x < 0 else 0.0) * dabsx  # (7); 0 at x = 0
+            # backprop spxmypreluy = spxmy + reluy
+            dspxmy = (1) * dspxmypreluy  # (6)
+            dreluy = (1) * dspxmypreluy  # (6)
+            # backprop reluy = relu(y)
+            dy += (y > 0) * dreluy  # (5); 0 at x = 0
+            # backprop spxmy = softplus(xmy)
+            dxmy = (-math.expm1(-spxmy)) * dspxmy  # (4)
+            # backprop xmy = x - y
+            dx += (1) * dxmy  # (3)
+            dy += (-1) * dxmy  # (3)
+            # backprop r = max(p, x, 0)
+            dp = ((p >= x) * (p >= 0)) * dr  # (2); a tie goes to the first operand
+            dx += ((x > p) * (x >= 0)) * dr  # (2); a tie goes to the first operand
+            # backprop p = x * y
+            dx += (y) * dp  # (1)
+            dy += (x) * dp  # (1)
+            if __dx_out__.size == __n__:
+                __dx_out__[__i__] = dx
+            else:
+                __dx_sum__ += dx
+            if __dy_out__.size == __n__:
+                __dy_out__[__i__] = dy
+            else:
+                __dy_sum__ += dy
+        __sums__[__block__, 0] = __dx_sum__
+        __sums__[__block__, 1] = __dy_sum__
+
+
 def _value_and_grad_arrays(__x_in__, __y_in__):
     """value_and_grad given arrays (_value_and_grad_fused, compiled)."""
     return _value_and_grad_fused(__x_in__, __y_in__)
@@ -819,7 +1320,7 @@ def _value_and_grad_arrays_compiled(__x_in__, __y_in__):
     # numba types the call for numbers too, before it drops the branch that makes
     # it: no implementation then, so that it compiles no loop for them
     given = (__x_in__, __y_in__)
-    if any(isinstance(t, numba.types.Array) for t in given):
+    if _arrays_among(given):
         return lambda __x_in__, __y_in__: _value_and_grad_fused(__x_in__, __y_in__)
 
 
@@ -831,8 +1332,7 @@ def _value_and_grad_fused(__x_in__, __y_in__):
     __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
     __x_flat__ = _flat(__x_in__, __shape__)
     __y_flat__ = _flat(__y_in__, __shape__)
-    __n__ = max(0, __x_flat__.size, __y_flat__.size)
-    __n__ = 0 if min(__n__, __x_flat__.size, __y_flat__.size) == 0 else __n__
+    __n__ = _elements(__shape__)
     __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
     __value__ = numpy.empty(__n__)
     __dx_out__ = numpy.empty(__x_flat__.size)
@@ -1069,8 +1569,8 @@ def _pow_compiled(x, n):
 
 
 def _an_array(*values):
-    """The first array among `values`, else 0.0: value_and_grad's test whether
-    it was given arrays, one isinstance for numba to decide on the types."""
+    """The first array among `values`, else 0.0: a function's test whether it was
+    given arrays, one isinstance for numba to decide on the types."""
     return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
 
 
@@ -1097,12 +1597,75 @@ def _shape_compiled(*values):
     return lambda *values: values[first].shape
 
 
+def _arrays_among(types):
+    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array."""
+    types = types.types if isinstance(types, numba.types.BaseTuple) else types
+    return any(isinstance(t, numba.types.Array) for t in types)
+
+
+def _elements(shape):
+    """The number of elements of an array of `shape`."""
+    return math.prod(shape)
+
+
+@numba.extending.overload(_elements)
+def _elements_compiled(shape):
+    if not shape.types:  # the shape of a number or of a 0-d array
+        return lambda shape: 1
+
+    def elements(shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+
+    return elements
+
+
+def _size(value, n):
+    """The elements of a gradient in a fused loop: `n` for an array, 1 for a number."""
+    return n if isinstance(value, numpy.ndarray) else 1
+
+
+@numba.extending.overload(_size)
+def _size_compiled(value, n):
+    if isinstance(value, numba.types.Array):
+        return lambda value, n: n
+    return lambda value, n: 1
+
+
+def _no_arrays(function):
+    """A function asked for (--with) given arrays: compiled, it takes numbers only."""
+    raise TypeError(
+        f"{function} takes numbers here; for arrays call it per element, or generate "
+        "the module with --backend numpy, whose functions take arrays"
+    )
+
+
+@numba.extending.overload(_no_arrays, prefer_literal=True)
+def _no_arrays_compiled(function):
+    if isinstance(function, numba.types.StringLiteral):
+        message = (
+            f"{function.literal_value} takes numbers here; for arrays call it per "
+            "element, or generate the module with --backend numpy, whose functions "
+            "take arrays"
+        )
+
+        def refused(function):
+            raise TypeError(message)
+
+        return refused
+
+
 def _flat(value, shape):
     """`value`'s elements as the fused loop reads them, over the broadcast
     `shape`: a C-contiguous float64 array (the array itself where it is one of
     that shape; one that broadcasts, copied to that shape; a number: one element)."""
     if not isinstance(value, numpy.ndarray):
         return numpy.full(1, float(value))
+    if value.dtype.kind not in "biuf":
+        real = "the compiled loops take arrays of real numbers"
+        raise TypeError(f"{real}, not {value.dtype}")
     full = numpy.broadcast_to(value, shape)
     return numpy.ascontiguousarray(full, dtype=numpy.float64).reshape(-1)
 
@@ -1111,6 +1674,16 @@ def _flat(value, shape):
 def _flat_compiled(value, shape):
     if not isinstance(value, numba.types.Array):
         return lambda value, shape: numpy.full(1, float(value))
+    real = (numba.types.Boolean, numba.types.Integer, numba.types.Float)
+    if not isinstance(value.dtype, real):
+        message = f"the compiled loops take arrays of real numbers, not {value.dtype}"
+
+        def refused(value, shape):
+            if value.size >= 0:  # (a test numba keeps: the result below is typed)
+                raise TypeError(message)
+            return numpy.empty(0)
+
+        return refused
 
     def copied(value, shape):
         full = numpy.broadcast_to(value, shape)
@@ -1147,8 +1720,8 @@ def _reduced(elements, shape, given):
 
 @numba.extending.overload(_reduced)
 def _reduced_compiled(elements, shape, given):
-    if not isinstance(given, numba.types.Array):
-        return lambda elements, shape, given: elements
+    if not isinstance(given, numba.types.Array) or not shape.types:
+        return lambda elements, shape, given: elements  # a number, or of shape ()
     lead = len(shape) - given.ndim  # the broadcast shape's leading axes given lacks
 
     def summed(elements, shape, given):

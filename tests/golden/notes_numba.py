@@ -7,25 +7,36 @@ values: sigy, num, sigx, xpy, den, invden.
 Compiled by numba (nopython mode, fastmath off): the values are bit for bit those of
 the math backend's module. The functions compile once per machine where the module
 is a file (numba's cache), else at their first call; a first call compiles in 0.01
-to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278:
-benchmarks/RESULTS.md). py_forward, py_backward and py_value_and_grad (and py_
-before each function asked for) are the same listings as Python runs them. Compiled,
-a domain error gives NaN or inf where Python raises (a division by zero raises
-ZeroDivisionError in both): exp: inf above 709.78; powers: inf where the result
-overflows and for 0 to a negative power, NaN for a negative number to a non-integer
-power.
+to 0.02 s per stage (1.7 s for 158 stages, 12 s for 638, 29 s for 1,278), and a
+later process imports a module on disk and reads a function from the cache at its
+first call in 0.5 to 0.7 s (158 to 1,278 stages: benchmarks/RESULTS.md). py_forward,
+py_backward and py_value_and_grad (and py_ before each function asked for) are the
+same listings as Python runs them. Compiled, a domain error gives NaN or inf where
+Python raises (a division by zero raises ZeroDivisionError in both): exp: inf above
+709.78; powers: inf where the result overflows and for 0 to a negative power, NaN
+for a negative number to a non-integer power.
 
-value_and_grad also takes arrays: given arrays (and numbers beside them) it runs its
-listing as one compiled loop over the elements of their broadcast shape, in parallel
-blocks (_value_and_grad_loop, numba's prange), reading each input once and writing
-the value and each gradient once; a number's gradient is its sum over the elements,
-per block of up to 8,192 elements and then across the blocks (whatever the number of
-threads). The loop's powers are numba's own (x**2 is x * x), within an ulp or two of
-the scalar functions'. An array that is not C-contiguous float64, or that broadcasts
-(a row against a column), is first copied to one of the broadcast shape, and the
-gradient of one that broadcasts is summed back to its shape after the loop, in one
-pass in element order (another order of summation than NumPy's); shapes that do not
-broadcast raise ValueError. forward and backward take numbers.
+forward, backward and value_and_grad also take arrays: given arrays (and numbers
+beside them), each runs its listing as one compiled loop over the elements of their
+broadcast shape, in parallel blocks of up to 8,192 elements (numba's prange:
+_forward_loop, _backward_loop, _value_and_grad_loop), reading each input once and
+writing each result once. forward writes the outputs and each cached stage as arrays
+of that shape; its cache holds them in the order a cache of numbers does (a cached
+input as given), then every input as given, from which backward sums each gradient
+back to its input's shape. backward, given that cache, reads each cached array and
+dout (an array or a number) once per element and writes each gradient once. A
+number's gradient is its sum over the elements, per block and then across the blocks
+(whatever the number of threads). The loops' powers are numba's own (x**2 is x * x,
+which rounds a square an ulp otherwise than the C library's pow now and then), so
+their results are the scalar listing's with such squares: a few ulp from the scalar
+functions', more where the listing cancels. Arrays of any real dtype are computed in
+float64 (float32, integer and boolean arrays give float64 results); an array that is
+not C-contiguous float64, or that broadcasts (a row against a column), is first
+copied to one of the broadcast shape, and the gradient of one that broadcasts is
+summed back to its shape after the loop, in one pass in element order (another order
+of summation than NumPy's); results of shape () (0-d arrays alone) are numbers.
+Shapes that do not broadcast raise ValueError; arrays of complex numbers TypeError;
+lists and arrays of Python objects are not typed by numba (its TypingError).
 
 Source (examples/notes.txt):
 
@@ -70,6 +81,9 @@ OUTPUTS = (OUTPUT,)
 
 @numba.njit(cache=_CACHE)
 def forward(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _forward_arrays(x, y)
     sigy = 1.0 / (1.0 + math.exp(-y)) if y > -700.0 else math.exp(y)  # (1)
     num = x + sigy  # (2)
     sigx = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else math.exp(x)  # (3)
@@ -83,6 +97,9 @@ def forward(x, y):
 
 @numba.njit(cache=_CACHE)
 def backward(dout, cache):
+    __array__ = _an_array(*cache)  # the first array in the cache, else 0.0
+    if not isinstance(__array__, float):
+        return _backward_arrays(dout, cache)
     sigy, num, sigx, xpy, den, invden = cache
     # backprop f = num * invden
     dnum = (invden) * dout  # (8)
@@ -147,6 +164,9 @@ def value_and_grad(x, y):
 # The same listings as Python runs them (what --trace and verify read): a domain
 # error raises here, at its stage's line, where the compiled code gives NaN or inf.
 def py_forward(x, y):
+    __array__ = _an_array(x, y)  # the first array among the inputs, else 0.0
+    if not isinstance(__array__, float):
+        return _forward_arrays(x, y)
     sigy = 1.0 / (1.0 + math.exp(-y)) if y > -700.0 else math.exp(y)  # (1)
     num = x + sigy  # (2)
     sigx = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else math.exp(x)  # (3)
@@ -159,6 +179,9 @@ def py_forward(x, y):
 
 
 def py_backward(dout, cache):
+    __array__ = _an_array(*cache)  # the first array in the cache, else 0.0
+    if not isinstance(__array__, float):
+        return _backward_arrays(dout, cache)
     sigy, num, sigx, xpy, den, invden = cache
     # backprop f = num * invden
     dnum = (invden) * dout  # (8)
@@ -219,6 +242,232 @@ def py_value_and_grad(x, y):
     return f, (dx, dy)
 
 
+def _forward_arrays(__x_in__, __y_in__):
+    """forward given arrays (_forward_fused, compiled)."""
+    return _forward_fused(__x_in__, __y_in__)
+
+
+@numba.extending.overload(_forward_arrays)
+def _forward_arrays_compiled(__x_in__, __y_in__):
+    # numba types the call for numbers too, before it drops the branch that makes
+    # it: no implementation then, so that it compiles no loop for them
+    given = (__x_in__, __y_in__)
+    if _arrays_among(given):
+        return lambda __x_in__, __y_in__: _forward_fused(__x_in__, __y_in__)
+
+
+@numba.njit(cache=_CACHE)
+def _forward_fused(__x_in__, __y_in__):
+    """forward of arrays (and numbers beside them): the listing in one compiled
+    loop over the elements of their broadcast shape (_forward_loop), writing the
+    outputs and each cached stage; the cache then holds every input as given."""
+    __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
+    __x_flat__ = _flat(__x_in__, __shape__)
+    __y_flat__ = _flat(__y_in__, __shape__)
+    __n__ = _elements(__shape__)
+    __f_out__ = numpy.empty(__n__)
+    __sigy_out__ = numpy.empty(__n__)
+    __num_out__ = numpy.empty(__n__)
+    __sigx_out__ = numpy.empty(__n__)
+    __xpy_out__ = numpy.empty(__n__)
+    __den_out__ = numpy.empty(__n__)
+    __invden_out__ = numpy.empty(__n__)
+    _forward_loop(
+        __x_flat__,
+        __y_flat__,
+        __f_out__,
+        __sigy_out__,
+        __num_out__,
+        __sigx_out__,
+        __xpy_out__,
+        __den_out__,
+        __invden_out__,
+    )
+    return _shaped(__f_out__, __shape__), (
+        _shaped(__sigy_out__, __shape__),
+        _shaped(__num_out__, __shape__),
+        _shaped(__sigx_out__, __shape__),
+        _shaped(__xpy_out__, __shape__),
+        _shaped(__den_out__, __shape__),
+        _shaped(__invden_out__, __shape__),
+        __x_in__,
+        __y_in__,
+    )
+
+
+@numba.njit(parallel=True, cache=_CACHE)
+def _forward_loop(
+    __x_flat__,
+    __y_flat__,
+    __f_out__,
+    __sigy_out__,
+    __num_out__,
+    __sigx_out__,
+    __xpy_out__,
+    __den_out__,
+    __invden_out__,
+):
+    """The listing of forward, element by element, in parallel blocks; an input
+    of one element is a number."""
+    __n__ = __f_out__.size
+    __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
+    for __block__ in _prange(__blocks__):
+        __first__ = __block__ * __n__ // __blocks__
+        __last__ = (__block__ + 1) * __n__ // __blocks__
+        for __i__ in range(__first__, __last__):
+            x = __x_flat__[__i__ if __x_flat__.size == __n__ else 0]
+            y = __y_flat__[__i__ if __y_flat__.size == __n__ else 0]
+            sigy = 1.0 / (1.0 + math.exp(-y)) if y > -700.0 else math.exp(y)  # (1)
+            num = x + sigy  # (2)
+            sigx = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else math.exp(x)  # (3)
+            xpy = x + y  # (4)
+            xpysqr = xpy**2  # (5)
+            den = sigx + xpysqr  # (6)
+            invden = 1.0 / den  # (7)
+            f = num * invden  # (8)
+            __f_out__[__i__] = f
+            __sigy_out__[__i__] = sigy
+            __num_out__[__i__] = num
+            __sigx_out__[__i__] = sigx
+            __xpy_out__[__i__] = xpy
+            __den_out__[__i__] = den
+            __invden_out__[__i__] = invden
+
+
+def _backward_arrays(__dout_in__, __cache_in__):
+    """backward given arrays (_backward_fused, compiled)."""
+    return _backward_fused(__dout_in__, __cache_in__)
+
+
+@numba.extending.overload(_backward_arrays)
+def _backward_arrays_compiled(__dout_in__, __cache_in__):
+    # numba types the call for numbers too, before it drops the branch that makes
+    # it: no implementation then, so that it compiles no loop for them
+    given = __cache_in__
+    if _arrays_among(given):
+        return lambda __dout_in__, __cache_in__: _backward_fused(
+            __dout_in__, __cache_in__
+        )
+
+
+@numba.njit(cache=_CACHE)
+def _backward_fused(__dout_in__, __cache_in__):
+    """backward given the cache forward returned for arrays: the listing in one
+    compiled loop over the elements of the inputs' broadcast shape
+    (_backward_loop); the gradient of an input of another shape summed back."""
+    (
+        __sigy_cached__,
+        __num_cached__,
+        __sigx_cached__,
+        __xpy_cached__,
+        __den_cached__,
+        __invden_cached__,
+        __x_in__,
+        __y_in__,
+    ) = __cache_in__
+    __shape__ = numpy.broadcast_shapes(
+        _shape(__x_in__), _shape(__y_in__), _shape(__dout_in__)
+    )
+    __dout_flat__ = _flat(__dout_in__, __shape__)
+    __sigy_flat__ = _flat(__sigy_cached__, __shape__)
+    __num_flat__ = _flat(__num_cached__, __shape__)
+    __sigx_flat__ = _flat(__sigx_cached__, __shape__)
+    __xpy_flat__ = _flat(__xpy_cached__, __shape__)
+    __den_flat__ = _flat(__den_cached__, __shape__)
+    __invden_flat__ = _flat(__invden_cached__, __shape__)
+    __n__ = _elements(__shape__)
+    __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
+    __dx_out__ = numpy.empty(_size(__x_in__, __n__))
+    __dy_out__ = numpy.empty(_size(__y_in__, __n__))
+    __sums__ = numpy.zeros((__blocks__, 2))
+    _backward_loop(
+        __n__,
+        __dout_flat__,
+        __sigy_flat__,
+        __num_flat__,
+        __sigx_flat__,
+        __xpy_flat__,
+        __den_flat__,
+        __invden_flat__,
+        __dx_out__,
+        __dy_out__,
+        __sums__,
+    )
+    if __dx_out__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dx_out__[0] = __sums__[:, 0].sum()
+    __dx_out__ = _reduced(__dx_out__, __shape__, __x_in__)
+    if __dy_out__.size != __n__:  # a number's gradient: its blocks' sums, summed
+        __dy_out__[0] = __sums__[:, 1].sum()
+    __dy_out__ = _reduced(__dy_out__, __shape__, __y_in__)
+    return (
+        _shaped(__dx_out__, _shape(__x_in__)),
+        _shaped(__dy_out__, _shape(__y_in__)),
+    )
+
+
+@numba.njit(parallel=True, cache=_CACHE)
+def _backward_loop(
+    __n__,
+    __dout_flat__,
+    __sigy_flat__,
+    __num_flat__,
+    __sigx_flat__,
+    __xpy_flat__,
+    __den_flat__,
+    __invden_flat__,
+    __dx_out__,
+    __dy_out__,
+    __sums__,
+):
+    """The listing of backward, element by element, in parallel blocks; a value
+    of one element is a number, and so is the gradient of an input that is one,
+    which each block sums."""
+    __blocks__ = __sums__.shape[0]
+    for __block__ in _prange(__blocks__):
+        __dx_sum__ = 0.0
+        __dy_sum__ = 0.0
+        __first__ = __block__ * __n__ // __blocks__
+        __last__ = (__block__ + 1) * __n__ // __blocks__
+        for __i__ in range(__first__, __last__):
+            dout = __dout_flat__[__i__ if __dout_flat__.size == __n__ else 0]
+            sigy = __sigy_flat__[__i__ if __sigy_flat__.size == __n__ else 0]
+            num = __num_flat__[__i__ if __num_flat__.size == __n__ else 0]
+            sigx = __sigx_flat__[__i__ if __sigx_flat__.size == __n__ else 0]
+            xpy = __xpy_flat__[__i__ if __xpy_flat__.size == __n__ else 0]
+            den = __den_flat__[__i__ if __den_flat__.size == __n__ else 0]
+            invden = __invden_flat__[__i__ if __invden_flat__.size == __n__ else 0]
+            # backprop f = num * invden
+            dnum = (invden) * dout  # (8)
+            dinvden = (num) * dout  # (8)
+            # backprop invden = 1.0 / den
+            dden = (-1.0 / den**2) * dinvden  # (7)
+            # backprop den = sigx + xpysqr
+            dsigx = (1) * dden  # (6)
+            dxpysqr = (1) * dden  # (6)
+            # backprop xpysqr = xpy**2
+            dxpy = (2 * xpy) * dxpysqr  # (5)
+            # backprop xpy = x + y
+            dx = (1) * dxpy  # (4)
+            dy = (1) * dxpy  # (4)
+            # backprop sigx = sigmoid(x)
+            dx += ((1 - sigx) * sigx) * dsigx  # (3)
+            # backprop num = x + sigy
+            dx += (1) * dnum  # (2)
+            dsigy = (1) * dnum  # (2)
+            # backprop sigy = sigmoid(y)
+            dy += ((1 - sigy) * sigy) * dsigy  # (1)
+            if __dx_out__.size == __n__:
+                __dx_out__[__i__] = dx
+            else:
+                __dx_sum__ += dx
+            if __dy_out__.size == __n__:
+                __dy_out__[__i__] = dy
+            else:
+                __dy_sum__ += dy
+        __sums__[__block__, 0] = __dx_sum__
+        __sums__[__block__, 1] = __dy_sum__
+
+
 def _value_and_grad_arrays(__x_in__, __y_in__):
     """value_and_grad given arrays (_value_and_grad_fused, compiled)."""
     return _value_and_grad_fused(__x_in__, __y_in__)
@@ -229,7 +478,7 @@ def _value_and_grad_arrays_compiled(__x_in__, __y_in__):
     # numba types the call for numbers too, before it drops the branch that makes
     # it: no implementation then, so that it compiles no loop for them
     given = (__x_in__, __y_in__)
-    if any(isinstance(t, numba.types.Array) for t in given):
+    if _arrays_among(given):
         return lambda __x_in__, __y_in__: _value_and_grad_fused(__x_in__, __y_in__)
 
 
@@ -241,8 +490,7 @@ def _value_and_grad_fused(__x_in__, __y_in__):
     __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
     __x_flat__ = _flat(__x_in__, __shape__)
     __y_flat__ = _flat(__y_in__, __shape__)
-    __n__ = max(0, __x_flat__.size, __y_flat__.size)
-    __n__ = 0 if min(__n__, __x_flat__.size, __y_flat__.size) == 0 else __n__
+    __n__ = _elements(__shape__)
     __blocks__ = (__n__ + _BLOCK - 1) // _BLOCK
     __value__ = numpy.empty(__n__)
     __dx_out__ = numpy.empty(__x_flat__.size)
@@ -344,8 +592,8 @@ def _pow_compiled(x, n):
 
 
 def _an_array(*values):
-    """The first array among `values`, else 0.0: value_and_grad's test whether
-    it was given arrays, one isinstance for numba to decide on the types."""
+    """The first array among `values`, else 0.0: a function's test whether it was
+    given arrays, one isinstance for numba to decide on the types."""
     return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
 
 
@@ -372,12 +620,75 @@ def _shape_compiled(*values):
     return lambda *values: values[first].shape
 
 
+def _arrays_among(types):
+    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array."""
+    types = types.types if isinstance(types, numba.types.BaseTuple) else types
+    return any(isinstance(t, numba.types.Array) for t in types)
+
+
+def _elements(shape):
+    """The number of elements of an array of `shape`."""
+    return math.prod(shape)
+
+
+@numba.extending.overload(_elements)
+def _elements_compiled(shape):
+    if not shape.types:  # the shape of a number or of a 0-d array
+        return lambda shape: 1
+
+    def elements(shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+
+    return elements
+
+
+def _size(value, n):
+    """The elements of a gradient in a fused loop: `n` for an array, 1 for a number."""
+    return n if isinstance(value, numpy.ndarray) else 1
+
+
+@numba.extending.overload(_size)
+def _size_compiled(value, n):
+    if isinstance(value, numba.types.Array):
+        return lambda value, n: n
+    return lambda value, n: 1
+
+
+def _no_arrays(function):
+    """A function asked for (--with) given arrays: compiled, it takes numbers only."""
+    raise TypeError(
+        f"{function} takes numbers here; for arrays call it per element, or generate "
+        "the module with --backend numpy, whose functions take arrays"
+    )
+
+
+@numba.extending.overload(_no_arrays, prefer_literal=True)
+def _no_arrays_compiled(function):
+    if isinstance(function, numba.types.StringLiteral):
+        message = (
+            f"{function.literal_value} takes numbers here; for arrays call it per "
+            "element, or generate the module with --backend numpy, whose functions "
+            "take arrays"
+        )
+
+        def refused(function):
+            raise TypeError(message)
+
+        return refused
+
+
 def _flat(value, shape):
     """`value`'s elements as the fused loop reads them, over the broadcast
     `shape`: a C-contiguous float64 array (the array itself where it is one of
     that shape; one that broadcasts, copied to that shape; a number: one element)."""
     if not isinstance(value, numpy.ndarray):
         return numpy.full(1, float(value))
+    if value.dtype.kind not in "biuf":
+        real = "the compiled loops take arrays of real numbers"
+        raise TypeError(f"{real}, not {value.dtype}")
     full = numpy.broadcast_to(value, shape)
     return numpy.ascontiguousarray(full, dtype=numpy.float64).reshape(-1)
 
@@ -386,6 +697,16 @@ def _flat(value, shape):
 def _flat_compiled(value, shape):
     if not isinstance(value, numba.types.Array):
         return lambda value, shape: numpy.full(1, float(value))
+    real = (numba.types.Boolean, numba.types.Integer, numba.types.Float)
+    if not isinstance(value.dtype, real):
+        message = f"the compiled loops take arrays of real numbers, not {value.dtype}"
+
+        def refused(value, shape):
+            if value.size >= 0:  # (a test numba keeps: the result below is typed)
+                raise TypeError(message)
+            return numpy.empty(0)
+
+        return refused
 
     def copied(value, shape):
         full = numpy.broadcast_to(value, shape)
@@ -422,8 +743,8 @@ def _reduced(elements, shape, given):
 
 @numba.extending.overload(_reduced)
 def _reduced_compiled(elements, shape, given):
-    if not isinstance(given, numba.types.Array):
-        return lambda elements, shape, given: elements
+    if not isinstance(given, numba.types.Array) or not shape.types:
+        return lambda elements, shape, given: elements  # a number, or of shape ()
     lead = len(shape) - given.ndim  # the broadcast shape's leading axes given lacks
 
     def summed(elements, shape, given):
