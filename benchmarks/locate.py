@@ -28,7 +28,7 @@ def without_try(text: str) -> str:
         if line == "    try:":
             inside = True
             continue
-        if inside and line.startswith("    except (ArithmeticError, ValueError) as exc:"):
+        if inside and line.startswith("    except (ArithmeticError, ValueError, TypeError) as exc:"):
             inside, skip = False, 2
             continue
         out.append(line[4:] if inside and line.startswith("        ") else line)

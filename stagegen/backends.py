@@ -201,11 +201,21 @@ _LOCATE = '''def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

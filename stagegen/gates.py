@@ -40,6 +40,7 @@ from .expr import (
     Compare,
     Const,
     Expr,
+    Named,
     Num,
     Ref,
     Slice,
@@ -193,6 +194,9 @@ class Gate:
     # (lowering): from the parameters' values and the operand shapes, the new values
     # (a size name as the operand axis it is, a negative axis counted from the front)
     resolve: Callable[..., tuple] | None = None
+    # its name hint is a name the user wrote (a size name used as a number, N): it
+    # names the stage before the role the stage's place suggests (den)
+    written_name: bool = False
     doc: str = ""
     function: type = field(init=False)
 
@@ -1126,6 +1130,7 @@ _batched, _broadcast = sp.Function("matmul_batched"), sp.Function("matmul_broadc
 _mT, _swapaxes = sp.Function("matrix_transpose"), sp.Function("swapaxes")
 _subscript, _gather = sp.Function("subscript"), sp.Function("gather")
 _reshape, _permute = sp.Function("reshape"), sp.Function("permute_dims")
+_axis_size = sp.Function("axis_size")
 _concat, _stack = sp.Function("concat"), sp.Function("stack")
 shape_of, listed = function("shape_of"), function("list")
 
@@ -1392,6 +1397,28 @@ _GATES += [
         resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
         doc="a[idx] with index arrays (NumPy's advanced indexing: W[idx], S[arange(N), y]); "
         "da = zeros_like(a), then add.at(da, index, dout) (an element picked twice gets both)",
+    ),
+    Gate(
+        "axis_size",
+        operands=("a",),
+        params=("size",),
+        forward=lambda a, size: _axis_size(a, size),
+        vjp=lambda a, out, dout, size: (None,),
+        jvp=lambda a, out, tangent, size: (None,),
+        elements=lambda np, a, size: np.asarray(np.shape(a)[size[1]], dtype=object),
+        code={
+            "numpy": lambda a, size: axis_size(a, Num(size.value[1])),
+            # the namespace's functions take arrays only (xp.sqrt(d))
+            "array": lambda a, size: call("asarray", axis_size(a, Num(size.value[1])), dtype=Named("float")),
+        },
+        display=lambda a, size: Ref(size.value[0]),
+        shape=lambda a, size: (),
+        arrays=True,
+        name_hint=lambda a, size: size.value[0],
+        written_name=True,
+        symbol="size",
+        doc="a size name as a number (sum(x) / N): ('N', k), axis k of the first input "
+        "declared with N, a.shape[k]; no gradient",
     ),
     Gate(
         "reshape",
@@ -1915,6 +1942,10 @@ BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "E": sp.E})
 # a mask used as a number is this selection of it: where(mask, 1.0, 0.0)
 SELECTION: Gate = REGISTRY["where"]
+# a subscript (integers, slices, None, ...), one with index arrays, a size as a number
+SUBSCRIPT: Gate = REGISTRY["subscript"]
+GATHER: Gate = REGISTRY["gather"]
+SIZE: Gate = REGISTRY["axis_size"]
 
 
 def _derivative(gate: Gate):

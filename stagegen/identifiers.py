@@ -74,6 +74,7 @@ GLOBALS = (
     "isinstance",
     "ArithmeticError",
     "ValueError",
+    "TypeError",
     "locals",
 )
 

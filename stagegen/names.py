@@ -71,7 +71,7 @@ def assign(graph: Graph, backward: Backward, backend: str = "math", functions: t
             names.append(stage.name)
             continue
         texts = [_hint_text(op, names) for op in stage.operands]
-        hint = stage.role
+        hint = None if REGISTRY[stage.gate].written_name else stage.role
         if not _good(hint, space) and None not in texts:
             hint = REGISTRY[stage.gate].hint(tuple(texts), tuple(stage.params))
         names.append(space.take(hint) if _good(hint, space) else space.free(f"t{k + 1}"))

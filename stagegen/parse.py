@@ -26,7 +26,18 @@ import sympy as sp
 from . import subscripts, sympy_source
 from .errors import ParseError, Span, UnsupportedError, python_lines
 from .expr import Const
-from .gates import BY_KEYWORDS, BY_OPERATOR, BY_SOURCE, CONSTANTS, REGISTRY, SELECTION, sympy_number
+from .gates import (
+    BY_KEYWORDS,
+    BY_OPERATOR,
+    BY_SOURCE,
+    CONSTANTS,
+    GATHER,
+    REGISTRY,
+    SELECTION,
+    SIZE,
+    SUBSCRIPT,
+    sympy_number,
+)
 from .identifiers import Namespace, name_list, problem, shown
 from .ir import Domain, Input
 from .tokens import keyword_as_name, longest_number
@@ -829,7 +840,7 @@ class _Converter:
             return self.apply(node, BY_OPERATOR["." + node.attr], args)
         if isinstance(node, ast.Subscript):
             spec = self.subscripts[id(node)]
-            gate = REGISTRY["gather" if subscripts.gathers(spec) else "subscript"]
+            gate = GATHER if subscripts.gathers(spec) else SUBSCRIPT
             return self.apply(node, gate, args + [(sympy_number(Const(spec)), True)])
         gate = self.gate_of(node)
         written = {k.arg: _keyword_int(k.value) for k in node.keywords}
@@ -970,6 +981,10 @@ class _Converter:
             return self.symbol(name), False
         if name in CONSTANTS:
             return CONSTANTS[name], True
+        if name in self.size_names():  # a size as a number: the size of a declared input's axis
+            of, shape = next((n, s) for n, s in self.shapes.items() if s and name in s)
+            size = sympy_number(Const((name, shape.index(name))))
+            return SIZE.function(self.symbol(of), size), False
         if name in BY_SOURCE and not BY_SOURCE[name].free_name:
             raise self.error(node, f"'{name}' is a function", f"call it: {name}(...)")
         span = self.source.span(node)

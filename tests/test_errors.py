@@ -1153,3 +1153,21 @@ def test_missing_file_in_a_subprocess(folder):
 def test_unknown_option_in_a_subprocess(folder):
     write_input(folder, "f = x * y\n")
     assert_reported(run_subprocess([IN, "--frobnicate", "-o", "OUT.py"], folder), USAGE[7].values[1], folder)
+
+
+def test_a_math_module_given_an_array_names_it_and_the_backend_for_arrays():
+    """Detected on the error path only (in _locate): a module of floats given a
+    NumPy array says which input and which backend takes arrays."""
+    np = pytest.importorskip("numpy")
+    import stagegen
+
+    module = stagegen.load("x: scalar\ny: scalar\nf = exp(x) * sin(y)\n")
+    for args, name, shape in [((np.ones(3), 1.0), "x", (3,)), ((2.0, np.ones((2, 2))), "y", (2, 2))]:
+        for call in (module.value_and_grad, module.forward):
+            with pytest.raises(TypeError) as err:
+                call(*args)
+            message = str(err.value)
+            assert f"{name} is an array of shape {shape}" in message and "--backend numpy" in message
+    # a 0-d array is a number: it computes as one
+    value, _ = module.value_and_grad(np.array(1.0), 2.0)
+    assert value == pytest.approx(np.exp(1.0) * np.sin(2.0))

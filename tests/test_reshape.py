@@ -148,3 +148,28 @@ def test_bad_shapes_are_clear_errors(source, message):
     with pytest.raises(stagegen.StagegenError) as err:
         stagegen.generate(source, backend="numpy")
     assert message in err.value.render()
+
+
+# -- sizes as numbers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_a_size_name_is_a_number(backend):
+    source = "x: vector(N)\nA: matrix(N, d)\nf = sum(x) / N + sum(A * A) / sqrt(d) + N * d"
+    module = stagegen.load(source, backend=backend)
+    assert module.INPUTS == ("x", "A")  # N and d are sizes, not inputs
+    rng = np.random.default_rng(2)
+    for n, d in [(3, 2), (5, 7)]:
+        x, A = rng.standard_normal(n), rng.standard_normal((n, d))
+        value, (dx, dA) = module.value_and_grad(x, A)
+        assert np.isclose(float(value), np.mean(x) + np.sum(A * A) / np.sqrt(d) + n * d)
+        np.testing.assert_allclose(np.asarray(dx), np.full(n, 1.0 / n))
+        np.testing.assert_allclose(np.asarray(dA), 2 * A / np.sqrt(d))
+    report = stagegen.verify(source, backend=backend, points=6, with_=("jvp", "hvp"))
+    assert report.ok, report.table()
+
+
+def test_a_size_stage_is_named_by_its_size():
+    text = stagegen.generate("x: vector(N)\nf = sum(x) / N", backend="numpy")
+    lines = [line.strip() for line in function_lines(text, "forward")]
+    assert "N = x.shape[0]  # (2)" in lines and "invN = 1.0 / N  # (3)" in lines

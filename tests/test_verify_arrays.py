@@ -220,7 +220,8 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
     }.get(name)
     params = {
         **{"axis": 1, "keepdims": 1, "ddof": 1, "axis1": 0, "axis2": 2, "index": index},
-        "shape": (("of", 2, "c"), -1, 2),  # a size of the operand's axis 2, -1, and an integer
+        "shape": (("of", 2, "c"), -1, 2),
+        "size": ("m", 1),  # a size of the operand's axis 2, -1, and an integer
         "axes": (2, 0, 1),
     }
     params = {k: params[k] for k in gate.params}
@@ -258,6 +259,7 @@ def test_array_meanings_agree_with_numpy_on_floats(name):
         "subscript": lambda a, index: a[1, 1:, None],
         "gather": lambda a, i, index: a[..., i, None],
         "reshape": lambda a, shape: np.reshape(a, (4, -1, 2)),
+        "axis_size": lambda a, size: np.asarray(4.0),
         "permute_dims": lambda a, axes: np.transpose(a, (2, 0, 1)),
         "concat": lambda *xs, axis: np.concatenate(xs, axis=1),
         "stack": lambda *xs, axis: np.stack(xs, axis=1),

@@ -43,7 +43,7 @@ def forward(t1, t2, t3):
         sina3 = math.sin(a3)  # (14)
         t15 = 0.5 * sina3  # (15)
         ey = sint1pt12 + t15  # (16)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (ex, ey), (t1, a2, a3)
@@ -79,7 +79,7 @@ def backward(dout, cache):
         # backprop a2 = t1 + t2
         dt1 += da2  # (1)
         dt2 = da2  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dt1, dt2, dt3)
@@ -89,11 +89,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

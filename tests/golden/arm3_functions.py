@@ -46,7 +46,7 @@ def forward(t1, t2, t3):
         sina3 = math.sin(a3)  # (14)
         t15 = 0.5 * sina3  # (15)
         ey = sint1pt12 + t15  # (16)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (ex, ey), (t1, a2, a3)
@@ -94,7 +94,7 @@ def backward(dout, cache):
         # backprop a2 = t1 + t2
         dt1 += (1) * da2  # (1)
         dt2 = (1) * da2  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dt1, dt2, dt3)
@@ -172,7 +172,7 @@ def value_and_jacobian(t1, t2, t3):
         dey_dt1 = dt1
         dey_dt2 = dt2
         dey_dt3 = dt3
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (ex, ey), ((dex_dt1, dex_dt2, dex_dt3), (dey_dt1, dey_dt2, dey_dt3))
@@ -212,7 +212,7 @@ def jvp(t1, t2, t3, tt1, tt2, tt3):
         tt15 = (0.5) * tsina3  # (15)
         ey = sint1pt12 + t15  # (16)
         tey = (1) * tsint1pt12 + (1) * tt15  # (16)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (ex, ey), (tex, tey)
@@ -222,11 +222,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

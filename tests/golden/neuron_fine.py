@@ -36,7 +36,7 @@ def forward(w0, w1, w2, x0, x1):
         expnegdot = math.exp(negdot)  # (6)
         den = 1 + expnegdot  # (7)
         f = 1.0 / den  # (8)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (w0, w1, x0, x1, expnegdot, den)
@@ -65,7 +65,7 @@ def backward(dout, cache):
         # backprop w0x0 = w0 * x0
         dw0 = (x0) * dw0x0  # (1)
         dx0 = (w0) * dw0x0  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dw0, dw1, dw2, dx0, dx1)
@@ -102,7 +102,7 @@ def value_and_grad(w0, w1, w2, x0, x1):
         # backprop w0x0 = w0 * x0
         dw0 = (x0) * dw0x0  # (1)
         dx0 = (w0) * dw0x0  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dw0, dw1, dw2, dx0, dx1)
@@ -112,11 +112,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

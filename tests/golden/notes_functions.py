@@ -40,7 +40,7 @@ def forward(x, y):
         den = sigx + xpysqr  # (6)
         invden = 1.0 / den  # (7)
         f = num * invden  # (8)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (sigy, num, sigx, xpy, den, invden)
@@ -65,7 +65,7 @@ def backward(dout, cache):
         dx += dnum  # (2)
         # backprop sigy = sigmoid(y)
         dy += (1.0 - sigy) * sigy * dnum  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dx, dy)
@@ -97,7 +97,7 @@ def value_and_grad(x, y):
         dx += dnum  # (2)
         # backprop sigy = sigmoid(y)
         dy += (1.0 - sigy) * sigy * dnum  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy)
@@ -132,7 +132,7 @@ def value_and_jacobian(x, y):
         dy += (1.0 - sigy) * sigy * dnum  # (1)
         df_dx = dx
         df_dy = dy
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, ((df_dx, df_dy),)
@@ -156,7 +156,7 @@ def jvp(x, y, tx, ty):
         tinvden = -1.0 / den**2 * tden  # (7)
         f = num * invden  # (8)
         tf = invden * tnum + num * tinvden  # (8)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, tf
@@ -166,11 +166,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

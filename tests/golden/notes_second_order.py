@@ -40,7 +40,7 @@ def forward(x, y):
         den = sigx + xpysqr  # (6)
         invden = 1.0 / den  # (7)
         f = num * invden  # (8)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (sigy, num, sigx, xpy, den, invden)
@@ -69,7 +69,7 @@ def backward(dout, cache):
         dsigy = (1) * dnum  # (2)
         # backprop sigy = sigmoid(y)
         dy += ((1 - sigy) * sigy) * dsigy  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dx, dy)
@@ -106,7 +106,7 @@ def value_and_grad(x, y):
         dsigy = (1) * dnum  # (2)
         # backprop sigy = sigmoid(y)
         dy += ((1 - sigy) * sigy) * dsigy  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy)
@@ -164,7 +164,7 @@ def hvp(x, y, tx, ty):
         # backprop sigy = sigmoid(y)
         dy += ((1 - sigy) * sigy) * dsigy  # (1)
         tdy += ((1 - sigy - sigy) * tsigy) * dsigy + ((1 - sigy) * sigy) * tdsigy  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy), (tdx, tdy)
@@ -249,7 +249,7 @@ def hessian(x, y):
         tdy += ((1 - sigy - sigy) * tsigy) * dsigy + ((1 - sigy) * sigy) * tdsigy  # (1)
         d2f_dxdy = tdx
         d2f_dydy = tdy
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy), ((d2f_dxdx, d2f_dxdy), (d2f_dydx, d2f_dydy))
@@ -259,11 +259,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

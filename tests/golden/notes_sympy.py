@@ -29,7 +29,7 @@ def forward(x, y):
         den = xpysqr + sigx  # (6)
         invden = 1.0 / den  # (7)
         f = num * invden  # (8)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (sigy, num, xpy, sigx, den, invden)
@@ -58,7 +58,7 @@ def backward(dout, cache):
         dsigy = (1) * dnum  # (2)
         # backprop sigy = sigmoid(y)
         dy += ((1 - sigy) * sigy) * dsigy  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dx, dy)
@@ -95,7 +95,7 @@ def value_and_grad(x, y):
         dsigy = (1) * dnum  # (2)
         # backprop sigy = sigmoid(y)
         dy += ((1 - sigy) * sigy) * dsigy  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy)
@@ -105,11 +105,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

@@ -30,7 +30,7 @@ def forward(x, y):
         ymxsqrsqr = ymxsqr**2  # (5)
         t6 = 100 * ymxsqrsqr  # (6)
         f = t1sqr + t6  # (7)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (x, t1, ymxsqr)
@@ -52,7 +52,7 @@ def backward(dout, cache):
         dt1 = 2.0 * t1 * dout  # (2)
         # backprop t1 = 1 - x
         dx -= dt1  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dx, dy)
@@ -80,7 +80,7 @@ def value_and_grad(x, y):
         dt1 = 2.0 * t1  # (2)
         # backprop t1 = 1 - x
         dx -= dt1  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy)
@@ -117,7 +117,7 @@ def hvp(x, y, tx, ty):
         # backprop t1 = 1 - x
         dx -= dt1  # (1)
         tdx += -tdt1  # (1)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy), (tdx, tdy)
@@ -167,7 +167,7 @@ def hessian(x, y):
         tdx = 2.0 * x * tdxsqr  # (3)
         d2f_dxdy = tdx
         d2f_dydy = tdy
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy), ((d2f_dxdx, d2f_dxdy), (d2f_dydx, d2f_dydy))
@@ -177,11 +177,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"

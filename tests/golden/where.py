@@ -46,7 +46,7 @@ def forward(x, y):
         t10 = 1.0 if xlty else 0.0  # (10)
         t10x = t10 * x  # (11)
         f = wheresqrtxy + t10x  # (12)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (x, y, inside, sqrtx, xsqr, t10)
@@ -72,7 +72,7 @@ def backward(dout, cache):
         dy = (sqrtx) * dsqrtxy if inside else 0.0  # (5)
         # backprop sqrtx = sqrt(x)
         dx += (0.5 / sqrtx) * dsqrtx if inside else 0.0  # (4)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return (dx, dy)
@@ -110,7 +110,7 @@ def value_and_grad(x, y):
         dy = (sqrtx) * dsqrtxy if inside else 0.0  # (5)
         # backprop sqrtx = sqrt(x)
         dx += (0.5 / sqrtx) * dsqrtx if inside else 0.0  # (4)
-    except (ArithmeticError, ValueError) as exc:
+    except (ArithmeticError, ValueError, TypeError) as exc:
         _locate(exc)
         raise
     return f, (dx, dy)
@@ -120,11 +120,21 @@ def _locate(exc):
     """Raise `exc` again, naming the numbered stage whose line raised it.
 
     Runs only when a stage fails (a domain error, a division by zero, an
-    overflow); it reads the failing statement from this module's source.
+    overflow, a value of the wrong type); it reads the failing statement from
+    this module's source. An array among the values (this module computes
+    with floats) is named, with the backend that takes arrays.
     """
     import linecache
 
     frame, line = exc.__traceback__.tb_frame, exc.__traceback__.tb_lineno
+    arrays = [(n, v) for n, v in frame.f_locals.items() if getattr(v, "ndim", 0)]
+    if arrays:
+        name, value = arrays[0]
+        raise TypeError(
+            f"{name} is an array of shape {tuple(value.shape)}: this module computes "
+            "with floats; generate it with --backend numpy (or --backend array) "
+            "for arrays"
+        ) from exc
     lines = [s.strip() for s in linecache.getlines(frame.f_code.co_filename)]
     if len(lines) < line:  # run without its source (from a .pyc, or exec'd text)
         where = f"in {frame.f_code.co_name}, line {line}"
