@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from string import Template
 from types import MappingProxyType
 
-from .expr import Call, Expr, Named, Num, Ref, Slice, Slot, Subscript, call, function, select
+from .expr import Call, Const, Expr, Named, Num, Ref, Slice, Slot, Subscript, call, function, select
 from .printer import Syntax
 
 _maximum, _minimum = function("maximum"), function("minimum")
@@ -174,6 +174,15 @@ class Backend:
     def unbroadcast(self, value: Expr, like: Expr) -> Expr:
         """`value` summed to the shape of `like`, at run time (shapes unknown now)."""
         return call("_unbroadcast", value, like)
+
+
+def _expand_axes(a: Expr, axis: Expr) -> Expr:
+    """expand_dims of a tuple of axes (ascending, non-negative) as nested calls of one."""
+    if not isinstance(axis, Const):
+        return Call("expand_dims", (a, axis))
+    for k in axis.value:
+        a = Call("expand_dims", (a, Num(k)))
+    return a
 
 
 def _index_item(item) -> Expr:
@@ -1236,6 +1245,8 @@ ARRAY = Backend(
             "copy": lambda x: call("asarray", x, copy=Num(True)),
             # the standard has no outer product outside its linalg extension
             "outer": lambda a, b: call("expand_dims", a, axis=Num(-1)) * b,
+            # the standard's expand_dims takes one axis: several, ascending, one at a time
+            "expand_dims": _expand_axes,
             "dot": lambda a, b: a @ b,  # nor a dot: its vecdot is a @ b of vectors
         },
         # the standard's .T is of matrices only

@@ -194,6 +194,11 @@ class Gate:
     # (lowering): from the parameters' values and the operand shapes, the new values
     # (a size name as the operand axis it is, a negative axis counted from the front)
     resolve: Callable[..., tuple] | None = None
+    # axis= may be a tuple of axes (a reduction over several: mean(x, axis=(0, 2)))
+    axes: bool = False
+    # the call of `source` with one operand (max(A): of every element); a call with
+    # more is the other gate of that name (max(a, b))
+    single: bool = False
     # its name hint is a name the user wrote (a size name used as a number, N): it
     # names the stage before the role the stage's place suggests (den)
     written_name: bool = False
@@ -1198,6 +1203,41 @@ def _scatter(a, dout, index: Const):
     return scatter(subscripts.form(a, index.value), dout)
 
 
+def _subscript_gate(name: str) -> Gate:
+    """A subscript: `subscript` of integers, slices, None and ... (NumPy's basic
+    indexing), or `gather`, whose operands after the first are index arrays (its
+    advanced indexing), no gradient flowing into them."""
+    gathers = name == "gather"
+    return Gate(
+        name,
+        operands=("a", "index") if gathers else ("a",),
+        variadic=gathers,
+        params=("index",),
+        forward=lambda a, *idx, index: (_gather if gathers else _subscript)(a, *idx, index),
+        vjp=lambda a, *idx, out, dout, index: (_scatter(a, dout, index), *(None for _ in idx)),
+        jvp=lambda a, *idx, out, tangent, index: (
+            subscripts.form(tangent, index.value),
+            *(None for _ in idx),
+        ),
+        elements=lambda np, a, *idx, index: a[subscripts.python(index, a, [a, *idx])],
+        code=lambda a, *idx, index: subscripts.form(a, index.value),
+        display=lambda a, *idx, index: subscripts.written(a, index.value),
+        shape=lambda a, *idx, index: subscripts.shape(index, a, dict(enumerate(idx, 1))),
+        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
+        subscript=True,
+        arrays=True,
+        name_hint=_subscript_hint,
+        symbol="[]",
+        doc=(
+            "a[idx] with index arrays (NumPy's advanced indexing: W[idx], S[arange(N), y]); "
+            "da = zeros_like(a), then add.at(da, index, dout) (an element picked twice gets both)"
+            if gathers
+            else "a[index] with integers, slices, None and ... (NumPy's basic indexing); "
+            "da = zeros_like(a), then da[index] += dout"
+        ),
+    )
+
+
 def _subscript_hint(a: str, *rest) -> str:
     """x[0] is x0, x[-1] xm1, a slice xs; W[idx] is Widx, S[arange(N), y] Sy."""
     *indexes, spec = rest
@@ -1262,8 +1302,32 @@ def _product(name: str, meaning, vjp, doc: str, **more) -> Gate:
 
 
 def _restored(value: Expr, axis: Num, keepdims: Num) -> Expr:
-    """A reduction's output (or adjoint) with its reduced axis back, as size 1."""
+    """A reduction's output (or adjoint) with its reduced axis (axes) back, as size 1."""
     return value if keepdims.value else expand_dims(value, axis)
+
+
+def _count(a: Expr, axis) -> Expr:
+    """How many elements a reduction along `axis` (or a tuple of axes) takes:
+    ``a.shape[k]``, or their product."""
+    if isinstance(axis, Const):
+        count = axis_size(a, Num(axis.value[0]))
+        for k in axis.value[1:]:
+            count = count * axis_size(a, Num(k))
+        return count
+    return axis_size(a, axis)
+
+
+def _axes_resolved(shapes, axis, *rest) -> tuple:
+    """A tuple of axes as non-negative and in order (expand_dims restores them so);
+    one axis as written."""
+    if isinstance(axis, tuple):
+        axis = tuple(sorted(k % len(shapes[0]) for k in axis))
+    return (axis, *rest)
+
+
+def _axis_text(axis) -> str:
+    """An axis (or axes) in a stage's name: sumx1, meanx023."""
+    return "".join(map(str, axis.value)) if isinstance(axis, Const) else str(axis)
 
 
 def _along(axis: Num, keepdims: Num) -> dict:
@@ -1272,6 +1336,8 @@ def _along(axis: Num, keepdims: Num) -> dict:
 
 
 _AXIS = {"params": ("axis", "keepdims"), "keywords": ("axis", "keepdims"), "defaults": {"keepdims": False}}
+# a reduction whose axis= may be a tuple
+_AXES = {**_AXIS, "axes": True, "resolve": _axes_resolved}
 
 _GATES += [
     # -- arrays (numpy backend): the notes' matrix product, transpose, reductions --
@@ -1356,48 +1422,8 @@ _GATES += [
         symbol="swap",
         doc="swapaxes(a, i, j), axes i and j of a swapped (i, j constants); da = swapaxes(dout, i, j)",
     ),
-    Gate(
-        "subscript",
-        operands=("a",),
-        params=("index",),
-        forward=lambda a, index: _subscript(a, index),
-        vjp=lambda a, out, dout, index: (_scatter(a, dout, index),),
-        jvp=lambda a, out, tangent, index: (subscripts.form(tangent, index.value),),
-        elements=lambda np, a, index: a[subscripts.python(index, a, [a])],
-        code=lambda a, index: subscripts.form(a, index.value),
-        display=lambda a, index: subscripts.written(a, index.value),
-        shape=lambda a, index: subscripts.shape(index, a, {}),
-        arrays=True,
-        name_hint=_subscript_hint,
-        symbol="[]",
-        subscript=True,
-        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
-        doc="a[index] with integers, slices, None and ... (NumPy's basic indexing); "
-        "da = zeros_like(a), then da[index] += dout",
-    ),
-    Gate(
-        "gather",
-        operands=("a", "index"),
-        variadic=True,
-        params=("index",),
-        forward=lambda a, *idx, index: _gather(a, *idx, index),
-        vjp=lambda a, *idx, out, dout, index: (_scatter(a, dout, index), *(None for _ in idx)),
-        jvp=lambda a, *idx, out, tangent, index: (
-            subscripts.form(tangent, index.value),
-            *(None for _ in idx),
-        ),
-        elements=lambda np, a, *idx, index: a[subscripts.python(index, a, [a, *idx])],
-        code=lambda a, *idx, index: subscripts.form(a, index.value),
-        display=lambda a, *idx, index: subscripts.written(a, index.value),
-        shape=lambda a, *idx, index: subscripts.shape(index, a, dict(enumerate(idx, 1))),
-        arrays=True,
-        name_hint=_subscript_hint,
-        symbol="[]",
-        subscript=True,
-        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
-        doc="a[idx] with index arrays (NumPy's advanced indexing: W[idx], S[arange(N), y]); "
-        "da = zeros_like(a), then add.at(da, index, dout) (an element picked twice gets both)",
-    ),
+    _subscript_gate("subscript"),
+    _subscript_gate("gather"),
     Gate(
         "axis_size",
         operands=("a",),
@@ -1607,7 +1633,7 @@ _GATES += [
     Gate(
         "sum_axis",
         operands=("a",),
-        **_AXIS,
+        **_AXES,
         forward=lambda a, axis, keepdims: _sum_axis(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) * ones_like(a),),
         broadcast=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims),),
@@ -1616,7 +1642,7 @@ _GATES += [
         shape=drop_axis,
         arrays=True,
         source="sum",
-        name_hint=lambda a, axis, keepdims: f"sum{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"sum{a}{_axis_text(axis)}",
         symbol="Σ",
         doc="sum(a, axis=k), keepdims=True keeping axis k with size 1; "
         "da = ones_like(a) * dout with axis k restored",
@@ -1639,20 +1665,18 @@ _GATES += [
     Gate(
         "mean_axis",
         operands=("a",),
-        **_AXIS,
+        **_AXES,
         forward=lambda a, axis, keepdims: _mean_axis(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (
-            _restored(dout, axis, keepdims) * ones_like(a) / axis_size(a, axis),
+            _restored(dout, axis, keepdims) * ones_like(a) / _count(a, axis),
         ),
-        broadcast=lambda a, out, dout, axis, keepdims: (
-            _restored(dout, axis, keepdims) / axis_size(a, axis),
-        ),
+        broadcast=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) / _count(a, axis),),
         jvp=lambda a, out, tangent, axis, keepdims: (array_mean(tangent, **_along(axis, keepdims)),),
         elements=lambda np, a, axis, keepdims: np.mean(a, axis=axis, keepdims=bool(keepdims)),
         shape=drop_axis,
         arrays=True,
         source="mean",
-        name_hint=lambda a, axis, keepdims: f"mean{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"mean{a}{_axis_text(axis)}",
         symbol="mean",
         doc="mean(a, axis=k), keepdims=True keeping axis k with size 1; "
         "da = ones_like(a) * dout / a.shape[k], axis k restored",
@@ -1677,7 +1701,7 @@ _GATES += [
     Gate(
         "logsumexp_axis",
         operands=("a",),
-        **_AXIS,
+        **_AXES,
         forward=lambda a, axis, keepdims: _logsumexp_axis(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (
             exp(a - _restored(out, axis, keepdims)) * _restored(dout, axis, keepdims),
@@ -1692,7 +1716,7 @@ _GATES += [
         shape=drop_axis,
         arrays=True,
         source="logsumexp",
-        name_hint=lambda a, axis, keepdims: f"lse{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"lse{a}{_axis_text(axis)}",
         symbol="logΣexp",
         doc="logsumexp(a, axis=k), stable, keepdims=True keeping axis k with size 1; "
         "da = softmax(a, axis=k) * dout",
@@ -1735,6 +1759,35 @@ def _extreme_axis(name: str, pick, symbol: str) -> Gate:
     )
 
 
+def _extreme(name: str, pick, symbol: str) -> Gate:
+    """max or min of every element of an array (max(A)): the whole gradient goes
+    to the first element in row-major order that attains it."""
+    meaning = sp.Function(f"{name}_all")
+
+    def first(a, out):
+        attained = equal(a, out)
+        flat = call("reshape", attained, call("tuple", Num(-1)))
+        return attained * equal(call("reshape", cumsum(flat, axis=Num(0)), shape_of(a)), 1)
+
+    return Gate(
+        f"{name}_all",
+        operands=("a",),
+        forward=lambda a: meaning(a),
+        vjp=lambda a, out, dout: (first(a, out) * dout,),
+        jvp=lambda a, out, tangent: (array_sum(first(a, out) * tangent),),
+        elements=lambda np, a: np.frompyfunc(pick, 2, 1).reduce(np.ravel(a)),
+        code=lambda a: call(f"a{name}", a),
+        shape=lambda a: (),
+        single=True,
+        arrays=True,
+        source=name,
+        name_hint=f"{name}{{0}}",
+        symbol=symbol,
+        doc=f"{name}(a) of an array, of every element; the whole gradient goes to the first "
+        f"element (in row-major order) that attains the {name}imum",
+    )
+
+
 _NO = Num(0)  # a parameter a whole-array var or std does not have (keepdims)
 
 
@@ -1744,7 +1797,7 @@ def _spread(name: str, along: bool) -> Gate:
     std = name == "std"
 
     def count(a, axis):
-        return axis_size(a, axis) if along else size(a)
+        return _count(a, axis) if along else size(a)
 
     def centred(a, axis):
         return a - (array_mean(a, axis=axis, keepdims=True) if along else array_mean(a))
@@ -1810,7 +1863,9 @@ def _spread(name: str, along: bool) -> Gate:
         shape=shape,
         arrays=True,
         source=name,
-        name_hint=(lambda a, *params: f"{name}{a}{params[0]}") if along else name + "{0}",
+        name_hint=(lambda a, *params: f"{name}{a}{_axis_text(params[0])}") if along else name + "{0}",
+        axes=along,
+        resolve=_axes_resolved if along else None,
         symbol=name,
         doc=f"{name}(a{', axis=k' if along else ''}, ddof=0), NumPy's: "
         + (
@@ -1868,6 +1923,8 @@ _GATES += [
         "restored) * the product of the other elements along axis k (no division)",
     ),
     _extreme_axis("max", sp.Max, "max"),
+    _extreme("max", sp.Max, "max"),
+    _extreme("min", sp.Min, "min"),
     _extreme_axis("min", sp.Min, "min"),
 ]
 _GATES += [_spread(name, along) for name in ("var", "std") for along in (False, True)]
@@ -1933,7 +1990,11 @@ if len(REGISTRY) != len(_GATES):
 BY_FUNCTION: Mapping[type, Gate] = MappingProxyType({gate.function: gate for gate in _GATES})
 BY_OPERATOR: Mapping[str, Gate] = MappingProxyType({g.operator: g for g in _GATES if g.operator})
 # by the source name, for a call that writes no keyword a gate requires (softmax(a) too)
-BY_SOURCE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.source and not g.required})
+BY_SOURCE: Mapping[str, Gate] = MappingProxyType(
+    {g.source: g for g in _GATES if g.source and not g.required and not g.single}
+)
+# by the source name, for a call with one operand where another gate takes several
+BY_SINGLE: Mapping[str, Gate] = MappingProxyType({g.source: g for g in _GATES if g.single})
 # by the source name and the keywords a call must write (sum(a, axis=k), keepdims optional)
 BY_KEYWORDS: Mapping[tuple, Gate] = MappingProxyType(
     {(g.source, g.required): g for g in _GATES if g.keywords}

@@ -564,6 +564,12 @@ def infer(graph: Graph, backend: str) -> tuple[Shape, ...]:
     for stage in graph.stages:
         gate = REGISTRY[stage.gate]
         if gate.arrays and not arrays:
+            if gate.single:  # max(x) of a number
+                raise ShapeError(
+                    f"{gate.source}() of one operand takes every element of an array, which needs "
+                    f"the numpy backend (--backend numpy); of numbers, {gate.source}() takes 2 or more",
+                    stage.span,
+                )
             raise ShapeError(
                 f"'{gate.operator or gate.source or gate.symbol}' ({gate.name}) needs the numpy backend "
                 "(--backend numpy)",

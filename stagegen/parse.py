@@ -29,6 +29,7 @@ from .expr import Const
 from .gates import (
     BY_KEYWORDS,
     BY_OPERATOR,
+    BY_SINGLE,
     BY_SOURCE,
     CONSTANTS,
     GATHER,
@@ -739,10 +740,14 @@ class _Converter:
                 if not (isinstance(value, ast.Constant) and type(value.value) is bool):
                     raise self.error(kw.value, f"{kw.arg}= takes True or False")
                 continue
-            if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
-                value = value.operand
-            if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
-                raise self.error(kw.value, f"{kw.arg}= takes an integer, e.g. {kw.arg}=0")
+            if kw.arg == "axis" and isinstance(value, ast.Tuple) and gate.axes:  # axis=(0, 2)
+                for item in value.elts or [value]:
+                    if not value.elts or _keyword_int(item) is None:
+                        raise self.error(item, "axis= takes integers, e.g. axis=(0, 2)")
+                continue
+            if not isinstance(_keyword_int(value), int):
+                several = " (one axis: this reduction takes no tuple)" if isinstance(value, ast.Tuple) else ""
+                raise self.error(kw.value, f"{kw.arg}= takes an integer, e.g. {kw.arg}=0{several}")
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.error(arg, "starred arguments are not allowed")
@@ -843,10 +848,19 @@ class _Converter:
             gate = GATHER if subscripts.gathers(spec) else SUBSCRIPT
             return self.apply(node, gate, args + [(sympy_number(Const(spec)), True)])
         gate = self.gate_of(node)
-        written = {k.arg: _keyword_int(k.value) for k in node.keywords}
+        written = {
+            k.arg: (
+                k.value.value
+                if isinstance(k.value, ast.Constant) and type(k.value.value) is bool
+                else _keyword_int(k.value)
+            )
+            for k in node.keywords
+        }
         # the parameters in the gate's order, a keyword left out at its default
         values = [written.get(k, gate.defaults.get(k)) for k in gate.keywords]
-        params = [(sp.Integer(int(v)), True) for v in values]
+        params = [
+            (sympy_number(Const(v)) if isinstance(v, tuple) else sp.Integer(int(v)), True) for v in values
+        ]
         tuples = [
             (sympy_number(Const(self.tuple_param(a, gate, self.positional(gate, k)))), True)
             for k, a in enumerate(node.args)
@@ -862,6 +876,8 @@ class _Converter:
         for (source, required), gate in BY_KEYWORDS.items():
             if source == name and set(required) <= keywords <= set(gate.keywords):
                 return gate
+        if len(node.args) == 1 and not keywords and name in BY_SINGLE:  # max(A): every element
+            return BY_SINGLE[name]
         return BY_SOURCE.get(name)
 
     def apply(self, node: ast.expr, gate, args: list[tuple[sp.Expr, bool]]) -> tuple[sp.Expr, bool]:
@@ -1006,10 +1022,15 @@ class _Converter:
         return self.symbols[name]
 
 
-def _keyword_int(node: ast.expr) -> int:
-    if isinstance(node, ast.UnaryOp):
-        return -node.operand.value
-    return node.value
+def _keyword_int(node: ast.expr) -> int | tuple | None:
+    """A keyword's integer (or tuple of integers: axis=(0, 2)) as written; None
+    where it is not one."""
+    if isinstance(node, ast.Tuple):
+        return tuple(_keyword_int(item) for item in node.elts)
+    value = node.operand if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) else node
+    if not (isinstance(value, ast.Constant) and type(value.value) is int and value.value < 32):
+        return None
+    return -value.value if value is not node else value.value
 
 
 def _number_text(value: sp.Expr) -> str:

@@ -31,15 +31,21 @@ def broadcast(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
-def drop_axis(shape: Shape, axis: int, keepdims: bool = False) -> Shape:
-    """The shape after reducing over `axis`: dropped, or kept with size 1."""
+def drop_axis(shape: Shape, axis: int | tuple, keepdims: bool = False) -> Shape:
+    """The shape after reducing over `axis` (an axis, or a tuple of them):
+    dropped, or kept with size 1."""
     if shape is None:
         return None
-    if not -len(shape) <= axis < len(shape):
-        raise ValueError(f"axis {axis} is out of range for shape {text(shape)}")
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for k in axes:
+        if not -len(shape) <= k < len(shape):
+            raise ValueError(f"axis {k} is out of range for shape {text(shape)}")
+    reduced = {k % len(shape) for k in axes}
+    if len(reduced) < len(axes):
+        raise ValueError(f"axis {axis} names an axis twice")
     if keepdims:
-        return tuple(1 if k == axis % len(shape) else d for k, d in enumerate(shape))
-    return tuple(d for k, d in enumerate(shape) if k != axis % len(shape))
+        return tuple(1 if k in reduced else d for k, d in enumerate(shape))
+    return tuple(d for k, d in enumerate(shape) if k not in reduced)
 
 
 def same_shape(shape: Shape, axis: int) -> Shape:

@@ -43,3 +43,17 @@ def reference(expr: sp.Expr, symbols, point):
         value = float(expr.evalf(DPS, subs=subs))
         grads = [float(sp.diff(expr, s).evalf(DPS, subs=subs)) for s in symbols]
     return value, grads
+
+
+def basis_gradient(f, x):
+    """d f / d x of a function linear in x (a NumPy array), from NumPy alone:
+    f(x + e) - f(x) for each basis element e."""
+    import numpy as np
+
+    grad = np.zeros_like(x)
+    base = f(x)
+    for index in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[index] = 1.0
+        grad[index] = f(x + e) - base
+    return grad

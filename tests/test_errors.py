@@ -344,7 +344,8 @@ in.txt:1:5: error: exp() takes 1 argument, got 2
     case(
         "f = max(x)\n",
         """\
-in.txt:1:5: error: max() needs at least 2 arguments, got 1
+in.txt:1:5: error: max() of one operand takes every element of an array, which needs the \
+numpy backend (--backend numpy); of numbers, max() takes 2 or more
   f = max(x)
       ^^^^^^""",
         "arity-max",

@@ -280,6 +280,8 @@ def test_every_array_gate_has_a_forward_rule_that_verify_accepts():
         "swapaxes": "A: array(b, n, m)\nf = swapaxes(A * A, 0, 2)\n",
         "reversed_axes": "A: array(b, n, m)\nf = A.T * A.T\n",
         "subscript": "A: array(b, n, m)\nf = A[1:, None, -1] * A[1:, 0:1, ::-1]\n",
+        "max_all": "A: matrix(n, m)\nf = max(A * A) * A\n",
+        "min_all": "A: matrix(n, m)\nf = min(sin(A)) * A\n",
         "axis_size": "A: matrix(n, m)\nf = A * n / sqrt(m)\n",
         "reshape": "A: matrix(n, 6)\nf = reshape(A * A, (3, -1, n)) * 2\n",
         "permute_dims": "A: array(b, n, m)\nf = transpose(A * A, (1, 2, 0))\n",

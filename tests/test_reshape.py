@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import stagegen
+from gradcheck import basis_gradient
 from helpers import function_lines
 
 PROGRAMS = [
@@ -33,16 +34,6 @@ def test_verify_checks_reshape_programs(source, backend):
 def test_forward_mode_and_second_order_check(source):
     report = stagegen.verify(source, backend="numpy", points=3, with_=("jvp", "hvp", "jacobian"))
     assert report.ok, report.table()
-
-
-def _basis_gradient(f, x):
-    grad = np.zeros_like(x)
-    base = f(x)
-    for index in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[index] = 1.0
-        grad[index] = f(x + e) - base
-    return grad
 
 
 # (source, its inputs' shapes, the same function in NumPy)
@@ -82,7 +73,7 @@ def test_gradients_against_numpy_alone(source, shapes, meaning):
         def along(v, k=k):
             return meaning(*args[:k], v, *args[k + 1 :])
 
-        np.testing.assert_allclose(grad, _basis_gradient(along, args[k]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(grad, basis_gradient(along, args[k]), rtol=1e-12, atol=1e-12)
 
 
 def test_the_code_reads_as_written():
@@ -173,3 +164,69 @@ def test_a_size_stage_is_named_by_its_size():
     text = stagegen.generate("x: vector(N)\nf = sum(x) / N", backend="numpy")
     lines = [line.strip() for line in function_lines(text, "forward")]
     assert "N = x.shape[0]  # (2)" in lines and "invN = 1.0 / N  # (3)" in lines
+
+
+# -- reductions over several axes ------------------------------------------------------------
+
+AXES = [
+    "x: array(N, C, H, W)\ng: array(1, C, 1, 1)\nmu = mean(x, axis=(0, 2, 3), keepdims=True)\n"
+    "v = var(x, axis=(0, -1, 2), keepdims=True)\nf = sum(g * (x - mu) / sqrt(v + 0.00001) * sin(x))",
+    "x: array(a, b, c)\nf = sum(sin(sum(x, axis=(0, 2)))) + sum(logsumexp(x, axis=(-1, 1)))",
+    "x: array(a, b, c)\nf = sum(std(x, axis=(2, 0), ddof=1) * mean(x * x, axis=(0, 2)))",
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+@pytest.mark.parametrize("source", AXES, ids=["batchnorm", "sum-lse", "std-mean"])
+def test_reductions_over_several_axes(source, backend):
+    report = stagegen.verify(source, backend=backend, points=3, with_=("jvp", "hvp"))
+    assert report.ok, report.table()
+
+
+def test_several_axes_against_numpy_alone():
+    module = stagegen.load(
+        "x: array(2, 3, 4)\nw: vector(3)\nf = sum(w * mean(x, axis=(2, 0)))", backend="numpy"
+    )
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal(3)
+    value, (dx, dw) = module.value_and_grad(x, w)
+    assert np.isclose(value, np.sum(w * np.mean(x, axis=(2, 0))))
+    np.testing.assert_allclose(
+        dx, basis_gradient(lambda v: np.sum(w * np.mean(v, axis=(0, 2))), x), atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("x: matrix(n, m)\nf = sum(max(x, axis=(0, 1)))", "axis= takes an integer, e.g. axis=0 (one axis"),
+        ("x: matrix(n, m)\nf = sum(x, axis=(0, 0))", "names an axis twice"),
+        ("x: matrix(n, m)\nf = sum(x, axis=())", "axis= takes integers, e.g. axis=(0, 2)"),
+        ("x: matrix(n, m)\nf = sum(x, axis=(0, 2))", "axis 2 is out of range"),
+    ],
+)
+def test_bad_axes_are_clear_errors(source, message):
+    with pytest.raises(stagegen.StagegenError) as err:
+        stagegen.generate(source, backend="numpy")
+    assert message in err.value.render()
+
+
+# -- max and min of every element -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_max_and_min_of_an_array(backend):
+    source = "A: matrix(n, m)\nB: array(2, 2, 2)\nf = max(A) * min(sin(B)) + sum(max(A, 2.0 * A))"
+    report = stagegen.verify(source, backend=backend, points=6, with_=("jvp",))
+    assert report.ok, report.table()
+    assert {"max_all", "min_all", "max"} <= {
+        s.gate for s in stagegen.build(source, backend="numpy").graph.stages
+    }
+
+
+def test_a_tie_sends_the_whole_gradient_to_the_first_element():
+    module = stagegen.load("A: matrix(2, 3)\nf = max(A) + min(A)", backend="numpy")
+    A = np.array([[1.0, 5.0, -2.0], [5.0, -2.0, 0.0]])
+    value, (dA,) = module.value_and_grad(A)
+    assert value == 3.0
+    np.testing.assert_array_equal(dA, [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # row-major firsts

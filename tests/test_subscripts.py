@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stagegen
+from gradcheck import basis_gradient
 from helpers import function_lines
 
 PROGRAMS = [
@@ -42,17 +43,6 @@ def test_second_order_and_forward_mode_check(source):
     assert report.ok, report.table()
 
 
-def _basis_gradient(f, x):
-    """d f / d x of a function linear in x, from NumPy alone: f(x + e) - f(x) per element."""
-    grad = np.zeros_like(x)
-    base = f(x)
-    for index in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[index] = 1.0
-        grad[index] = f(x + e) - base
-    return grad
-
-
 def test_repeated_indices_accumulate():
     """W[idx] with idx picking rows twice: each pick adds its share (np.add.at, not
     dW[idx] += g, which keeps one)."""
@@ -64,7 +54,7 @@ def test_repeated_indices_accumulate():
     idx = np.array([1, 1, 3, -4, 1, 0])
     value, (dW, dG) = module.value_and_grad(W, G, idx)
     assert np.isclose(value, np.sum(G * W[idx]))
-    expected = _basis_gradient(lambda w: np.sum(G * w[idx]), W)
+    expected = basis_gradient(lambda w: np.sum(G * w[idx]), W)
     np.testing.assert_allclose(dW, expected, rtol=1e-12, atol=1e-12)
     assert np.allclose(dW[1], G[0] + G[1] + G[4])  # three picks of row 1
     np.testing.assert_allclose(dG, W[idx])
@@ -90,7 +80,7 @@ def test_array_backend_gathers_with_repeats(convert):
     value, (dS, dW) = module.value_and_grad(*args)
     assert np.isclose(float(value), np.sum(S[np.arange(5), y] ** 2) + np.sum(W[y] * 2.0))
     np.testing.assert_allclose(np.asarray(dS), _ds(S, y))
-    np.testing.assert_allclose(np.asarray(dW), _basis_gradient(lambda w: np.sum(w[y] * 2.0), W), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(dW), basis_gradient(lambda w: np.sum(w[y] * 2.0), W), atol=1e-12)
 
 
 def _ds(S, y):
@@ -304,5 +294,5 @@ def test_random_subscripts_follow_numpy(spec):
     args = [x, w if expected.shape else float(w), *arrays.values()]
     value, grads = module.value_and_grad(*args)
     assert np.isclose(value, np.sum(w * expected))
-    reference = _basis_gradient(lambda v: np.sum(w * v[full]), x)
+    reference = basis_gradient(lambda v: np.sum(w * v[full]), x)
     np.testing.assert_allclose(grads[0], reference, rtol=1e-12, atol=1e-12)
