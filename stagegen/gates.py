@@ -1177,9 +1177,38 @@ def _inverse(axes: tuple) -> tuple:
     return tuple(out)
 
 
-def _part(xs, i: int, value, zeros):
+def _part(xs, i: int, value):
     """The list of operands with operand i's place holding `value`, the others zeros."""
-    return listed(*(value if j == i else zeros(x) for j, x in enumerate(xs)))
+    return listed(*(value if j == i else call("zeros_like", x) for j, x in enumerate(xs)))
+
+
+def _joined(name: str, meaning, vjp, shape, numpy_name: str, new: int, doc: str) -> Gate:
+    """concat or stack: operands written as one list, joined along `axis` (a `new`
+    axis for stack); operand i's tangent share joins its tangent with zeros."""
+    return Gate(
+        name,
+        operands=("a", "b"),
+        variadic=True,
+        listed=True,
+        params=("axis",),
+        keywords=("axis",),
+        defaults={"axis": 0},
+        forward=lambda *xs, axis: meaning(*xs, axis),
+        vjp=vjp,
+        jvp=lambda *xs, out, tangent, axis: tuple(
+            call(name, _part(xs, i, tangent), axis=axis) for i in range(len(xs))
+        ),
+        elements=lambda np, *xs, axis: getattr(np, numpy_name)(xs, axis=axis),
+        code=lambda *xs, axis: call(name, listed(*xs), axis=axis),
+        display=lambda *xs, axis: call(name, listed(*xs), **({"axis": axis} if axis.value else {})),
+        shape=lambda *shapes, axis: shape(*shapes, axis),
+        resolve=lambda shapes, axis: (axis % (len(shapes[0]) + new),),
+        arrays=True,
+        source=name,
+        name_hint=lambda *rest: "".join(rest[:-1]),
+        symbol=name,
+        doc=doc,
+    )
 
 
 def _concat_vjp(*xs, out, dout, axis):
@@ -1457,14 +1486,7 @@ _GATES += [
         elements=lambda np, a, shape: np.reshape(a, _concrete(np, a, shape)),
         code=lambda a, shape: call("reshape", a, _sizes(a, shape.value)),
         display=lambda a, shape: call(
-            "reshape",
-            a,
-            Ref(
-                "("
-                + ", ".join(map(_written_size, shape.value))
-                + ("," if len(shape.value) == 1 else "")
-                + ")"
-            ),
+            "reshape", a, call("tuple", *(Ref(_written_size(d)) for d in shape.value))
         ),
         shape=lambda a, shape: reshape_shape(a, shape),
         resolve=lambda shapes, shape: (_reshape_resolved(shape, shapes[0]),),
@@ -1497,58 +1519,26 @@ _GATES += [
         doc="transpose(a, axes): axis k of the result is axis axes[k] of a; "
         "da = transpose(dout, the inverse permutation)",
     ),
-    Gate(
+    _joined(
         "concat",
-        operands=("a", "b"),
-        variadic=True,
-        listed=True,
-        params=("axis",),
-        keywords=("axis",),
-        defaults={"axis": 0},
-        forward=lambda *xs, axis: _concat(*xs, axis),
-        vjp=_concat_vjp,
-        jvp=lambda *xs, out, tangent, axis: tuple(
-            call("concat", _part(xs, i, tangent, lambda x: call("zeros_like", x)), axis=axis)
-            for i in range(len(xs))
-        ),
-        elements=lambda np, *xs, axis: np.concatenate(xs, axis=axis),
-        code=lambda *xs, axis: call("concat", listed(*xs), axis=axis),
-        display=lambda *xs, axis: call("concat", listed(*xs), **({"axis": axis} if axis.value else {})),
-        shape=lambda *shapes, axis: concat_shape(*shapes, axis),
-        resolve=lambda shapes, axis: (axis % len(shapes[0]),),
-        arrays=True,
-        source="concat",
-        name_hint=lambda *rest: "".join(rest[:-1]),
-        symbol="concat",
-        doc="concat([a, b, ...], axis=k) (axis 0 if left out); each operand's adjoint is "
+        _concat,
+        _concat_vjp,
+        concat_shape,
+        "concatenate",
+        0,
+        "concat([a, b, ...], axis=k) (axis 0 if left out); each operand's adjoint is "
         "its part of dout along axis k",
     ),
-    Gate(
+    _joined(
         "stack",
-        operands=("a", "b"),
-        variadic=True,
-        listed=True,
-        params=("axis",),
-        keywords=("axis",),
-        defaults={"axis": 0},
-        forward=lambda *xs, axis: _stack(*xs, axis),
-        vjp=lambda *xs, out, dout, axis: tuple(
+        _stack,
+        lambda *xs, out, dout, axis: tuple(
             Subscript(dout, (*(Slice(),) * axis.value, Num(i)), True) for i in range(len(xs))
         ),
-        jvp=lambda *xs, out, tangent, axis: tuple(
-            call("stack", _part(xs, i, tangent, lambda x: call("zeros_like", x)), axis=axis)
-            for i in range(len(xs))
-        ),
-        elements=lambda np, *xs, axis: np.stack(xs, axis=axis),
-        code=lambda *xs, axis: call("stack", listed(*xs), axis=axis),
-        display=lambda *xs, axis: call("stack", listed(*xs), **({"axis": axis} if axis.value else {})),
-        shape=lambda *shapes, axis: stack_shape(*shapes, axis),
-        resolve=lambda shapes, axis: (axis % (len(shapes[0]) + 1),),
-        arrays=True,
-        source="stack",
-        name_hint=lambda *rest: "".join(rest[:-1]),
-        symbol="stack",
-        doc="stack([a, b, ...], axis=k) (axis 0 if left out), a new axis k; "
+        stack_shape,
+        "stack",
+        1,
+        "stack([a, b, ...], axis=k) (axis 0 if left out), a new axis k; "
         "each operand's adjoint is dout at its index along axis k",
     ),
     Gate(
