@@ -1589,7 +1589,9 @@ NUMBA = Backend(
         "in one pass in element order (another order of summation than NumPy's); "
         "results of shape () (0-d arrays alone) are numbers. Shapes that do not "
         "broadcast raise ValueError; arrays of complex numbers TypeError; lists and "
-        "arrays of Python objects are not typed by numba (its TypingError)."
+        "arrays of Python objects are not typed by numba (its TypingError). In the "
+        "loops, as in NumPy's arithmetic on arrays, a division by zero gives inf or "
+        "NaN at that element (the functions given numbers raise ZeroDivisionError)."
     ),
     loop_refuses=(
         "The functions asked for (--with) take numbers only: given an array, each "

@@ -212,6 +212,25 @@ def test_a_division_by_zero_raises_compiled_and_in_python(domains):
         domains.py_value_and_grad(1.0, 4.0, 0.0, 0.0)
 
 
+def test_a_division_by_zero_in_the_loops_is_inf_or_nan_as_numpys(domains):
+    """Over arrays a zero divisor gives what the numpy backend's module gives at
+    that element (inf, -inf or NaN), in forward, backward and value_and_grad."""
+    numpy_module = stagegen.load(DOMAINS, backend="numpy")
+    z = np.array([0.0, -0.0, 2.0, 0.0])
+    args = (np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 1.0, 0.0, 0.0]), z, 0.0)
+    with np.errstate(all="ignore"):
+        expected = numpy_module.value_and_grad(*args)
+        got = domains.value_and_grad(*args)
+        value, cache = domains.forward(*args)
+        grads = domains.backward(np.ones(4), cache)
+    assert np.isinf(got[0][:2]).all() and np.isnan(got[0][3])  # (the points do divide by 0)
+    for result in (got, (value, grads)):
+        np.testing.assert_array_equal(result[0], expected[0])
+        for g, e in zip(result[1], expected[1], strict=True):
+            np.testing.assert_allclose(g, e, rtol=4e-16, atol=0)  # inf and NaN where NumPy's are
+    assert "a division by zero gives inf or NaN at that element" in " ".join(domains.__doc__.split())
+
+
 def test_the_docstring_says_what_each_function_called_gives_compiled(domains):
     doc = " ".join(domains.__doc__.split())
     for said in ("log: -inf at 0, NaN below", "sqrt: NaN below 0", "exp: inf above 709.78"):

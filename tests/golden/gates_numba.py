@@ -41,7 +41,9 @@ copied to one of the broadcast shape, and the gradient of one that broadcasts is
 summed back to its shape after the loop, in one pass in element order (another order
 of summation than NumPy's); results of shape () (0-d arrays alone) are numbers.
 Shapes that do not broadcast raise ValueError; arrays of complex numbers TypeError;
-lists and arrays of Python objects are not typed by numba (its TypingError).
+lists and arrays of Python objects are not typed by numba (its TypingError). In the
+loops, as in NumPy's arithmetic on arrays, a division by zero gives inf or NaN at
+that element (the functions given numbers raise ZeroDivisionError).
 
 Rewrites (each circuit became one grouped gate; --gates fine keeps them as written):
     5:24 log(1 + x**2) -> log1p: accurate when the argument is small (log(1 + t)
