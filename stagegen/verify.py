@@ -1,6 +1,9 @@
 """A generated module checked against SymPy (mpmath, 50 digits) and finite differences.
 
-What is compared, at random points where the references are finite and real:
+What is compared, at random points where the references are finite and real
+(a stage that only a where's untaken branch reads may have no real value
+there: sqrt(x) in where(x > 0, sqrt(x), -x) at x < 0; no reference reads it,
+`_reached`):
 
 - the value, from `value_and_grad` and `forward`, against the program itself:
   its SymPy statements evaluated node by node with mpmath at 50 digits, with
@@ -41,7 +44,7 @@ import math
 import random
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mpmath
@@ -486,6 +489,8 @@ class _Meaning:
     partials: tuple  # d value / d operand i (None: 0)
     second: tuple  # [i][j]: d partials[i] / d operand j (None: 0)
     kink: tuple | None  # (distance to a kink, its slopes per operand); None: smooth
+    # a where's (condition, then, else) operands: it reads only the branch taken
+    select: tuple[int, int, int] | None = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -501,7 +506,10 @@ def _meaning(gate_name: str, arity: int, params: tuple) -> _Meaning:
     xs = [slot(i) for i in range(arity)]
     f = sp.sympify(gate.meaning(*xs, *map(sympy_number, params)))
     kinks = None if gate.smooth else gate.kink(*xs)
-    return _derived(f, xs, _value(gate_name, arity, params), kinks)
+    meaning = _derived(f, xs, _value(gate_name, arity, params), kinks)
+    if gate.branches is None:
+        return meaning
+    return replace(meaning, select=(gate.conditions[0], *gate.branches))
 
 
 @functools.lru_cache(maxsize=None)
@@ -556,6 +564,39 @@ def _call(fn, args):
     return _real(fn(*args)) if fn is not None else mpmath.mpf(0)
 
 
+def _or_nan(fn, args):
+    """`_call`, or NaN where the maths has no real value (a stage that only a
+    where's untaken branch reads may have none: `_reached` leaves it out)."""
+    try:
+        return _call(fn, args)
+    except _UNUSABLE:
+        return mpmath.nan
+
+
+def _reached(nodes, values, outputs) -> list[bool]:
+    """Which values the outputs read at this point: back from the outputs through
+    every operand, but through a where only its condition and the branch it takes
+    there (where(x > 0, sqrt(x), 0) reads no sqrt of a negative x)."""
+    n = len(values) - len(nodes)
+    reached = [False] * len(values)
+    stack = list(outputs)
+    while stack:
+        v = stack.pop()
+        if reached[v]:
+            continue
+        reached[v] = True
+        if v < n:
+            continue
+        meaning, operands = nodes[v - n]
+        read = range(len(operands))
+        if meaning.select is not None:
+            condition, then, other = meaning.select
+            c = operands[condition]
+            read = (condition, then if (values[c] if isinstance(c, int) else c) != 0 else other)
+        stack.extend(operands[i] for i in read if isinstance(operands[i], int))
+    return reached
+
+
 class _Program:
     """The program's output as its own SymPy statements compute it: every
     distinct node of every statement once, in an order that evaluates operands
@@ -607,7 +648,7 @@ class _Program:
     def value(self, point):
         values = list(map(mpmath.mpf, point))
         for fn, operands, constant in self.steps:
-            values.append(constant if fn is None else _real(fn(*[values[k] for k in operands])))
+            values.append(constant if fn is None else _or_nan(fn, [values[k] for k in operands]))
         return [values[k] for k in self.outputs]
 
 
@@ -622,6 +663,7 @@ class _Sweep:
     adjoint_scale: list  # s of each adjoint
     kink: bool  # a non-smooth gate is on (or float64-indistinguishably near) its kink
     parts: dict  # (stage index, operand value) -> (its contribution to the adjoint, the scale)
+    reached: list  # which values the outputs read here (`_reached`): the others may be NaN
 
 
 def _forward(nodes, point) -> tuple[list, list, list]:
@@ -631,12 +673,12 @@ def _forward(nodes, point) -> tuple[list, list, list]:
     args, partials = [], []
     for meaning, operands in nodes:
         a = [values[op] if isinstance(op, int) else op for op in operands]
-        values.append(_real(meaning.value(*a)))
+        values.append(_or_nan(meaning.value, a))
         args.append(a)
     for (meaning, operands), a in zip(nodes, args, strict=True):
         partials.append(
             [
-                _call(d, a) if isinstance(op, int) else None
+                _or_nan(d, a) if isinstance(op, int) else None
                 for op, d in zip(operands, meaning.partials, strict=True)
             ]
         )
@@ -649,11 +691,12 @@ def _sweep(nodes, point, seeds: dict) -> _Sweep:
     number), the adjoints seeded with `seeds` (value id -> d output / d value)."""
     n = len(point)
     values, args, partials = _forward(nodes, point)
+    reached = _reached(nodes, values, seeds)
     zero = mpmath.mpf(0)
-    scale = [zero] * n + [abs(v) for v in values[n:]]  # inputs are exact; stages round once
-    for k, ds in enumerate(partials):
+    scale = [zero] * n + [abs(values[v]) if reached[v] else zero for v in range(n, len(values))]
+    for k, ds in enumerate(partials):  # inputs are exact; stages round once
         for op, d in zip(nodes[k][1], ds, strict=True):
-            if d is not None:
+            if d is not None and reached[n + k] and reached[op]:
                 scale[n + k] += abs(d) * scale[op]
     adjoint, adjoint_scale = [zero] * len(values), [zero] * len(values)
     for v, seed in seeds.items():
@@ -662,17 +705,17 @@ def _sweep(nodes, point, seeds: dict) -> _Sweep:
     for k in reversed(range(len(nodes))):
         (meaning, operands), a, ds = nodes[k], args[k], partials[k]
         up, up_scale = adjoint[n + k], adjoint_scale[n + k]
-        if up == 0 and up_scale == 0:
+        if (up == 0 and up_scale == 0) or not reached[n + k]:
             continue
         for i, (op, d) in enumerate(zip(operands, ds, strict=True)):
-            if d is None:
+            if d is None or not reached[op]:  # (a where's untaken branch: its partial is 0)
                 continue
             # the partial's own rounding: |d| plus its slopes times its operands' scales
             d_scale = abs(d) + sum(
                 (
                     abs(_call(dd, a)) * scale[o]
                     for o, dd in zip(operands, meaning.second[i], strict=True)
-                    if dd is not None and isinstance(o, int)
+                    if dd is not None and isinstance(o, int) and reached[o]
                 ),
                 zero,
             )
@@ -680,18 +723,22 @@ def _sweep(nodes, point, seeds: dict) -> _Sweep:
             parts[(k, op)] = (part + d * up, part_scale + abs(d) * up_scale + d_scale * abs(up))
             adjoint[op] += d * up
             adjoint_scale[op] += abs(d) * up_scale + d_scale * abs(up)
-    return _Sweep(values, adjoint, scale, adjoint_scale, _at_kink(nodes, args, scale), parts)
+    kink = _at_kink(nodes, args, scale, reached)
+    return _Sweep(values, adjoint, scale, adjoint_scale, kink, parts, reached)
 
 
-def _tangents(nodes, partials, tangent) -> tuple[list, list]:
+def _tangents(nodes, partials, tangent, reached) -> tuple[list, list]:
     """Every value's tangent along `tangent` (one number per input), from the
-    nodes' partial derivatives (`_forward`), and its scale."""
+    nodes' partial derivatives (`_forward`), and its scale; 0 for a value the
+    outputs do not read there (`_reached`)."""
     zero = mpmath.mpf(0)
     n = len(tangent)
     tangents = list(map(mpmath.mpf, tangent)) + [zero] * len(nodes)
     scales = [abs(t) for t in tangents]
     for k, ((_, operands), ds) in enumerate(zip(nodes, partials, strict=True)):
-        terms = [(d, op) for op, d in zip(operands, ds, strict=True) if d is not None]
+        if not reached[n + k]:
+            continue
+        terms = [(d, op) for op, d in zip(operands, ds, strict=True) if d is not None and reached[op]]
         tangents[n + k] = sum((d * tangents[op] for d, op in terms), zero)
         scales[n + k] = sum((abs(d) * scales[op] for d, op in terms), zero)
     return tangents, scales
@@ -704,23 +751,24 @@ def _second_order(nodes, point, seeds: dict, tangent) -> tuple[list, list]:
     magnitudes of the terms that make it)."""
     n = len(point)
     values, args, partials = _forward(nodes, point)
+    reached = _reached(nodes, values, seeds)
     zero = mpmath.mpf(0)
-    tangents, _ = _tangents(nodes, partials, tangent)
+    tangents, _ = _tangents(nodes, partials, tangent, reached)
     adjoint, moved, scale = [zero] * len(values), [zero] * len(values), [zero] * len(values)
     for v, seed in seeds.items():
         adjoint[v] = mpmath.mpf(seed)
     for k in reversed(range(len(nodes))):
         (meaning, operands), a, ds = nodes[k], args[k], partials[k]
         up, moved_up = adjoint[n + k], moved[n + k]
-        if up == 0 and moved_up == 0:
+        if (up == 0 and moved_up == 0) or not reached[n + k]:
             continue
         for i, (op, d) in enumerate(zip(operands, ds, strict=True)):
-            if d is None:
+            if d is None or not reached[op]:
                 continue
             slopes = [
                 _call(dd, a) * tangents[o]
                 for o, dd in zip(operands, meaning.second[i], strict=True)
-                if dd is not None and isinstance(o, int)
+                if dd is not None and isinstance(o, int) and reached[o]
             ]
             adjoint[op] += d * up
             moved[op] += sum(slopes, zero) * up + d * moved_up
@@ -728,10 +776,14 @@ def _second_order(nodes, point, seeds: dict, tangent) -> tuple[list, list]:
     return moved, scale
 
 
-def _at_kink(nodes, args, scale) -> bool:
-    """Some non-smooth node is at a kink, or closer to one than float64 can tell
-    (max(log(exp(x)), x): a tie in exact arithmetic, not after rounding)."""
-    for (meaning, operands), a in zip(nodes, args, strict=True):
+def _at_kink(nodes, args, scale, reached) -> bool:
+    """Some non-smooth node the outputs read is at a kink, or closer to one than
+    float64 can tell (max(log(exp(x)), x): a tie in exact arithmetic, not after
+    rounding)."""
+    n = len(reached) - len(nodes)
+    for k, ((meaning, operands), a) in enumerate(zip(nodes, args, strict=True)):
+        if not reached[n + k]:
+            continue
         for distance, slopes in meaning.kink or ():
             spread = sum(
                 (
@@ -793,9 +845,8 @@ class _Checker:
                 sweep = _sweep(self.nodes, point, seeds)
             except _UNUSABLE:
                 return None
-        n = len(point)
         grads = [sweep.adjoint[k] for k in self.build.backward.wrt]
-        if not _usable([*values, *grads]) or not _usable(sweep.values[n:]):
+        if not _usable([*values, *grads]) or not _usable(_read(sweep)):
             return None
         return point, values, sweep
 
@@ -1071,7 +1122,8 @@ class _Checker:
         got = _adjoint_values(got, {}, function)
         with mpmath.workdps(DPS):
             values, _, partials = _forward(self.nodes, point)
-            tangents, scales = _tangents(self.nodes, partials, tangent)
+            reached = _reached(self.nodes, values, self.outputs)
+            tangents, scales = _tangents(self.nodes, partials, tangent, reached)
             if function == "hvp":
                 moved, moved_scales = _second_order(self.nodes, point, {self.outputs[0]: 1}, tangent)
         # a stage only an untaken branch of a where reads has tangent 0.0 by design there
@@ -1269,6 +1321,11 @@ def _real(x):
     return mpmath.mpf(sp.N(x, DPS))
 
 
+def _read(sweep: _Sweep) -> list:
+    """The values of a sweep that its outputs read at its point (`_reached`)."""
+    return [v for v, reached in zip(sweep.values, sweep.reached, strict=True) if reached]
+
+
 def _usable(xs) -> bool:
     return all(mpmath.isfinite(x) and abs(x) < FLOAT_MAX for x in xs)
 
@@ -1326,11 +1383,12 @@ class _Instance:
             try:
                 values = list(map(mpmath.mpf, point))
                 for fn, operands in self.program:
-                    values.append(_real(fn(*[values[op] if isinstance(op, int) else op for op in operands])))
+                    values.append(_or_nan(fn, [values[op] if isinstance(op, int) else op for op in operands]))
                 sweep = self.sweep(args, [np.ones(out.shape) for out in self.outputs])
             except _UNUSABLE:
                 return None
-        if not (_usable(values) and _usable(sweep.values) and _usable(sweep.adjoint)):
+        outputs = [values[v] for ids in self.program_outputs for v in np.ravel(ids) if isinstance(v, int)]
+        if not (_usable(outputs) and _usable(_read(sweep)) and _usable(sweep.adjoint)):
             return None
         return values, sweep
 

@@ -4,6 +4,7 @@ safety where an untaken branch has no value, and what the code says."""
 
 import math
 import random
+import types
 import warnings
 
 import numpy as np
@@ -188,6 +189,48 @@ def test_numpy_computes_an_untaken_branch_quietly():
 def test_verify_checks_where_programs():
     report = stagegen.verify("x: scalar in [0.5, 3]\ny: scalar\nf = where(x > 1, log(x - 1) * y, y / x)\n")
     assert report.ok, report.table()
+
+
+UNDEFINED_BRANCH = "x: scalar\ny: scalar\nf = where(x > 0, sqrt(x) * y, -x * y)\n"
+
+
+@pytest.mark.parametrize("backend", ["math", "numpy"])
+def test_verify_keeps_points_where_only_the_untaken_branch_has_no_value(backend):
+    """sqrt(x) has no real value at x < 0, where the where takes -x * y: such
+    points are checked (the else branch with them), not discarded."""
+    report = stagegen.verify(UNDEFINED_BRANCH, points=12, backend=backend)
+    assert report.ok and report.discarded == 0, report.table()
+    at = stagegen.verify(UNDEFINED_BRANCH, at=[{"x": -2.0, "y": 3.0}], backend=backend)
+    assert at.ok and at.points == 1, at.table()
+    assert {row.quantity: row.points for row in at.rows}["dx"] == 1
+
+
+def test_verify_catches_a_wrong_rule_in_the_branch_the_undefined_one_leaves():
+    """The else branch's gradient made wrong: caught, at the points where
+    x < 0 (the then branch has no value there; before, no point was kept)."""
+    good = stagegen.generate(UNDEFINED_BRANCH)
+    bad = good.replace("else (-1) * dnegx", "else (-1.5) * dnegx")
+    assert bad != good
+    module = types.ModuleType("edited")
+    exec(compile(bad, "<edited>", "exec"), module.__dict__)
+    report = stagegen.verify(module, points=12)
+    failed = {row.quantity for row in report.rows if not row.ok}
+    assert "dx" in failed, report.table()
+
+
+def test_verify_discards_points_where_the_taken_branch_has_no_value():
+    source = "x: scalar\nf = where(x > 0, sqrt(-x), x)\n"  # the taken branch is sqrt of a negative
+    report = stagegen.verify(source, points=8)
+    assert report.ok and report.discarded > 0, report.table()
+    given = stagegen.verify(source, at=[{"x": 2.0}])
+    assert not given.ok and "not finite and real at the point given" in given.table()
+
+
+def test_verify_keeps_array_points_whose_elements_take_the_defined_branch():
+    source = "x: vector(n)\ny: vector(n)\nf = sum(where(x > 0, sqrt(x) * y, -x * y))\n"
+    for backend in ("numpy", "array"):
+        report = stagegen.verify(source, points=6, backend=backend)
+        assert report.ok and report.discarded == 0, report.table()
 
 
 # -- random where programs: a lazy reference evaluator, finite differences, NumPy --------
