@@ -923,21 +923,27 @@ def _prod_others(namespace: bool) -> Helper:
     a = $m.asarray(a, dtype=dtype)
 """
         whole = "$m.reshape(_prod_others($m.reshape(a, (-1,)), 0), _shape(a))"
-        names = {"concat": "concat", "cumprod": "cumulative_prod"}
+        names = {"concat": "concat", "cumprod": "cumulative_prod", "shape": "_shape(b)"}
     else:
         first = """    a = $m.asarray(a)
     if a.dtype.kind in "biu":  # booleans and integers: a gradient of floats
         a = a.astype($m.float64)
 """
         whole = "_prod_others(a.reshape(-1), 0).reshape(a.shape)"
-        names = {"concat": "concatenate", "cumprod": "cumprod"}
+        names = {"concat": "concatenate", "cumprod": "cumprod", "shape": "b.shape"}
     text = f'''def _prod_others(a, axis=None):
-    """Each element's product of the other elements along `axis` (of every
-    element if None): the products before it and after it (exclusive cumulative
-    products from both ends) multiplied, no division, so right where elements
-    are 0."""
+    """Each element's product of the other elements along `axis` (an axis or a
+    tuple of axes; of every element if None): the products before it and after
+    it (exclusive cumulative products from both ends) multiplied, no division,
+    so right where elements are 0."""
 {first}    if axis is None:
         return {whole}
+    if isinstance(axis, tuple):  # several axes: moved to the end and made one
+        ends = tuple(range(-len(axis), 0))
+        b = $m.moveaxis(a, axis, ends)
+        shape = {names["shape"]}
+        line = $m.reshape(b, shape[: len(shape) - len(axis)] + (-1,))
+        return $m.moveaxis($m.reshape(_prod_others(line, -1), shape), ends, axis)
     b = $m.moveaxis(a, axis, -1)
     ones = $m.ones_like(b[..., :1])
     before = $m.{names["cumprod"]}(b[..., :-1], axis=-1)

@@ -746,7 +746,7 @@ class _Converter:
                         raise self.error(item, "axis= takes integers, e.g. axis=(0, 2)")
                 continue
             if not isinstance(_keyword_int(value), int):
-                several = " (one axis: this reduction takes no tuple)" if isinstance(value, ast.Tuple) else ""
+                several = f" (one axis: {name}() takes no tuple)" if isinstance(value, ast.Tuple) else ""
                 raise self.error(kw.value, f"{kw.arg}= takes an integer, e.g. {kw.arg}=0{several}")
         for arg in node.args:
             if isinstance(arg, ast.Starred):
