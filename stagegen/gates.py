@@ -1158,7 +1158,8 @@ def _sizes(a, shape: tuple):
 
 def _reshape_resolved(shape: tuple, a) -> tuple:
     """A size name of reshape's shape as ("of", k, name), the size of a's axis k."""
-    return tuple(("of", a.index(d), d) if isinstance(d, str) else d for d in shape)
+    # a name that is no axis of a (H of an axis of 4*H) is the one -1 (reshape_shape)
+    return tuple(("of", a.index(d), d) if isinstance(d, str) and d in a else d for d in shape)
 
 
 def _concrete(np, a, shape: tuple) -> list:
@@ -1252,7 +1253,7 @@ def _subscript_gate(name: str) -> Gate:
         code=lambda a, *idx, index: subscripts.form(a, index.value),
         display=lambda a, *idx, index: subscripts.written(a, index.value),
         shape=lambda a, *idx, index: subscripts.shape(index, a, dict(enumerate(idx, 1))),
-        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
+        resolve=lambda shapes, index: (subscripts.resolved(index, shapes[0]),),
         subscript=True,
         arrays=True,
         name_hint=_subscript_hint,
