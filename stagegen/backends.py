@@ -923,21 +923,27 @@ def _prod_others(namespace: bool) -> Helper:
     a = $m.asarray(a, dtype=dtype)
 """
         whole = "$m.reshape(_prod_others($m.reshape(a, (-1,)), 0), _shape(a))"
-        names = {"concat": "concat", "cumprod": "cumulative_prod"}
+        names = {"concat": "concat", "cumprod": "cumulative_prod", "shape": "_shape(b)"}
     else:
         first = """    a = $m.asarray(a)
     if a.dtype.kind in "biu":  # booleans and integers: a gradient of floats
         a = a.astype($m.float64)
 """
         whole = "_prod_others(a.reshape(-1), 0).reshape(a.shape)"
-        names = {"concat": "concatenate", "cumprod": "cumprod"}
+        names = {"concat": "concatenate", "cumprod": "cumprod", "shape": "b.shape"}
     text = f'''def _prod_others(a, axis=None):
-    """Each element's product of the other elements along `axis` (of every
-    element if None): the products before it and after it (exclusive cumulative
-    products from both ends) multiplied, no division, so right where elements
-    are 0."""
+    """Each element's product of the other elements along `axis` (an axis or a
+    tuple of axes; of every element if None): the products before it and after
+    it (exclusive cumulative products from both ends) multiplied, no division,
+    so right where elements are 0."""
 {first}    if axis is None:
         return {whole}
+    if isinstance(axis, tuple):  # several axes: moved to the end and made one
+        ends = tuple(range(-len(axis), 0))
+        b = $m.moveaxis(a, axis, ends)
+        shape = {names["shape"]}
+        line = $m.reshape(b, shape[: len(shape) - len(axis)] + (-1,))
+        return $m.moveaxis($m.reshape(_prod_others(line, -1), shape), ends, axis)
     b = $m.moveaxis(a, axis, -1)
     ones = $m.ones_like(b[..., :1])
     before = $m.{names["cumprod"]}(b[..., :-1], axis=-1)
@@ -1002,16 +1008,17 @@ def _eager(value):
 def _checks(shape: str, needs: tuple[str, ...] = ()) -> Helper:
     """`_check_shapes`, run first by every function that takes the inputs: each
     declared input's rank and sizes (SHAPES), a size name the same wherever it
-    appears; `shape` reads an argument's shape ("$m.shape(value)")."""
+    appears (``4*H`` four times it); `shape` reads an argument's shape
+    ("$m.shape(value)")."""
     text = f'''# the shapes of calls already checked (a training loop passes the same ones)
 _CHECKED = set()
 
 
 def _check_shapes(*values):
     """Each declared input's shape against its declaration (SHAPES), a size
-    name the same size wherever it appears: one ValueError naming the input, its
-    declaration and what was passed. A size not known yet (a Dask array's
-    unknown chunks) is not checked."""
+    name the same size wherever it appears (4*H four times it): one ValueError
+    naming the input, its declaration and what was passed. A size not known yet
+    (a Dask array's unknown chunks) is not checked."""
     shapes = tuple({shape} for value in values)
     if shapes in _CHECKED:
         return
@@ -1032,10 +1039,14 @@ def _check_shapes(*values):
             if not isinstance(got, int):
                 continue
             why = ""
-            if isinstance(size, str):
-                first, where = sizes.setdefault(size, (got, name))
-                why = f" ({{size}} = {{first}} from {{where}})" if where != name else ""
-                size = first
+            if isinstance(size, str):  # a name, or a multiple of one: 4*H
+                count, _, base = size.rpartition("*")
+                count = int(count or 1)
+                if base not in sizes and got % count == 0:
+                    sizes[base] = (got // count, name)
+                first, where = sizes.get(base, (None, name))
+                why = f" ({{base}} = {{first}} from {{where}})" if where != name else ""
+                size = size if first is None else count * first
             if got != size:
                 raise ValueError(
                     f"{{name}} is declared {{said}} but was given shape {{shape}}: "

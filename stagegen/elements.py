@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.core.symbol import Str
 
+from . import subscripts
 from .expr import Expr, parameter
 from .gates import BY_FUNCTION, REGISTRY, slot, sympy_number
+from .shapes import linear
 
 # Beyond these, the array check uses finite differences only: the input elements
 # (checked first: a matmul's elements are sums over a whole row, made before they
@@ -80,6 +82,10 @@ class _Builder:
             for name, size in zip(shape or (), given, strict=False)
             if isinstance(name, str)
         }
+        for name, size in list(self.sizes.items()):  # 4*H: H is a quarter of it
+            c, base, k = linear(name) or (1, None, 0)
+            if base is not None and base != name:
+                self.sizes.setdefault(base, (size - k) // c)
         indexes = indexes or {}
         sizes = [math.prod(s) for k, s in enumerate(shapes) if k not in indexes]
         self.elements = Elements(n_inputs=sum(sizes))
@@ -135,6 +141,8 @@ class _Builder:
         plain = [parameter(p) if isinstance(p, Expr) else _plain(p) for p in params]
         if gate.tuples:  # a size name is the size it has here
             plain = [tuple(self.sizes.get(d, d) for d in p) if isinstance(p, tuple) else p for p in plain]
+        if gate.subscript:  # and so is a slice's bound that is a size
+            plain = [subscripts.numbered(plain[0], self.sizes), *plain[1:]]
         result = np.asarray(
             gate.elements(np, *symbolic, **dict(zip(gate.params, plain, strict=True))), dtype=object
         )

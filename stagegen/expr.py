@@ -23,7 +23,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 # operator name -> Python's operator, for the printer and for readers of rules
-OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@", "neg": "-"}
+OPERATORS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "floordiv": "//",  # of sizes only (a slice's bound: a.shape[1] // 4)
+    "pow": "**",
+    "matmul": "@",
+    "neg": "-",
+}
 
 
 class Expr:

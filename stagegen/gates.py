@@ -1158,7 +1158,8 @@ def _sizes(a, shape: tuple):
 
 def _reshape_resolved(shape: tuple, a) -> tuple:
     """A size name of reshape's shape as ("of", k, name), the size of a's axis k."""
-    return tuple(("of", a.index(d), d) if isinstance(d, str) else d for d in shape)
+    # a name that is no axis of a (H of an axis of 4*H) is the one -1 (reshape_shape)
+    return tuple(("of", a.index(d), d) if isinstance(d, str) and d in a else d for d in shape)
 
 
 def _concrete(np, a, shape: tuple) -> list:
@@ -1252,7 +1253,7 @@ def _subscript_gate(name: str) -> Gate:
         code=lambda a, *idx, index: subscripts.form(a, index.value),
         display=lambda a, *idx, index: subscripts.written(a, index.value),
         shape=lambda a, *idx, index: subscripts.shape(index, a, dict(enumerate(idx, 1))),
-        resolve=lambda shapes, index: (subscripts.named(index, len(shapes[0])),),
+        resolve=lambda shapes, index: (subscripts.resolved(index, shapes[0]),),
         subscript=True,
         arrays=True,
         name_hint=_subscript_hint,
@@ -1714,20 +1715,46 @@ _GATES += [
 ]
 
 
-def _first_attained(a: Expr, out: Expr, axis: Num, keepdims: Num) -> Expr:
+def _first_attained(a: Expr, out: Expr, axis, keepdims: Num) -> Expr:
     """1 where `a` first attains its reduction `out` along `axis`, else 0: the
-    whole gradient goes to the first maximum (minimum), as max's ties do."""
+    whole gradient goes to the first maximum (minimum), as max's ties do.
+
+    Over axes a1 < ... < ak (ascending, as `_axes_resolved` writes them) "first"
+    is in row-major order of the reduced elements: an element's count of those
+    attaining `out` up to it is its count along ak plus, for each earlier axis
+    aj, the exclusive cumulative sum along aj of the counts over the axes after
+    it, cumsum(s, aj) - s; the element is first where that count is 1."""
     attained = equal(a, _restored(out, axis, keepdims))
-    return attained * equal(cumsum(attained, axis=axis), 1)
+    axes = [Num(k) for k in axis.value] if isinstance(axis, Const) else [axis]
+    count = cumsum(attained, axis=axes[-1])
+    for j in range(len(axes) - 2, -1, -1):
+        after = axes[j + 1 :]
+        along = after[0] if len(after) == 1 else Const(tuple(k.value for k in after))
+        lines = array_sum(attained, axis=along, keepdims=Num(True))
+        count = count + (cumsum(lines, axis=axes[j]) - lines)
+    return attained * equal(count, 1)
+
+
+def _extreme_elements(np, pick, a, axis, keepdims):
+    """max or min along `axis` (or a tuple of axes) of an object array: a
+    reduction of `pick`, which NumPy takes along one axis only, over the reduced
+    axes moved to the end and made one."""
+    if not isinstance(axis, tuple):
+        return np.frompyfunc(pick, 2, 1).reduce(a, axis=axis, keepdims=bool(keepdims))
+    axes = tuple(k % a.ndim for k in axis)
+    kept = [d for k, d in enumerate(a.shape) if k not in axes]
+    moved = np.moveaxis(a, axes, tuple(range(-len(axes), 0)))
+    out = np.frompyfunc(pick, 2, 1).reduce(np.reshape(moved, (*kept, -1)), axis=-1)
+    return np.expand_dims(out, axes) if keepdims else out
 
 
 def _extreme_axis(name: str, pick, symbol: str) -> Gate:
-    """max or min along an axis."""
+    """max or min along an axis (or several: axis=(0, 2))."""
     meaning = {"max": _max_axis, "min": _min_axis}[name]
     return Gate(
         f"{name}_axis",
         operands=("a",),
-        **_AXIS,
+        **_AXES,
         forward=lambda a, axis, keepdims: meaning(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (
             _first_attained(a, out, axis, keepdims) * _restored(dout, axis, keepdims),
@@ -1735,17 +1762,16 @@ def _extreme_axis(name: str, pick, symbol: str) -> Gate:
         jvp=lambda a, out, tangent, axis, keepdims: (
             array_sum(_first_attained(a, out, axis, keepdims) * tangent, **_along(axis, keepdims)),
         ),
-        elements=lambda np, a, axis, keepdims: np.frompyfunc(pick, 2, 1).reduce(
-            a, axis=axis, keepdims=bool(keepdims)
-        ),
+        elements=lambda np, a, axis, keepdims: _extreme_elements(np, pick, a, axis, keepdims),
         code=lambda a, axis, keepdims: call(f"a{name}", a, **_along(axis, keepdims)),
         shape=drop_axis,
         arrays=True,
         source=name,
-        name_hint=lambda a, axis, keepdims: f"{name}{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"{name}{a}{_axis_text(axis)}",
         symbol=symbol,
         doc=f"{name}(a, axis=k), keepdims=True keeping axis k with size 1; the whole gradient "
-        f"goes to the first element along axis k that attains the {name}imum",
+        f"goes to the first element along axis k that attains the {name}imum (over several "
+        "axes, the first in row-major order of the reduced elements)",
     )
 
 
@@ -1896,7 +1922,7 @@ _GATES += [
     Gate(
         "prod_axis",
         operands=("a",),
-        **_AXIS,
+        **_AXES,
         forward=lambda a, axis, keepdims: _prod_axis(a, axis, keepdims),
         vjp=lambda a, out, dout, axis, keepdims: (_restored(dout, axis, keepdims) * others(a, axis=axis),),
         jvp=lambda a, out, tangent, axis, keepdims: (
@@ -1907,10 +1933,11 @@ _GATES += [
         shape=drop_axis,
         arrays=True,
         source="prod",
-        name_hint=lambda a, axis, keepdims: f"prod{a}{axis}",
+        name_hint=lambda a, axis, keepdims: f"prod{a}{_axis_text(axis)}",
         symbol="Π",
-        doc="prod(a, axis=k), keepdims=True keeping axis k with size 1; da = dout (axis k "
-        "restored) * the product of the other elements along axis k (no division)",
+        doc="prod(a, axis=k) (k an axis or a tuple of axes), keepdims=True keeping axis k with "
+        "size 1; da = dout (axis k restored) * the product of the other elements along axis k "
+        "(no division)",
     ),
     _extreme_axis("max", sp.Max, "max"),
     _extreme("max", sp.Max, "max"),

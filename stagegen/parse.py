@@ -41,6 +41,7 @@ from .gates import (
 )
 from .identifiers import Namespace, name_list, problem, shown
 from .ir import Domain, Input
+from .shapes import linear, sized
 from .tokens import keyword_as_name, longest_number
 
 MAX_EXPONENT = 10**6  # |n| in x**n; beyond it x**n over- or underflows for |x - 1| > 1e-5
@@ -540,9 +541,13 @@ class _Converter:
                 sizes.append(arg.value)
             elif isinstance(arg, ast.Name) and not arg.id.startswith("__"):
                 sizes.append(arg.id)
+            elif isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mult) and _size_term(arg):
+                sizes.append(sized(*_size_term(arg)))  # 4*H: an axis of four times H
             else:
                 raise self.error(
-                    arg, "a size is a positive integer or a name", "e.g. matrix(5, 10) or matrix(n, d)"
+                    arg,
+                    "a size is a positive integer, a name or an integer times a name",
+                    "e.g. matrix(5, 10), matrix(n, d) or matrix(d, 4*H)",
                 )
         return tuple(sizes)
 
@@ -646,9 +651,8 @@ class _Converter:
         for item in items:
             if isinstance(item, ast.Slice):
                 parts = [
-                    None if p is None else self.index_integer(p, hint)
-                    for p in (item.lower, item.upper, item.step)
-                ]
+                    None if p is None else self.slice_bound(p, hint) for p in (item.lower, item.upper)
+                ] + [None if item.step is None else self.index_integer(item.step, hint)]
                 if parts[2] == 0:
                     raise self.error(item, "a slice's step cannot be zero")
                 spec.append(("slice", *parts))
@@ -683,6 +687,20 @@ class _Converter:
             else:
                 spec.append(("at", self.index_integer(item, hint)))
         return tuple(spec), arrays
+
+    def slice_bound(self, node: ast.expr, hint: str) -> int | str:
+        """A slice's start or stop: an integer, or a size linear in a size name
+        (H, 2*H, N-1, 3*H+2), written as `shapes.linear` reads it."""
+        term = _size_term(node)
+        if term is None:
+            return self.index_integer(node, f"{subscripts.BOUNDS}: x[:, H:2*H], x[:N-1]")
+        if term[1] not in self.size_names():
+            raise self.error(
+                node,
+                f"'{term[1]}' is not a size name",
+                "a slice's bound may be a size a declaration names, e.g. x: matrix(N, 4*H), then x[:, H:2*H]",
+            )
+        return sized(*term)
 
     def index_integer(self, node: ast.expr, hint: str) -> int:
         """An integer constant inside a subscript (negative counts from the end)."""
@@ -746,7 +764,7 @@ class _Converter:
                         raise self.error(item, "axis= takes integers, e.g. axis=(0, 2)")
                 continue
             if not isinstance(_keyword_int(value), int):
-                several = " (one axis: this reduction takes no tuple)" if isinstance(value, ast.Tuple) else ""
+                several = f" (one axis: {name}() takes no tuple)" if isinstance(value, ast.Tuple) else ""
                 raise self.error(kw.value, f"{kw.arg}= takes an integer, e.g. {kw.arg}=0{several}")
         for arg in node.args:
             if isinstance(arg, ast.Starred):
@@ -813,8 +831,9 @@ class _Converter:
         return tuple(out)
 
     def size_names(self) -> set[str]:
-        """The size names the declarations so far use (matrix(n, d): n, d)."""
-        return {d for shape in self.shapes.values() if shape for d in shape if isinstance(d, str)}
+        """The size names the declarations so far use (matrix(n, d): n, d;
+        matrix(d, 4*H): d, H)."""
+        return {linear(d)[1] for shape in self.shapes.values() if shape for d in shape if isinstance(d, str)}
 
     def build(self, node: ast.expr, args: list[tuple[sp.Expr, bool]], first_use) -> tuple[sp.Expr, bool]:
         if isinstance(node, ast.Constant):
@@ -998,7 +1017,13 @@ class _Converter:
         if name in CONSTANTS:
             return CONSTANTS[name], True
         if name in self.size_names():  # a size as a number: the size of a declared input's axis
-            of, shape = next((n, s) for n, s in self.shapes.items() if s and name in s)
+            of, shape = next(((n, s) for n, s in self.shapes.items() if s and name in s), (None, None))
+            if of is None:
+                raise self.error(
+                    node,
+                    f"the size {name} is declared only in products (such as 4*{name})",
+                    f"declare an input with an axis of size {name} to use {name} as a number",
+                )
             size = sympy_number(Const((name, shape.index(name))))
             return SIZE.function(self.symbol(of), size), False
         if name in BY_SOURCE and not BY_SOURCE[name].free_name:
@@ -1020,6 +1045,32 @@ class _Converter:
         if name not in self.symbols:  # one Symbol per name: SymPy's own cache is smaller than a big file
             self.symbols[name] = sp.Symbol(name, real=True)
         return self.symbols[name]
+
+
+def _size_term(node: ast.expr) -> tuple[int, str, int] | None:
+    """A size written as c*name + k (``H``, ``4*H``, ``H*4``, ``N-1``, ``2*H+1``)
+    as (c, name, k), c a positive integer; None for anything else."""
+    k = 0
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        right = node.right
+        if not (isinstance(right, ast.Constant) and type(right.value) is int and right.value < 2**31):
+            return None
+        k = right.value if isinstance(node.op, ast.Add) else -right.value
+        node = node.left
+    if isinstance(node, ast.Name) and not node.id.startswith("__"):
+        return 1, node.id, k
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        pair = (node.left, node.right)
+        for c, name in (pair, pair[::-1]):
+            if (
+                isinstance(c, ast.Constant)
+                and type(c.value) is int
+                and 0 < c.value < 2**31
+                and isinstance(name, ast.Name)
+                and not name.id.startswith("__")
+            ):
+                return c.value, name.id, k
+    return None
 
 
 def _keyword_int(node: ast.expr) -> int | tuple | None:

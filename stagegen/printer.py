@@ -43,7 +43,7 @@ from .expr import (
 
 # Precedence levels of Python expressions, loosest first.
 COND, OR, AND, NOT, CMP, BOR, BAND, ADD, MUL, UNARY, POW, ATOM = range(12)
-_BINARY = {"add": ADD, "sub": ADD, "mul": MUL, "div": MUL, "matmul": MUL}
+_BINARY = {"add": ADD, "sub": ADD, "mul": MUL, "div": MUL, "floordiv": MUL, "matmul": MUL}
 # logical operators, where a target writes them as operators (`Syntax.logic`)
 _LOGIC = {"and": AND, "or": OR, "not": NOT, "&": BAND, "|": BOR, "~": UNARY}
 

@@ -9,7 +9,39 @@ registry record's `shape` (None: elementwise, the operands broadcast).
 
 from __future__ import annotations
 
+import re
+
 Shape = tuple | None
+
+# a size linear in one size name: c*name + k (``H``, ``4*H``, ``N-1``, ``2*H+1``)
+_LINEAR = re.compile(r"(?:(\d+)\*)?([^\W\d]\w*)(?:([+-])(\d+))?")
+
+
+def linear(size) -> tuple[int, str | None, int] | None:
+    """A size as (c, name, k), meaning c*name + k: an integer is (0, None, k), a
+    size name (1, name, 0), ``4*H`` (4, "H", 0), ``N-1`` (1, "N", -1); None for
+    any other size (a product of names, ``b*c``)."""
+    if isinstance(size, int):
+        return 0, None, size
+    m = _LINEAR.fullmatch(size)
+    if m is None:
+        return None
+    c, name, sign, k = m.groups()
+    return int(c or 1), name, (-1 if sign == "-" else 1) * int(k or 0)
+
+
+def sized(c: int, name: str | None, k: int) -> int | str:
+    """The size c*name + k, written as `linear` reads it: an integer where c is 0."""
+    if not c or name is None:
+        return k
+    head = name if c == 1 else f"{c}*{name}"
+    return head + (f"+{k}" if k > 0 else f"-{-k}" if k < 0 else "")
+
+
+def size_value(size, sizes: dict) -> int:
+    """A declared size (an integer, a name, ``4*H``) given each name's size."""
+    c, name, k = linear(size)
+    return c * sizes[name] + k if name is not None else k
 
 
 def text(shape: Shape) -> str:
@@ -188,6 +220,12 @@ def reshape_shape(a: Shape, shape: tuple) -> Shape:
     if sum(1 for d in shape if d == -1) > 1:
         raise ValueError("reshape takes at most one -1")
     known = [d for d in shape if d != -1]
+    loose = [d for d in shape if not isinstance(d, int) or d == -1]
+    for d in known:  # the code writes a size name as the axis of a it is, or as -1
+        if isinstance(d, str) and d not in a and d in _count(a)[1] and len(loose) > 1:
+            raise ValueError(
+                f"reshape of shape {text(a)}: its size {d} is no axis of the array; write -1 for it"
+            )
     (have, have_names), (want, want_names) = _count(a), _count(known)
     if -1 not in shape:
         if (have, have_names) != (want, want_names):

@@ -3,7 +3,13 @@
 A subscript is held as a *spec*, a tuple of items, one per written position:
 
 - ``("at", k)``: the integer k (the axis is dropped);
-- ``("slice", start, stop, step)``: a slice, each part an int or None;
+- ``("slice", start, stop, step)``: a slice, each part an int or None; start
+  and stop may also be a size linear in a size name (``"H"``, ``"2*H"``,
+  ``"N-1"``: `shapes.linear`), the slice then of an axis whose size is linear
+  in the same name, ``("slice", start, stop, step, size)`` once lowering has
+  added that size (`resolved`), from which the code reads the bound: ``a[:,
+  H : 2 * H]`` of an axis of size ``4*H`` is ``a[:, a.shape[1] // 4 : 2 *
+  (a.shape[1] // 4)]``;
 - ``("new",)``: None, a new axis of size 1;
 - ``("rest",)``: ``...``, the axes no other item takes; ``("rest", "implied")``
   the same where it is not written, added by lowering where the items do not
@@ -22,9 +28,14 @@ SymPy or a backend.
 from __future__ import annotations
 
 from .expr import Call, Expr, Num, Ref, Slice, Slot, Subscript
-from .shapes import Shape, broadcast, text
+from .shapes import Shape, broadcast, linear, size_value, sized, text
 
-__all__ = ["axes", "shape", "form", "written", "named", "python", "arrays", "gathers"]
+__all__ = ["axes", "shape", "form", "written", "named", "resolved", "python", "arrays", "gathers"]
+
+BOUNDS = (
+    "a slice's bound is an integer, a size name or an integer times one (2*H), "
+    "plus or minus an integer (H+1, N-1)"
+)
 
 _TAKES_AXIS = ("at", "slice", "take", "arange")
 
@@ -81,7 +92,7 @@ def shape(spec: tuple, a: Shape, index_shapes: dict[int, Shape]) -> Shape:
             continue
         size = a[axis]
         if kind == "slice":
-            out.append(_sliced(size, item[1:]))
+            out.append(_sliced(size, item[1:4]))
             continue
         if kind == "at":
             if isinstance(size, int) and not -size <= item[1] < size:
@@ -117,14 +128,57 @@ def shape(spec: tuple, a: Shape, index_shapes: dict[int, Shape]) -> Shape:
 
 
 def _sliced(size, parts: tuple):
-    """The length of a slice of an axis: exact for a number, a name of its own
-    for a size name (``n[1:]``) unless it keeps the whole axis."""
+    """The length of a slice of an axis: exact for a number; for a size linear
+    in a name (``N``, ``4*H``) and bounds linear in the same name (or integers)
+    whose order 0 <= start <= stop <= size holds at every size, stop - start
+    (``N-1`` of ``x[1:]``, ``H`` of ``a[:, H:2*H]``); otherwise a name of its own
+    for integer bounds (``n[2:]``), and an error for a bound that is a size."""
     start, stop, step = parts
-    if isinstance(size, int):
+    symbolic = any(isinstance(p, str) for p in (start, stop))
+    if isinstance(size, int) and not symbolic:
         return len(range(size)[slice(start, stop, step)])
-    if (start, stop) == (None, None) and step in (None, 1, -1) or (start, stop, step) == (0, None, None):
+    if not symbolic and (
+        (start, stop) == (None, None) and step in (None, 1, -1) or (start, stop, step) == (0, None, None)
+    ):
         return size
+    length = _linear_length(size, start, stop) if step in (None, 1) else None
+    if length is not None:
+        return length
+    if symbolic:
+        why = "with a step" if step not in (None, 1) else f"of an axis of size {size}"
+        raise ValueError(
+            f"the slice {_slice_text(parts)} {why}: its length is not known from the sizes; "
+            f"{BOUNDS}, a slice with a bound that is a size takes no step, and the axis's "
+            "size is in the same name, every bound within it (declare it, e.g. matrix(N, 4*H))"
+        )
     return f"{size}[{_slice_text(parts)}]"
+
+
+def _linear_length(size, start, stop):
+    """stop - start as a size, where size, start and stop are linear in one name
+    (or integers) and 0 <= start <= stop <= size at every size of that name (a
+    size is at least 1); None where that cannot be told."""
+    axis = linear(size)
+    if axis is None:
+        return None
+    ends = []
+    for part, default in ((start, (0, None, 0)), (stop, axis)):
+        if part is None:
+            ends.append(default)
+        elif isinstance(part, int) and part < 0:  # counted from the end
+            ends.append((axis[0], axis[1], axis[2] + part))
+        else:
+            ends.append(linear(part))
+    names = {name for _, name, _ in (axis, *ends) if name is not None}
+    if len(names) > 1:
+        return None
+    name = names.pop() if names else None
+    (c0, _, k0), (c1, _, k1) = ends
+    steps = [(c0, k0), (c1 - c0, k1 - k0), (axis[0] - c1, axis[2] - k1)]
+    # c*n + k >= 0 for every n >= 1: c >= 0 and c + k >= 0
+    if not all(c >= 0 and c + k >= 0 for c, k in steps):
+        return None
+    return sized(c1 - c0, name, k1 - k0)
 
 
 def _slice_text(parts: tuple) -> str:
@@ -132,14 +186,54 @@ def _slice_text(parts: tuple) -> str:
     return f"{start}:{stop}" + (f":{step}" if step else "")
 
 
-def _items(spec: tuple, array, arange) -> tuple:
+def _bound(part, size, axis: int, value: Expr) -> Expr:
+    """A slice's bound in the code: an integer as itself; a size c*H + k of an
+    axis of size s*H + t as c * ((value.shape[axis] - t) // s) + k."""
+    if isinstance(part, int):
+        return Num(part)
+    c, _, k = linear(part)
+    s, _, t = linear(size)
+    n = Call("shape", (value, Num(axis))) - t
+    if c != s:
+        n = n if s == 1 else Call("floordiv", (n, Num(s)))
+        n = n if c == 1 else Num(c) * n
+    return n + k
+
+
+def _written_bound(part) -> Expr:
+    """A slice's bound as the input language writes it (``2 * H + 1``)."""
+    if isinstance(part, int):
+        return Num(part)
+    c, name, k = linear(part)
+    return (Ref(name) if c == 1 else Num(c) * Ref(name)) + k
+
+
+def _items(spec: tuple, array, arange, bound=None) -> tuple:
+    """The items as expressions; `bound(part, size, axis)` writes a slice's bound
+    that is a size (`size`: the axis's, once `resolved`), else as written."""
     out = []
     for item, axis in zip(spec, axes(spec), strict=True):
         kind = item[0]
         if kind == "at":
             out.append(Num(item[1]))
         elif kind == "slice":
-            out.append(Slice(*(None if p is None else Num(p) for p in item[1:])))
+            size = item[4] if len(item) > 4 else None
+            out.append(
+                Slice(
+                    *(
+                        (
+                            None
+                            if p is None
+                            else (
+                                bound(p, size, axis)
+                                if bound is not None and isinstance(p, str)
+                                else _written_bound(p)
+                            )
+                        )
+                        for p in item[1:4]
+                    )
+                )
+            )
         elif kind == "new":
             out.append(None)
         elif kind == "rest":
@@ -157,7 +251,12 @@ def form(value: Expr, spec: tuple) -> Subscript:
     slot, ``arange(N)`` the positions along the axis it indexes."""
     return Subscript(
         value,
-        _items(spec, Slot, lambda size, axis: Call("arange", (Call("shape", (Slot(0), Num(axis))),))),
+        _items(
+            spec,
+            Slot,
+            lambda size, axis: Call("arange", (Call("shape", (Slot(0), Num(axis))),)),
+            lambda part, size, axis: _bound(part, size, axis, Slot(0)),
+        ),
         ("rest", "implied") in spec,
     )
 
@@ -168,6 +267,18 @@ def named(spec: tuple, rank: int) -> tuple:
     if any(item[0] == "rest" for item in spec) or sum(1 for i in spec if i[0] in _TAKES_AXIS) >= rank:
         return spec
     return (*spec, ("rest", "implied"))
+
+
+def resolved(spec: tuple, a: Shape) -> tuple:
+    """`spec` made concrete for an operand of shape `a`: `named`, and each slice
+    whose bound is a size with the size of the axis it slices added."""
+    spec = named(spec, len(a))
+    out = []
+    for item, axis in zip(spec, axes(spec), strict=True):
+        if item[0] == "slice" and len(item) == 4 and any(isinstance(p, str) for p in item[1:3]):
+            item = (*item, a[axis])
+        out.append(item)
+    return tuple(out)
 
 
 def written(value: Expr, spec: tuple) -> Subscript:
@@ -186,7 +297,8 @@ def python(spec: tuple, value, operands: list):
         if kind == "at":
             out.append(item[1])
         elif kind == "slice":
-            out.append(slice(*item[1:]))
+            n = np.shape(value)[axis]
+            out.append(slice(*(_value(p, item, n) if isinstance(p, str) else p for p in item[1:4])))
         elif kind == "new":
             out.append(None)
         elif kind == "rest":
@@ -195,4 +307,25 @@ def python(spec: tuple, value, operands: list):
             out.append(np.asarray(operands[item[1]], dtype=np.int64))
         else:
             out.append(np.arange(np.shape(value)[axis]))
+    return tuple(out)
+
+
+def _value(part: str, item: tuple, n: int) -> int:
+    """A bound c*H + k on an axis of n elements whose size is s*H + t (the
+    slice `item` `resolved`)."""
+    assert len(item) > 4, f"the slice {item} is not resolved"
+    c, _, k = linear(part)
+    s, _, t = linear(item[4])
+    return c * ((n - t) // s) + k
+
+
+def numbered(spec: tuple, sizes: dict) -> tuple:
+    """`spec` with each slice's bound that is a size as the number it is where
+    each size name has its size in `sizes` (an instance at fixed sizes)."""
+    out = []
+    for item in spec:
+        if item[0] == "slice":
+            parts = (p if not isinstance(p, str) else size_value(p, sizes) for p in item[1:3])
+            item = ("slice", *parts, item[3])
+        out.append(item)
     return tuple(out)

@@ -60,6 +60,7 @@ from .gates import BY_FUNCTION, FUNCTIONS, REGISTRY, slot, sympy_number
 from .ir import Domain
 from .modules import AFTER, COPIES, LINES, assignments, instrumented, python_module, stage_names
 from .parse import from_sympy, is_sympy
+from .shapes import linear, size_value
 
 RTOL = 1e-9  # against the 50-digit reference
 FD_RTOL = 1e-6  # against finite differences of the float64 forward
@@ -286,10 +287,13 @@ def check_point(point: dict, graph, where: str, file: str, hint: str = "", shape
 
 
 def _fits(shape: tuple, needed: tuple, sizes: dict) -> bool:
-    return len(shape) == len(needed) and all(
-        n == d if isinstance(d, int) else sizes.setdefault(d, n) == n
-        for n, d in zip(shape, needed, strict=True)
-    )
+    def fits(n: int, d) -> bool:
+        c, name, k = linear(d) or (1, d, 0)  # a multiple of a name (4*H) ties the name
+        if name is not None and name not in sizes and (n - k) % c == 0:
+            sizes[name] = (n - k) // c
+        return n == (k if name is None else c * sizes.get(name, -1) + k)
+
+    return len(shape) == len(needed) and all(fits(n, d) for n, d in zip(shape, needed, strict=True))
 
 
 def _described(shape: tuple, sizes: dict | None = None) -> str:
@@ -1481,7 +1485,9 @@ class _ArrayChecker:
                     file=build.program.filename,
                     hint="declare its sizes by name (vector(n), matrix(n, m)): the check picks small ones",
                 )
-        names = dict.fromkeys(d for i in self.inputs for d in (i.shape or ()) if not isinstance(d, int))
+        names = dict.fromkeys(
+            linear(d)[1] for i in self.inputs for d in (i.shape or ()) if not isinstance(d, int)
+        )
         self.combinations = _combinations(list(names))
         self.instances: dict[tuple, _Instance | None] = {}
         self.too_large: list[str] = []  # the shapes no instance could be made at
@@ -1507,9 +1513,9 @@ class _ArrayChecker:
         sizes = self.combinations[index % len(self.combinations)]
         args = []
         for k, i in enumerate(self.inputs):
-            dims = tuple(d if isinstance(d, int) else sizes[d] for d in (i.shape or ()))
+            dims = tuple(size_value(d, sizes) for d in (i.shape or ()))
             if i.integer:  # in the range of every axis it indexes, negative values too
-                size = min(d if isinstance(d, int) else sizes[d] for d in self.bounds[k])
+                size = min(size_value(d, sizes) for d in self.bounds[k])
                 args.append(generator.integers(-size, size, dims))
                 continue
             domain = self.sampling.domains[k]

@@ -64,6 +64,8 @@ CASES = {
     "huber": ("arrays/huber.txt", {"backend": "numpy", "style": "compact"}),
     # subscripts: slices into zeros then += (an LSTM's four gates), a gather's add.at
     "lstm": ("arrays/lstm.txt", {"backend": "numpy", "style": "compact"}),
+    # slices whose bounds are sizes (a[:, H:2*H] of an axis of 4*H), on the array API
+    "lstm_sized": ("arrays/lstm_sized.txt", {"backend": "array", "style": "compact"}),
     "classifier": ("arrays/classifier.txt", {"backend": "numpy", "style": "compact"}),
     "classifier_hvp": ("arrays/classifier.txt", {"backend": "numpy", "with_": "hvp"}),
     "classifier_array": ("arrays/classifier.txt", {"backend": "array", "style": "compact"}),

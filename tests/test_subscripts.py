@@ -178,7 +178,8 @@ def test_an_index_list_is_refused_clearly(classifier):
     [
         ("y: index(n)\nx: vector(n)\nf = sum(x * y)", "'y' is an index array: it is used inside a subscript"),
         ("x: vector(n)\nf = sum(x[k])", "'k' is not an index array"),
-        ("x: vector(n)\nf = sum(x[1:n])", "this subscript is not allowed"),
+        ("x: vector(n)\nf = sum(x[1:m])", "'m' is not a size name"),  # x[1:n] is a slice of n-1
+        ("x: vector(n)\nf = sum(x[1:n*n])", "this subscript is not allowed"),
         ("x: vector(n)\nf = sum(x[::0])", "a slice's step cannot be zero"),
         ("x: vector(n)\nf = sum(x[..., ...])", "a subscript has at most one ..."),
         ("x: vector(n)\nf = sum(x[0, 0])", "2 indices for an array of 1 axes"),
