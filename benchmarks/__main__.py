@@ -11,6 +11,7 @@ from . import (
     check,
     compiled,
     dask_bench,
+    entry,
     growth,
     locate,
     loops,
@@ -33,6 +34,7 @@ SECTIONS = (
     "loops",
     "recurrence",
     "locate",
+    "entry",
     "scale",
     "check",
     "second",
@@ -131,6 +133,9 @@ def main(argv=None) -> int:
     if "locate" in only:
         print("### Error location: value_and_grad of the notes' function, with / without the try block\n")
         print("\n".join(locate.run(args.quick)) + "\n")
+    if "entry" in only:
+        print("### Entry checks: value_and_grad with / without the checks of shapes and index inputs\n")
+        print("\n".join(entry.run(args.quick)) + "\n")
     if "scale" in only:
         print("### Scale: generation time and module size against stages (named-stage file)\n")
         print("\n".join(scale.run(args.quick)) + "\n")

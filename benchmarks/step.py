@@ -84,17 +84,26 @@ def builders(args) -> dict:
     }
 
 
-def measure(quick: bool) -> tuple[list[str], dict]:
+def arguments(rng, n: int) -> tuple:
+    """(X, W1, b1, W2, b2, Y) for `n` samples: small random weights, one-hot targets."""
     np = need("numpy")
-    rng = np.random.default_rng(6)
-    n = 20 if quick else N
     X = rng.standard_normal((n, D))
     W1, W2 = 1e-2 * rng.standard_normal((D, H)), 1e-2 * rng.standard_normal((H, C))
     b1, b2 = np.zeros((1, H)), np.zeros((1, C))
-    Y = np.eye(C)[rng.integers(0, C, n)]
+    return X, W1, b1, W2, b2, np.eye(C)[rng.integers(0, C, n)]
+
+
+def measure(quick: bool) -> tuple[list[str], dict]:
+    np = need("numpy")
+    n = 20 if quick else N
     seconds, repeats = (0.005, 3) if quick else (0.1, 21)
     lines, _, rel = table(
-        builders((X, W1, b1, W2, b2, Y)), (), "hand NumPy", seconds=seconds, repeats=repeats, unit="ms"
+        builders(arguments(np.random.default_rng(6), n)),
+        (),
+        "hand NumPy",
+        seconds=seconds,
+        repeats=repeats,
+        unit="ms",
     )
     return [f"A two-layer net's step, N={n}, D={D}, H={H}, C={C}, float64, a fresh process:", "", *lines], rel
 

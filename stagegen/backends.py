@@ -955,12 +955,12 @@ def _prod_others(namespace: bool) -> Helper:
     return Helper("_prod_others", text, needs=("_shape",) if namespace else ())
 
 
-def _index_checks(integer: str, eager: str, shape: str, xp: str, needs=(), imports=()) -> Helper:
+def _index_checks(integer: str, eager: str, shape: str, extremes: str, needs=(), imports=()) -> Helper:
     """`_check_indexes`, run after `_check_shapes`: each index input (INDEXES) an
     array of integers whose values lie in the range of every axis it indexes;
     `integer` tests `value`'s dtype, `eager` whether its values can be read now
-    (not a Dask graph's or JAX's traced ones; the body of `_eager`), `shape` reads a shape, `xp` is
-    `value`'s namespace (its min and max)."""
+    (not a Dask graph's or JAX's traced ones; the body of `_eager`), `shape` reads
+    a shape, `extremes` sets `low` and `high` to `value`'s least and greatest values."""
     text = f'''def _check_indexes(*values):
     """Each index input (INDEXES: the sizes of the axes it indexes, ints or
     size names) an array of integers in -size .. size - 1 for each axis, as
@@ -979,14 +979,14 @@ def _index_checks(integer: str, eager: str, shape: str, xp: str, needs=(), impor
             )
         if not _eager(value) or not math.prod({shape}):
             continue
-        low, high = int({xp}.min(value)), int({xp}.max(value))
+        {extremes}
         for size in sizes:
-            said = ""
+            named = size
             if isinstance(size, str):  # a size name: the size of an input's axis
                 declared = next(n for n, shape in SHAPES.items() if size in shape)
-                said = f" ({{size}}, from {{declared}})"
                 size = {shape.replace("value", "given[declared]")}[SHAPES[declared].index(size)]
             if low < -size or high >= size:
+                said = f" ({{named}}, from {{declared}})" if isinstance(named, str) else ""
                 raise ValueError(
                     f"{{name}} indexes an axis of size {{size}}{{said}} but holds "
                     f"{{low if low < -size else high}} (the range is {{-size}} to {{size - 1}})"
@@ -1162,7 +1162,11 @@ NUMPY = Backend(
         "_prod_others": _prod_others(namespace=False),
         "_check_shapes": _checks("$m.shape(value)"),
         "_check_indexes": _index_checks(
-            "$m.issubdtype(dtype, $m.integer)", "return True", "$m.shape(value)", "$m"
+            # (dtype.kind and the methods: a call's fixed cost, for small index arrays)
+            'dtype.kind in "iu"',
+            "return True",
+            "$m.shape(value)",
+            "low, high = int(value.min()), int(value.max())",
         ),
     },
     arrays=True,
@@ -1285,7 +1289,8 @@ ARRAY = Backend(
             "lazy = array_api_compat.is_lazy_array(value)\n"
             '    return not lazy or type(value).__name__ == "ArrayImpl"',
             "_shape(value)",
-            "array_api_compat.array_namespace(value)",
+            "xp = array_api_compat.array_namespace(value)\n"
+            "        low, high = int(xp.min(value)), int(xp.max(value))",
             needs=("_shape",),
             imports=("array_api_compat",),
         ),

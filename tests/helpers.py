@@ -129,17 +129,19 @@ def _flat(statements):
 
 
 def sample_arguments(build, rng) -> list:
-    """Values for a program's inputs: declared sizes 3 (names), else (4,)
+    """Values for a program's inputs: declared sizes 3 (names; 4*H is 12), else (4,)
     arrays, in their declared ranges (else [-2, 2]); an index input integers in
     the range of the axes it indexes."""
     from stagegen.differentiate import index_bounds
+    from stagegen.shapes import linear, size_value
 
     bounds = index_bounds(build.graph)
+    sizes = {linear(d)[1]: 3 for i in build.graph.inputs for d in (i.shape or ()) if not isinstance(d, int)}
     args = []
     for k, i in enumerate(build.graph.inputs):
-        shape = (4,) if i.shape is None else tuple(3 if isinstance(d, str) else d for d in i.shape)
+        shape = (4,) if i.shape is None else tuple(size_value(d, sizes) for d in i.shape)
         if i.integer:
-            size = min(3 if isinstance(d, str) else d for d in bounds[k])
+            size = min(size_value(d, sizes) for d in bounds[k])
             args.append(rng.integers(-size, size, shape))
             continue
         lo, hi = (i.domain.lo, i.domain.hi) if i.domain else (-2.0, 2.0)

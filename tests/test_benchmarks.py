@@ -42,6 +42,7 @@ def test_quick_run_prints_its_tables(quick_run):
         "Workload 3:",
         "Workloads 4 and 5:",
         "Error location:",
+        "Entry checks:",
         "Second order and Jacobians:",
         "The numba backend's loops:",
     ):

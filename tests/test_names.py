@@ -213,6 +213,7 @@ def test_generated_functions_read_no_global_a_user_name_could_shadow(backend, mo
                 "_check_shapes",
                 "_check_indexes",
                 "_add_at",
+                "_prod_others",
                 RECORD,
                 PLACED,
             ):

@@ -157,9 +157,9 @@ _CHECKED = set()
 
 def _check_shapes(*values):
     """Each declared input's shape against its declaration (SHAPES), a size
-    name the same size wherever it appears: one ValueError naming the input, its
-    declaration and what was passed. A size not known yet (a Dask array's
-    unknown chunks) is not checked."""
+    name the same size wherever it appears (4*H four times it): one ValueError
+    naming the input, its declaration and what was passed. A size not known yet
+    (a Dask array's unknown chunks) is not checked."""
     shapes = tuple(_shape(value) for value in values)
     if shapes in _CHECKED:
         return
@@ -180,10 +180,14 @@ def _check_shapes(*values):
             if not isinstance(got, int):
                 continue
             why = ""
-            if isinstance(size, str):
-                first, where = sizes.setdefault(size, (got, name))
-                why = f" ({size} = {first} from {where})" if where != name else ""
-                size = first
+            if isinstance(size, str):  # a name, or a multiple of one: 4*H
+                count, _, base = size.rpartition("*")
+                count = int(count or 1)
+                if base not in sizes and got % count == 0:
+                    sizes[base] = (got // count, name)
+                first, where = sizes.get(base, (None, name))
+                why = f" ({base} = {first} from {where})" if where != name else ""
+                size = size if first is None else count * first
             if got != size:
                 raise ValueError(
                     f"{name} is declared {said} but was given shape {shape}: "

@@ -229,16 +229,15 @@ def _check_indexes(*values):
             )
         if not _eager(value) or not math.prod(_shape(value)):
             continue
-        low, high = int(array_api_compat.array_namespace(value).min(value)), int(
-            array_api_compat.array_namespace(value).max(value)
-        )
+        xp = array_api_compat.array_namespace(value)
+        low, high = int(xp.min(value)), int(xp.max(value))
         for size in sizes:
-            said = ""
+            named = size
             if isinstance(size, str):  # a size name: the size of an input's axis
                 declared = next(n for n, shape in SHAPES.items() if size in shape)
-                said = f" ({size}, from {declared})"
                 size = _shape(given[declared])[SHAPES[declared].index(size)]
             if low < -size or high >= size:
+                said = f" ({named}, from {declared})" if isinstance(named, str) else ""
                 raise ValueError(
                     f"{name} indexes an axis of size {size}{said} but holds "
                     f"{low if low < -size else high} (the range is {-size} to {size - 1})"

@@ -255,14 +255,14 @@ def _check_indexes(*values):
             )
         if not _eager(value) or not math.prod(np.shape(value)):
             continue
-        low, high = int(np.min(value)), int(np.max(value))
+        low, high = int(value.min()), int(value.max())
         for size in sizes:
-            said = ""
+            named = size
             if isinstance(size, str):  # a size name: the size of an input's axis
                 declared = next(n for n, shape in SHAPES.items() if size in shape)
-                said = f" ({size}, from {declared})"
                 size = np.shape(given[declared])[SHAPES[declared].index(size)]
             if low < -size or high >= size:
+                said = f" ({named}, from {declared})" if isinstance(named, str) else ""
                 raise ValueError(
                     f"{name} indexes an axis of size {size}{said} but holds "
                     f"{low if low < -size else high} (the range is {-size} to {size - 1})"
@@ -271,7 +271,7 @@ def _check_indexes(*values):
 
 def _integers(value, dtype):
     """Whether `value` holds integers (not booleans, which NumPy reads as a mask)."""
-    return np.issubdtype(dtype, np.integer)
+    return dtype.kind in "iu"
 
 
 def _eager(value):
