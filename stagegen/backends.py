@@ -127,6 +127,10 @@ class Backend:
     # numpy's), and what the module's docstring says of it
     arrays_by: str = ""
     arrays_says: str = ""
+    # the backend whose listing value_and_grad runs where the loops would not do
+    # (numba's: numpy's), for inputs whose shapes differ or lists; the module holds
+    # that listing's value_and_grad as `_numpy_value_and_grad`
+    broadcasts_by: str = ""
     # a subscript's adjoint: dout added into the adjoint at the index, in place
     # where the index picks each element once (``da[:, 1:3] += dv``; "" where
     # arrays may not be updated in place) and where index arrays may pick one
@@ -493,7 +497,6 @@ def _digamma_array_text() -> str:
     """digamma over a NumPy array, as _digamma computes a float's, every branch
     at once (its poles too)."""
     return _in_blocks(x, _digamma_block)
-
 
 
 def _digamma_block(x):
@@ -1352,18 +1355,21 @@ def _pow_compiled(x, n):
 '''
 
 _ARRAYS = '''def _an_array(*values):
-    """The first array among `values`, else 0.0: a function's test whether it was
-    given arrays, one isinstance for numba to decide on the types."""
-    return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
+    """The first array (or list) among `values`, else 0.0: a function's test
+    whether it was given arrays, one isinstance for numba to decide on the types."""
+    return next((v for v in values if isinstance(v, (numpy.ndarray, list))), 0.0)
 
 
 @numba.extending.overload(_an_array)
 def _an_array_compiled(*values):
-    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    arrays = [k for k, t in enumerate(values) if isinstance(t, (_ARRAY, _LIST))]
     if not arrays:
         return lambda *values: 0.0
     first = arrays[0]
     return lambda *values: values[first]
+
+
+_ARRAY, _LIST = numba.types.Array, numba.types.List
 
 
 def _shape(*values):
@@ -1381,9 +1387,65 @@ def _shape_compiled(*values):
 
 
 def _arrays_among(types):
-    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array."""
+    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array
+    (or a list)."""
     types = types.types if isinstance(types, numba.types.BaseTuple) else types
-    return any(isinstance(t, numba.types.Array) for t in types)
+    return any(isinstance(t, (_ARRAY, _LIST)) for t in types)
+
+
+def _as_array(value):
+    """A list as a NumPy array (numpy.asarray); any other value as it is."""
+    return numpy.asarray(value) if isinstance(value, list) else value
+
+
+@numba.extending.overload(_as_array)
+def _as_array_compiled(value):
+    if isinstance(value, _LIST):
+        return lambda value: numpy.asarray(value)
+    return lambda value: value
+
+
+def _of_shape(value, shape):
+    """Whether `value` is a number (or a 0-d array) or an array of `shape`: what a
+    loop reads element by element, or as one number."""
+    return not isinstance(value, numpy.ndarray) or value.shape in ((), shape)
+
+
+@numba.extending.overload(_of_shape)
+def _of_shape_compiled(value, shape):
+    if not isinstance(value, _ARRAY) or value.ndim == 0:
+        return lambda value, shape: True
+    if value.ndim != len(shape):
+        return lambda value, shape: False
+    return lambda value, shape: value.shape == shape
+
+
+def _loop_results(types, wrt):
+    """numba's type of what a loop returns given arguments of `types`: the value
+    over their broadcast shape and the gradient of each input at a position in
+    `wrt` over its shape, float64 and C-contiguous, a number for shape ()."""
+
+    def rank(t):  # (a list: the array numpy.asarray makes of it)
+        return t.ndim if isinstance(t, _ARRAY) else 1 + rank(t.dtype) if isinstance(t, _LIST) else 0
+
+    def of(n):
+        return _ARRAY(numba.float64, n, "C") if n else numba.float64
+
+    types = types.types if isinstance(types, numba.types.BaseTuple) else types
+    grads = numba.types.Tuple(tuple(of(rank(types[k])) for k in wrt))
+    return numba.types.Tuple((of(max(rank(t) for t in types)), grads))
+
+
+def _by_listing(function, *values):
+    """`function` (the numpy listing's) of `values`, its results as a loop gives
+    them: float64 and C-contiguous arrays, numbers for shape ()."""
+    value, grads = function(*values)
+    return _as_loops_give(value), tuple(_as_loops_give(g) for g in grads)
+
+
+def _as_loops_give(result):
+    result = numpy.ascontiguousarray(result, dtype=numpy.float64)
+    return result if result.ndim else float(result)
 
 
 def _elements(shape):
@@ -1575,6 +1637,7 @@ NUMBA = Backend(
     loop_syntax=MATH.syntax,
     reserved=("float", "range"),
     arrays_by="numpy",
+    broadcasts_by="numpy",
     arrays_says=(
         "A program over arrays (an array input declared, or an array gate such as @ "
         "or sum): this module is the numpy backend's listing, as Python runs it (no "
@@ -1583,31 +1646,38 @@ NUMBA = Backend(
         "W 256x512, X 512x1024 (1.01x hand NumPy against 1.46x: benchmarks/RESULTS.md)."
     ),
     loop_says=(
-        "forward, backward and value_and_grad also take arrays: given arrays (and "
-        "numbers beside them), each runs its listing as one compiled loop over the "
-        "elements of their broadcast shape, in parallel blocks of up to 8,192 elements "
-        "(numba's prange: _forward_loop, _backward_loop, _value_and_grad_loop), reading "
-        "each input once and writing each result once. forward writes the outputs and "
-        "each cached stage as arrays of that shape; its cache holds them in the order "
-        "a cache of numbers does (a cached input as given), then every input as given, "
-        "from which backward sums each gradient back to its input's shape. backward, "
-        "given that cache, reads each cached array and dout (an array or a number) once "
-        "per element and writes each gradient once. A number's gradient is its sum "
-        "over the elements, per block and then across the blocks (whatever the number "
-        "of threads). The loops' powers are numba's own (x**2 is x * x, which rounds "
-        "a square an ulp otherwise than the C library's pow now and then), so their "
-        "results are the scalar listing's with such squares: a few ulp from the "
-        "scalar functions', more where the listing cancels. Arrays of any real dtype "
-        "are computed in float64 (float32, integer and boolean arrays give float64 "
-        "results); an array that is not C-contiguous float64, or that broadcasts (a "
-        "row against a column), is first copied to one of the broadcast shape, and the "
-        "gradient of one that broadcasts is summed back to its shape after the loop, "
-        "in one pass in element order (another order of summation than NumPy's); "
-        "results of shape () (0-d arrays alone) are numbers. Shapes that do not "
-        "broadcast raise ValueError; arrays of complex numbers TypeError; lists and "
-        "arrays of Python objects are not typed by numba (its TypingError). In the "
-        "loops, as in NumPy's arithmetic on arrays, a division by zero gives inf or "
-        "NaN at that element (the functions given numbers raise ZeroDivisionError)."
+        "forward, backward and value_and_grad also take arrays (a list is taken as a "
+        "NumPy array, and numba warns that it deprecates lists as arguments: pass "
+        "numpy.asarray of it): given arrays (and numbers beside them), each runs its listing as "
+        "one compiled loop over the elements of their broadcast shape, in parallel "
+        "blocks of up to 8,192 elements (numba's prange: _forward_loop, _backward_loop, "
+        "_value_and_grad_loop), reading each input once and writing each result once. "
+        "forward writes the outputs and each cached stage as arrays of that shape; its "
+        "cache holds them in the order a cache of numbers does (a cached input as "
+        "given), then every input as given, from which backward sums each gradient "
+        "back to its input's shape. backward, given that cache, reads each cached array "
+        "and dout (an array or a number) once per element and writes each gradient "
+        "once. A number's gradient is its sum over the elements, per block and then "
+        "across the blocks (whatever the number of threads). The loops' powers are "
+        "numba's own (x**2 is x * x, which rounds a square an ulp otherwise than the C "
+        "library's pow now and then), so their results are the scalar listing's with "
+        "such squares: a few ulp from the scalar functions', more where the listing "
+        "cancels. Arrays of any real dtype are computed in float64 (float32, integer "
+        "and boolean arrays give float64 results); an array that is not C-contiguous "
+        "float64 is first copied. value_and_grad runs its loop where the arrays have "
+        "one shape (numbers and 0-d arrays beside them); given arrays whose shapes "
+        "differ (a row against a column) it runs the numpy backend's listing instead "
+        "(_numpy_value_and_grad, as Python runs it: each stage at its own operands' "
+        "shape, the numpy backend module's values bit for bit, given as float64), "
+        "which measured faster than a loop over the broadcast shape. forward and "
+        "backward loop over the broadcast shape there: an array that broadcasts is "
+        "copied to that shape, and its gradient summed back after the loop, in one "
+        "pass in element order (another order of summation than NumPy's). Results of "
+        "shape () (0-d arrays alone) are numbers. Shapes that do not broadcast raise "
+        "ValueError; arrays of complex numbers TypeError; arrays of Python objects are "
+        "not typed by numba (its TypingError). In the loops, as in NumPy's arithmetic "
+        "on arrays, a division by zero gives inf or NaN at that element (the functions "
+        "given numbers raise ZeroDivisionError)."
     ),
     loop_refuses=(
         "The functions asked for (--with) take numbers only: given an array, each "

@@ -115,8 +115,21 @@ def _build(source, inputs, wrt, options: Options, filename, output) -> Build:
         if exc.file or exc.span:
             raise
         raise UsageError(exc.message, hint=exc.hint, file=program.filename) from None
-    text = render(listing, program, graph, options, output)
+    text = render(listing, program, graph, options, output, _broadcasts(program, wrt, options, listing))
     return Build(program, graph, backward, names, options, text, output)
+
+
+def _broadcasts(program: Program, wrt, options: Options, listing) -> object | None:
+    """The listing of value_and_grad for inputs a backend's loops do not take
+    (Backend.broadcasts_by: shapes that differ, lists), planned for that backend
+    from the same program; None where the module has no such fallback."""
+    by = BACKENDS[options.backend].broadcasts_by
+    if not by or not listing.fused:
+        return None
+    options = dataclasses.replace(options, backend=by, with_=(), emit_adapter="")
+    graph = lower(program, options.gates, by)
+    backward = differentiate(graph, _wrt_ids(graph, wrt), options.style)
+    return plan(graph, backward, assign(graph, backward, by), options)
 
 
 def _lowered(program: Program, options: Options) -> tuple[Options, Graph]:

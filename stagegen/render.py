@@ -12,6 +12,7 @@ compile is a stagegen bug (`InternalError`), never returned or written.
 from __future__ import annotations
 
 import importlib.resources
+import re
 import textwrap
 from pathlib import Path
 
@@ -161,11 +162,17 @@ def _tuple(items) -> str:
 
 
 def render(
-    listing: Listing, program: Program, graph: Graph, options: Options, output: str | None = None
+    listing: Listing,
+    program: Program,
+    graph: Graph,
+    options: Options,
+    output: str | None = None,
+    broadcasts: Listing | None = None,
 ) -> str:
     """The module's source text, black-formatted and compiled; `output`: the
-    file it will be written to, if known (named in its docstring)."""
-    text = _format_long_lines(_render(listing, program, graph, options, output))
+    file it will be written to, if known (named in its docstring); `broadcasts`:
+    the listing value_and_grad runs where the loops do not (Backend.broadcasts_by)."""
+    text = _format_long_lines(_render(listing, program, graph, options, output, broadcasts))
     try:
         compile(text, "<stagegen output>", "exec")
     except SyntaxError as exc:  # a stagegen bug: show the numbered text
@@ -181,7 +188,14 @@ _PYTHON_COPIES = (
 )
 
 
-def _render(listing: Listing, program: Program, graph: Graph, options: Options, output: str | None) -> str:
+def _render(
+    listing: Listing,
+    program: Program,
+    graph: Graph,
+    options: Options,
+    output: str | None,
+    broadcasts: Listing | None,
+) -> str:
     lines = _Text(listing)
     backend, module = listing.backend, listing.module
 
@@ -274,6 +288,11 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
     imports += [f"import {m}" for m in backend.imports]
     for helper in helpers:
         imports[:0] = [f"import {m}" for m in helper.imports if f"import {m}" not in imports]
+    sources = [h.source(module) for h in helpers]
+    if broadcasts is not None:
+        more, texts = _broadcast_listing(broadcasts, {h.name for h in helpers})
+        imports += [line for line in more if line not in imports]
+        sources += texts
     adapter = ADAPTERS.get(options.emit_adapter)
     if adapter:
         imports += adapter.imports
@@ -328,6 +347,7 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         preamble=backend.preamble,
         copies=copies,
         loops=loops,
+        broadcasts=broadcasts is not None,
         backward_entry=_backward_entry(listing) if loops else [],
         forward=bodies[0],
         forward_return=(
@@ -342,9 +362,44 @@ def _render(listing: Listing, program: Program, graph: Graph, options: Options, 
         fused=bodies[2],
         fused_return=_bracketed(f"return {values}, (", grads, ")", 4, tuple_=True),
         locate=backend.locate,
-        helpers=[h.source(module) for h in helpers],
+        helpers=sources,
         adapter=adapter.text if adapter else "",
     )
+
+
+def _broadcast_listing(listing: Listing, taken: set[str]) -> tuple[list[str], list[str]]:
+    """The imports and module-level texts of value_and_grad as `listing` (another
+    backend's: Backend.broadcasts_by) writes it, named _numpy_value_and_grad, and
+    of the helpers it calls; a helper whose name one of the module's own takes
+    is renamed _numpy<name> in them."""
+    text = _Text(listing)
+    body = _lines(text, listing.fused)
+    helpers = listing.backend.helpers
+    used = {name for name in text.code.used if name in helpers}
+    stack = list(used)
+    while stack:
+        for need in helpers[stack.pop()].needs:
+            if need not in used:
+                used.add(need)
+                stack.append(need)
+    chosen = [h for name, h in helpers.items() if name in used]
+    function = (
+        "\n".join(
+            [
+                _bracketed("def _numpy_value_and_grad(", listing.inputs, "):", 0),
+                f'    """value_and_grad as the {listing.backend.title} listing computes it."""',
+                *("    " + line for line in body),
+                _bracketed(f"return {listing.outputs[0]}, (", listing.gradients, ")", 4, tuple_=True),
+            ]
+        )
+        + "\n"
+    )
+    texts = [function, *(h.source(listing.module) for h in chosen)]
+    for name in sorted(used & taken):
+        texts = [re.sub(rf"\b{name}\b", f"_numpy{name}", t) for t in texts]
+    imports = [f"import {m}" for h in chosen for m in h.imports]
+    imports.append(f"import {listing.backend.module} as {listing.module}")
+    return list(dict.fromkeys(imports)), texts
 
 
 def _loops(listing: Listing, text: _Text) -> dict:
@@ -400,6 +455,7 @@ def _forward_loop(listing: Listing, body: list[str]) -> dict:
     returned = values[0] if len(values) == 1 else _tuple(values)
     return {
         "parameters": ", ".join(x["given"] for x in inputs),
+        "as_arrays": _as_arrays(inputs),
         "given": _tuple(x["given"] for x in inputs),
         "inputs": inputs,
         "shapes": ", ".join(f"_shape({x['given']})" for x in inputs),
@@ -425,6 +481,7 @@ def _backward_loop(listing: Listing, body: list[str]) -> dict:
     shapes = [f"_shape({x})" for x in inputs] + [f"_shape({d['given']})" for d in read[: len(douts)]]
     return {
         "parameters": f"{dout}, {cache}",
+        "as_arrays": f"{dout}, {cache}",
         "given": cache,
         "unpack": _bracketed("(", unpack, f") = {cache}", 4, tuple_=True),
         "douts": (
@@ -456,6 +513,7 @@ def _fused_loop(listing: Listing, body: list[str]) -> dict:
     shaped = [f"_shaped({g['out']}, _shape({g['given']}))" for g in grads]
     return {
         "parameters": ", ".join(x["given"] for x in inputs),
+        "as_arrays": _as_arrays(inputs),
         "given": _tuple(x["given"] for x in inputs),
         "inputs": inputs,
         "shapes": ", ".join(f"_shape({x['given']})" for x in inputs),
@@ -467,7 +525,15 @@ def _fused_loop(listing: Listing, body: list[str]) -> dict:
         "returns": f"return _shaped(__value__, __shape__), {_tuple(shaped)}",
         "body": body,
         "value": listing.outputs[0],
+        # the gradients' inputs by position, and the test that the loop takes the inputs
+        "wrt": _tuple(str(listing.inputs.index(x)) for x in listing.wrt),
+        "one_shape": " and ".join(f"_of_shape({x['given']}, __shape__)" for x in inputs),
     }
+
+
+def _as_arrays(inputs: list[dict]) -> str:
+    """A loop's inputs as it takes them: a list as a NumPy array (`_as_array`)."""
+    return ", ".join(f"_as_array({x['given']})" for x in inputs)
 
 
 def _arrays_entry(function: str, inputs: tuple[str, ...]) -> list[str]:
@@ -692,8 +758,10 @@ def _format_long_lines(text: str) -> str:
         elif line.startswith("    "):
             depth = (len(line) - len(line.lstrip(" "))) // 4
             header = ["def _():"] + ["    " * d + "if 1:" for d in range(1, depth)]
-            formatted = format_statement("\n".join(header + [line]) + "\n", mode, memo)
-            out.extend(formatted.split("\n")[len(header) : -1])
+            # a compound statement's first line (a def in a def) with a body to parse
+            body = ["    " * (depth + 1) + "pass"] if line.endswith(":") else []
+            formatted = format_statement("\n".join(header + [line, *body]) + "\n", mode, memo)
+            out.extend(formatted.split("\n")[len(header) : -1 - len(body)])
         else:
             out.extend(format_statement(line + "\n", mode, memo).split("\n")[:-1])
     return "\n".join(out)

@@ -282,6 +282,7 @@ def test_a_module_on_disk_compiles_once_per_machine(tmp_path, capsys):
     cache = str(tmp_path / "cache")
     code = (
         "import numpy, notes_nb as m; m.value_and_grad(numpy.ones(3), 0.5); "
+        "m.value_and_grad(numpy.ones((2, 1)), numpy.ones(3)); "
         "v = m.value_and_grad(0.5, 0.5); s = m.value_and_grad.stats; "
         "print(m._CACHE, sum(s.cache_hits.values()), sum(s.cache_misses.values()), v)"
     )
@@ -290,9 +291,10 @@ def test_a_module_on_disk_compiles_once_per_machine(tmp_path, capsys):
     second = _python(code, tmp_path, cache)
     assert second.returncode == 0 and "Cannot cache" not in second.stderr, second.stderr
     value = str(stagegen.load(example("notes.txt")).value_and_grad(0.5, 0.5))
-    # floats and arrays: compiled and cached, then read from the cache
-    assert first.stdout.split(" ", 3) == ["True", "0", "2", value + "\n"]
-    assert second.stdout.split(" ", 3) == ["True", "2", "0", value + "\n"]
+    # floats, arrays and arrays that broadcast (the numpy listing, in object mode):
+    # compiled and cached, then read from the cache
+    assert first.stdout.split(" ", 3) == ["True", "0", "3", value + "\n"]
+    assert second.stdout.split(" ", 3) == ["True", "3", "0", value + "\n"]
     assert stagegen.load(example("notes.txt"), backend="numba")._CACHE is False  # in memory
 
 
@@ -388,14 +390,22 @@ def test_arrays_in_any_layout_and_dtype_and_numbers_alone(notes):
     [((3, 1), (4,)), ((2, 3, 4), (3, 1)), ((1, 4), (3, 1)), ((5, 1, 3), (1, 2, 1)), ((0, 3), (1,))],
 )
 def test_arrays_that_broadcast_are_the_numpy_backend(notes, shapes):
-    """Against the listing element by element and the numpy backend: a gradient
-    summed back to its input's shape (one pass in element order, another order
-    than NumPy's) within count * eps * sum |terms| of each entry's exact sum."""
+    """value_and_grad of arrays whose shapes differ is the numpy backend's module
+    bit for bit (its listing, _numpy_value_and_grad); forward then backward loop
+    over the broadcast shape: against the listing element by element and the
+    numpy backend, a gradient summed back to its input's shape (one pass in
+    element order, another order than NumPy's) within count * eps * sum |terms|
+    of each entry's exact sum."""
     compiled, python, numpy_module = notes
     rng = np.random.default_rng(sum(map(len, shapes)))
     x, y = (rng.uniform(-3, 3, shape) for shape in shapes)
-    value, grads = compiled.value_and_grad(x, y)
     want_value, want_grads = numpy_module.value_and_grad(x, y)
+    for function in (compiled.value_and_grad, compiled.py_value_and_grad):
+        value, grads = function(x, y)
+        assert _bits(value) == _bits(want_value) and _bits(grads) == _bits(tuple(want_grads))
+        assert all(g.dtype == np.float64 and g.flags.c_contiguous for g in (value, *grads))
+    value, cache = compiled.forward(x, y)
+    grads = compiled.backward(np.ones(value.shape), cache)
     expected, terms = _elementwise(python, x, y)
     assert value.shape == want_value.shape
     np.testing.assert_allclose(value, expected, rtol=LOOP_RTOL, atol=0)
@@ -411,6 +421,24 @@ def test_arrays_that_broadcast_are_the_numpy_backend(notes, shapes):
         assert np.all(np.abs(np.ravel(want) - exact) <= bound + LOOP_RTOL * np.abs(exact))
 
 
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPendingDeprecationWarning")
+def test_lists_are_taken_as_arrays(notes):
+    """A list is the array numpy.asarray makes of it, in every function."""
+    compiled, _, numpy_module = notes
+    x, y = [0.5, -1.0, 2.0], [1.5, 0.25, -3.0]
+    want = compiled.value_and_grad(np.asarray(x), np.asarray(y))
+    assert _bits(compiled.value_and_grad(x, y)) == _bits(want)
+    assert _bits(compiled.value_and_grad(x, np.asarray(y))) == _bits(want)
+    value, cache = compiled.forward(x, y)
+    assert _bits(value) == _bits(want[0])
+    assert _bits(compiled.backward(np.ones(3), cache)) == _bits(want[1])
+    # a list beside an array of another shape: the numpy listing
+    column = np.array([[1.0], [2.0]])
+    assert _bits(compiled.value_and_grad(column, y)) == _bits(
+        numpy_module.value_and_grad(column, np.asarray(y))
+    )
+
+
 def test_shapes_that_do_not_broadcast_raise(notes):
     with pytest.raises(ValueError, match="broadcast"):
         notes[0].value_and_grad(np.ones(3), np.ones(4))
@@ -418,7 +446,8 @@ def test_shapes_that_do_not_broadcast_raise(notes):
 
 def test_the_docstring_says_when_the_loops_run(notes):
     doc = " ".join(notes[0].__doc__.split())
-    assert "forward, backward and value_and_grad also take arrays: given arrays (and numbers" in doc
+    assert "forward, backward and value_and_grad also take arrays (a list is taken as a NumPy" in doc
+    assert "given arrays whose shapes differ (a row against a column) it runs the numpy" in doc
     assert "Shapes that do not broadcast raise ValueError" in doc
     assert "(float32, integer and boolean arrays give float64 results)" in doc
     assert "--with" not in doc  # no function asked for: nothing to say of them

@@ -19,31 +19,37 @@ Python raises (a division by zero raises ZeroDivisionError in both): exp: inf ab
 709.78; powers: inf where the result overflows and for 0 to a negative power, NaN
 for a negative number to a non-integer power.
 
-forward, backward and value_and_grad also take arrays: given arrays (and numbers
-beside them), each runs its listing as one compiled loop over the elements of their
-broadcast shape, in parallel blocks of up to 8,192 elements (numba's prange:
-_forward_loop, _backward_loop, _value_and_grad_loop), reading each input once and
-writing each result once. forward writes the outputs and each cached stage as arrays
-of that shape; its cache holds them in the order a cache of numbers does (a cached
-input as given), then every input as given, from which backward sums each gradient
-back to its input's shape. backward, given that cache, reads each cached array and
-dout (an array or a number) once per element and writes each gradient once. A
-number's gradient is its sum over the elements, per block and then across the blocks
-(whatever the number of threads). The loops' powers are numba's own (x**2 is x * x,
-which rounds a square an ulp otherwise than the C library's pow now and then), so
-their results are the scalar listing's with such squares: a few ulp from the scalar
-functions', more where the listing cancels. Arrays of any real dtype are computed in
-float64 (float32, integer and boolean arrays give float64 results); an array that is
-not C-contiguous float64, or that broadcasts (a row against a column), is first
-copied to one of the broadcast shape, and the gradient of one that broadcasts is
-summed back to its shape after the loop, in one pass in element order (another order
-of summation than NumPy's); results of shape () (0-d arrays alone) are numbers.
-Shapes that do not broadcast raise ValueError; arrays of complex numbers TypeError;
-lists and arrays of Python objects are not typed by numba (its TypingError). In the
-loops, as in NumPy's arithmetic on arrays, a division by zero gives inf or NaN at
-that element (the functions given numbers raise ZeroDivisionError). The functions
-asked for (--with) take numbers only: given an array, each raises TypeError saying
-so (the numpy backend's take arrays).
+forward, backward and value_and_grad also take arrays (a list is taken as a NumPy
+array, and numba warns that it deprecates lists as arguments: pass numpy.asarray of
+it): given arrays (and numbers beside them), each runs its listing as one compiled
+loop over the elements of their broadcast shape, in parallel blocks of up to 8,192
+elements (numba's prange: _forward_loop, _backward_loop, _value_and_grad_loop),
+reading each input once and writing each result once. forward writes the outputs and
+each cached stage as arrays of that shape; its cache holds them in the order a cache
+of numbers does (a cached input as given), then every input as given, from which
+backward sums each gradient back to its input's shape. backward, given that cache,
+reads each cached array and dout (an array or a number) once per element and writes
+each gradient once. A number's gradient is its sum over the elements, per block and
+then across the blocks (whatever the number of threads). The loops' powers are
+numba's own (x**2 is x * x, which rounds a square an ulp otherwise than the C
+library's pow now and then), so their results are the scalar listing's with such
+squares: a few ulp from the scalar functions', more where the listing cancels.
+Arrays of any real dtype are computed in float64 (float32, integer and boolean
+arrays give float64 results); an array that is not C-contiguous float64 is first
+copied. value_and_grad runs its loop where the arrays have one shape (numbers and
+0-d arrays beside them); given arrays whose shapes differ (a row against a column)
+it runs the numpy backend's listing instead (_numpy_value_and_grad, as Python runs
+it: each stage at its own operands' shape, the numpy backend module's values bit for
+bit, given as float64), which measured faster than a loop over the broadcast shape.
+forward and backward loop over the broadcast shape there: an array that broadcasts
+is copied to that shape, and its gradient summed back after the loop, in one pass in
+element order (another order of summation than NumPy's). Results of shape () (0-d
+arrays alone) are numbers. Shapes that do not broadcast raise ValueError; arrays of
+complex numbers TypeError; arrays of Python objects are not typed by numba (its
+TypingError). In the loops, as in NumPy's arithmetic on arrays, a division by zero
+gives inf or NaN at that element (the functions given numbers raise
+ZeroDivisionError). The functions asked for (--with) take numbers only: given an
+array, each raises TypeError saying so (the numpy backend's take arrays).
 
 Source (examples/notes.txt):
 
@@ -63,6 +69,7 @@ Source (examples/notes.txt):
 import ctypes
 import math
 import os
+import numpy as np
 
 try:  # numba compiles this module's functions
     import llvmlite.binding
@@ -349,7 +356,7 @@ def py_jvp(x, y, tx, ty):
 
 def _forward_arrays(__x_in__, __y_in__):
     """forward given arrays (_forward_fused, compiled)."""
-    return _forward_fused(__x_in__, __y_in__)
+    return _forward_fused(_as_array(__x_in__), _as_array(__y_in__))
 
 
 @numba.extending.overload(_forward_arrays)
@@ -358,7 +365,9 @@ def _forward_arrays_compiled(__x_in__, __y_in__):
     # it: no implementation then, so that it compiles no loop for them
     given = (__x_in__, __y_in__)
     if _arrays_among(given):
-        return lambda __x_in__, __y_in__: _forward_fused(__x_in__, __y_in__)
+        return lambda __x_in__, __y_in__: _forward_fused(
+            _as_array(__x_in__), _as_array(__y_in__)
+        )
 
 
 @numba.njit(cache=_CACHE)
@@ -570,8 +579,15 @@ def _backward_loop(
 
 
 def _value_and_grad_arrays(__x_in__, __y_in__):
-    """value_and_grad given arrays (_value_and_grad_fused, compiled)."""
-    return _value_and_grad_fused(__x_in__, __y_in__)
+    """value_and_grad given arrays (a list taken as one): of one shape (numbers
+    beside them), the loop (_value_and_grad_fused, compiled); of shapes that
+    differ, the numpy listing (_numpy_value_and_grad), as Python runs it."""
+    __x_in__, __y_in__ = _as_array(__x_in__), _as_array(__y_in__)
+    __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
+    __looped__ = _of_shape(__x_in__, __shape__) and _of_shape(__y_in__, __shape__)
+    if __looped__:
+        return _value_and_grad_fused(__x_in__, __y_in__)
+    return _by_listing(_numpy_value_and_grad, __x_in__, __y_in__)
 
 
 @numba.extending.overload(_value_and_grad_arrays)
@@ -579,8 +595,24 @@ def _value_and_grad_arrays_compiled(__x_in__, __y_in__):
     # numba types the call for numbers too, before it drops the branch that makes
     # it: no implementation then, so that it compiles no loop for them
     given = (__x_in__, __y_in__)
-    if _arrays_among(given):
-        return lambda __x_in__, __y_in__: _value_and_grad_fused(__x_in__, __y_in__)
+    if not _arrays_among(given):
+        return None
+    returned = _loop_results(given, (0, 1))  # numba's type of what the loop returns
+    # the functions the object-mode block calls, as constants of its closure (numba
+    # reads globals from sys.modules, which a module built in memory is not in)
+    run, listing = _by_listing, _numpy_value_and_grad
+
+    def chosen(__x_in__, __y_in__):
+        __x_in__, __y_in__ = _as_array(__x_in__), _as_array(__y_in__)
+        __shape__ = numpy.broadcast_shapes(_shape(__x_in__), _shape(__y_in__))
+        __looped__ = _of_shape(__x_in__, __shape__) and _of_shape(__y_in__, __shape__)
+        if __looped__:
+            return _value_and_grad_fused(__x_in__, __y_in__)
+        with numba.objmode(__result__=returned):
+            __result__ = run(listing, __x_in__, __y_in__)
+        return __result__
+
+    return chosen
 
 
 @numba.njit(cache=_CACHE)
@@ -688,18 +720,21 @@ def _pow_compiled(x, n):
 
 
 def _an_array(*values):
-    """The first array among `values`, else 0.0: a function's test whether it was
-    given arrays, one isinstance for numba to decide on the types."""
-    return next((v for v in values if isinstance(v, numpy.ndarray)), 0.0)
+    """The first array (or list) among `values`, else 0.0: a function's test
+    whether it was given arrays, one isinstance for numba to decide on the types."""
+    return next((v for v in values if isinstance(v, (numpy.ndarray, list))), 0.0)
 
 
 @numba.extending.overload(_an_array)
 def _an_array_compiled(*values):
-    arrays = [k for k, t in enumerate(values) if isinstance(t, numba.types.Array)]
+    arrays = [k for k, t in enumerate(values) if isinstance(t, (_ARRAY, _LIST))]
     if not arrays:
         return lambda *values: 0.0
     first = arrays[0]
     return lambda *values: values[first]
+
+
+_ARRAY, _LIST = numba.types.Array, numba.types.List
 
 
 def _shape(*values):
@@ -717,9 +752,69 @@ def _shape_compiled(*values):
 
 
 def _arrays_among(types):
-    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array."""
+    """Whether numba's `types` (of arguments, or of a tuple's items) hold an array
+    (or a list)."""
     types = types.types if isinstance(types, numba.types.BaseTuple) else types
-    return any(isinstance(t, numba.types.Array) for t in types)
+    return any(isinstance(t, (_ARRAY, _LIST)) for t in types)
+
+
+def _as_array(value):
+    """A list as a NumPy array (numpy.asarray); any other value as it is."""
+    return numpy.asarray(value) if isinstance(value, list) else value
+
+
+@numba.extending.overload(_as_array)
+def _as_array_compiled(value):
+    if isinstance(value, _LIST):
+        return lambda value: numpy.asarray(value)
+    return lambda value: value
+
+
+def _of_shape(value, shape):
+    """Whether `value` is a number (or a 0-d array) or an array of `shape`: what a
+    loop reads element by element, or as one number."""
+    return not isinstance(value, numpy.ndarray) or value.shape in ((), shape)
+
+
+@numba.extending.overload(_of_shape)
+def _of_shape_compiled(value, shape):
+    if not isinstance(value, _ARRAY) or value.ndim == 0:
+        return lambda value, shape: True
+    if value.ndim != len(shape):
+        return lambda value, shape: False
+    return lambda value, shape: value.shape == shape
+
+
+def _loop_results(types, wrt):
+    """numba's type of what a loop returns given arguments of `types`: the value
+    over their broadcast shape and the gradient of each input at a position in
+    `wrt` over its shape, float64 and C-contiguous, a number for shape ()."""
+
+    def rank(t):  # (a list: the array numpy.asarray makes of it)
+        return (
+            t.ndim
+            if isinstance(t, _ARRAY)
+            else 1 + rank(t.dtype) if isinstance(t, _LIST) else 0
+        )
+
+    def of(n):
+        return _ARRAY(numba.float64, n, "C") if n else numba.float64
+
+    types = types.types if isinstance(types, numba.types.BaseTuple) else types
+    grads = numba.types.Tuple(tuple(of(rank(types[k])) for k in wrt))
+    return numba.types.Tuple((of(max(rank(t) for t in types)), grads))
+
+
+def _by_listing(function, *values):
+    """`function` (the numpy listing's) of `values`, its results as a loop gives
+    them: float64 and C-contiguous arrays, numbers for shape ()."""
+    value, grads = function(*values)
+    return _as_loops_give(value), tuple(_as_loops_give(g) for g in grads)
+
+
+def _as_loops_give(result):
+    result = numpy.ascontiguousarray(result, dtype=numpy.float64)
+    return result if result.ndim else float(result)
 
 
 def _elements(shape):
@@ -879,3 +974,65 @@ _prange = numba.prange
 # elements per block of the fused loop: blocks are what its threads share out, and
 # what a number's gradient is summed over first (the same sums for any threads)
 _BLOCK = 8192
+
+
+def _numpy_value_and_grad(x, y):
+    """value_and_grad as the NumPy listing computes it."""
+    sigy = (
+        1.0 / (1.0 + np.exp(-y))
+        if np.all(y > -700.0)
+        else np.exp(np.minimum(y, 0.0)) / (1.0 + np.exp(-np.abs(y)))
+    )  # (1)
+    num = x + sigy  # (2)
+    sigx = (
+        1.0 / (1.0 + np.exp(-x))
+        if np.all(x > -700.0)
+        else np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+    )  # (3)
+    xpy = x + y  # (4)
+    xpysqr = xpy**2  # (5)
+    den = sigx + xpysqr  # (6)
+    del xpysqr
+    invden = 1.0 / den  # (7)
+    f = num * invden  # (8)
+    # backprop f = num * invden
+    dnum = invden  # (8)
+    dinvden = num  # (8)
+    # backprop invden = 1.0 / den
+    dden = -1.0 / den**2 * dinvden  # (7)
+    del num, dinvden, den
+    # backprop xpysqr = xpy**2
+    dxpy = 2 * xpy * dden  # (5)
+    del xpy
+    # backprop xpy = x + y
+    dx = dxpy  # (4)
+    dy = dxpy  # (4)
+    # backprop sigx = sigmoid(x)
+    dx = dx + (1 - sigx) * sigx * dden  # (3)
+    del sigx, dden
+    # backprop num = x + sigy
+    dx = dx + dnum  # (2)
+    # backprop sigy = sigmoid(y)
+    dy = dy + (1 - sigy) * sigy * dnum  # (1)
+    del sigy, invden, dnum, dxpy
+    dx = _unbroadcast(dx, x)  # to x's shape
+    dy = _unbroadcast(dy, y)  # to y's shape
+    return f, (dx, dy)
+
+
+def _unbroadcast(grad, value):
+    """`grad` brought to `value`'s shape: summed over the axes broadcasting
+    added, repeated along any it never reached; a gradient of floats, even
+    for integer inputs."""
+    if np.result_type(grad).kind in "biu":  # booleans and integers
+        grad = np.asarray(grad, dtype=float)
+    shape = np.shape(value)
+    while np.ndim(grad) > len(shape):
+        grad = np.sum(grad, axis=0)
+    lead = len(shape) - np.ndim(grad)
+    for axis in range(lead, len(shape)):
+        if shape[axis] == 1 and np.shape(grad)[axis - lead] != 1:
+            grad = np.sum(grad, axis=axis - lead, keepdims=True)
+    if np.shape(grad) != shape:
+        grad = np.broadcast_to(grad, shape).copy()
+    return grad
