@@ -144,8 +144,9 @@ PROGRAMS = {
         "L = sum(Z - logsumexp(Z, axis=0, keepdims=True)) + sum(sum(X, axis=1, keepdims=True) ** 2)\n"
     ),
     # variances and standard deviations, whole and per row, NumPy's ddof
+    # (3 x 4: the reference's second partials of var over every element grow as its square)
     "var-std": (
-        "A: matrix(4, 5)\nZ = (A - mean(A, axis=1, keepdims=True)) / std(A, axis=1, keepdims=True, ddof=1)\n"
+        "A: matrix(3, 4)\nZ = (A - mean(A, axis=1, keepdims=True)) / std(A, axis=1, keepdims=True, ddof=1)\n"
         "L = sum(Z * A) + var(A) + std(A * A, ddof=1) + sum(var(A, axis=0))\n"
     ),
     # max pooling over rows and a min over columns
