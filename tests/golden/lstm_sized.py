@@ -211,8 +211,8 @@ def _shape(a):
 def _add_at(target, index, value):
     """`target` with `value` added at `index`, an element an index array picks
     twice getting both (a subscript's adjoint): NumPy's add.at, PyTorch's
-    index_add_, JAX's .at[].add, array-api-strict's on the host; where the index
-    picks each element once (slices, integers), in place."""
+    index_add_, JAX's .at[].add, Dask's bincount (lazily), array-api-strict's on
+    the host; where the index picks each element once (slices, integers), in place."""
     if hasattr(target, "at"):  # JAX: arrays are not updated in place
         return target.at[index].add(value)
     items = index if isinstance(index, tuple) else (index,)
@@ -232,6 +232,17 @@ def _add_at(target, index, value):
             torch.as_tensor(value, dtype=target.dtype), flat.shape
         )
         target.view(-1).index_add_(0, flat.reshape(-1), value.reshape(-1))
+    elif picks and array_api_compat.is_dask_array(target):
+        import dask.array
+
+        # lazily: the flat positions the index picks (Dask's own indexing), and the
+        # values summed at each position (bincount: a position picked twice, twice)
+        picked = dask.array.arange(target.size).reshape(target.shape)[index]
+        flat = picked.ravel()
+        value = dask.array.broadcast_to(value, picked.shape).ravel()
+        value = value.rechunk(flat.chunks)
+        added = dask.array.bincount(flat, weights=value, minlength=target.size)
+        return target + added.reshape(target.shape).astype(target.dtype)
     elif picks and array_api_compat.is_array_api_strict_namespace(
         array_api_compat.array_namespace(target)
     ):  # the standard's own test namespace: added on the host, through DLPack
