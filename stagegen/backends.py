@@ -156,7 +156,7 @@ class Backend:
         """The index of a subscript's adjoint line, `at` over the operands (a
         `Subscript` of operand 0), and the statement's template that adds into
         `like` there (`scatter_at`, or `scatter_add` with the index as a tuple)."""
-        picks = any(isinstance(i, Slot) or (isinstance(i, Call) and i.fn == "arange") for i in at.index)
+        picks = any(_picks(i) for i in at.index)
         if self.scatter_at and not picks:
             return Subscript(like, at.index), self.scatter_at
         items = [_index_item(i) for i in at.index]
@@ -187,6 +187,14 @@ def _expand_axes(a: Expr, axis: Expr) -> Expr:
     for k in axis.value:
         a = Call("expand_dims", (a, Num(k)))
     return a
+
+
+def _picks(item) -> bool:
+    """Whether a subscript's item is an index array (an operand's slot, an arange,
+    an arange as a column), which may pick an element twice."""
+    if isinstance(item, Subscript):
+        item = item.value
+    return isinstance(item, Slot) or (isinstance(item, Call) and item.fn == "arange")
 
 
 def _index_item(item) -> Expr:

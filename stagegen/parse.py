@@ -664,19 +664,18 @@ class _Converter:
                 arrays.append(item)
                 self.index_nodes.add(id(item))
                 spec.append(("take", len(arrays)))
-            elif (
-                isinstance(item, ast.Call)
-                and isinstance(item.func, ast.Name)
-                and item.func.id == "arange"
-                and len(item.args) == 1
-                and not item.keywords
-            ):
-                size = item.args[0]
+            elif _arange(item) or (_column_of(item) and _arange(item.value)):
+                call, column = (item, ()) if _arange(item) else (item.value, (_column_of(item),))
+                size = call.args[0]
                 if isinstance(size, ast.Name):
-                    spec.append(("arange", size.id))
+                    spec.append(("arange", size.id, *column))
                 else:
                     spec.append(
-                        ("arange", self.index_integer(size, "arange(N) takes a size: a name or an integer"))
+                        (
+                            "arange",
+                            self.index_integer(size, "arange(N) takes a size: a name or an integer"),
+                            *column,
+                        )
                     )
             elif isinstance(item, ast.Name) and item.id not in self.stages:
                 raise self.error(
@@ -1188,3 +1187,27 @@ def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:
 
 
 __all__ = ["parse", "from_sympy", "is_sympy", "Program", "Statement", "REGISTRY"]
+
+
+def _arange(node) -> bool:
+    """Whether `node` is ``arange(N)`` (one argument, no keywords)."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "arange"
+        and len(node.args) == 1
+        and not node.keywords
+    )
+
+
+def _column_of(node):
+    """``arange(N)[:, None]`` (with one or more None): the number of new axes, its
+    arange the node's value; None for any other node."""
+    if not isinstance(node, ast.Subscript) or not isinstance(node.slice, ast.Tuple):
+        return None
+    first, *rest = node.slice.elts
+    whole = (
+        isinstance(first, ast.Slice) and first.lower is None and first.upper is None and first.step is None
+    )
+    nones = rest and all(isinstance(r, ast.Constant) and r.value is None for r in rest)
+    return len(rest) if whole and nones else None

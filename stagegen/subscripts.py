@@ -17,7 +17,10 @@ A subscript is held as a *spec*, a tuple of items, one per written position:
   (the array API) writes ``x[0, ...]``;
 - ``("take", i)``: the index array that is operand i of the stage (a gather);
 - ``("arange", size)``: ``arange(size)``, the positions 0 .. size - 1 of the axis
-  it indexes (size written as an int or a size name: ``S[arange(N), y]``).
+  it indexes (size written as an int or a size name: ``S[arange(N), y]``);
+  ``("arange", size, k)``: ``arange(size)[:, None]`` with k new axes, a column
+  that broadcasts against an index array of more axes (take_along_axis:
+  ``S[arange(N)[:, None], k]``).
 
 A spec is a constant parameter of the `subscript` and `gather` gates
 (`expr.Const`); this module gives its shape, its form in the generated code
@@ -106,7 +109,7 @@ def shape(spec: tuple, a: Shape, index_shapes: dict[int, Shape]) -> Shape:
                     f"arange({item[1]}) indexes axis {axis % len(a)} of size {size}: "
                     "write arange of that axis's size"
                 )
-            picked.append((size,))
+            picked.append((size,) + (1,) * _column(item))
         else:
             picked.append(index_shapes[item[1]])
         if where is None:
@@ -241,9 +244,17 @@ def _items(spec: tuple, array, arange, bound=None) -> tuple:
                 out.append(Ref("..."))
         elif kind == "take":
             out.append(array(item[1]))
+        elif _column(item):  # arange(N)[:, None]: the positions down a column
+            out.append(Subscript(arange(item[1], axis), (Slice(None, None, None), *[None] * _column(item))))
         else:
             out.append(arange(item[1], axis))
     return tuple(out)
+
+
+def _column(item: tuple) -> int:
+    """The new axes after an arange (``arange(N)[:, None]``: 1), which broadcast it
+    against index arrays of more axes, as NumPy's take_along_axis does."""
+    return item[2] if item[0] == "arange" and len(item) > 2 else 0
 
 
 def form(value: Expr, spec: tuple) -> Subscript:
@@ -306,7 +317,7 @@ def python(spec: tuple, value, operands: list):
         elif kind == "take":
             out.append(np.asarray(operands[item[1]], dtype=np.int64))
         else:
-            out.append(np.arange(np.shape(value)[axis]))
+            out.append(np.arange(np.shape(value)[axis])[(slice(None), *[None] * _column(item))])
     return tuple(out)
 
 

@@ -305,3 +305,35 @@ def test_random_subscripts_follow_numpy(spec):
     assert np.isclose(value, np.sum(w * expected))
     reference = basis_gradient(lambda v: np.sum(w * v[full]), x)
     np.testing.assert_allclose(grads[0], reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array"])
+def test_a_column_of_positions_picks_as_take_along_axis(backend):
+    """S[arange(N)[:, None], k] of an index k of shape (N, K) is NumPy's
+    take_along_axis(S, k, axis=1); its adjoint adds each pick (a label listed
+    twice in a row counts twice), against a gradient NumPy alone gives."""
+    source = "S: matrix(N, C)\nk: index(N, K)\nf = sum(S[arange(N)[:, None], k] ** 2)"
+    module = stagegen.load(source, backend=backend)
+    rng = np.random.default_rng(4)
+    S = rng.standard_normal((4, 5))
+    k = np.array([[0, 2, 2], [1, 1, 4], [3, 0, -1], [4, 4, 4]])
+    picked = np.take_along_axis(S, k % 5, axis=1)
+    value, (dS,) = module.value_and_grad(S, k)
+    assert np.isclose(float(value), np.sum(picked**2))
+    expected = np.zeros_like(S)
+    for row, labels in enumerate(k % 5):  # d sum(picked**2) / dS by hand: 2 S per pick
+        for label in labels:
+            expected[row, label] += 2 * S[row, label]
+    np.testing.assert_allclose(np.asarray(dS), expected, atol=1e-12)
+    report = stagegen.verify(source, backend=backend, points=4, with_="jvp,hvp")
+    assert report.ok, report.table()
+
+
+def test_a_column_of_positions_is_written_as_numpy_writes_it():
+    text = stagegen.generate(
+        "S: matrix(N, C)\nk: index(N, K)\nf = sum(S[arange(N)[:, None], k])", backend="numpy"
+    )
+    assert "S[np.arange(S.shape[0])[:, None], k]" in text
+    assert "np.add.at(dS, (np.arange(S.shape[0])[:, None], k), " in text
+    with pytest.raises(stagegen.ParseError, match="this subscript is not allowed"):
+        stagegen.generate("S: matrix(N, C)\nk: index(N, K)\nf = sum(S[arange(N)[1:], k])", backend="numpy")
