@@ -156,7 +156,10 @@ class Gate:
     decodes: tuple[str, ...] = ()  # the encodings of SymPy's forms it stands for (lower.ENCODINGS)
     source: str | None = None  # ... or the function name that calls it
     grouped: bool = False  # recognised from its circuit; expanded by --gates fine
-    patterns: tuple[Callable[..., sp.Expr], ...] = ()  # more circuits that mean this gate
+    # more circuits that mean this gate, of its operands and (as keywords) its
+    # parameters; a gate with patterns that is not grouped (softmax: its `forward`
+    # is no circuit) is recognised from them and kept as written by --gates fine
+    patterns: tuple[Callable[..., sp.Expr], ...] = ()
     name_hint: str | Callable[..., str] = ""
     symbol: str | Callable[..., str] = ""  # its label in a circuit diagram (of the params if callable)
     domain: tuple[float, float] = (-3.0, 3.0)  # where tests sample its operands
@@ -1901,6 +1904,29 @@ def _log_softmax_elements(np, a, axis):
     return a - np.frompyfunc(sp.log, 1, 1)(np.sum(np.frompyfunc(sp.exp, 1, 1)(a), axis=axis, keepdims=True))
 
 
+# The circuits softmax and log_softmax are written as, along one axis with
+# keepdims=True (1): the same axis, as written, in every reduction of one.
+def _sum_exp(a, axis):
+    return _sum_axis(sp.exp(a), axis, 1)
+
+
+def _shifted(a, axis):
+    return a - _max_axis(a, axis, 1)
+
+
+_SOFTMAX_CIRCUITS = (
+    # exp(a - max(a)) / sum(exp(a - max(a))) before exp(a) / sum(exp(a)), which
+    # would take a - max(a) as its operand (two max passes)
+    lambda a, axis: sp.exp(_shifted(a, axis)) / _sum_exp(_shifted(a, axis), axis),
+    lambda a, axis: sp.exp(a) / _sum_exp(a, axis),
+)
+_LOG_SOFTMAX_CIRCUITS = (
+    lambda a, axis: a - _logsumexp_axis(a, axis, 1),
+    lambda a, axis: a - sp.log(_sum_exp(a, axis)),
+    lambda a, axis: sp.log(sp.exp(a) / _sum_exp(a, axis)),
+)
+
+
 _GATES += [
     # prod's gradient is the product of the other elements, from exclusive cumulative
     # products from both ends (`_prod_others`): no out / a, right where elements are 0
@@ -1966,6 +1992,9 @@ _GATES += [
         shape=same_shape,
         arrays=True,
         source="softmax",
+        patterns=_SOFTMAX_CIRCUITS,
+        why="no overflow for any floats (one max pass, then exp of a - max only); "
+        "vjp out * (dout - sum(out * dout))",
         name_hint="softmax{0}",
         symbol="softmax",
         doc="softmax(a, axis=k) = exp(a) / sum(exp(a), axis=k) (axis -1 if left out), stable; "
@@ -1989,6 +2018,9 @@ _GATES += [
         shape=same_shape,
         arrays=True,
         source="log_softmax",
+        patterns=_LOG_SOFTMAX_CIRCUITS,
+        why="no overflow for any floats (one max pass), and a log-probability near 0 keeps "
+        "its digits; vjp dout - exp(out) * sum(dout)",
         name_hint="logsoftmax{0}",
         symbol="log softmax",
         doc="log_softmax(a, axis=k) = a - logsumexp(a, axis=k) (axis -1 if left out), stable; "

@@ -11,7 +11,9 @@ Three steps per statement, each an explicit-stack traversal:
    are already gate applications and keep their written order; only their
    ``/`` and ``**`` get the same treatment.
 2. grouped gates (sigmoid, softplus) are recognised from their circuits
-   (``--gates grouped``), or expanded into them (``--gates fine``).
+   (``--gates grouped``), or expanded into them (``--gates fine``); softmax and
+   log_softmax are recognised from theirs (``--gates fine`` keeps a circuit as
+   written, and a call of softmax as a call).
 3. gate applications become stages; structurally equal applications are one
    stage, so every fork is explicit in the DAG. A statement's own stage is
    always new and carries the user's name.
@@ -391,17 +393,21 @@ def _variants(pattern: sp.Expr) -> list[sp.Expr]:
     return unique
 
 
-def _patterns() -> list[tuple[Gate, sp.Expr, tuple[sp.Symbol, ...]]]:
-    """Every circuit a grouped gate is recognised from, decoded, in priority order."""
+def _patterns() -> list[tuple[Gate, sp.Expr, tuple[sp.Basic, ...]]]:
+    """Every circuit a gate is recognised from, decoded, in priority order, with
+    its wildcards: the operands' slots, then a `Str` per parameter (a constant to
+    decoding), which matches one integer constant, the same in every place."""
     found = []
     for gate in _G.values():
-        if not gate.grouped:
+        if not (gate.grouped or gate.patterns):
             continue
         n = len(gate.operands)
         xs = tuple(slot(i) for i in range(n))
-        for form in (gate.forward, *gate.patterns):
-            circuit = _Decoder(fine=True, spans=NodeMap(), roles=NodeMap())(form(*xs))
-            found.extend((gate, variant, xs) for variant in _variants(circuit))
+        params = tuple(Str(f"<{name}>") for name in gate.params)
+        for form in (gate.forward, *gate.patterns) if gate.grouped else gate.patterns:
+            expr = form(*xs, **dict(zip(gate.params, params, strict=True)))
+            circuit = _Decoder(fine=True, spans=NodeMap(), roles=NodeMap())(expr)
+            found.extend((gate, variant, xs + params) for variant in _variants(circuit))
     return found
 
 
@@ -411,17 +417,19 @@ for _entry in _PATTERNS:
     _PATTERNS_BY_ROOT.setdefault(_gate_of(_entry[1].func).name, []).append(_entry)
 
 
-def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Symbol, ...]) -> dict | None:
-    bound: dict[sp.Symbol, sp.Expr] = {}
+def _match(pattern: sp.Expr, node: sp.Expr, wild: tuple[sp.Basic, ...]) -> dict | None:
+    bound: dict[sp.Basic, sp.Expr] = {}
     stack = [(pattern, node)]
     while stack:
         p, n = stack.pop()
         if p in wild:
+            if isinstance(p, Str) and not isinstance(n, sp.Integer):
+                return None  # a parameter's wildcard: one axis (axis=(0, 1) is no match)
             if p in bound and not (bound[p] is n or bound[p] == n):
                 return None
             bound[p] = n
         elif _const(p):
-            if not _const(n) or float(p) != float(sp.N(n, 20)):
+            if not _const(n) or isinstance(n, Str) or float(p) != float(sp.N(n, 20)):
                 return None
         elif _leaf(n) or _gate_of(p.func) is not _gate_of(n.func) or len(p.args) != len(n.args):
             return None
@@ -434,10 +442,22 @@ class _Grouper:
     def __init__(self, spans: NodeMap):
         self.spans = spans
         self.rewrites: list[tuple[str, Span | None]] = []
+        self.outs: list[sp.Expr] = []  # each rewrite's gate application
+        self.trees: list[sp.Expr] = []  # each statement's, rewritten
         self.walk = _Walk(_children, self.combine)
 
     def __call__(self, tree: sp.Expr) -> sp.Expr:
-        return self.walk(tree)
+        self.trees.append(self.walk(tree))
+        return self.trees[-1]
+
+    def listed(self) -> tuple[tuple[str, Span | None], ...]:
+        """The rewrites whose gate is in the program: a circuit inside a larger
+        one (exp(s) / sum(exp(s)) in log(...)) became a gate that the larger
+        one's rewrite does not keep, unless another statement uses it too."""
+        if len(self.rewrites) < 2:
+            return tuple(self.rewrites)
+        kept = _nodes(self.trees)
+        return tuple(r for r, out in zip(self.rewrites, self.outs, strict=True) if id(out) in kept)
 
     def combine(self, node, args):
         if not args:
@@ -448,6 +468,7 @@ class _Grouper:
                 memo = self.walk.memo
                 out = gate.function(*[memo[id(bound[w])][1] for w in wild])
                 self.rewrites.append((gate.name, self.spans.get(node)))
+                self.outs.append(out)
                 break
         else:
             out = node if all(a is b for a, b in zip(args, node.args, strict=True)) else node.func(*args)
@@ -455,6 +476,18 @@ class _Grouper:
         if span is not None:
             self.spans.setdefault(out, span)
         return out
+
+
+def _nodes(trees: list[sp.Expr]) -> set[int]:
+    """The ids of the nodes of decoded trees."""
+    seen: set[int] = set()
+    stack = list(trees)
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(_children(node))
+    return seen
 
 
 # -- step 3: stages --------------------------------------------------------------
@@ -517,7 +550,7 @@ def lower(program: Program, gates: str = "grouped", backend: str = "math") -> Gr
             raise UnsupportedError(f"the output {statement.name} is not a computation", statement.span)
         builder.statement(statement.name, tree, statement.span)
     outputs = tuple(builder.values[name] for name in program.outputs)
-    graph = _prune(Graph(program.inputs, tuple(builder.stages), outputs, tuple(grouper.rewrites)))
+    graph = _prune(Graph(program.inputs, tuple(builder.stages), outputs, grouper.listed()))
     shapes = infer(graph, backend)
     graph = _specialise(graph, shapes)
     elementwise = all(s in ((), None) for s in shapes[: len(graph.inputs)]) and not any(

@@ -180,9 +180,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gates",
         choices=GATES,
         default="grouped",
-        help="grouped: recognise sigmoid and softplus circuits as one gate with a "
-        "simple local gradient; fine: keep (and expand to) the primitive "
-        "circuit (default: grouped)",
+        help="grouped: recognise sigmoid, softplus, softmax, log_softmax (...) circuits as "
+        "one gate with a simple local gradient; fine: keep (and expand sigmoid and softplus "
+        "to) the primitive circuit (default: grouped)",
     )
 
 
