@@ -1465,7 +1465,9 @@ class _ArrayChecker:
     sizes too large to instantiate (over `elements.MAX_ELEMENTS` nodes) are
     checked against finite differences only, and the report says where."""
 
-    STEPS = (1e-4, 5e-5)  # Richardson's extrapolation of the two cancels the h**2 term
+    # Richardson's extrapolation of two steps cancels the h**2 term; two such
+    # estimates from three steps that disagree say a kink lies within the steps
+    STEPS = (1e-4, 5e-5, 2.5e-5)
     FUNCTION_POINTS = 3  # points at which value_and_jacobian and jvp are checked (a sweep per element)
     DIRECTIONS = 3  # per point
 
@@ -1778,7 +1780,8 @@ class _ArrayChecker:
                 )
 
     def _finite_differences(self, args, grads, douts, size: float, rows, generator, where):
-        """Each gradient against central differences of forward along random directions;
+        """Each gradient against central differences of forward along random directions
+        (a direction skipped where the steps disagree: a kink lies within them);
         `size`: the magnitude the rounding of <dout, forward> is relative to."""
         import numpy as np
 
@@ -1801,9 +1804,14 @@ class _ArrayChecker:
                     shifted[1][k] = args[k] - h * v
                     plus, minus = (weighted(*a) for a in shifted)
                     estimates.append((plus - minus) / (2 * h))
-                fd = (4 * estimates[1] - estimates[0]) / 3
+                fd, finer = (
+                    (4 * fine - coarse) / 3
+                    for coarse, fine in zip(estimates[:-1], estimates[1:], strict=True)
+                )
                 # the quotient's own rounding, about eps * size / h, is allowed in full
                 scale = float(np.sum(np.abs(g * v))) + FD_NOISE * size / h / FD_RTOL
+                if abs(fd - finer) > FD_RTOL * scale:  # a kink (max's tie) within the steps
+                    continue
                 rows[("fd", w)].add(slope, fd, scale, where)
 
 

@@ -71,6 +71,7 @@ CASES = {
     "classifier_array": ("arrays/classifier.txt", {"backend": "array", "style": "compact"}),
     "multilabel": ("arrays/multilabel.txt", {"backend": "numpy", "style": "compact"}),
     "spatial_batchnorm": ("arrays/spatial_batchnorm.txt", {"backend": "numpy", "style": "compact"}),
+    "global_pool": ("arrays/global_pool.txt", {"backend": "numpy", "style": "compact"}),
     # reshape: max pooling over the windows a reshape makes an axis of
     "maxpool": ("arrays/maxpool.txt", {"backend": "numpy", "style": "compact"}),
     # the array API backend

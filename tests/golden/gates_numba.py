@@ -2374,8 +2374,8 @@ def _gamma_floats(x):
 
 
 def _digamma_array(x):
-    """digamma over a NumPy array, as _numpy_digamma computes a float's, every branch
-    at once (its poles too)."""
+    """digamma over a NumPy array, as _numpy_digamma computes a float's (its poles
+    too), each branch on the elements that take it."""
     return _in_blocks(x, _digamma_block)
 
 
@@ -2383,61 +2383,79 @@ def _digamma_block(x):
     import numpy
 
     with numpy.errstate(all="ignore"):
-        negative, zero, zero_at = x < 0.0, x == 0.0, -numpy.copysign(numpy.inf, x)
-        pole = (x <= 0.0) & (x == numpy.floor(x))
-        r = numpy.pi * (x - numpy.round(x))
-        reflected = numpy.where(negative, numpy.pi / numpy.tan(r), 0.0)
-        x = numpy.where(negative, 1.0 - x, x)
+        low, reflected = x <= 0.0, 0.0
+        if low.any():
+            zero, zero_at = x == 0.0, -numpy.copysign(numpy.inf, x)
+            pole, negative = low & (x == numpy.floor(x)), x < 0.0
+            r = numpy.pi * (x - numpy.round(x))
+            reflected = numpy.where(negative, numpy.pi / numpy.tan(r), 0.0)
+            x = numpy.where(negative, 1.0 - x, x)
+        # each branch on its own elements only: the series from 10, else the steps
+        # down to [1, 2] and the polynomial there
         big = x >= 10.0
-        z, tail = 1.0 / (x * x), 0.0
-        for c in (
-            0.08333333333333333,
-            -0.021092796092796094,
-            0.007575757575757576,
-            -0.004166666666666667,
-            0.003968253968253968,
-            -0.008333333333333333,
-            0.08333333333333333,
-        ):
-            tail = (tail + c) * z
-        series = numpy.log(x) - 0.5 / x - tail
-        small = x < 1.0
-        steps = numpy.where(small, -1.0 / x, 0.0)
-        x = numpy.where(small, x + 1.0, x)
-        for _ in numpy.arange(8):  # from below 10 down to [1, 2]
-            down = (x > 2.0) & ~big
-            x = numpy.where(down, x - 1.0, x)
-            steps = steps + numpy.where(down, 1.0 / x, 0.0)
-        u, near = x - 1.5, 0.0
-        for c in (
-            -0.00017312261802727394,
-            0.00025968482126430747,
-            -0.00015148586836773365,
-            0.0002272331660987376,
-            -0.0004821990530566789,
-            0.0007233266279287554,
-            -0.0010376374098418604,
-            0.0015566317474486838,
-            -0.002345267632540769,
-            0.003519006401502276,
-            -0.005279964873257405,
-            0.007926944646403797,
-            -0.011908218001568644,
-            0.0179072524394512,
-            -0.02697579675613825,
-            0.04076083381242074,
-            -0.061922133273064534,
-            0.09498872445494122,
-            -0.14840492305390884,
-            0.2405424842407742,
-            -0.4236274212814605,
-            0.951055876031833,
-        ):
-            near = near * u + c
-        t = (x - 1.4616321449683622) - 9.549995429965697e-17
-        out = numpy.where(big, series, t * near + steps) - reflected
-        out = numpy.where(pole, numpy.nan, out)
-    return numpy.where(zero, zero_at, out)
+        out = numpy.empty_like(x)
+        if big.any():
+            y = x[big]
+            z = 1.0 / (y * y)
+            tail = numpy.zeros_like(y)
+            for c in (
+                0.08333333333333333,
+                -0.021092796092796094,
+                0.007575757575757576,
+                -0.004166666666666667,
+                0.003968253968253968,
+                -0.008333333333333333,
+                0.08333333333333333,
+            ):
+                tail += c
+                tail *= z
+            out[big] = numpy.log(y) - 0.5 / y - tail
+        rest = ~big
+        if rest.any():
+            y = x[rest]
+            small = y < 1.0
+            steps = numpy.where(small, -1.0 / y, 0.0)
+            y = numpy.where(small, y + 1.0, y)
+            n = numpy.floor(y) - 1.0  # steps down to r in [1, 2], at most 8
+            r = y - n  # exact
+            # 1 / (y - 1), 1 / (y - 2), ..., 1 / r: the smallest terms first
+            for k in numpy.arange(int(numpy.fmax.reduce(n, initial=0.0)) - 1, -1, -1):
+                steps += (n > k) / (r + k)
+            u = r - 1.5
+            near = numpy.zeros_like(u)
+            for c in (
+                -0.00017312261802727394,
+                0.00025968482126430747,
+                -0.00015148586836773365,
+                0.0002272331660987376,
+                -0.0004821990530566789,
+                0.0007233266279287554,
+                -0.0010376374098418604,
+                0.0015566317474486838,
+                -0.002345267632540769,
+                0.003519006401502276,
+                -0.005279964873257405,
+                0.007926944646403797,
+                -0.011908218001568644,
+                0.0179072524394512,
+                -0.02697579675613825,
+                0.04076083381242074,
+                -0.061922133273064534,
+                0.09498872445494122,
+                -0.14840492305390884,
+                0.2405424842407742,
+                -0.4236274212814605,
+                0.951055876031833,
+            ):
+                near *= u
+                near += c
+            t = (r - 1.4616321449683622) - 9.549995429965697e-17
+            out[rest] = t * near + steps
+        out -= reflected
+        if low.any():
+            out = numpy.where(pole, numpy.nan, out)
+            out = numpy.where(zero, zero_at, out)
+    return out
 
 
 try:  # SciPy's lgamma at NumPy speed, where SciPy is installed
