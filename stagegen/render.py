@@ -272,7 +272,7 @@ def _render(
     if backend.python_copies:
         copies.append(copy(backend.python_copies, "", _PYTHON_COPIES))
     used = lines.code.used
-    used |= {need for name in list(used) if name in backend.helpers for need in backend.helpers[name].needs}
+    used |= _needed(backend.helpers, used)  # (the docstring reads them too)
     helpers = [
         h
         for name, h in backend.helpers.items()
@@ -367,6 +367,19 @@ def _render(
     )
 
 
+def _needed(helpers, used) -> set[str]:
+    """The helpers among `used` (names a listing calls) and every helper they
+    need, and those need, in turn."""
+    needed = {name for name in used if name in helpers}
+    stack = list(needed)
+    while stack:
+        for need in helpers[stack.pop()].needs:
+            if need not in needed:
+                needed.add(need)
+                stack.append(need)
+    return needed
+
+
 def _broadcast_listing(listing: Listing, taken: set[str]) -> tuple[list[str], list[str]]:
     """The imports and module-level texts of value_and_grad as `listing` (another
     backend's: Backend.broadcasts_by) writes it, named _numpy_value_and_grad, and
@@ -375,13 +388,7 @@ def _broadcast_listing(listing: Listing, taken: set[str]) -> tuple[list[str], li
     text = _Text(listing)
     body = _lines(text, listing.fused)
     helpers = listing.backend.helpers
-    used = {name for name in text.code.used if name in helpers}
-    stack = list(used)
-    while stack:
-        for need in helpers[stack.pop()].needs:
-            if need not in used:
-                used.add(need)
-                stack.append(need)
+    used = _needed(helpers, text.code.used)
     chosen = [h for name, h in helpers.items() if name in used]
     function = (
         "\n".join(
